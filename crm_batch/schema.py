@@ -1,0 +1,178 @@
+"""The canonical data model (../shared/DESIGN.md) as SQLAlchemy Core metadata.
+
+The demo database uses exactly this schema; a company's own database is mapped onto
+the same columns by the sql/ files. Ids are opaque keys: :func:`build_metadata` makes
+the tables with integer or text ids, and everything downstream treats ids as strings.
+
+Conventions: ``*_date`` columns are calendar dates, ``*_at`` columns are naive
+timestamps in the configured local timezone, money is in currency units.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+MONEY = Numeric(14, 2)
+
+#: Canonical value sets (the demo generator and the validators use these).
+ORDER_STATUSES = ("paid", "refunded", "cancelled")
+TICKET_KINDS = ("complaint", "inquiry")
+CAMPAIGN_CHANNELS = ("sms", "email", "wechat", "call", "event")
+SOURCE_TABLES = ("customers", "leads", "orders", "tickets", "campaigns", "touches")
+OUTPUT_TABLES = ("followups", "kpi_snapshots", "batch_runs")
+
+
+def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaData:
+    """All canonical tables; ``id_type`` is the type of every business key.
+
+    Indexes are declared here but the demo loader creates them after the bulk load,
+    which is several times faster than loading into indexed tables.
+    """
+    md = MetaData()
+
+    def key(name: str, **kwargs: object) -> Column:
+        return Column(name, id_type() if isinstance(id_type, type) else id_type, **kwargs)
+
+    Table(
+        "customers",
+        md,
+        key("customer_id", primary_key=True, autoincrement=False),
+        Column("name", Text),
+        Column("team", String(64)),
+        Column("owner", String(64)),
+        Column("region", String(64)),
+        Column("acquisition_channel", String(32)),
+        Column("signup_date", Date),
+        Column("birthday", Date),
+        key("referred_by", nullable=True),
+        Column("phone", String(32)),
+        Column("email", String(254)),
+        Column("marketing_opt_out", Boolean, nullable=False, default=False),
+        Index("ix_customers_team", "team"),
+        Index("ix_customers_referred_by", "referred_by"),
+    )
+    Table(
+        "leads",
+        md,
+        key("lead_id", primary_key=True, autoincrement=False),
+        Column("created_at", DateTime, nullable=False),
+        Column("source", String(32)),
+        Column("team", String(64)),
+        key("customer_id", nullable=True),
+        Index("ix_leads_created_at", "created_at"),
+    )
+    Table(
+        "orders",
+        md,
+        key("order_id", primary_key=True, autoincrement=False),
+        key("customer_id", nullable=False),
+        Column("order_date", Date, nullable=False),
+        Column("amount", MONEY, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("channel", String(32)),
+        Column("category", String(64)),
+        # covering index: per-customer aggregation reads only the index on SQLite
+        Index("ix_orders_customer_cover", "customer_id", "order_date", "status", "amount"),
+        Index("ix_orders_order_date", "order_date"),
+    )
+    Table(
+        "tickets",
+        md,
+        key("ticket_id", primary_key=True, autoincrement=False),
+        key("customer_id", nullable=False),
+        Column("opened_at", DateTime, nullable=False),
+        Column("resolved_at", DateTime, nullable=True),
+        Column("kind", String(16), nullable=False),
+        Column("satisfaction", Integer, nullable=True),
+        Index("ix_tickets_customer", "customer_id"),
+    )
+    Table(
+        "campaigns",
+        md,
+        key("campaign_id", primary_key=True, autoincrement=False),
+        Column("name", Text),
+        Column("channel", String(16), nullable=False),
+        Column("cost", MONEY, nullable=False),
+        Column("started_at", DateTime, nullable=False),
+    )
+    Table(
+        "touches",
+        md,
+        key("touch_id", primary_key=True, autoincrement=False),
+        key("campaign_id", nullable=False),
+        key("customer_id", nullable=False),
+        Column("sent_at", DateTime, nullable=False),
+        Column("opened", Boolean, nullable=False, default=False),
+        Column("clicked", Boolean, nullable=False, default=False),
+        Column("opted_out", Boolean, nullable=False, default=False),
+        Index("ix_touches_customer", "customer_id", "sent_at"),
+        Index("ix_touches_campaign", "campaign_id"),
+    )
+    Table(
+        "followups",
+        md,
+        Column("followup_id", String(64), primary_key=True),
+        key("customer_id", nullable=False),
+        Column("entered_at", DateTime, nullable=False),
+        Column("entered_by", String(128)),
+        Column("outcome", String(64)),
+        Column("note", Text),
+        Column("next_contact_date", Date),
+        Column("source_workbook", String(255)),
+    )
+    Table(
+        "kpi_snapshots",
+        md,
+        Column("as_of", Date, nullable=False),
+        Column("scope", String(8), nullable=False),  # 'all' | 'team'
+        Column("team", String(64), nullable=False),  # '' when scope = 'all'
+        Column("kpi", String(64), nullable=False),
+        Column("value", Float, nullable=True),
+        Column("computed_at", DateTime, nullable=False),
+        PrimaryKeyConstraint("as_of", "scope", "team", "kpi"),
+    )
+    Table(
+        "batch_runs",
+        md,
+        Column("run_id", String(36), nullable=False),
+        Column("stage", String(32), nullable=False),  # 'run' for the whole run
+        Column("business_date", Date, nullable=False),
+        Column("kind", String(16), nullable=False),  # nightly | quarterly | demo | ...
+        Column("status", String(16), nullable=False),  # running | ok | failed
+        Column("started_at", DateTime, nullable=False),
+        Column("finished_at", DateTime, nullable=True),
+        Column("rows", BigInteger, nullable=True),
+        Column("error", Text, nullable=True),
+        Column("host", String(255), nullable=True),
+        Column("pid", Integer, nullable=True),
+        PrimaryKeyConstraint("run_id", "stage"),
+    )
+    return md
+
+
+def create_output_tables(
+    engine: object, id_type: TypeEngine | type[TypeEngine] = BigInteger
+) -> None:
+    """Create the tables crm-batch writes (followups, snapshots, run log) if missing.
+
+    Used against a company's own database, where the source tables already exist
+    under other names and are reached only through sql/.
+    """
+    md = build_metadata(id_type)
+    md.create_all(engine, tables=[md.tables[name] for name in OUTPUT_TABLES])  # type: ignore[arg-type]

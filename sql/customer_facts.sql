@@ -1,0 +1,79 @@
+-- customer_facts: Per-customer order facts as of :as_of, aggregated inside the database.
+--   Paid orders count as orders; a refunded row is money returned on its date (it
+--   reduces revenue, it is not an order); cancelled rows are ignored. Customers
+--   appear when they have any paid or refunded row on or before :as_of.
+-- params:
+--   as_of date: the business date T (inclusive)
+--   start_12m date: T - 365 days; the 12-month window is (start_12m, T]
+--   start_90d date: T - 90 days; the 90-day window is (start_90d, T]
+--   q1_end date: T - 273 days; rolling quarter 1 is (start_12m, q1_end]
+--   q2_end date: T - 182 days; rolling quarter 2 is (q1_end, q2_end]
+--   q3_end date: T - 91 days; rolling quarter 3 is (q2_end, q3_end], quarter 4 (q3_end, T]
+-- columns:
+--   customer_id id: the customer's key
+--   first_order_date date: first paid order (NULL if the customer only has refunds)
+--   last_order_date date: last paid order
+--   orders_total int: paid orders, lifetime
+--   revenue_total money: paid minus refunded amounts, lifetime
+--   orders_12m int: paid orders in (T-365, T]
+--   revenue_12m money: net revenue in (T-365, T]
+--   orders_90d int: paid orders in (T-90, T]
+--   revenue_90d money: net revenue in (T-90, T]
+--   refunds_total money: refunded amounts, lifetime (positive)
+--   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
+-- adapt: Map your order lines onto (customer_id, order_date, amount, status) in the
+--   order_lines CTE; status must become 'paid' / 'refunded' / anything else (ignored).
+--   If refunds live in their own table, UNION them in with status 'refunded'.
+with order_lines as (
+    select
+        o.customer_id as customer_id,
+        o.order_date as order_date,
+        case when o.status = 'paid' then 1 else 0 end as is_order,
+        case when o.status = 'paid' then o.amount else -o.amount end as net_amount,
+        case when o.status = 'refunded' then o.amount else 0 end as refund_amount
+    from orders as o
+    where o.status in ('paid', 'refunded')
+      and o.order_date <= :as_of
+),
+
+per_customer as (
+    select
+        customer_id,
+        min(case when is_order = 1 then order_date end) as first_order_date,
+        max(case when is_order = 1 then order_date end) as last_order_date,
+        sum(is_order) as orders_total,
+        sum(net_amount) as revenue_total,
+        sum(case when order_date > :start_12m then is_order else 0 end) as orders_12m,
+        sum(case when order_date > :start_12m then net_amount else 0 end) as revenue_12m,
+        sum(case when order_date > :start_90d then is_order else 0 end) as orders_90d,
+        sum(case when order_date > :start_90d then net_amount else 0 end) as revenue_90d,
+        sum(refund_amount) as refunds_total,
+        max(case when is_order = 1 and order_date > :start_12m and order_date <= :q1_end
+            then 1 else 0 end) as active_q1,
+        max(case when is_order = 1 and order_date > :q1_end and order_date <= :q2_end
+            then 1 else 0 end) as active_q2,
+        max(case when is_order = 1 and order_date > :q2_end and order_date <= :q3_end
+            then 1 else 0 end) as active_q3,
+        max(case when is_order = 1 and order_date > :q3_end then 1 else 0 end) as active_q4
+    from order_lines
+    group by customer_id
+),
+
+final as (
+    select
+        customer_id,
+        first_order_date,
+        last_order_date,
+        orders_total,
+        revenue_total,
+        orders_12m,
+        revenue_12m,
+        orders_90d,
+        revenue_90d,
+        refunds_total,
+        active_q1 + active_q2 + active_q3 + active_q4 as quarters_active_4q
+    from per_customer
+)
+
+select * from final
+order by customer_id

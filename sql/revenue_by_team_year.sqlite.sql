@@ -1,0 +1,23 @@
+-- revenue_by_team_year: SQLite variant of revenue_by_team_year.sql (SQLite has no EXTRACT;
+--   strftime('%Y', ...) on the ISO date text gives the year).
+-- params:
+--   as_of date: the business date T (inclusive)
+-- columns:
+--   team text: the customer's team (NULL when the customer has none)
+--   order_year int: calendar year of the order date
+--   customers int: distinct customers with a paid order that year
+--   orders int: paid orders
+--   revenue money: paid minus refunded amounts
+-- adapt: As revenue_by_team_year.sql.
+select
+    c.team as team,
+    cast(strftime('%Y', o.order_date) as integer) as order_year,
+    count(distinct case when o.status = 'paid' then o.customer_id end) as customers,
+    sum(case when o.status = 'paid' then 1 else 0 end) as orders,
+    sum(case when o.status = 'paid' then o.amount else -o.amount end) as revenue
+from orders as o
+join customers as c on c.customer_id = o.customer_id
+where o.status in ('paid', 'refunded')
+  and o.order_date <= :as_of
+group by c.team, strftime('%Y', o.order_date)
+order by c.team, order_year

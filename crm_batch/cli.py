@@ -1,0 +1,224 @@
+"""The command line: ``crm-batch`` / ``python run_batch.py``.
+
+Each command builds :class:`~crm_batch.config.Settings` from its common options
+(``--config``, ``--db``, ``--as-of``), calls library code and turns a
+:class:`~crm_batch.errors.CrmBatchError` into a one-line reason on stderr and the
+error's documented exit code. Library modules never print; this module does.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import time
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import click
+
+from crm_batch import __version__
+from crm_batch.config import Settings, load_settings
+from crm_batch.errors import CrmBatchError, ExitCode
+from crm_batch.logs import mask_secrets, setup_logging
+
+log = logging.getLogger("crm_batch")
+
+
+def _parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --config, --db and --as-of to a command."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="Settings file (default: $CRM_BATCH_CONFIG, else ./crm_batch.toml, else "
+            "built-in defaults).",
+        ),
+        click.option(
+            "--db",
+            "database_url",
+            metavar="URL",
+            default=None,
+            help="Database URL, overriding $CRM_BATCH_DATABASE_URL and the file, e.g. "
+            "postgresql://user@host/db. Prefer the environment for passwords.",
+        ),
+        click.option(
+            "--as-of",
+            "as_of",
+            metavar="YYYY-MM-DD",
+            callback=_parse_date,
+            default=None,
+            help="Business date T (default: yesterday in the configured timezone).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Map expected failures to a one-line message and their exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CrmBatchError as exc:
+            click.echo(f"crm-batch: error: {mask_secrets(str(exc))}", err=True)
+            sys.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("crm-batch: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            log.exception("unexpected error")
+            click.echo(
+                f"crm-batch: internal error: {type(exc).__name__}: {mask_secrets(str(exc))} "
+                "(traceback above; please report it)",
+                err=True,
+            )
+            sys.exit(int(ExitCode.INTERNAL))
+
+    return wrapper
+
+
+def default_as_of(settings: Settings) -> date:
+    """Yesterday in the configured timezone: the nightly run closes the previous day."""
+    return datetime.now(settings.tz).date() - timedelta(days=1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="crm-batch")
+@click.option("-v", "--verbose", count=True, help="More detail in the log (-v: debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
+def main(verbose: int, quiet: bool) -> None:
+    """crm-batch: customer KPIs from your sales database into team workbooks and PDF reports.
+
+    \b
+    Start with `demo` (builds a demo database and shows what it holds), then point
+    the suite at your own database with --db or $CRM_BATCH_DATABASE_URL.
+    Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 data invalid,
+    5 dependency unavailable, 6 already running, 7 timeout.
+    """
+    setup_logging(-1 if quiet else verbose)
+
+
+@main.command()
+@common_options
+@click.option(
+    "--customers",
+    type=click.IntRange(min=10),
+    default=20_000,
+    show_default=True,
+    help="Number of customers to generate.",
+)
+@click.option(
+    "--orders",
+    type=click.IntRange(min=10),
+    default=200_000,
+    show_default=True,
+    help="Number of order rows (paid, refunded, cancelled) to generate.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=42,
+    show_default=True,
+    help="Random seed: the same seed and date give the same database.",
+)
+@click.option(
+    "--years",
+    type=click.IntRange(1, 10),
+    default=3,
+    show_default=True,
+    help="Years of history ending at the business date.",
+)
+@click.option(
+    "--id-type",
+    type=click.Choice(["int", "text"]),
+    default="int",
+    show_default=True,
+    help="Integer keys, or text keys such as C0000123 (both are supported).",
+)
+@click.option(
+    "--replace", is_flag=True, help="Overwrite tables in a database that the demo did not create."
+)
+@handle_errors
+def demo(
+    config_file: str | None,
+    database_url: str | None,
+    as_of: date | None,
+    customers: int,
+    orders: int,
+    seed: int,
+    years: int,
+    id_type: str,
+    replace: bool,
+) -> None:
+    """Build the demo database and print what it holds.
+
+    \b
+    Generates a realistic synthetic company (8 teams, customers, leads, orders with
+    seasonality, refunds, referrals, complaints, campaigns) ending at the business
+    date, loads it into the configured database (default: a DuckDB file in the data
+    folder; --db loads it into PostgreSQL, MariaDB/MySQL or SQLite instead), and
+    prints customers, orders and revenue by team and year.
+    """
+    from crm_batch.demo_job import build_demo_database, demo_summary
+
+    settings = load_settings(config_file, database_url=database_url)
+    business_date = as_of or default_as_of(settings)
+    started = time.perf_counter()
+    counts = build_demo_database(
+        settings,
+        end_date=business_date,
+        customers=customers,
+        orders=orders,
+        seed=seed,
+        years=years,
+        id_type=id_type,
+        replace=replace,
+        progress=sys.stderr.isatty(),
+    )
+    log.info(
+        "demo database ready in %.1fs: %s",
+        time.perf_counter() - started,
+        ", ".join(f"{table} {rows:,}" for table, rows in counts.items()),
+    )
+    click.echo(demo_summary(settings, business_date))
+
+
+@main.command()
+@common_options
+@click.option(
+    "--runs",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="How many recent runs to list.",
+)
+@handle_errors
+def status(
+    config_file: str | None, database_url: str | None, as_of: date | None, runs: int
+) -> None:
+    """Show the settings in use, the database, what it holds and the last runs."""
+    from crm_batch.status import status_report
+
+    settings = load_settings(config_file, database_url=database_url)
+    report, healthy = status_report(settings, as_of or default_as_of(settings), runs=runs)
+    click.echo(report)
+    if not healthy:
+        sys.exit(int(ExitCode.DEPENDENCY))

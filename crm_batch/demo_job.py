@@ -1,0 +1,175 @@
+"""The ``demo`` job: generate the demo company, load it safely, summarise it.
+
+A file database (DuckDB, SQLite) is built in a temporary file next to the target
+and moved into place only when complete, so a failed or interrupted build leaves
+the previous database intact. A database the demo did not create (no demo marker
+table) is never overwritten without ``--replace``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import inspect
+from sqlalchemy.engine import URL
+
+from crm_batch.config import Settings
+from crm_batch.errors import DataError
+from crm_batch.schema import SOURCE_TABLES
+from crm_batch.source import demo as demo_data
+from crm_batch.source.db import dialect_name, make_engine, run_query, safe_url
+from crm_batch.source.params import standard_params
+from crm_batch.source.sql_files import SqlCatalog
+
+log = logging.getLogger(__name__)
+
+
+def build_demo_database(
+    settings: Settings,
+    *,
+    end_date: date,
+    customers: int,
+    orders: int,
+    seed: int,
+    years: int,
+    id_type: str,
+    replace: bool,
+    progress: bool,
+) -> dict[str, int]:
+    """Generate the demo and load it into ``settings.database_url``; rows per table."""
+    url = settings.database_url
+    target = _file_target(url)
+    if target is not None and target.exists() and not replace:
+        _refuse_foreign_database(url)
+    log.info(
+        "generating demo: %s customers, %s orders, seed %s, ending %s",
+        f"{customers:,}",
+        f"{orders:,}",
+        seed,
+        end_date.isoformat(),
+    )
+    data = demo_data.generate_demo(
+        customers=customers,
+        orders=orders,
+        seed=seed,
+        end_date=end_date,
+        years=years,
+        progress=progress,
+    )
+    if target is None:
+        engine = _engine(settings, url)
+        try:
+            return demo_data.load_demo(
+                engine, data, id_type=id_type, replace=replace, progress=progress
+            )
+        finally:
+            engine.dispose()
+
+    building = target.with_name(f"{target.name}.building-{os.getpid()}")
+    _remove_database_files(building)
+    engine = _engine(settings, url.set(database=str(building)))
+    try:
+        counts = demo_data.load_demo(engine, data, id_type=id_type, replace=True, progress=progress)
+    except BaseException:
+        engine.dispose()
+        _remove_database_files(building)
+        raise
+    engine.dispose()
+    for leftover in _side_files(building):
+        if leftover.exists():
+            raise DataError(f"demo build left {leftover} behind; the database was not replaced")
+    # a write-ahead log of the old file would be replayed onto the new one: drop it first
+    for side in _side_files(target):
+        side.unlink(missing_ok=True)
+    os.replace(building, target)
+    log.info("demo database written to %s", target)
+    return counts
+
+
+def demo_summary(settings: Settings, as_of: date) -> str:
+    """Customers, orders and net revenue by team and year, as a text table."""
+    engine = _engine(settings, settings.database_url)
+    try:
+        catalog = SqlCatalog(settings.sql_dir)
+        query = catalog.get("revenue_by_team_year", dialect_name(engine))
+        frame = run_query(engine, query, standard_params(as_of))
+    finally:
+        engine.dispose()
+    if frame.empty:
+        return f"{safe_url(settings.database_url)}: no paid orders up to {as_of.isoformat()}"
+    frame["team"] = frame["team"].fillna("(no team)")
+    revenue = frame.pivot_table(
+        index="team", columns="order_year", values="revenue", aggfunc="sum", fill_value=0.0
+    )
+    revenue["total"] = revenue.sum(axis=1)
+    revenue.loc["all teams"] = revenue.sum(axis=0)
+    orders = frame.groupby("order_year")["orders"].sum()
+    buyers = frame.groupby("order_year")["customers"].sum()
+    lines = [
+        f"Demo database {safe_url(settings.database_url)} (business date {as_of.isoformat()})",
+        "",
+        f"Net revenue by team and year ({settings.currency}):",
+        _format_money_table(revenue),
+        "",
+        "Paid orders and buying customers by year:",
+        pd.DataFrame({"orders": orders, "buying customers": buyers})
+        .rename_axis("year")
+        .map(lambda v: f"{int(v):,}")
+        .to_string(),
+    ]
+    return "\n".join(lines)
+
+
+def _format_money_table(frame: pd.DataFrame) -> str:
+    shown = frame.map(lambda v: f"{v:,.0f}")
+    shown.columns = [str(c) for c in shown.columns]
+    shown.index.name = "team"
+    return shown.to_string()
+
+
+def _engine(settings: Settings, url: URL):  # noqa: ANN202 - an Engine
+    return make_engine(
+        url,
+        connect_timeout=settings.connect_timeout_seconds,
+        statement_timeout=settings.statement_timeout_seconds,
+    )
+
+
+def _file_target(url: URL) -> Path | None:
+    """The database file for DuckDB/SQLite URLs, else None (a server database)."""
+    if url.get_backend_name() in {"duckdb", "sqlite"} and url.database not in (
+        None,
+        "",
+        ":memory:",
+    ):
+        return Path(url.database)
+    return None
+
+
+def _side_files(path: Path) -> list[Path]:
+    """Write-ahead and journal files DuckDB and SQLite keep next to a database file."""
+    return [path.with_name(path.name + suffix) for suffix in (".wal", "-wal", "-shm", "-journal")]
+
+
+def _remove_database_files(path: Path) -> None:
+    for candidate in (path, *_side_files(path)):
+        candidate.unlink(missing_ok=True)
+
+
+def _refuse_foreign_database(url: URL) -> None:
+    """Raise DataError if the target holds canonical tables the demo did not create."""
+    engine = make_engine(url)
+    try:
+        tables = set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+    canonical = sorted(tables & set(SOURCE_TABLES))
+    if canonical and demo_data.DEMO_MARKER_TABLE not in tables:
+        raise DataError(
+            f"{safe_url(url)} already holds tables ({', '.join(canonical)}) that the demo did "
+            "not create; refusing to overwrite them. Use another --db, or add --replace."
+        )

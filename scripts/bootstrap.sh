@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Idempotent set-up used by scripts/demo.sh and scripts/test.sh:
+#   1. Debian packages the suite needs (only those missing; needs root or sudo),
+#   2. a virtual environment in .venv with the package installed (editable).
+# Usage: scripts/bootstrap.sh [--test]   (--test also installs the test tools)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Pango/HarfBuzz for WeasyPrint's PDF layout, a CJK font so Chinese never renders as
+# boxes, poppler-utils (pdftoppm) to look at rendered pages.
+APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-noto-cjk poppler-utils)
+
+install_debian_packages() {
+  command -v dpkg >/dev/null 2>&1 || {
+    echo "bootstrap: not a Debian/Ubuntu system; install Pango and a CJK font yourself" >&2
+    return 0
+  }
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      echo "bootstrap: please install as root: apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+  fi
+  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+python_bin() {
+  local candidate
+  for candidate in "${PYTHON:-}" python3.12 python3.11 python3 python; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  echo "bootstrap: Python 3.11 or newer is required (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+}
+
+install_debian_packages
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv" >&2
+  "$(python_bin)" -m venv .venv
+fi
+extras=""
+[ "${1:-}" = "--test" ] && extras="[test]"
+# reinstall only when pyproject.toml changed since the last successful install
+stamp=".venv/.crm-batch-installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "bootstrap: installing Python packages into .venv" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+  touch "$stamp"
+fi

@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import URL
 
 from crm_batch.config import Settings
@@ -131,7 +131,7 @@ def _format_money_table(frame: pd.DataFrame) -> str:
     return shown.to_string()
 
 
-def _engine(settings: Settings, url: URL):  # noqa: ANN202 - an Engine
+def _engine(settings: Settings, url: URL) -> Engine:
     return make_engine(
         url,
         connect_timeout=settings.connect_timeout_seconds,

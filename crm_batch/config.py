@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -35,6 +43,7 @@ ENV_TIMEZONE = "CRM_BATCH_TIMEZONE"
 ENV_WORKBOOKS_DIR = "CRM_BATCH_WORKBOOKS_DIR"
 ENV_REPORTS_DIR = "CRM_BATCH_REPORTS_DIR"
 ENV_DATA_DIR = "CRM_BATCH_DATA_DIR"
+ENV_SQL_DIR = "CRM_BATCH_SQL_DIR"
 ENV_SMTP_PASSWORD = "CRM_BATCH_SMTP_PASSWORD"
 
 Language = Literal["zh-CN", "en"]
@@ -64,7 +73,7 @@ class DatabaseSettings(_Section):
             return value
         try:
             make_url(value)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:
             # never echo the value: it may contain a password
             raise ValueError("not a valid SQLAlchemy database URL") from exc
         return value
@@ -233,6 +242,15 @@ class Settings(BaseModel):
     schedule: ScheduleSettings
     email: EmailSettings
 
+    @field_serializer("database_url")
+    def _hide_password(self, url: URL) -> str:
+        """Dumps (``model_dump``, JSON) show the URL as text without its password."""
+        return _safe_url(url)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (_safe_url(value) if name == "database_url" else value)
+
     @property
     def tz(self) -> ZoneInfo:
         """The configured timezone as a :class:`ZoneInfo`."""
@@ -248,19 +266,24 @@ class Settings(BaseModel):
 
 
 def find_config_file(
-    explicit: str | os.PathLike[str] | None, cwd: Path | None = None
+    explicit: str | os.PathLike[str] | None,
+    cwd: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> Path | None:
     """The config file to read: --config, else $CRM_BATCH_CONFIG, else ./crm_batch.toml.
 
     An explicitly named file that does not exist is an error; the implicit
     ``./crm_batch.toml`` is optional (built-in defaults apply without it).
+    ``environ`` defaults to the process environment.
     """
+    env = os.environ if environ is None else environ
     if explicit is not None:
         path = Path(explicit)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path} (given with --config)")
         return path
-    env_value = os.environ.get(ENV_CONFIG)
+    env_value = env.get(ENV_CONFIG)
     if env_value:
         path = Path(env_value)
         if not path.is_file():
@@ -280,9 +303,7 @@ def load_settings(
     """Build :class:`Settings` from CLI options, environment, file and defaults."""
     env = os.environ if environ is None else environ
     cwd = cwd or Path.cwd()
-    if config_file is None and env is not os.environ and env.get(ENV_CONFIG):
-        config_file = env[ENV_CONFIG]
-    path = find_config_file(config_file, cwd)
+    path = find_config_file(config_file, cwd, environ=env)
     raw: dict[str, Any] = _read_toml(path) if path else {}
     label = str(path) if path else "defaults"
     try:
@@ -294,8 +315,12 @@ def load_settings(
     paths = file_settings.paths
 
     def resolve(env_name: str, configured: Path) -> Path:
-        value = Path(env[env_name]) if env.get(env_name) else configured
-        return value if value.is_absolute() else (base_dir / value)
+        # a path from the environment is relative to where the command runs,
+        # a path from the file relative to the file's folder
+        if env.get(env_name):
+            value = Path(env[env_name])
+            return value if value.is_absolute() else (cwd.resolve() / value)
+        return configured if configured.is_absolute() else (base_dir / configured)
 
     data_dir = resolve(ENV_DATA_DIR, paths.data_dir)
     timezone = env.get(ENV_TIMEZONE) or file_settings.general.timezone
@@ -305,7 +330,7 @@ def load_settings(
         raise ConfigError(f"${ENV_TIMEZONE}: unknown IANA timezone {timezone!r}") from None
 
     url = _resolve_database_url(
-        database_url, env, file_settings.database, label, data_dir, base_dir
+        database_url, env, file_settings.database, label, data_dir, base_dir, cwd.resolve()
     )
     _check_unique_team_names(file_settings.teams, label)
     return Settings(
@@ -320,7 +345,7 @@ def load_settings(
         data_dir=data_dir,
         workbooks_dir=resolve(ENV_WORKBOOKS_DIR, paths.workbooks_dir),
         reports_dir=resolve(ENV_REPORTS_DIR, paths.reports_dir),
-        sql_dir=resolve("CRM_BATCH_SQL_DIR", paths.sql_dir),
+        sql_dir=resolve(ENV_SQL_DIR, paths.sql_dir),
         teams=tuple(file_settings.teams),
         thresholds=file_settings.thresholds,
         targets=file_settings.targets,
@@ -341,8 +366,12 @@ def _resolve_database_url(
     label: str,
     data_dir: Path,
     base_dir: Path,
+    cwd: Path,
 ) -> URL:
     """Pick the URL by precedence and add the password from the environment or a file."""
+    if section.url:
+        # committed config must never hold a secret, even when something overrides it
+        _refuse_password(make_url(section.url), f"{label}: database.url")
     if cli_url:
         origin, text = "--db", cli_url
     elif env.get(ENV_DATABASE_URL):
@@ -353,14 +382,9 @@ def _resolve_database_url(
         return default_demo_url(data_dir)
     try:
         url = make_url(text)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigError(f"{origin}: not a valid SQLAlchemy database URL") from None
-    if origin.endswith("database.url") and url.password:
-        raise ConfigError(
-            f"{origin}: the URL holds a password; committed config must not. Put the password "
-            f"in ${ENV_DATABASE_PASSWORD} or database.password_file, or the whole URL in "
-            f"${ENV_DATABASE_URL}"
-        )
+    url = _password_out_of_query(url)
     if url.password is None:
         if env.get(ENV_DATABASE_PASSWORD):
             url = url.set(password=env[ENV_DATABASE_PASSWORD])
@@ -369,7 +393,8 @@ def _resolve_database_url(
             if not secret_path.is_absolute():
                 secret_path = base_dir / secret_path
             url = url.set(password=_read_secret_file(secret_path, "database.password_file"))
-    # file-based embedded databases: relative paths are relative to the config folder
+    # file-based embedded databases: a relative path in the file is relative to the
+    # file's folder; one given with --db or in the environment to the working folder
     if url.get_backend_name() in {"duckdb", "sqlite"} and url.database not in (
         None,
         "",
@@ -377,8 +402,36 @@ def _resolve_database_url(
     ):
         db_path = Path(url.database)
         if not db_path.is_absolute():
-            url = url.set(database=str(base_dir / db_path))
+            anchor = base_dir if origin.endswith("database.url") else cwd
+            url = url.set(database=str(anchor / db_path))
     return url
+
+
+def _refuse_password(url: URL, origin: str) -> None:
+    secret_keys = {"password", "passwd", "pwd", "sslpassword"}
+    if url.password or any(key.lower() in secret_keys for key in url.query):
+        raise ConfigError(
+            f"{origin}: the URL holds a password; committed config must not. Put the password "
+            f"in ${ENV_DATABASE_PASSWORD} or database.password_file, or the whole URL in "
+            f"${ENV_DATABASE_URL}"
+        )
+
+
+def _password_out_of_query(url: URL) -> URL:
+    """Move ``?password=`` into the URL's password slot, where every rendering hides it."""
+    keys = [key for key in url.query if key.lower() in {"password", "passwd"}]
+    if not keys:
+        return url
+    value = url.query[keys[0]]
+    password = value[0] if isinstance(value, tuple) else value
+    url = url.difference_update_query(keys)
+    return url if url.password else url.set(password=password)
+
+
+def _safe_url(url: Any) -> str:
+    from crm_batch.source.db import safe_url  # pandas is loaded only when settings are shown
+
+    return safe_url(url)
 
 
 def _read_secret_file(path: Path, setting: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
-    Float,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -26,9 +26,13 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.dialects.mysql import MEDIUMTEXT
 from sqlalchemy.types import TypeEngine
 
 MONEY = Numeric(14, 2)
+#: Free text from people (names, notes): MySQL/MariaDB's TEXT holds only 64 KB, too little
+#: for a 40,000-character Chinese name, so use MEDIUMTEXT (16 MB) there.
+LONG_TEXT = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
 
 #: Canonical value sets (the demo generator and the validators use these).
 ORDER_STATUSES = ("paid", "refunded", "cancelled")
@@ -53,7 +57,7 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         "customers",
         md,
         key("customer_id", primary_key=True, autoincrement=False),
-        Column("name", Text),
+        Column("name", LONG_TEXT),
         Column("team", String(64)),
         Column("owner", String(64)),
         Column("region", String(64)),
@@ -106,7 +110,7 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         "campaigns",
         md,
         key("campaign_id", primary_key=True, autoincrement=False),
-        Column("name", Text),
+        Column("name", LONG_TEXT),
         Column("channel", String(16), nullable=False),
         Column("cost", MONEY, nullable=False),
         Column("started_at", DateTime, nullable=False),
@@ -128,11 +132,13 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         "followups",
         md,
         Column("followup_id", String(64), primary_key=True),
-        key("customer_id", nullable=False),
+        # text whatever the source's key type: crm-batch handles ids as opaque strings,
+        # and this table lives in databases whose customer keys may be either
+        Column("customer_id", String(64), nullable=False),
         Column("entered_at", DateTime, nullable=False),
         Column("entered_by", String(128)),
         Column("outcome", String(64)),
-        Column("note", Text),
+        Column("note", LONG_TEXT),
         Column("next_contact_date", Date),
         Column("source_workbook", String(255)),
     )
@@ -143,7 +149,7 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("scope", String(8), nullable=False),  # 'all' | 'team'
         Column("team", String(64), nullable=False),  # '' when scope = 'all'
         Column("kpi", String(64), nullable=False),
-        Column("value", Float, nullable=True),
+        Column("value", Double, nullable=True),  # 8-byte: FLOAT is 4 on DuckDB/MariaDB
         Column("computed_at", DateTime, nullable=False),
         PrimaryKeyConstraint("as_of", "scope", "team", "kpi"),
     )
@@ -158,7 +164,7 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("started_at", DateTime, nullable=False),
         Column("finished_at", DateTime, nullable=True),
         Column("rows", BigInteger, nullable=True),
-        Column("error", Text, nullable=True),
+        Column("error", LONG_TEXT, nullable=True),
         Column("host", String(255), nullable=True),
         Column("pid", Integer, nullable=True),
         PrimaryKeyConstraint("run_id", "stage"),

@@ -18,7 +18,19 @@ Unit = Literal["ratio", "count", "money", "days", "score", "ratio_delta"]
 Direction = Literal["up", "down", "neutral"]  # which way is good
 
 #: Modules that declare ``KPIS``; add a module here when it adds KPIs.
-KPI_MODULES: tuple[str, ...] = ()
+KPI_MODULES: tuple[str, ...] = (
+    "crm_batch.kpi.facts",
+    "crm_batch.kpi.segments",
+    "crm_batch.kpi.churn",
+    "crm_batch.kpi.repurchase",
+    "crm_batch.kpi.conversion",
+    "crm_batch.kpi.referral",
+    "crm_batch.kpi.pareto",
+    "crm_batch.kpi.service",
+    "crm_batch.kpi.campaigns",
+    "crm_batch.kpi.migration",
+    "crm_batch.kpi.care",
+)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ COLUMN_TYPES = frozenset({"id", "text", "date", "timestamp", "int", "float", "mo
 PARAM_TYPES = frozenset({"date", "timestamp", "int", "float", "text"})
 KNOWN_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "duckdb")
 
-_SECTION = re.compile(r"^--\s?(?P<key>[a-z_]+):\s?(?P<rest>.*)$")
+_SECTION = re.compile(r"^--\s?(?P<key>[a-z_][a-z0-9_]*):\s?(?P<rest>.*)$")
 _ENTRY = re.compile(r"^--\s{2,}(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[a-z]+)\s*:\s*(?P<desc>.*)$")
 _CONTINUATION = re.compile(r"^--\s{2,}(?P<rest>.*)$")
 
@@ -79,9 +79,15 @@ class SqlQuery:
 def parse_sql_file(path: Path) -> SqlQuery:
     """Parse one file; raise :class:`SqlContractError` naming the file and line at fault."""
     try:
-        source = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows may start the file with a byte order mark
+        source = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SqlContractError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SqlContractError(
+            f"{path}:{line}: not UTF-8 text; save the file as UTF-8 (it may be GBK or Latin-1)"
+        ) from None
     lines = source.splitlines()
     query_name = path.name.split(".", 1)[0]
     sections: dict[str, list[str]] = {}

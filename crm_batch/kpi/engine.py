@@ -1,0 +1,330 @@
+"""The KPI engine: the whole KPI set and the tables of one period, overall or per team.
+
+:func:`compute_period` is the one entry point the CLI, the snapshots, the workbooks and
+the PDF reports use. It takes the database (or already extracted
+:class:`~crm_batch.source.extract_period.PeriodFrames`), a period, the business date T
+and the thresholds, and returns a :class:`PeriodReport`: every registry KPI by name, and
+the campaign funnels, cohort matrix, tier migration matrix, care calendar, advocate
+candidates and churn watchlist as frames.
+
+Dates: the period is measured up to T (clipped: "this quarter" on a mid-quarter T is
+quarter to date). Point-in-time KPIs (customer counts, tiers, lifecycle, churn
+warnings, Pareto, advocates) are taken at the clipped period's last day; the care
+calendar looks ahead from T itself.
+
+Teams: a team's KPIs use its customers (the register's current ``team``), its leads
+(the lead's ``team``) and the touches of its customers; referral credit goes to the
+referrer's team (:mod:`crm_batch.kpi.referral`). A team without customers gets counts
+of 0 and NaN rates, never an error. Extraction runs once; :func:`compute_teams` reuses it
+for every team.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_batch.config import TargetSettings, ThresholdSettings
+from crm_batch.kpi import (
+    campaigns,
+    care,
+    cohorts,
+    conversion,
+    migration,
+    pareto,
+    referral,
+    repurchase,
+    service,
+    targets,
+)
+from crm_batch.kpi.churn import churn_warnings
+from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.facts import customer_table
+from crm_batch.kpi.keys import lookup
+from crm_batch.kpi.segments import as_of_kpis, segment_customers
+from crm_batch.periods import Period
+from crm_batch.source.extract import SourceFrames
+from crm_batch.source.extract_period import PeriodFrames, clip_period, extract_period
+from crm_batch.source.sql_files import SqlCatalog
+
+#: The repository's sql/ folder: used when no catalog is given.
+DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+#: Cohorts (months) shown in the cohort matrix.
+COHORT_MONTHS = 12
+
+
+@dataclass(frozen=True)
+class PreparedPeriod:
+    """A period's frames for all teams, aligned and segmented once.
+
+    Every per-customer frame carries the customer's ``team`` (from the register), so a
+    team's view is a plain column comparison.
+    """
+
+    frames: PeriodFrames
+    thresholds: ThresholdSettings
+    period_orders: pd.DataFrame  # period_customer_orders.sql + team
+    first_orders: pd.DataFrame  # customer_first_orders.sql + team
+    tickets: pd.DataFrame  # tickets.sql + team
+    people: pd.DataFrame  # the register for referral KPIs (referral.referral_people)
+    start_table: pd.DataFrame  # segmented customer table the day before the period
+    end_table: pd.DataFrame  # segmented customer table on the period's (clipped) last day
+    warnings: pd.DataFrame  # churn watchlist on the period's last day
+    touches: pd.DataFrame  # campaign touches of the period with attribution, cost and team
+    untouched: pd.DataFrame  # campaigns started in the period without any touch
+    care_calendar: pd.DataFrame  # events after T
+
+
+@dataclass(frozen=True)
+class PeriodReport:
+    """The KPI set (registry name -> value) and the tables of one scope."""
+
+    period: Period  # as measured: clipped to as_of
+    as_of: date
+    team: str | None
+    kpis: dict[str, float]
+    funnel_by_campaign: pd.DataFrame
+    funnel_by_channel: pd.DataFrame
+    funnel_by_segment: pd.DataFrame
+    cohort_matrix: pd.DataFrame
+    tier_migration: pd.DataFrame
+    care_calendar: pd.DataFrame
+    advocate_candidates: pd.DataFrame
+    churn_warnings: pd.DataFrame
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Every table by a stable name (for writers that loop over them)."""
+        return {
+            "funnel_by_campaign": self.funnel_by_campaign,
+            "funnel_by_channel": self.funnel_by_channel,
+            "funnel_by_segment": self.funnel_by_segment,
+            "cohort_matrix": self.cohort_matrix,
+            "tier_migration": self.tier_migration,
+            "care_calendar": self.care_calendar,
+            "advocate_candidates": self.advocate_candidates,
+            "churn_warnings": self.churn_warnings,
+        }
+
+
+def _segmented(
+    frames_as_of: SourceFrames, as_of: date, thresholds: ThresholdSettings
+) -> pd.DataFrame:
+    return segment_customers(customer_table(frames_as_of, as_of), thresholds)
+
+
+def _with_team(frame: pd.DataFrame, teams: pd.Series) -> pd.DataFrame:
+    return frame.assign(team=lookup(frame["customer_id"], teams).astype("string"))
+
+
+def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeriod:
+    """Segment both ends of the period, attribute touches, list care events, add teams."""
+    period = frames.period
+    teams = frames.register.set_index("customer_id")["team"]
+    start_table = _segmented(frames.start, frames.start.as_of, thresholds)
+    end_table = _segmented(frames.end, period.end, thresholds)
+    touches = campaigns.touch_table(
+        frames.touches,
+        frames.campaign_orders,
+        frames.campaigns,
+        period,
+        thresholds.campaign_attribution_days,
+        segments=start_table.set_index("customer_id")["value_tier"],
+    )
+    return PreparedPeriod(
+        frames=frames,
+        thresholds=thresholds,
+        period_orders=_with_team(frames.period_orders, teams),
+        first_orders=_with_team(frames.first_orders, teams),
+        tickets=_with_team(frames.tickets, teams),
+        people=referral.referral_people(frames.register, frames.first_orders),
+        start_table=start_table,
+        end_table=end_table,
+        warnings=churn_warnings(end_table, period.end, thresholds),
+        touches=_with_team(touches, teams),
+        untouched=campaigns.untouched_costs(frames.campaigns, period),
+        care_calendar=care.care_calendar(
+            frames.register,
+            frames.first_orders,
+            frames.as_of,
+            thresholds.care_lookahead_days,
+            thresholds.care_lead_days,
+        ),
+    )
+
+
+def _by_team(frame: pd.DataFrame, team: str | None) -> pd.DataFrame:
+    if team is None:
+        return frame
+    return frame[(frame["team"] == team).fillna(False).astype(bool)]
+
+
+def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodReport:
+    """The KPI set and the tables of ``team`` (None = everyone) from a prepared period."""
+    frames, thresholds, period = prepared.frames, prepared.thresholds, prepared.frames.period
+    end_table = _by_team(prepared.end_table, team)
+    warnings = _by_team(prepared.warnings, team)
+    period_orders = _by_team(prepared.period_orders, team)
+    touches = _by_team(prepared.touches, team)
+    untouched = prepared.untouched if team is None else None
+    calendar = _by_team(prepared.care_calendar, team)
+    matrix = migration.tier_migration(_by_team(prepared.start_table, team), end_table)
+
+    values: dict[str, float] = {
+        **as_of_kpis(end_table, warnings),
+        **repurchase.retention_kpis(
+            period_orders, _by_team(prepared.first_orders, team), period, frames.as_of, thresholds
+        ),
+        **conversion.lead_conversion_kpis(
+            _by_team(frames.leads, team), period, frames.as_of, thresholds.lead_conversion_days
+        ),
+        **referral.referral_kpis(
+            prepared.people, period_orders, end_table, period, thresholds, team
+        ),
+        **pareto.pareto_kpis(end_table, thresholds.pareto_top_share),
+        **service.service_kpis(
+            _by_team(prepared.tickets, team), period, thresholds.complaint_resolution_hours
+        ),
+        **campaigns.campaign_kpis(touches, untouched),
+        **migration.migration_kpis(matrix),
+        **care.care_kpis(calendar),
+    }
+    return PeriodReport(
+        period=period,
+        as_of=frames.as_of,
+        team=team,
+        kpis=_in_registry_order(values),
+        funnel_by_campaign=campaigns.funnel(
+            touches, ["campaign_id", "campaign_name", "channel"], untouched
+        ),
+        funnel_by_channel=campaigns.funnel(touches, ["channel"], untouched),
+        funnel_by_segment=campaigns.funnel(touches, ["segment"]),
+        cohort_matrix=cohorts.cohort_matrix(
+            _by_team(frames.cohort_activity, team), period.end, COHORT_MONTHS
+        ),
+        tier_migration=matrix,
+        care_calendar=calendar.reset_index(drop=True),
+        advocate_candidates=referral.advocate_candidates(end_table, thresholds),
+        churn_warnings=warnings.reset_index(drop=True),
+    )
+
+
+def _in_registry_order(values: Mapping[str, float]) -> dict[str, float]:
+    """Values keyed and ordered like the registry; a KPI missing from it is a bug."""
+    known = registry()
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise RuntimeError(f"KPIs computed but not in the registry: {', '.join(unknown)}")
+    return {name: float(values[name]) for name in known if name in values}
+
+
+def load_frames(
+    source: Engine | PeriodFrames,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    catalog: SqlCatalog | None = None,
+) -> PeriodFrames:
+    """``source`` itself when it is already extracted, else :func:`extract_period`."""
+    if isinstance(source, PeriodFrames):
+        if source.period != clip_period(period, as_of) or source.as_of != as_of:
+            raise ValueError(
+                f"the frames were extracted for {source.period.label} as of "
+                f"{source.as_of.isoformat()}, not {period.label} as of {as_of.isoformat()}"
+            )
+        return source
+    return extract_period(source, catalog or SqlCatalog(DEFAULT_SQL_DIR), period, as_of, thresholds)
+
+
+def compute_period(
+    source: Engine | PeriodFrames,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    team: str | None = None,
+    *,
+    catalog: SqlCatalog | None = None,
+) -> PeriodReport:
+    """The full KPI set and tables of ``period`` as of ``as_of``, overall or for ``team``."""
+    frames = load_frames(source, period, as_of, thresholds, catalog)
+    return period_report(prepare(frames, thresholds), team)
+
+
+def compute_period_kpis(
+    source: Engine | PeriodFrames,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    team: str | None = None,
+    *,
+    catalog: SqlCatalog | None = None,
+) -> dict[str, float]:
+    """Registry name -> value for ``period`` as of ``as_of`` (rates as fractions)."""
+    return compute_period(source, period, as_of, thresholds, team, catalog=catalog).kpis
+
+
+def compute_teams(
+    source: Engine | PeriodFrames,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    teams: Iterable[str] | None = None,
+    *,
+    catalog: SqlCatalog | None = None,
+) -> dict[str | None, PeriodReport]:
+    """Reports for everyone (key ``None``) and each team, from one extraction.
+
+    ``teams`` defaults to the teams found in the register (customers without a team
+    count only in the overall report).
+    """
+    prepared = prepare(load_frames(source, period, as_of, thresholds, catalog), thresholds)
+    if teams is None:
+        teams = sorted(prepared.frames.register["team"].dropna().unique())
+    reports: dict[str | None, PeriodReport] = {None: period_report(prepared)}
+    for name in teams:
+        reports[name] = period_report(prepared, name)
+    return reports
+
+
+def compute_targets(
+    engine: Engine,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    target_settings: Mapping[str, TargetSettings],
+    team: str | None = None,
+    *,
+    catalog: SqlCatalog | None = None,
+    actuals: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """The target table of ``period`` (:func:`crm_batch.kpi.targets.target_table`).
+
+    Each distinct baseline period is computed once, at :func:`targets.baseline_as_of`.
+    Pass ``actuals`` (a report's ``kpis``) to avoid computing the period again. Adds the
+    columns ``period`` and ``baseline_period`` (labels) and ``baseline_as_of``.
+    """
+    catalog = catalog or SqlCatalog(DEFAULT_SQL_DIR)
+    if actuals is None:
+        actuals = compute_period_kpis(engine, period, as_of, thresholds, team, catalog=catalog)
+    by_kpi = targets.baseline_periods(period, target_settings)
+    baseline_values: dict[str, float] = {}
+    computed: dict[Period, tuple[date, dict[str, float]]] = {}
+    for name, base in by_kpi.items():
+        if base not in computed:
+            day = targets.baseline_as_of(period, as_of, base)
+            values = (
+                compute_period_kpis(engine, base, day, thresholds, team, catalog=catalog)
+                if day >= base.start
+                else {}
+            )
+            computed[base] = (day, values)
+        baseline_values[name] = computed[base][1].get(name, float("nan"))
+    table = targets.target_table(actuals, baseline_values, target_settings, registry())
+    table.insert(1, "period", clip_period(period, as_of).label)
+    table.insert(2, "baseline_period", [by_kpi[name].label for name in table["kpi"]])
+    table.insert(3, "baseline_as_of", [computed[by_kpi[name]][0] for name in table["kpi"]])
+    return table

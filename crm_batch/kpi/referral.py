@@ -1,0 +1,202 @@
+"""Referral ("old customer brings new customer", 老顾客转介): shares, advocates, viral K.
+
+Inputs: :func:`referral_people` (the register with each customer's first paid order and
+referrer, aligned once), ``period_orders`` (last paid order before the period) and, for
+advocates, the segmented customer table at the period's end (``referrals_successful``,
+``orders_12m``, ``value_tier`` per customer).
+
+Definitions (DESIGN.md and the seeds' referral plan, details chosen here):
+
+* a **referral** is a customer whose ``referred_by`` names another customer (a
+  self-reference is ignored); it is **successful** when the referee has a paid order;
+* **referral_share_new**: of P's new customers (first paid order in P), the share with
+  a referrer;
+* **successful_referrals**: referees whose first paid order is in P (each referee
+  counts once, in the period of their first order);
+* **advocates**: customers with >= ``advocate_min_referrals`` (2) successful referrals,
+  cumulative to the end of P;
+* **advocate candidates** (the seeds' screening): advocates who are also repeat buyers
+  (>= 2 paid orders in the last 12 months) and high value (diamond or silver tier), all
+  judged at the end of P;
+* **viral_coefficient** K = successful referrals in P / customers active at the start of
+  P, where active means new or active on the day before P (a paid order within
+  ``active_days`` (90) days).
+
+Per team, the new customers are the team's own; successful referrals, advocates and K
+are credited to the referrer's team (the old customer who brought the new one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from crm_batch.config import ThresholdSettings
+from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.keys import lookup, ratio
+from crm_batch.kpi.repurchase import day_before, new_customer_mask
+from crm_batch.periods import Period
+
+#: Value tiers that count as "high value" for advocate candidates.
+HIGH_VALUE_TIERS = ("diamond", "silver")
+
+#: Columns of :func:`advocate_candidates`.
+CANDIDATE_COLUMNS = (
+    "customer_id",
+    "name",
+    "team",
+    "owner",
+    "referrals_successful",
+    "orders_12m",
+    "revenue_12m",
+    "value_tier",
+)
+
+KPIS = (
+    KpiDefinition(
+        "referral_share_new",
+        "转介绍新客占比",
+        "Referred share of new customers",
+        "ratio",
+        "up",
+        "Share of the period's new customers who were referred by an existing customer.",
+        "本期新客户中由老客户推荐而来的比例。",
+    ),
+    KpiDefinition(
+        "successful_referrals",
+        "成功转介绍数",
+        "Successful referrals",
+        "count",
+        "up",
+        "Referred customers whose first paid order is in the period.",
+        "被推荐客户中首笔已付款订单落在本期的人数。",
+        0,
+    ),
+    KpiDefinition(
+        "advocates",
+        "推荐达人数",
+        "Advocates",
+        "count",
+        "up",
+        "Customers with 2+ referred customers who bought, up to the end of the period.",
+        "截至期末成功推荐≥2位成交客户的老客户数。",
+        0,
+    ),
+    KpiDefinition(
+        "advocate_candidates",
+        "推荐大使候选数",
+        "Advocate candidates",
+        "count",
+        "up",
+        "Advocates who are also repeat buyers in 12 months and diamond or silver tier.",
+        "成功推荐≥2人、近12个月复购且为金钻/白银等级的客户数。",
+        0,
+    ),
+    KpiDefinition(
+        "viral_coefficient",
+        "病毒系数K",
+        "Viral coefficient K",
+        "score",
+        "up",
+        "Successful referrals in the period / customers active (order <= 90 days) at its start.",
+        "本期成功转介绍数 / 期初活跃客户数(90天内有购买)。",
+        3,
+    ),
+)
+
+
+def referral_people(customers: pd.DataFrame, first_orders: pd.DataFrame) -> pd.DataFrame:
+    """The register with what referral KPIs need, aligned once per period.
+
+    Columns: customer_id, team, referred_by, first_order_date, is_referred (a real
+    referrer, not the customer itself) and referrer_team.
+    """
+    people = customers[["customer_id", "team", "referred_by"]].reset_index(drop=True)
+    firsts = first_orders.set_index("customer_id")["first_order_date"]
+    people["first_order_date"] = lookup(people["customer_id"], firsts)
+    referrer = people["referred_by"]
+    is_referred = (referrer.notna() & (referrer != people["customer_id"])).fillna(False)
+    people["is_referred"] = is_referred.astype(bool)
+    teams = customers.set_index("customer_id")["team"]
+    people["referrer_team"] = lookup(referrer, teams).where(people["is_referred"])
+    return people
+
+
+def _in_team(values: pd.Series, team: str) -> pd.Series:
+    return (values == team).fillna(False).astype(bool)
+
+
+def referral_flow(
+    people: pd.DataFrame,
+    period_orders: pd.DataFrame,
+    period: Period,
+    thresholds: ThresholdSettings,
+    team: str | None = None,
+) -> dict[str, float]:
+    """referral_share_new, successful_referrals and viral_coefficient for ``period``.
+
+    ``people`` is :func:`referral_people`; ``period_orders`` are the rows of the scope
+    (for a team, only its customers': the caller filters them).
+    """
+    new = new_customer_mask(people, period).to_numpy(dtype=bool)
+    referred = people["is_referred"].to_numpy(dtype=bool)
+    scope = np.ones(len(people), dtype=bool)
+    credited = np.ones(len(people), dtype=bool)
+    if team is not None:
+        scope = _in_team(people["team"], team).to_numpy()
+        credited = _in_team(people["referrer_team"], team).to_numpy()
+    new_in_scope = new & scope
+    successful = int((new & referred & credited).sum())
+    before = period_orders["last_order_before_date"]
+    active_at_start = before.notna() & (
+        day_before(period) - before <= pd.Timedelta(days=thresholds.active_days)
+    )
+    return {
+        "referral_share_new": ratio((new_in_scope & referred).sum(), new_in_scope.sum()),
+        "successful_referrals": float(successful),
+        "viral_coefficient": ratio(successful, active_at_start.sum()),
+    }
+
+
+def advocate_mask(table: pd.DataFrame, thresholds: ThresholdSettings) -> pd.Series:
+    """True for customers with at least ``advocate_min_referrals`` successful referrals."""
+    return table["referrals_successful"].fillna(0) >= thresholds.advocate_min_referrals
+
+
+def advocate_candidates(table: pd.DataFrame, thresholds: ThresholdSettings) -> pd.DataFrame:
+    """Advocates who are repeat buyers in 12 months and diamond/silver, best first.
+
+    ``table`` is the segmented customer table at the end of the period. Sorted by
+    successful referrals, then 12-month revenue (both descending), then customer_id.
+    """
+    chosen = table[
+        advocate_mask(table, thresholds)
+        & (table["orders_12m"].fillna(0) >= 2)
+        & table["value_tier"].isin(HIGH_VALUE_TIERS)
+    ]
+    columns = [c for c in CANDIDATE_COLUMNS if c in chosen.columns]
+    return (
+        chosen[columns]
+        .sort_values(
+            ["referrals_successful", "revenue_12m", "customer_id"],
+            ascending=[False, False, True],
+        )
+        .reset_index(drop=True)
+    )
+
+
+def referral_kpis(
+    people: pd.DataFrame,
+    period_orders: pd.DataFrame,
+    end_table: pd.DataFrame,
+    period: Period,
+    thresholds: ThresholdSettings,
+    team: str | None = None,
+) -> dict[str, float]:
+    """Every KPI of :data:`KPIS`; ``period_orders`` and ``end_table`` (the segmented table
+    at the period's end) are the scope's rows, ``people`` is everyone's."""
+    return {
+        **referral_flow(people, period_orders, period, thresholds, team),
+        "advocates": float(advocate_mask(end_table, thresholds).sum()),
+        "advocate_candidates": float(len(advocate_candidates(end_table, thresholds))),
+    }

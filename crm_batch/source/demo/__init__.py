@@ -1,0 +1,22 @@
+"""The demo database: a realistic synthetic company in the canonical schema.
+
+:func:`generate_demo` draws customers, leads, orders, tickets, campaigns and touches
+as canonical frames (deterministic for a seed and an end date); :func:`load_demo` bulk
+loads them into DuckDB, PostgreSQL, MariaDB/MySQL or SQLite, refusing to overwrite
+tables it did not make.
+"""
+
+from crm_batch.source.demo.generate import generate_demo
+from crm_batch.source.demo.load import DEMO_INFO_TABLE, load_demo
+from crm_batch.source.demo.model import TEAMS, DemoData, DemoTeam
+from crm_batch.source.demo.people import HOSTILE_NAMES
+
+__all__ = [
+    "DEMO_INFO_TABLE",
+    "HOSTILE_NAMES",
+    "TEAMS",
+    "DemoData",
+    "DemoTeam",
+    "generate_demo",
+    "load_demo",
+]

@@ -1,0 +1,174 @@
+"""Extract the frames of one period through the sql/ files (period KPIs and tables).
+
+A period (month, quarter, year) is measured up to the business date T: :func:`clip_period`
+cuts it at T, so "this quarter" on a mid-quarter T means "quarter to date". Besides the
+period queries, :func:`extract_period` runs the as-of queries
+(:func:`crm_batch.source.extract.extract_as_of`) on the period's clipped last day ("at
+the end") and the order facts on the day before it (tiers "at the start").
+
+Python computes every window boundary and passes it as a bind parameter, so the SQL
+needs no dialect-specific date arithmetic (params.py). Extra parameters here:
+``attribution_end`` / ``attribution_end_at``: the last day (and the midnight after it)
+on which an order can still be attributed to a touch of the period: the period's
+clipped end + ``campaign_attribution_days``, at most T.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_batch.config import ThresholdSettings
+from crm_batch.periods import Period
+from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.extract import SourceFrames, as_of_params, extract_as_of
+from crm_batch.source.params import standard_params
+from crm_batch.source.sql_files import SqlCatalog
+
+log = logging.getLogger(__name__)
+
+#: The sql/ queries of a period, by :class:`PeriodFrames` field.
+PERIOD_QUERIES: dict[str, str] = {
+    "period_orders": "period_customer_orders",
+    "first_orders": "customer_first_orders",
+    "leads": "leads",
+    "tickets": "tickets",
+    "campaigns": "period_campaigns",
+    "touches": "campaign_touches",
+    "campaign_orders": "campaign_orders",
+    "cohort_activity": "cohort_activity",
+}
+
+
+@dataclass(frozen=True)
+class PeriodFrames:
+    """Everything the period KPIs need, each frame typed by its sql/ header.
+
+    ``period`` is already clipped to ``as_of``. ``end`` holds the as-of frames of the
+    period's last day; ``start`` those of the day before the period, limited to the
+    register and the order facts (:func:`extract_start`). ``register`` is the customer
+    register at ``as_of`` (the care calendar looks ahead from T, not from the period).
+    ``cohort_activity`` is counted up to the period's end; ``first_orders`` and the
+    conversion and attribution windows see orders up to ``as_of``.
+    """
+
+    period: Period
+    as_of: date
+    start: SourceFrames
+    end: SourceFrames
+    register: pd.DataFrame
+    period_orders: pd.DataFrame
+    first_orders: pd.DataFrame
+    leads: pd.DataFrame
+    tickets: pd.DataFrame
+    campaigns: pd.DataFrame
+    touches: pd.DataFrame
+    campaign_orders: pd.DataFrame
+    cohort_activity: pd.DataFrame
+
+
+def clip_period(period: Period, as_of: date) -> Period:
+    """``period`` cut at ``as_of`` (a period that has not started yet is a ValueError)."""
+    if as_of < period.start:
+        raise ValueError(
+            f"period {period.label} starts on {period.start.isoformat()}, after the business "
+            f"date {as_of.isoformat()}: there is nothing to measure yet"
+        )
+    if period.end <= as_of:
+        return period
+    return Period(period.start, as_of, period.kind)
+
+
+def attribution_end(period: Period, as_of: date, thresholds: ThresholdSettings) -> date:
+    """The last day an order can be attributed to a touch of the (clipped) ``period``."""
+    return min(period.end + timedelta(days=thresholds.campaign_attribution_days), as_of)
+
+
+def period_params(period: Period, as_of: date, thresholds: ThresholdSettings) -> dict[str, Any]:
+    """Bind parameters of the period queries (``period`` already clipped to ``as_of``)."""
+    params = standard_params(
+        as_of,
+        period.start,
+        period.end,
+        complaint_open_hours=thresholds.complaint_open_hours,
+    )
+    last = attribution_end(period, as_of, thresholds)
+    params.update(
+        attribution_end=last,
+        attribution_end_at=datetime.combine(last + timedelta(days=1), datetime.min.time()),
+    )
+    return params
+
+
+def extract_start(
+    engine: Engine,
+    catalog: SqlCatalog,
+    day: date,
+    thresholds: ThresholdSettings,
+    end: SourceFrames,
+) -> SourceFrames:
+    """What tiers and lifecycle on ``day`` (before the period) need: the order facts.
+
+    Only customer_facts.sql runs; the register is the end's cut at ``day`` (the same
+    rows customers.sql returns for ``day``), and the service, referral and churn-window
+    frames are empty (churn warnings are judged at the period's end only).
+    """
+    query = catalog.get("customer_facts", dialect_name(engine))
+    started = time.perf_counter()
+    facts = run_query(engine, query, as_of_params(day, thresholds))
+    log.info(
+        "extract customer_facts as of %s: %d rows in %.2fs",
+        day.isoformat(),
+        len(facts),
+        time.perf_counter() - started,
+    )
+    customers = end.customers[end.customers["signup_date"] <= pd.Timestamp(day)]
+    return SourceFrames(
+        as_of=day,
+        customers=customers.reset_index(drop=True),
+        facts=facts,
+        service=end.service.iloc[:0],
+        referrals=end.referrals.iloc[:0],
+        churn_window=end.churn_window.iloc[:0],
+    )
+
+
+def extract_period(
+    engine: Engine,
+    catalog: SqlCatalog,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+) -> PeriodFrames:
+    """Run the period and as-of queries for ``period`` (clipped to ``as_of``)."""
+    clipped = clip_period(period, as_of)
+    dialect = dialect_name(engine)
+    params = period_params(clipped, as_of, thresholds)
+    frames: dict[str, pd.DataFrame] = {}
+    for field, query_name in PERIOD_QUERIES.items():
+        query = catalog.get(query_name, dialect)
+        # the cohort matrix ends with the period; every other query sees T (as_of)
+        bound = {**params, "as_of": clipped.end} if field == "cohort_activity" else params
+        started = time.perf_counter()
+        frames[field] = run_query(engine, query, bound)
+        log.info(
+            "extract %s for %s: %d rows in %.2fs",
+            query_name,
+            clipped.label,
+            len(frames[field]),
+            time.perf_counter() - started,
+        )
+    end = extract_as_of(engine, catalog, clipped.end, thresholds)
+    start = extract_start(engine, catalog, clipped.start - timedelta(days=1), thresholds, end)
+    register = end.customers
+    if clipped.end < as_of:
+        register = run_query(engine, catalog.get("customers", dialect), {"as_of": as_of})
+    return PeriodFrames(
+        period=clipped, as_of=as_of, start=start, end=end, register=register, **frames
+    )

@@ -1,0 +1,50 @@
+-- cohort_activity: SQLite variant of cohort_activity.sql. SQLite has no EXTRACT:
+--   strftime('%Y' / '%m', ...) on the ISO date text gives the year and month.
+-- params:
+--   as_of date: the business date T (inclusive)
+-- columns:
+--   team text: the customer's team (NULL when the customer has none)
+--   cohort_month int: the first paid order's month as YYYYMM (e.g. 202603)
+--   months_since int: calendar months from the cohort month (0 = the cohort month)
+--   customers int: customers of the cohort with a paid order in that month
+-- adapt: As cohort_activity.sql.
+with paid_months as (
+    select
+        o.customer_id as customer_id,
+        cast(strftime('%Y', o.order_date) as integer) as order_year,
+        cast(strftime('%m', o.order_date) as integer) as order_month
+    from orders as o
+    where o.status = 'paid'
+      and o.order_date <= :as_of
+),
+
+customer_months as (
+    select
+        customer_id,
+        order_year * 12 + order_month as month_index,
+        order_year * 100 + order_month as order_yyyymm
+    from paid_months
+    group by customer_id, order_year, order_month
+),
+
+with_cohort as (
+    select
+        customer_id,
+        month_index - min(month_index) over (partition by customer_id) as months_since,
+        min(order_yyyymm) over (partition by customer_id) as cohort_month
+    from customer_months
+),
+
+final as (
+    select
+        c.team as team,
+        wc.cohort_month as cohort_month,
+        wc.months_since as months_since,
+        count(*) as customers
+    from with_cohort as wc
+    left join customers as c on c.customer_id = wc.customer_id
+    group by c.team, wc.cohort_month, wc.months_since
+)
+
+select * from final
+order by team, cohort_month, months_since

@@ -103,7 +103,7 @@ class PathSettings(_Section):
     data_dir: LaxPath = Path("var")
     workbooks_dir: LaxPath = Path("output/workbooks")
     reports_dir: LaxPath = Path("output/reports")
-    sql_dir: LaxPath = Path("sql")
+    sql_dir: LaxPath | None = None  # default: ./sql next to the file, else the shipped sql/
 
 
 class TeamSettings(_Section):
@@ -345,13 +345,28 @@ def load_settings(
         data_dir=data_dir,
         workbooks_dir=resolve(ENV_WORKBOOKS_DIR, paths.workbooks_dir),
         reports_dir=resolve(ENV_REPORTS_DIR, paths.reports_dir),
-        sql_dir=resolve(ENV_SQL_DIR, paths.sql_dir),
+        sql_dir=_sql_dir(env, cwd, base_dir, paths.sql_dir),
         teams=tuple(file_settings.teams),
         thresholds=file_settings.thresholds,
         targets=file_settings.targets,
         schedule=file_settings.schedule,
         email=file_settings.email,
     )
+
+
+#: The queries shipped with crm-batch (the repository's sql/ folder).
+SHIPPED_SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+
+
+def _sql_dir(env: Mapping[str, str], cwd: Path, base_dir: Path, configured: Path | None) -> Path:
+    """$CRM_BATCH_SQL_DIR, else paths.sql_dir, else ./sql beside the file, else shipped sql/."""
+    if env.get(ENV_SQL_DIR):
+        value = Path(env[ENV_SQL_DIR])
+        return value if value.is_absolute() else cwd.resolve() / value
+    if configured is not None:
+        return configured if configured.is_absolute() else base_dir / configured
+    local = base_dir / "sql"
+    return local if local.is_dir() else SHIPPED_SQL_DIR
 
 
 def default_demo_url(data_dir: Path) -> URL:

@@ -168,7 +168,7 @@ def _refuse_foreign_database(url: URL) -> None:
     finally:
         engine.dispose()
     canonical = sorted(tables & set(SOURCE_TABLES))
-    if canonical and demo_data.DEMO_MARKER_TABLE not in tables:
+    if canonical and demo_data.DEMO_INFO_TABLE not in tables:
         raise DataError(
             f"{safe_url(url)} already holds tables ({', '.join(canonical)}) that the demo did "
             "not create; refusing to overwrite them. Use another --db, or add --replace."

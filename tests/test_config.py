@@ -410,3 +410,13 @@ def test_every_environment_variable_is_documented_in_the_readme() -> None:
     in_readme = set(re.findall(r"CRM_BATCH_[A-Z_]+[A-Z]", readme.read_text(encoding="utf-8")))
     assert len(in_code) >= 9
     assert in_code - in_readme == set(), "read by config.py but not documented"
+
+
+def test_sql_folder_defaults_to_the_shipped_queries_outside_the_repository(workdir: Path) -> None:
+    from crm_batch.config import SHIPPED_SQL_DIR
+
+    settings = load_settings(environ={}, cwd=workdir)
+    assert settings.sql_dir == SHIPPED_SQL_DIR
+    assert (SHIPPED_SQL_DIR / "customer_facts.sql").is_file()
+    (workdir / "sql").mkdir()
+    assert load_settings(environ={}, cwd=workdir).sql_dir == workdir.resolve() / "sql"

@@ -23,6 +23,7 @@ from crm_batch.kpi import engine
 from crm_batch.kpi.definitions import registry
 from crm_batch.periods import Period, parse_period
 from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.extract import extract_as_of
 from crm_batch.source.extract_period import (
     PERIOD_QUERIES,
     clip_period,
@@ -248,6 +249,19 @@ def test_precomputed_frames_give_the_same_report(loaded_db_factory: Any) -> None
         engine.compute_period_kpis(frames, parse_period("2026Q1"), T, SETTINGS)
 
 
+def test_start_frames_equal_a_full_as_of_extraction(canonical_db: LoadedDb) -> None:
+    # extract_period runs only customer_facts.sql for the day before the period and cuts
+    # the end's register; that must be what customers.sql and customer_facts.sql return
+    day = date(2026, 3, 31)
+    frames = extract_period(canonical_db.engine, CATALOG, Q2, T, SETTINGS)
+    full = extract_as_of(canonical_db.engine, CATALOG, day, SETTINGS)
+    assert frames.start.as_of == day
+    pd.testing.assert_frame_equal(frames.start.customers, full.customers)
+    pd.testing.assert_frame_equal(frames.start.facts, full.facts)
+    assert frames.start.service.empty
+    assert list(frames.start.service.columns) == list(full.service.columns)
+
+
 def test_a_period_after_as_of_is_refused() -> None:
     with pytest.raises(ValueError, match="after the business date"):
         clip_period(parse_period("2026Q3"), T)
@@ -423,3 +437,12 @@ def test_attribution_end_is_capped_at_as_of() -> None:
     later = period_params(june, date(2026, 9, 1), SETTINGS)
     assert later["attribution_end"] == date(2026, 6, 30) + timedelta(days=7)
     assert np.datetime64(later["period_end_at"]) == np.datetime64("2026-07-01")
+
+
+def test_snapshot_values_name_scopes_for_the_snapshot_table(loaded_db_factory: Any) -> None:
+    teams = reports(loaded_db_factory("duckdb", "int"))
+    values = engine.snapshot_values(teams)
+    assert values[("all", "")] == teams[None].kpis
+    assert values[("team", "North")] == teams["North"].kpis
+    assert ("team", "East") in values
+    assert len(values) == len(teams)

@@ -20,6 +20,7 @@ import pytest
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi import care, conversion, pareto, referral, repurchase, service
 from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.keys import attach
 from crm_batch.periods import parse_period
 
 Q2 = parse_period("2026Q2")
@@ -285,7 +286,9 @@ def test_referral_people_aligns_first_orders_and_referrers(
     referral_data: tuple[pd.DataFrame, ...], key: Any
 ) -> None:
     customers, firsts, _ = referral_data
-    people = referral.referral_people(customers, firsts).set_index("customer_id")
+    people = referral.referral_people(attach(customers, firsts, ["first_order_date"])).set_index(
+        "customer_id"
+    )
     assert people.loc[key(4), "referrer_team"] == "North"  # a (South) was brought by r1
     assert not people.loc[key(7), "is_referred"]  # d names itself
     assert pd.isna(people.loc[key(10), "referrer_team"])  # g's referrer is unknown
@@ -295,7 +298,7 @@ def test_referral_people_aligns_first_orders_and_referrers(
 
 def test_referral_flow_overall(referral_data: tuple[pd.DataFrame, ...]) -> None:
     customers, firsts, orders = referral_data
-    people = referral.referral_people(customers, firsts)
+    people = referral.referral_people(attach(customers, firsts, ["first_order_date"]))
     got = referral.referral_flow(people, orders, Q2, SETTINGS)
     # new in P: a, b, d, f, g = 5; referred by someone else: a, b, g -> 3/5
     # successful referrals in P: a, b, g = 3; active at the start: r1, r2, x, c = 4 -> K = 3/4
@@ -308,7 +311,7 @@ def test_referral_flow_per_team_credits_the_referrer(
     referral_data: tuple[pd.DataFrame, ...],
 ) -> None:
     customers, firsts, orders = referral_data
-    people = referral.referral_people(customers, firsts)
+    people = referral.referral_people(attach(customers, firsts, ["first_order_date"]))
     north_orders = team_orders(customers, orders, "North")
     north = referral.referral_flow(people, north_orders, Q2, SETTINGS, team="North")
     # North's new customers: b, d, f; referred: b -> 1/3. Referrers in North: r1 brought
@@ -489,6 +492,10 @@ def care_register(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     )
 
 
+def with_firsts(customers: pd.DataFrame, firsts: pd.DataFrame) -> pd.DataFrame:
+    return attach(customers, firsts, ["first_order_date"])
+
+
 def test_care_calendar_wraps_over_the_year_end(key: Any) -> None:
     customers = care_register(
         [
@@ -506,7 +513,7 @@ def test_care_calendar_wraps_over_the_year_end(key: Any) -> None:
             (key(5), "2024-12-31", None),  # 2nd anniversary on 2026-12-31
         ]
     )
-    got = care.care_calendar(customers, firsts, date(2026, 12, 28), 7, 2)
+    got = care.care_calendar(with_firsts(customers, firsts), date(2026, 12, 28), 7, 2)
     # window 2026-12-29 .. 2027-01-04; due 2 days before each event
     want = [
         (key(1), "birthday", "2026-12-29", "2026-12-27", True, 36),
@@ -544,7 +551,7 @@ def test_care_calendar_feb_29_birthdays(
     as_of: date, want_date: str | None, want_years: int | None
 ) -> None:
     customers = care_register([("leap", "2000-02-29", False)])
-    got = care.care_calendar(customers, first_orders([]), as_of, 5, 2)
+    got = care.care_calendar(with_firsts(customers, first_orders([])), as_of, 5, 2)
     # lookahead 5 days: from 02-25 the window is 02-26 .. 03-02; from 02-22 it is
     # 02-23 .. 02-27, which ends before the 28th
     if want_date is None:
@@ -557,14 +564,14 @@ def test_care_calendar_feb_29_birthdays(
 def test_care_calendar_feb_29_first_order_anniversary() -> None:
     customers = care_register([("buyer", None, False)])
     firsts = first_orders([("buyer", "2024-02-29", None)])
-    got = care.care_calendar(customers, firsts, date(2027, 2, 26), 7, 2)
+    got = care.care_calendar(with_firsts(customers, firsts), date(2027, 2, 26), 7, 2)
     # 3 years later, celebrated on 2027-02-28, greeting due 02-26 (today)
     assert got[["event", "years", "is_due"]].values.tolist() == [["anniversary", 3, True]]
     assert got["event_date"].iloc[0] == pd.Timestamp("2027-02-28")
 
 
 def test_care_calendar_of_nobody_is_empty_and_typed() -> None:
-    got = care.care_calendar(care_register([]), first_orders([]), T)
+    got = care.care_calendar(with_firsts(care_register([]), first_orders([])), T)
     assert got.empty
     assert list(got.columns) == list(care.CARE_COLUMNS)
     assert got["event_date"].dtype == np.dtype("datetime64[ns]")

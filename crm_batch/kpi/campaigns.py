@@ -15,7 +15,7 @@ Definitions (DESIGN.md "Campaigns", details chosen here):
   send day to ``campaign_attribution_days`` (7) days after it, both inclusive (orders
   carry a date, not a time, so a same-day order counts). Each order is attributed to one
   touch only, the customer's **last touch** sent on or before the order's day (latest
-  ``sent_at``, then highest ``touch_id``), so revenue is never counted twice; a touch
+  ``sent_at``, then highest ``touch_id`` as text), so revenue is never counted twice; a touch
   converts when at least one order is attributed to it. Touches sent after P still take
   the orders that follow them, so a P touch never claims an order a later touch earned;
 * **revenue** = the paid amounts of the attributed orders (refund rows are not linked to

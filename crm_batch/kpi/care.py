@@ -1,7 +1,7 @@
 """Care calendar (情感链接): birthdays and first-order anniversaries coming up after T.
 
-Inputs: the register ``customers`` (customer_id, name, team, owner, birthday,
-marketing_opt_out) and ``first_orders`` (first paid order date per buyer, up to T).
+Input: the register ``customers`` (customer_id, name, team, owner, birthday,
+marketing_opt_out) with each buyer's ``first_order_date`` (up to T).
 
 Definitions (DESIGN.md and the seeds' "greet 2 days before birthdays and holidays",
 details chosen here):
@@ -28,7 +28,6 @@ import numpy as np
 import pandas as pd
 
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import lookup
 
 #: Columns of :func:`care_calendar`, in order.
 CARE_COLUMNS = (
@@ -105,15 +104,17 @@ def _events(
 
 def care_calendar(
     customers: pd.DataFrame,
-    first_orders: pd.DataFrame,
     as_of: date,
     lookahead_days: int = 7,
     lead_days: int = 2,
 ) -> pd.DataFrame:
-    """Birthdays and anniversaries after ``as_of``, by due date (see the module)."""
+    """Birthdays and anniversaries after ``as_of``, by due date (see the module).
+
+    ``customers`` is the register with each buyer's ``first_order_date`` (NaT for
+    prospects; :func:`crm_batch.kpi.keys.attach` adds it from ``first_orders``).
+    """
     register = customers.reset_index(drop=True)
-    firsts = first_orders.set_index("customer_id")["first_order_date"]
-    first_dates = lookup(register["customer_id"], firsts).astype("datetime64[ns]")
+    first_dates = register["first_order_date"].astype("datetime64[ns]")
     events = pd.concat(
         [
             _events(register["birthday"], "birthday", as_of, lookahead_days, 0),

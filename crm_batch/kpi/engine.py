@@ -45,7 +45,7 @@ from crm_batch.kpi import (
 from crm_batch.kpi.churn import churn_warnings
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.facts import customer_table
-from crm_batch.kpi.keys import lookup
+from crm_batch.kpi.keys import attach, positions_many, take
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
 from crm_batch.periods import Period
 from crm_batch.source.extract import SourceFrames
@@ -96,9 +96,11 @@ class PeriodReport:
     care_calendar: pd.DataFrame
     advocate_candidates: pd.DataFrame
     churn_warnings: pd.DataFrame
+    customers: pd.DataFrame  # the segmented per-customer table at the period's end
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """Every table by a stable name (for writers that loop over them)."""
+        """Every table by a stable name (for writers that loop over them); the large
+        per-customer table is :attr:`customers`, not listed here."""
         return {
             "funnel_by_campaign": self.funnel_by_campaign,
             "funnel_by_channel": self.funnel_by_channel,
@@ -117,14 +119,10 @@ def _segmented(
     return segment_customers(customer_table(frames_as_of, as_of), thresholds)
 
 
-def _with_team(frame: pd.DataFrame, teams: pd.Series) -> pd.DataFrame:
-    return frame.assign(team=lookup(frame["customer_id"], teams).astype("string"))
-
-
 def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeriod:
     """Segment both ends of the period, attribute touches, list care events, add teams."""
     period = frames.period
-    teams = frames.register.set_index("customer_id")["team"]
+    register = attach(frames.register, frames.first_orders, ["first_order_date"])
     start_table = _segmented(frames.start, frames.start.as_of, thresholds)
     end_table = _segmented(frames.end, period.end, thresholds)
     touches = campaigns.touch_table(
@@ -135,26 +133,32 @@ def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeri
         thresholds.campaign_attribution_days,
         segments=start_table.set_index("customer_id")["value_tier"],
     )
+    period_orders, first_orders, tickets, touches = _with_teams(
+        register, [frames.period_orders, frames.first_orders, frames.tickets, touches]
+    )
     return PreparedPeriod(
         frames=frames,
         thresholds=thresholds,
-        period_orders=_with_team(frames.period_orders, teams),
-        first_orders=_with_team(frames.first_orders, teams),
-        tickets=_with_team(frames.tickets, teams),
-        people=referral.referral_people(frames.register, frames.first_orders),
+        period_orders=period_orders,
+        first_orders=first_orders,
+        tickets=tickets,
+        people=referral.referral_people(register),
         start_table=start_table,
         end_table=end_table,
         warnings=churn_warnings(end_table, period.end, thresholds),
-        touches=_with_team(touches, teams),
+        touches=touches,
         untouched=campaigns.untouched_costs(frames.campaigns, period),
         care_calendar=care.care_calendar(
-            frames.register,
-            frames.first_orders,
-            frames.as_of,
-            thresholds.care_lookahead_days,
-            thresholds.care_lead_days,
+            register, frames.as_of, thresholds.care_lookahead_days, thresholds.care_lead_days
         ),
     )
+
+
+def _with_teams(register: pd.DataFrame, frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """Each frame with its customers' ``team`` from the register (one hash of the ids)."""
+    found = positions_many([f["customer_id"] for f in frames], register["customer_id"])
+    teams = register["team"].astype("string")
+    return [f.assign(team=take(teams, w, f.index)) for f, w in zip(frames, found, strict=True)]
 
 
 def _by_team(frame: pd.DataFrame, team: str | None) -> pd.DataFrame:
@@ -210,6 +214,7 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         care_calendar=calendar.reset_index(drop=True),
         advocate_candidates=referral.advocate_candidates(end_table, thresholds),
         churn_warnings=warnings.reset_index(drop=True),
+        customers=end_table,
     )
 
 
@@ -288,6 +293,17 @@ def compute_teams(
     for name in teams:
         reports[name] = period_report(prepared, name)
     return reports
+
+
+def snapshot_values(
+    reports: Mapping[str | None, PeriodReport],
+) -> dict[tuple[str, str], dict[str, float]]:
+    """:func:`compute_teams`' reports as ``{(scope, team): {kpi: value}}`` for
+    :func:`crm_batch.snapshots.write_snapshots` (scope ``all`` has team ``''``)."""
+    return {
+        ("all", "") if team is None else ("team", team): report.kpis
+        for team, report in reports.items()
+    }
 
 
 def compute_targets(

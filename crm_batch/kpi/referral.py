@@ -1,7 +1,7 @@
 """Referral ("old customer brings new customer", 老顾客转介): shares, advocates, viral K.
 
 Inputs: :func:`referral_people` (the register with each customer's first paid order and
-referrer, aligned once), ``period_orders`` (last paid order before the period) and, for
+referrer's team, aligned once), ``period_orders`` (last paid order before the period) and, for
 advocates, the segmented customer table at the period's end (``referrals_successful``,
 ``orders_12m``, ``value_tier`` per customer).
 
@@ -105,19 +105,20 @@ KPIS = (
 )
 
 
-def referral_people(customers: pd.DataFrame, first_orders: pd.DataFrame) -> pd.DataFrame:
+def referral_people(customers: pd.DataFrame) -> pd.DataFrame:
     """The register with what referral KPIs need, aligned once per period.
 
-    Columns: customer_id, team, referred_by, first_order_date, is_referred (a real
-    referrer, not the customer itself) and referrer_team.
+    ``customers`` is the register with each customer's ``first_order_date``
+    (:func:`crm_batch.kpi.keys.attach`). Returns customer_id, team, referred_by,
+    first_order_date, is_referred (a real referrer, not the customer itself) and
+    referrer_team.
     """
-    people = customers[["customer_id", "team", "referred_by"]].reset_index(drop=True)
-    firsts = first_orders.set_index("customer_id")["first_order_date"]
-    people["first_order_date"] = lookup(people["customer_id"], firsts)
+    columns = ["customer_id", "team", "referred_by", "first_order_date"]
+    people = customers[columns].reset_index(drop=True)
     referrer = people["referred_by"]
     is_referred = (referrer.notna() & (referrer != people["customer_id"])).fillna(False)
     people["is_referred"] = is_referred.astype(bool)
-    teams = customers.set_index("customer_id")["team"]
+    teams = people.set_index("customer_id")["team"]
     people["referrer_team"] = lookup(referrer, teams).where(people["is_referred"])
     return people
 

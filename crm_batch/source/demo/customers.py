@@ -1,13 +1,13 @@
 """Customers and their buying lives, referrals and leads, as numpy arrays.
 
-A customer signs up on some day (the company grows ~20 % a year; a third of the
-customers signed up before the window), belongs to a team
-and an owner, and came through a lead source, a referral or a walk-in / web-shop
-sign-up. Buyers have a first order shortly after signing up and then an *episode* of
-activity: one-time buyers stop at once, loyal customers stay to the end, the others
-leave after an exponential time. Some churned customers come back for a second
-episode. An unresolved complaint makes a customer likely to stop soon after it.
-Order counts and dates are drawn from these episodes later (``orders.py``).
+A customer signs up on some day (30 % of them before the window, the others at a
+growth of ~20 % a year), belongs to a team and an owner, and came through a lead
+source, a referral or a walk-in / web-shop sign-up. Buyers have a first order shortly
+after signing up and then an *episode* of activity: one-time buyers stop at once,
+loyal customers stay to the end, the others leave after an exponential time. Some
+churned customers come back for a second episode. An unresolved complaint makes a
+customer likely to stop soon after it. Order counts and dates are drawn from these
+episodes later (``orders.py``).
 """
 
 from __future__ import annotations
@@ -31,7 +31,13 @@ GROWTH = 1.2
 
 _SOURCE = {name: code for code, name in enumerate(ACQUISITION_CHANNELS)}
 #: Lead sources of customers who came through a lead but not through a referral.
-_LEAD_MIX = {"website": 0.30, "exhibition": 0.15, "wechat": 0.25, "cold_call": 0.15, "partner": 0.15}
+_LEAD_MIX = {
+    "website": 0.30,
+    "exhibition": 0.15,
+    "wechat": 0.25,
+    "cold_call": 0.15,
+    "partner": 0.15,
+}
 
 
 @dataclass
@@ -82,7 +88,9 @@ def draw_customers(rng: np.random.Generator, n: int, window: Window) -> Customer
         rows = np.flatnonzero(team == t)
         book = 1.0 / np.arange(1, len(spec.owners) + 1) ** 0.5  # reps' books differ in size
         first_owner = OWNERS.index(spec.owners[0])
-        owner[rows] = first_owner + rng.choice(len(spec.owners), size=len(rows), p=book / book.sum())
+        owner[rows] = first_owner + rng.choice(
+            len(spec.owners), size=len(rows), p=book / book.sum()
+        )
 
     kind = rng.choice(4, size=n, p=people.KIND_SHARES).astype(np.int8)
     company = (kind == people.COMPANY_CN) | (kind == people.COMPANY_LATIN)
@@ -92,9 +100,9 @@ def draw_customers(rng: np.random.Generator, n: int, window: Window) -> Customer
     referred = (rng.random(n) < 0.15) & (signup > 14)
     lead_sources = np.array([_SOURCE[s] for s in _LEAD_MIX])
     lead_p = np.array(list(_LEAD_MIX.values()))
-    acquisition = np.where(
-        rng.random(n) < 0.55, _SOURCE["walk_in"], _SOURCE["online_shop"]
-    ).astype(np.int8)
+    acquisition = np.where(rng.random(n) < 0.55, _SOURCE["walk_in"], _SOURCE["online_shop"]).astype(
+        np.int8
+    )
     has_lead = ~referred & (rng.random(n) < 0.42)
     acquisition[has_lead] = rng.choice(lead_sources, size=int(has_lead.sum()), p=lead_p)
     acquisition[referred] = _SOURCE["referral"]
@@ -192,18 +200,18 @@ def draw_referrals(rng: np.random.Generator, c: Customers) -> None:
     c.has_lead[orphans] = False
 
 
-def draw_leads(
-    rng: np.random.Generator, c: Customers, window: Window
-) -> dict[str, np.ndarray]:
+def draw_leads(rng: np.random.Generator, c: Customers, window: Window) -> dict[str, np.ndarray]:
     """Leads: one converted lead per lead customer plus the unconverted ones.
 
     A converted lead is created days to weeks before its customer's sign-up; for each
     source the unconverted leads make the source's conversion rate come out at
-    :data:`~crm_batch.source.demo.model.LEAD_CONVERSION`. Returns column arrays sorted
-    by creation time: ``at`` (seconds since the window start), ``source``, ``team``,
-    ``customer`` (row index, -1 when not converted).
+    :data:`~crm_batch.source.demo.model.LEAD_CONVERSION`. The lead table covers the
+    window: customers who signed up before it keep their acquisition channel but have
+    no lead row. Returns column arrays sorted by creation time: ``at`` (seconds since
+    the window start), ``source``, ``team``, ``customer`` (row index, -1 when not
+    converted).
     """
-    converted = np.flatnonzero(c.has_lead)
+    converted = np.flatnonzero(c.has_lead & (c.signup >= 0))
     day = c.signup[converted] - 1 - rng.exponential(10.0, size=len(converted)).astype(np.int64)
     source = c.acquisition[converted].astype(np.int64)
     team = c.team[converted].astype(np.int64)

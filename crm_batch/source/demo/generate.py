@@ -47,7 +47,16 @@ T = TypeVar("T")
 TEAM_NAMES = tuple(team.name for team in TEAMS)
 #: Touches per order row: 10 M orders come with about 4 M touches.
 TOUCHES_PER_ORDER = 0.4
-_STEPS = ("customers", "lifecycles", "referrals", "leads", "campaigns", "orders", "tickets", "frames")
+_STEPS = (
+    "customers",
+    "lifecycles",
+    "referrals",
+    "leads",
+    "campaigns",
+    "orders",
+    "tickets",
+    "frames",
+)
 
 
 def generate_demo(

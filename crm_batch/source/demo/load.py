@@ -39,8 +39,8 @@ from sqlalchemy import (
     String,
     Table,
     create_engine,
-    inspect,
     insert,
+    inspect,
     text,
 )
 from sqlalchemy.engine import Connection
@@ -62,6 +62,8 @@ _SUPPORTED = ("duckdb", "postgresql", "mysql", "sqlite")
 #: Databases that can add a primary key to a loaded table (faster than loading into it).
 _DEFERRED_KEYS = ("duckdb", "postgresql")
 _CHUNK = 1 << 20
+#: MySQL / MariaDB errors meaning "LOAD DATA LOCAL is disabled on the server or client".
+_LOCAL_FILES_REFUSED = (1148, 2068, 3948, 4166)
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,13 @@ def load_demo(
     ``id_type="text"`` stores keys as text (``C0000123``, ``O000000001``). A previous
     demo (marked by :data:`DEMO_INFO_TABLE`) is replaced; canonical tables without the
     marker are somebody's data and make this raise :class:`DataError` unless
-    ``replace=True``. On PostgreSQL, DuckDB and SQLite the load is one transaction.
+    ``replace=True``. On PostgreSQL and SQLite the whole load is one transaction, so a
+    failure leaves the previous state. DuckDB commits the rows before it builds the
+    indexes (it builds indexes on uncommitted rows several times slower) and MariaDB
+    commits every DDL statement; the marker is committed with the tables, so a failed
+    load is still recognised as a demo and replaced by the next one.
     """
-    backend = engine.dialect.name
+    backend = _backend(engine)
     if backend not in _SUPPORTED:
         raise ConfigError(
             f"the demo loads into {', '.join(_SUPPORTED)} databases, not {backend} "
@@ -90,58 +96,21 @@ def load_demo(
         )
     if id_type not in ("int", "text"):
         raise ValueError(f"id_type must be 'int' or 'text', not {id_type!r}")
-    metadata = _metadata(id_type, backend)
     counts = data.row_counts()
+    dbapi = engine.dialect.loaded_dbapi  # the bulk paths use its cursors directly
+    unreachable = (OperationalError, getattr(dbapi, "OperationalError", OperationalError))
+    rejected = (DBAPIError, getattr(dbapi, "Error", DBAPIError), duckdb.Error)
     target = _mysql_loader_engine(engine) if backend == "mysql" else engine
     try:
-        with (
-            target.connect() as conn,
-            tqdm(
-                total=sum(counts.values()),
-                desc="demo: load",
-                unit="row",
-                unit_scale=True,
-                disable=not progress,
-            ) as bar,
-        ):
-            _clear_target(conn, metadata, replace=replace)
-            _create_tables(conn, metadata, deferred_keys=backend in _DEFERRED_KEYS)
-            conn.execute(
-                insert(metadata.tables[DEMO_INFO_TABLE]).values(
-                    seed=data.seed,
-                    end_date=data.end_date,
-                    years=data.years,
-                    id_type=id_type,
-                    customers=counts["customers"],
-                    orders=counts["orders"],
-                    created_at=datetime.now().replace(microsecond=0),
-                )
-            )
-            loaded = {}
-            with _staging(conn, backend) as stage:
-                for name, frame in data.tables().items():
-                    bar.set_postfix_str(name)
-                    started = time.perf_counter()
-                    loaded[name] = _load_table(conn, stage, metadata.tables[name], frame, id_type)
-                    log.debug("demo: %s loaded in %.2fs", name, time.perf_counter() - started)
-                    bar.update(len(frame))
-            bar.set_postfix_str("indexes")
-            # DuckDB defers an index on uncommitted rows to the commit, where it is several
-            # times slower: commit the rows first, then build each index on its own
-            _build_keys_and_indexes(
-                conn,
-                metadata,
-                deferred_keys=backend in _DEFERRED_KEYS,
-                commit_each=backend == "duckdb",
-            )
-            conn.commit()
-    except OperationalError as exc:
+        with target.connect() as conn:
+            loaded = _load_all(conn, data, id_type=id_type, replace=replace, progress=progress)
+    except unreachable as exc:
         raise DependencyError(
-            f"cannot load the demo into {safe_url(engine.url)}: {_first_line(exc.orig or exc)}"
+            f"cannot load the demo into {safe_url(engine.url)}: {_first_line(exc)}"
         ) from None
-    except DBAPIError as exc:
+    except rejected as exc:
         raise DataError(
-            f"{safe_url(engine.url)} rejected the demo data: {_first_line(exc.orig or exc)}"
+            f"{safe_url(engine.url)} rejected the demo data: {_first_line(exc)}"
         ) from None
     finally:
         if target is not engine:
@@ -149,6 +118,55 @@ def load_demo(
     short = {name: rows for name, rows in loaded.items() if rows != counts[name]}
     if short:
         raise DataError(f"{safe_url(engine.url)}: rows loaded differ from the demo: {short}")
+    return loaded
+
+
+def _load_all(
+    conn: Connection, data: DemoData, *, id_type: str, replace: bool, progress: bool
+) -> dict[str, int]:
+    """Replace the demo tables and load every frame on one connection; commits."""
+    backend = _backend(conn)
+    metadata = _metadata(id_type, backend)
+    deferred_keys = backend in _DEFERRED_KEYS
+    if backend == "sqlite":  # pysqlite would run the DDL outside of the transaction
+        conn.exec_driver_sql("BEGIN")
+    _clear_target(conn, metadata, replace=replace)
+    _create_tables(conn, metadata, deferred_keys=deferred_keys)
+    conn.execute(
+        insert(metadata.tables[DEMO_INFO_TABLE]).values(
+            seed=data.seed,
+            end_date=data.end_date,
+            years=data.years,
+            id_type=id_type,
+            customers=len(data.customers),
+            orders=len(data.orders),
+            created_at=datetime.now().replace(microsecond=0),
+        )
+    )
+    if backend == "mysql":  # its DDL committed the tables already: commit their marker too
+        conn.commit()
+    loaded = {}
+    total = sum(data.row_counts().values())
+    with (
+        _staging(conn, backend) as stage,
+        tqdm(
+            total=total, desc="demo: load", unit="row", unit_scale=True, disable=not progress
+        ) as bar,
+    ):
+        for name, frame in data.tables().items():
+            bar.set_postfix_str(name)
+            started = time.perf_counter()
+            loaded[name] = _load_table(conn, stage, metadata.tables[name], frame, id_type)
+            log.debug("demo: %s loaded in %.2fs", name, time.perf_counter() - started)
+            bar.update(len(frame))
+    _build_keys_and_indexes(
+        conn,
+        metadata,
+        deferred_keys=deferred_keys,
+        commit_each=backend == "duckdb",
+        progress=progress,
+    )
+    conn.commit()
     return loaded
 
 
@@ -202,9 +220,18 @@ def _create_tables(conn: Connection, metadata: MetaData, *, deferred_keys: bool)
 
 
 def _build_keys_and_indexes(
-    conn: Connection, metadata: MetaData, *, deferred_keys: bool, commit_each: bool
+    conn: Connection,
+    metadata: MetaData,
+    *,
+    deferred_keys: bool,
+    commit_each: bool,
+    progress: bool,
 ) -> None:
-    """Add the deferred primary keys, then every index the schema declares."""
+    """Add the deferred primary keys, then every index the schema declares.
+
+    ``commit_each`` commits before each statement: DuckDB defers an index on uncommitted
+    rows to the commit, where building it is several times slower.
+    """
     quote = conn.dialect.identifier_preparer.quote
     statements: list[tuple[str, Any]] = []
     for table in metadata.sorted_tables:
@@ -213,20 +240,22 @@ def _build_keys_and_indexes(
             alter = text(f"ALTER TABLE {quote(table.name)} ADD PRIMARY KEY ({columns})")
             statements.append((f"{table.name} primary key", alter))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
-            statements.append((f"index {index.name}", CreateIndex(index)))
-    for label, statement in statements:
-        if commit_each:
-            conn.commit()
-        started = time.perf_counter()
-        conn.execute(statement)
-        log.debug("demo: %s in %.2fs", label, time.perf_counter() - started)
+            statements.append((f"{index.name}", CreateIndex(index)))
+    with tqdm(statements, desc="demo: indexes", disable=not progress) as bar:
+        for label, statement in bar:
+            bar.set_postfix_str(label)
+            if commit_each:
+                conn.commit()
+            started = time.perf_counter()
+            conn.execute(statement)
+            log.debug("demo: %s in %.2fs", label, time.perf_counter() - started)
 
 
 @contextmanager
 def _staging(conn: Connection, backend: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """The DuckDB connection that converts frames: the target itself, or an in-memory one."""
     if backend == "duckdb":
-        yield conn.connection.driver_connection  # type: ignore[misc]
+        yield _driver(conn)
         return
     stage = duckdb.connect()
     try:
@@ -243,25 +272,28 @@ def _load_table(
     id_type: str,
 ) -> int:
     """Load one frame into ``table``; returns the number of rows the database took."""
-    backend = conn.dialect.name
+    backend = _backend(conn)
     view = f"demo_frame_{table.name}"
     stage.register(view, frame)
     try:
         select = f"SELECT {_select_list(table, frame, id_type, backend)} FROM {view}"
         columns = ", ".join(conn.dialect.identifier_preparer.quote(c.name) for c in table.columns)
         if backend == "duckdb":
-            return int(stage.execute(f"INSERT INTO {table.name} ({columns}) {select}").fetchone()[0])  # type: ignore[index]
+            (rows,) = stage.execute(f"INSERT INTO {table.name} ({columns}) {select}").fetchall()
+            return int(rows[0])
         if backend == "sqlite":
             return _sqlite_insert(conn, stage, table.name, columns, select, len(table.columns))
         with tempfile.TemporaryDirectory(prefix="crm_demo_") as folder:
             path = Path(folder) / f"{table.name}.csv"
-            if backend == "postgresql":
-                stage.execute(f"COPY ({select}) TO '{path}' (FORMAT csv, HEADER false)")
+            target = str(path).replace("'", "''")
+            if backend == "postgresql":  # NULL is an empty field, '' a quoted empty field
+                stage.execute(f"COPY ({select}) TO '{target}' (FORMAT csv, HEADER false)")
                 return _postgres_copy(conn, table.name, columns, path)
+            # MariaDB reads an unquoted NULL as NULL: quote all text, so 'NULL' stays text
             texts = [c.name for c in table.columns if isinstance(c.type, String)]
             quoted = f", FORCE_QUOTE ({', '.join(texts)})" if texts else ""
             stage.execute(
-                f"COPY ({select}) TO '{path}' (FORMAT csv, HEADER false, NULLSTR 'NULL'{quoted})"
+                f"COPY ({select}) TO '{target}' (FORMAT csv, HEADER false, NULLSTR 'NULL'{quoted})"
             )
             return _mysql_load(conn, stage, table.name, columns, select, path)
     finally:
@@ -276,7 +308,8 @@ def _select_list(table: Table, frame: pd.DataFrame, id_type: str, backend: str) 
         kind = column.type
         if name in TEXT_ID_FORMAT and id_type == "text":
             prefix, width = TEXT_ID_FORMAT[name]
-            width = max(width, len(str(int(frame[name].max()))) if frame[name].notna().any() else 0)
+            if frame[name].notna().any():  # keep every digit of the largest id
+                width = max(width, len(str(int(frame[name].max()))))
             expr = f"'{prefix}' || lpad(CAST({name} AS VARCHAR), {width}, '0')"
         elif isinstance(kind, Boolean):
             expr = f"CAST({name} AS INTEGER)" if backend in ("mysql", "sqlite") else name
@@ -300,8 +333,8 @@ def _select_list(table: Table, frame: pd.DataFrame, id_type: str, backend: str) 
 
 def _postgres_copy(conn: Connection, table: str, columns: str, path: Path) -> int:
     """Stream a CSV file into ``COPY ... FROM STDIN`` on the transaction's connection."""
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
+    raw = _driver(conn)
+    with raw.cursor() as cursor:
         with (
             cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT csv)") as copy,
             path.open("rb") as source,
@@ -331,17 +364,17 @@ def _mysql_load(
     """``LOAD DATA LOCAL INFILE`` the CSV; multi-row INSERTs if the server refuses it."""
     import pymysql
 
-    raw = conn.connection.driver_connection
+    raw = _driver(conn)
     statement = (
         f"LOAD DATA LOCAL INFILE %s INTO TABLE {table} CHARACTER SET utf8mb4 "
         "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
         f"LINES TERMINATED BY '\\n' ({columns})"
     )
-    with raw.cursor() as cursor:  # type: ignore[union-attr]
+    with raw.cursor() as cursor:
         try:
             rows = cursor.execute(statement, (str(path),))
         except pymysql.err.OperationalError as exc:
-            if exc.args[0] not in (1148, 2068, 3948):  # local files forbidden on this server
+            if exc.args[0] not in _LOCAL_FILES_REFUSED:
                 raise
             return _batched_insert(cursor, stage, table, columns, select)
         cursor.execute("SHOW WARNINGS LIMIT 1")
@@ -375,7 +408,7 @@ def _sqlite_insert(
 ) -> int:
     """``executemany`` in batches, inside the connection's transaction."""
     statement = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['?'] * width)})"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _driver(conn).cursor()
     result = stage.execute(select)
     total = 0
     while rows := result.fetchmany(100_000):
@@ -384,6 +417,19 @@ def _sqlite_insert(
     return total
 
 
-def _first_line(exc: BaseException | object) -> str:
-    message = str(exc).strip().splitlines()
-    return message[0] if message else type(exc).__name__
+def _backend(bind: Engine | Connection) -> str:
+    """The dialect's name, with MariaDB under ``mysql`` (same DDL, same bulk path)."""
+    name = bind.dialect.name
+    return "mysql" if name == "mariadb" else name
+
+
+def _driver(conn: Connection) -> Any:
+    """The driver's own connection (psycopg, pymysql, sqlite3, DuckDB) under ``conn``."""
+    return conn.connection.driver_connection
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of the driver's message (SQLAlchemy's wrapper adds the statement)."""
+    cause = getattr(exc, "orig", None) or exc
+    message = str(cause).strip().splitlines()
+    return message[0] if message else type(cause).__name__

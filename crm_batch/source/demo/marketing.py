@@ -13,6 +13,7 @@ orders, so that the total order count stays exact.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import NamedTuple
 
 import numpy as np
 
@@ -26,18 +27,38 @@ from crm_batch.source.demo.seasons import (
     seconds_of_day,
 )
 
-#: Per channel: share of campaigns, relative audience size, spread of sends in days,
-#: send hour, cost per touch, fixed cost, open rate, click rate of opens, opt-out rate.
-_CHANNELS: dict[str, tuple[float, float, int, int, float, float, float, float, float]] = {
-    "sms": (0.30, 1.00, 1, 10, 0.06, 500.0, 0.30, 0.15, 0.025),
-    "email": (0.25, 1.00, 2, 9, 0.01, 800.0, 0.22, 0.14, 0.012),
-    "wechat": (0.30, 0.80, 1, 20, 0.03, 1_500.0, 0.45, 0.18, 0.020),
-    "call": (0.10, 0.06, 14, 10, 6.00, 0.0, 0.60, 0.25, 0.035),
-    "event": (0.05, 0.02, 1, 14, 120.0, 20_000.0, 0.50, 0.45, 0.005),
+
+class _Channel(NamedTuple):
+    """How a campaign channel behaves (costs in CNY, rates per touch)."""
+
+    share: float  # of all campaigns
+    audience: float  # relative audience size
+    spread_days: int  # sends spread over this many days
+    send_hour: int
+    cost_per_touch: float
+    fixed_cost: float
+    open_rate: float
+    click_rate: float  # of the opened touches
+    opt_out_rate: float
+
+
+_CHANNELS: dict[str, _Channel] = {
+    "sms": _Channel(0.30, 1.00, 1, 10, 0.06, 500.0, 0.30, 0.15, 0.025),
+    "email": _Channel(0.25, 1.00, 2, 9, 0.01, 800.0, 0.22, 0.14, 0.012),
+    "wechat": _Channel(0.30, 0.80, 1, 20, 0.03, 1_500.0, 0.45, 0.18, 0.020),
+    "call": _Channel(0.10, 0.06, 14, 10, 6.00, 0.0, 0.60, 0.25, 0.035),
+    "event": _Channel(0.05, 0.02, 1, 14, 120.0, 20_000.0, 0.50, 0.45, 0.005),
 }
 assert tuple(_CHANNELS) == CAMPAIGN_CHANNELS
 #: Chance that a touched buyer orders in the following 7 days, by engagement.
 _BUY_CLICKED, _BUY_OPENED, _BUY_IGNORED = 0.10, 0.03, 0.008
+
+
+def _by_channel(field: str) -> np.ndarray:
+    """One attribute of every channel, indexed like CAMPAIGN_CHANNELS."""
+    return np.array([getattr(spec, field) for spec in _CHANNELS.values()])
+
+
 _THEMES = (
     ("New Arrivals", "新品上市"),
     ("Member Day", "会员日"),
@@ -68,21 +89,21 @@ def draw_campaigns(
     """Campaign columns: ``channel`` (index), ``day``, ``at`` (seconds), ``name``, ``fixed``."""
     years = window.days / 365.0
     count = int(np.clip(round(40 * years * (n_customers / 20_000) ** 0.3), 6, 600))
-    share = np.array([spec[0] for spec in _CHANNELS.values()])
+    share = _by_channel("share")
     channel = rng.choice(len(_CHANNELS), size=count, p=share / share.sum())
     # campaigns run ahead of demand: sample on demand, start ~10 days earlier
     day = sample_days(rng, cumulative(demand), np.zeros(count, np.int64), window.last)
     day = np.clip(day - rng.integers(5, 16, size=count), 0, window.last)
     order = np.lexsort((channel, day))
     channel, day = channel[order], day[order]
-    send_hour = np.array([spec[3] for spec in _CHANNELS.values()])[channel]
+    send_hour = _by_channel("send_hour")[channel]
     at = day.astype(np.int64) * 86_400 + send_hour * 3600
     names = []
     for ch, d in zip(channel, day, strict=True):
         start = window.start + timedelta(days=int(d))
         en, zh = _theme(start)
         names.append(f"{start.year} {zh} {en} ({CAMPAIGN_CHANNELS[ch]})")
-    fixed = np.array([spec[5] for spec in _CHANNELS.values()])[channel]
+    fixed = _by_channel("fixed_cost")[channel]
     fixed = np.round(fixed * rng.uniform(0.6, 1.6, size=count), 2)
     return {"channel": channel, "day": day, "at": at, "name": np.array(names), "fixed": fixed}
 
@@ -99,9 +120,8 @@ def draw_touches(
     Returns column arrays sorted by send time: ``campaign`` (row index), ``customer``
     (row index), ``at`` (seconds), ``opened``, ``clicked``, ``opted_out``.
     """
-    specs = np.array(list(_CHANNELS.values()))
     channel = campaigns["channel"]
-    audience = specs[channel, 1]
+    audience = _by_channel("audience")[channel]
     audience = np.round(total * audience / max(audience.sum(), 1e-9)).astype(np.int64)
     reachable = np.flatnonzero(~c.opt_out)  # in sign-up order
     reachable_signup = c.signup[reachable]
@@ -125,19 +145,22 @@ def draw_touches(
     customer = np.concatenate(parts_customer) if parts_customer else np.zeros(0, np.int64)
 
     touch_channel = channel[campaign]
-    spread_days = specs[touch_channel, 2].astype(np.int64)
+    spread_days = _by_channel("spread_days")[touch_channel]
     spread = (rng.random(len(campaign)) * spread_days).astype(np.int64)
     day = np.minimum(campaigns["day"][campaign] + spread, window.last).astype(np.int64)
     at = day * 86_400 + np.where(
         spread_days > 1,
         seconds_of_day(rng, len(campaign)),
-        specs[touch_channel, 3].astype(np.int64) * 3600,
+        _by_channel("send_hour")[touch_channel] * 3600,
     )
     at = np.maximum(at, campaigns["at"][campaign]) + rng.integers(0, 1800, size=len(campaign))
+    at = np.minimum(at, window.days * 86_400 - 1)  # nothing after the window's last second
     eng = engagement[customer]
-    opened = rng.random(len(campaign)) < np.minimum(specs[touch_channel, 6] * eng, 0.95)
-    clicked = opened & (rng.random(len(campaign)) < np.minimum(specs[touch_channel, 7] * eng, 0.9))
-    opted_out = rng.random(len(campaign)) < specs[touch_channel, 8]
+    open_rate = _by_channel("open_rate")[touch_channel]
+    click_rate = _by_channel("click_rate")[touch_channel]
+    opened = rng.random(len(campaign)) < np.minimum(open_rate * eng, 0.95)
+    clicked = opened & (rng.random(len(campaign)) < np.minimum(click_rate * eng, 0.9))
+    opted_out = rng.random(len(campaign)) < _by_channel("opt_out_rate")[touch_channel]
 
     # after opting out nobody is contacted again: drop that customer's later touches
     order = np.argsort(customer.astype(np.int64) << 32 | at)
@@ -184,6 +207,6 @@ def attributable_orders(
 
 def campaign_costs(campaigns: dict[str, np.ndarray], touches: dict[str, np.ndarray]) -> np.ndarray:
     """Each campaign's cost: its fixed cost plus the channel's cost per touch sent."""
-    per_touch = np.array([spec[4] for spec in _CHANNELS.values()])[campaigns["channel"]]
+    per_touch = _by_channel("cost_per_touch")[campaigns["channel"]]
     sent = np.bincount(touches["campaign"], minlength=len(campaigns["channel"]))
     return np.round(campaigns["fixed"] + per_touch * sent, 2)

@@ -31,8 +31,17 @@ class DemoTeam:
 
 
 TEAMS: tuple[DemoTeam, ...] = (
-    DemoTeam("Shanghai", ("王芳", "李强", "张敏", "陈静", "刘洋", "赵磊"), "East China", 0.22, "上海", "021"),
-    DemoTeam("Beijing", ("杨帆", "黄丽", "周涛", "吴昊", "孙悦"), "North China", 0.18, "北京", "010"),
+    DemoTeam(
+        "Shanghai",
+        ("王芳", "李强", "张敏", "陈静", "刘洋", "赵磊"),
+        "East China",
+        0.22,
+        "上海",
+        "021",
+    ),
+    DemoTeam(
+        "Beijing", ("杨帆", "黄丽", "周涛", "吴昊", "孙悦"), "North China", 0.18, "北京", "010"
+    ),
     DemoTeam("Guangzhou", ("何伟", "林娜", "郭超", "罗婷"), "South China", 0.14, "广州", "020"),
     DemoTeam("Shenzhen", ("郑凯", "梁晨", "谢雨", "宋佳"), "South China", 0.13, "深圳", "0755"),
     DemoTeam("Hangzhou", ("唐宇", "许静怡", "韩冰"), "East China", 0.11, "杭州", "0571"),
@@ -46,9 +55,9 @@ TEAMS: tuple[DemoTeam, ...] = (
 LEAD_CONVERSION: dict[str, float] = {
     "website": 0.12,
     "exhibition": 0.18,
-    "referral": 0.30,
+    "referral": 0.28,
     "wechat": 0.15,
-    "cold_call": 0.10,
+    "cold_call": 0.11,
     "partner": 0.22,
 }
 LEAD_SOURCES: tuple[str, ...] = tuple(LEAD_CONVERSION)

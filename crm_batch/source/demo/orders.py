@@ -30,7 +30,8 @@ _MEDIAN_VALUE, _VALUE_SIGMA = 1_100.0, 0.85
 _CATEGORY_VALUE = np.array([1.6, 1.1, 0.6, 0.8, 0.5, 0.7, 2.2, 1.8])
 _CATEGORY_P = np.array([0.18, 0.16, 0.16, 0.12, 0.12, 0.10, 0.09, 0.07])
 _CHANNEL_P = np.array([0.42, 0.25, 0.12, 0.15, 0.06])
-assert len(_CATEGORY_VALUE) == len(CATEGORIES) and len(_CHANNEL_P) == len(ORDER_CHANNELS)
+assert len(_CATEGORY_VALUE) == len(_CATEGORY_P) == len(CATEGORIES)
+assert len(_CHANNEL_P) == len(ORDER_CHANNELS)
 
 
 def draw_orders(

@@ -17,29 +17,49 @@ PERSON_CN, COMPANY_CN, COMPANY_LATIN, PERSON_LATIN = range(4)
 KIND_SHARES = (0.80, 0.10, 0.05, 0.05)
 
 #: Surnames in order of frequency, with pinyin.
-_SURNAMES = (
-    "王wang 李li 张zhang 刘liu 陈chen 杨yang 黄huang 赵zhao 吴wu 周zhou 徐xu 孙sun 马ma 朱zhu "
-    "胡hu 郭guo 何he 高gao 林lin 罗luo 郑zheng 梁liang 谢xie 宋song 唐tang 许xu 韩han 冯feng "
-    "邓deng 曹cao 彭peng 曾zeng 肖xiao 田tian 董dong 袁yuan 潘pan 于yu 蒋jiang 蔡cai 余yu 杜du "
-    "叶ye 程cheng 苏su 魏wei 吕lv 丁ding 任ren 沈shen 姚yao 卢lu 姜jiang 崔cui 钟zhong 谭tan "
-    "陆lu 汪wang 范fan 金jin 石shi 廖liao 贾jia 夏xia 韦wei 付fu 方fang 白bai 邹zou 孟meng "
-    "熊xiong 秦qin 邱qiu 江jiang 尹yin 薛xue 闫yan 段duan 雷lei 侯hou 龙long 史shi 陶tao 黎li "
-    "贺he 顾gu 毛mao 郝hao 龚gong 邵shao 万wan 钱qian 严yan 武wu 戴dai 莫mo 孔kong 向xiang "
-    "汤tang 欧阳ouyang 司马sima 上官shangguan 诸葛zhuge"
-).split()
+_SURNAMES: tuple[tuple[str, str], ...] = (
+    ("王", "wang"), ("李", "li"), ("张", "zhang"), ("刘", "liu"), ("陈", "chen"), ("杨", "yang"),
+    ("黄", "huang"), ("赵", "zhao"), ("吴", "wu"), ("周", "zhou"), ("徐", "xu"), ("孙", "sun"),
+    ("马", "ma"), ("朱", "zhu"), ("胡", "hu"), ("郭", "guo"), ("何", "he"), ("高", "gao"),
+    ("林", "lin"), ("罗", "luo"), ("郑", "zheng"), ("梁", "liang"), ("谢", "xie"), ("宋", "song"),
+    ("唐", "tang"), ("许", "xu"), ("韩", "han"), ("冯", "feng"), ("邓", "deng"), ("曹", "cao"),
+    ("彭", "peng"), ("曾", "zeng"), ("肖", "xiao"), ("田", "tian"), ("董", "dong"), ("袁", "yuan"),
+    ("潘", "pan"), ("于", "yu"), ("蒋", "jiang"), ("蔡", "cai"), ("余", "yu"), ("杜", "du"),
+    ("叶", "ye"), ("程", "cheng"), ("苏", "su"), ("魏", "wei"), ("吕", "lv"), ("丁", "ding"),
+    ("任", "ren"), ("沈", "shen"), ("姚", "yao"), ("卢", "lu"), ("姜", "jiang"), ("崔", "cui"),
+    ("钟", "zhong"), ("谭", "tan"), ("陆", "lu"), ("汪", "wang"), ("范", "fan"), ("金", "jin"),
+    ("石", "shi"), ("廖", "liao"), ("贾", "jia"), ("夏", "xia"), ("韦", "wei"), ("付", "fu"),
+    ("方", "fang"), ("白", "bai"), ("邹", "zou"), ("孟", "meng"), ("熊", "xiong"), ("秦", "qin"),
+    ("邱", "qiu"), ("江", "jiang"), ("尹", "yin"), ("薛", "xue"), ("闫", "yan"), ("段", "duan"),
+    ("雷", "lei"), ("侯", "hou"), ("龙", "long"), ("史", "shi"), ("陶", "tao"), ("黎", "li"),
+    ("贺", "he"), ("顾", "gu"), ("毛", "mao"), ("郝", "hao"), ("龚", "gong"), ("邵", "shao"),
+    ("万", "wan"), ("钱", "qian"), ("严", "yan"), ("武", "wu"), ("戴", "dai"), ("莫", "mo"),
+    ("孔", "kong"), ("向", "xiang"), ("汤", "tang"), ("欧阳", "ouyang"), ("司马", "sima"),
+    ("上官", "shangguan"), ("诸葛", "zhuge"),
+)  # fmt: skip
 #: Characters common in given names, with pinyin.
-_GIVEN = (
-    "伟wei 芳fang 娜na 敏min 静jing 丽li 强qiang 磊lei 军jun 洋yang 勇yong 艳yan 杰jie 娟juan "
-    "涛tao 明ming 超chao 霞xia 平ping 刚gang 辉hui 玲ling 华hua 红hong 鹏peng 飞fei 鑫xin 波bo "
-    "斌bin 宇yu 浩hao 凯kai 晨chen 婷ting 雪xue 琳lin 欣xin 怡yi 佳jia 子zi 轩xuan 梓zi 涵han "
-    "萱xuan 思si 雨yu 嘉jia 文wen 建jian 国guo 志zhi 海hai 丹dan 秀xiu 英ying 兰lan 春chun "
-    "博bo 俊jun 彤tong 瑶yao 琪qi 晓xiao 昊hao 然ran 睿rui 一yi 诗shi 慧hui 颖ying"
-).split()
-_BRANDS = (
-    "恒通hengtong 华信huaxin 鑫源xinyuan 盛达shengda 宏图hongtu 金桥jinqiao 中联zhonglian "
-    "天成tiancheng 博远boyuan 嘉禾jiahe 永安yongan 瑞丰ruifeng 东方dongfang 新锐xinrui "
-    "汇达huida 联创lianchuang 远景yuanjing 百川baichuan"
-).split()
+_GIVEN: tuple[tuple[str, str], ...] = (
+    ("伟", "wei"), ("芳", "fang"), ("娜", "na"), ("敏", "min"), ("静", "jing"), ("丽", "li"),
+    ("强", "qiang"), ("磊", "lei"), ("军", "jun"), ("洋", "yang"), ("勇", "yong"), ("艳", "yan"),
+    ("杰", "jie"), ("娟", "juan"), ("涛", "tao"), ("明", "ming"), ("超", "chao"), ("霞", "xia"),
+    ("平", "ping"), ("刚", "gang"), ("辉", "hui"), ("玲", "ling"), ("华", "hua"), ("红", "hong"),
+    ("鹏", "peng"), ("飞", "fei"), ("鑫", "xin"), ("波", "bo"), ("斌", "bin"), ("宇", "yu"),
+    ("浩", "hao"), ("凯", "kai"), ("晨", "chen"), ("婷", "ting"), ("雪", "xue"), ("琳", "lin"),
+    ("欣", "xin"), ("怡", "yi"), ("佳", "jia"), ("子", "zi"), ("轩", "xuan"), ("梓", "zi"),
+    ("涵", "han"), ("萱", "xuan"), ("思", "si"), ("雨", "yu"), ("嘉", "jia"), ("文", "wen"),
+    ("建", "jian"), ("国", "guo"), ("志", "zhi"), ("海", "hai"), ("丹", "dan"), ("秀", "xiu"),
+    ("英", "ying"), ("兰", "lan"), ("春", "chun"), ("博", "bo"), ("俊", "jun"), ("彤", "tong"),
+    ("瑶", "yao"), ("琪", "qi"), ("晓", "xiao"), ("昊", "hao"), ("然", "ran"), ("睿", "rui"),
+    ("一", "yi"), ("诗", "shi"), ("慧", "hui"), ("颖", "ying"),
+)  # fmt: skip
+#: Company brand names, with pinyin for the mail domain.
+_BRANDS: tuple[tuple[str, str], ...] = (
+    ("恒通", "hengtong"), ("华信", "huaxin"), ("鑫源", "xinyuan"), ("盛达", "shengda"),
+    ("宏图", "hongtu"), ("金桥", "jinqiao"), ("中联", "zhonglian"), ("天成", "tiancheng"),
+    ("博远", "boyuan"), ("嘉禾", "jiahe"), ("永安", "yongan"), ("瑞丰", "ruifeng"),
+    ("东方", "dongfang"), ("新锐", "xinrui"), ("汇达", "huida"), ("联创", "lianchuang"),
+    ("远景", "yuanjing"), ("百川", "baichuan"),
+)  # fmt: skip
 _INDUSTRIES_CN = (
     "贸易", "科技", "电子", "实业", "餐饮管理", "物流", "建材", "医疗器械", "文化传媒", "进出口",
 )  # fmt: skip
@@ -53,17 +73,21 @@ _LATIN_INDUSTRY = (
 )  # fmt: skip
 _LATIN_SUFFIX = ("Co., Ltd.", "Ltd.", "GmbH", "Inc.", "Pte. Ltd.", "LLC", "S.A.R.L.", "B.V.")
 #: Foreign first and last names, each with an ASCII spelling for e-mail addresses.
-_FIRST = (
-    "Anna:anna John:john María:maria David:david Sophie:sophie Lukas:lukas Yuki:yuki "
-    "Hiroshi:hiroshi Min-jun:minjun Ji-woo:jiwoo Olga:olga Ivan:ivan Fatima:fatima "
-    "Ahmed:ahmed Carlos:carlos Lucía:lucia Emma:emma Oliver:oliver Chloé:chloe "
-    "François:francois Søren:soren Zoë:zoe Priya:priya Nguyen:nguyen"
-).split()
-_LAST = (
-    "Smith:smith Müller:mueller García:garcia Tanaka:tanaka Kim:kim Ivanova:ivanova "
-    "Rossi:rossi Dubois:dubois Tran:tran Kowalski:kowalski O'Brien:obrien Johansson:johansson "
-    "Silva:silva Khan:khan Schmidt:schmidt Martin:martin Nakamura:nakamura Park:park"
-).split()
+_FIRST: tuple[tuple[str, str], ...] = (
+    ("Anna", "anna"), ("John", "john"), ("María", "maria"), ("David", "david"),
+    ("Sophie", "sophie"), ("Lukas", "lukas"), ("Yuki", "yuki"), ("Hiroshi", "hiroshi"),
+    ("Min-jun", "minjun"), ("Ji-woo", "jiwoo"), ("Olga", "olga"), ("Ivan", "ivan"),
+    ("Fatima", "fatima"), ("Ahmed", "ahmed"), ("Carlos", "carlos"), ("Lucía", "lucia"),
+    ("Emma", "emma"), ("Oliver", "oliver"), ("Chloé", "chloe"), ("François", "francois"),
+    ("Søren", "soren"), ("Zoë", "zoe"), ("Priya", "priya"), ("Nguyen", "nguyen"),
+)  # fmt: skip
+_LAST: tuple[tuple[str, str], ...] = (
+    ("Smith", "smith"), ("Müller", "mueller"), ("García", "garcia"), ("Tanaka", "tanaka"),
+    ("Kim", "kim"), ("Ivanova", "ivanova"), ("Rossi", "rossi"), ("Dubois", "dubois"),
+    ("Tran", "tran"), ("Kowalski", "kowalski"), ("O'Brien", "obrien"), ("Johansson", "johansson"),
+    ("Silva", "silva"), ("Khan", "khan"), ("Schmidt", "schmidt"), ("Martin", "martin"),
+    ("Nakamura", "nakamura"), ("Park", "park"),
+)  # fmt: skip
 _CN_MAIL = np.array(["qq.com", "163.com", "126.com", "sina.com", "outlook.com", "gmail.com"])
 _CN_MAIL_P = np.array([0.35, 0.25, 0.1, 0.08, 0.12, 0.1])
 _LATIN_MAIL = np.array(["gmail.com", "outlook.com", "yahoo.com", "web.de", "icloud.com"])
@@ -91,33 +115,21 @@ HOSTILE_NAMES: tuple[str, ...] = (
 )
 
 
-def _split(entries: tuple[str, ...] | list[str], sep: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """Entries like ``王wang`` (or ``Zoë:zoe`` with ``sep``) -> (text, ascii) arrays."""
-    if sep:
-        pairs = [entry.split(sep) for entry in entries]
-    else:
-        pairs = [(_hanzi(entry), entry[len(_hanzi(entry)) :]) for entry in entries]
-    return np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+def _columns(pairs: tuple[tuple[str, str], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(text, ascii) pairs -> a text array and an ascii array."""
+    return np.array([text for text, _ in pairs]), np.array([ascii_ for _, ascii_ in pairs])
 
 
-def _hanzi(entry: str) -> str:
-    """The leading Chinese characters of ``entry``."""
-    end = 0
-    while end < len(entry) and not entry[end].isascii():
-        end += 1
-    return entry[:end]
-
-
-_SUR_ZH, _SUR_PY = _split(_SURNAMES)
-_GIV_ZH, _GIV_PY = _split(_GIVEN)
-_BRAND_ZH, _BRAND_PY = _split(_BRANDS)
-_FIRST_TXT, _FIRST_ASCII = _split(_FIRST, ":")
-_LAST_TXT, _LAST_ASCII = _split(_LAST, ":")
+_SUR_ZH, _SUR_PY = _columns(_SURNAMES)
+_GIV_ZH, _GIV_PY = _columns(_GIVEN)
+_BRAND_ZH, _BRAND_PY = _columns(_BRANDS)
+_FIRST_TXT, _FIRST_ASCII = _columns(_FIRST)
+_LAST_TXT, _LAST_ASCII = _columns(_LAST)
 #: Zipf-like surname frequencies (the list is in frequency order).
 _SUR_P = 1.0 / np.arange(1, len(_SUR_ZH) + 1) ** 0.9
 _SUR_P /= _SUR_P.sum()
 
-cat = np.strings.add
+_cat = np.strings.add
 
 
 def _digits(rng: np.random.Generator, size: int, width: int) -> np.ndarray:
@@ -133,14 +145,14 @@ def chinese_persons(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nd
     g1 = rng.integers(0, len(_GIV_ZH), size=n)
     g2 = rng.integers(0, len(_GIV_ZH), size=n)
     two = rng.random(n) < 0.65
-    given_zh = np.where(two, cat(_GIV_ZH[g1], _GIV_ZH[g2]), _GIV_ZH[g1])
-    given_py = np.where(two, cat(_GIV_PY[g1], _GIV_PY[g2]), _GIV_PY[g1])
-    names = cat(_SUR_ZH[sur], given_zh)
+    given_zh = np.where(two, _cat(_GIV_ZH[g1], _GIV_ZH[g2]), _GIV_ZH[g1])
+    given_py = np.where(two, _cat(_GIV_PY[g1], _GIV_PY[g2]), _GIV_PY[g1])
+    names = _cat(_SUR_ZH[sur], given_zh)
     style = rng.integers(0, 3, size=n)
     local = np.where(
         style == 0,
-        cat(cat(given_py, "."), _SUR_PY[sur]),
-        np.where(style == 1, cat(_SUR_PY[sur], given_py), cat(_SUR_PY[sur], _digits(rng, n, 4))),
+        _cat(_cat(given_py, "."), _SUR_PY[sur]),
+        np.where(style == 1, _cat(_SUR_PY[sur], given_py), _cat(_SUR_PY[sur], _digits(rng, n, 4))),
     )
     return names, local
 
@@ -152,9 +164,9 @@ def chinese_companies(
     n = len(city_zh)
     brand = rng.integers(0, len(_BRAND_ZH), size=n)
     industry = np.array(_INDUSTRIES_CN)[rng.integers(0, len(_INDUSTRIES_CN), size=n)]
-    names = cat(cat(cat(city_zh, _BRAND_ZH[brand]), industry), "有限公司")
+    names = _cat(_cat(_cat(city_zh, _BRAND_ZH[brand]), industry), "有限公司")
     tld = np.array([".com.cn", ".cn", ".com"])[rng.integers(0, 3, size=n)]
-    return names, cat(cat(_BRAND_PY[brand], _digits(rng, n, 2)), tld)
+    return names, _cat(_cat(_BRAND_PY[brand], _digits(rng, n, 2)), tld)
 
 
 def latin_companies(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,17 +174,17 @@ def latin_companies(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nd
     prefix = np.array(_LATIN_PREFIX)[rng.integers(0, len(_LATIN_PREFIX), size=n)]
     industry = np.array(_LATIN_INDUSTRY)[rng.integers(0, len(_LATIN_INDUSTRY), size=n)]
     suffix = np.array(_LATIN_SUFFIX)[rng.integers(0, len(_LATIN_SUFFIX), size=n)]
-    names = cat(cat(cat(cat(prefix, " "), industry), " "), suffix)
+    names = _cat(_cat(_cat(_cat(prefix, " "), industry), " "), suffix)
     slug = np.strings.replace(np.strings.replace(np.strings.lower(prefix), " ", ""), "-", "")
-    return names, cat(cat(slug, np.strings.lower(industry)), ".com")
+    return names, _cat(_cat(slug, np.strings.lower(industry)), ".com")
 
 
 def latin_persons(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Names like ``Søren Müller`` and an e-mail local part (``soren.mueller``)."""
     first = rng.integers(0, len(_FIRST_TXT), size=n)
     last = rng.integers(0, len(_LAST_TXT), size=n)
-    names = cat(cat(_FIRST_TXT[first], " "), _LAST_TXT[last])
-    return names, cat(cat(_FIRST_ASCII[first], "."), _LAST_ASCII[last])
+    names = _cat(_cat(_FIRST_TXT[first], " "), _LAST_TXT[last])
+    return names, _cat(_cat(_FIRST_ASCII[first], "."), _LAST_ASCII[last])
 
 
 def identities(
@@ -195,18 +207,18 @@ def identities(
             domain = rng.choice(_CN_MAIL, size=len(rows), p=_CN_MAIL_P)
             qq = (domain == "qq.com") & (rng.random(len(rows)) < 0.6)
             local = np.where(qq, rng.integers(10**5, 10**10, size=len(rows)).astype("U10"), local)
-            mail = cat(cat(local, "@"), domain)
+            mail = _cat(_cat(local, "@"), domain)
         elif code == COMPANY_CN:
             name, domain = chinese_companies(rng, city_zh[rows])
             box = np.array(["sales@", "info@", "purchase@"])[rng.integers(0, 3, size=len(rows))]
-            mail = cat(box, domain)
+            mail = _cat(box, domain)
         elif code == COMPANY_LATIN:
             name, domain = latin_companies(rng, len(rows))
-            mail = cat("info@", domain)
+            mail = _cat("info@", domain)
         else:
             name, local = latin_persons(rng, len(rows))
             domain = _LATIN_MAIL[rng.integers(0, len(_LATIN_MAIL), size=len(rows))]
-            mail = cat(cat(local, "@"), domain)
+            mail = _cat(_cat(local, "@"), domain)
         names[rows] = name
         emails[rows] = mail
     phones = _phones(rng, kind, area_code)
@@ -218,14 +230,16 @@ def identities(
 def _phones(rng: np.random.Generator, kind: np.ndarray, area_code: np.ndarray) -> pd.Series:
     """Chinese mobiles (some written +86), company landlines, foreign numbers; 4 % NA."""
     n = len(kind)
-    mobile = cat(
-        cat("1", np.array(["3", "5", "7", "8", "9"])[rng.integers(0, 5, size=n)]),
+    mobile = _cat(
+        _cat("1", np.array(["3", "5", "7", "8", "9"])[rng.integers(0, 5, size=n)]),
         _digits(rng, n, 9),
     )
-    mobile = np.where(rng.random(n) < 0.1, cat("+86 ", mobile), mobile)
-    landline = cat(cat(area_code, "-"), _digits(rng, n, 8))
+    mobile = np.where(rng.random(n) < 0.1, _cat("+86 ", mobile), mobile)
+    landline = _cat(_cat(area_code, "-"), _digits(rng, n, 8))
     country = _COUNTRY_CODES[rng.integers(0, len(_COUNTRY_CODES), size=n)]
-    foreign = cat(cat(cat(cat("+", country), " "), _digits(rng, n, 3)), cat(" ", _digits(rng, n, 7)))
+    foreign = _cat(
+        _cat(_cat(_cat("+", country), " "), _digits(rng, n, 3)), _cat(" ", _digits(rng, n, 7))
+    )
     phone = np.where(
         kind == COMPANY_CN, landline, np.where(kind == PERSON_CN, mobile, foreign)
     ).astype(object)

@@ -97,9 +97,7 @@ def demand(window: Window) -> np.ndarray:
 
     # Spring Festival: New Year goods before it, the holiday itself, a slow restart
     years = days.astype("datetime64[Y]").astype("int64") + 1970
-    festival = np.array(
-        [np.datetime64(lunar_new_year(int(y)), "D").astype("int64") for y in years]
-    )
+    festival = np.array([np.datetime64(lunar_new_year(int(y)), "D").astype("int64") for y in years])
     offset = epoch_day - festival
     for low, high, factor in ((-21, -8, 1.15), (-7, 7, 0.3), (8, 15, 0.6), (16, 21, 0.85)):
         weight = np.where((offset >= low) & (offset <= high), weight * factor, weight)

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import click
@@ -222,3 +223,141 @@ def status(
     click.echo(report)
     if not healthy:
         sys.exit(int(ExitCode.DEPENDENCY))
+
+
+def _parse_period(_ctx: click.Context, _param: click.Parameter, value: str | None):
+    if value is None:
+        return None
+    from crm_batch.periods import parse_period
+
+    try:
+        return parse_period(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@common_options
+@click.option(
+    "--period",
+    metavar="PERIOD",
+    callback=_parse_period,
+    default=None,
+    help="2026Q3, 2026-07 or 2026 (default: the quarter of the business date). "
+    "Measured up to the business date.",
+)
+@click.option(
+    "--team",
+    "teams",
+    metavar="TEAM",
+    multiple=True,
+    help="Only this team (repeatable). Default: the whole company.",
+)
+@click.option("--by-team", is_flag=True, help="The whole company and every team side by side.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "json", "csv"]),
+    default="table",
+    show_default=True,
+    help="table for people; json (stable, keys = KPI names) or csv for tools.",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh-CN", "en"]),
+    default=None,
+    help="Language of the table (default: general.language).",
+)
+@click.option(
+    "--customers-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the per-customer table (facts, RFM, tiers, segment, lifecycle, "
+    "churn warning, next action) to this CSV file.",
+)
+@click.option(
+    "--snapshot",
+    is_flag=True,
+    help="Store the quarter-to-date KPIs of the business date for the company and "
+    "every team in kpi_snapshots (replacing that date's rows).",
+)
+@handle_errors
+def kpis(
+    config_file: str | None,
+    database_url: str | None,
+    as_of: date | None,
+    period: Any,
+    teams: tuple[str, ...],
+    by_team: bool,
+    output_format: str,
+    lang: str | None,
+    customers_out: Path | None,
+    snapshot: bool,
+) -> None:
+    """Compute and print the KPI set for a period as of the business date.
+
+    \b
+    Examples:
+      run_batch.py kpis                              this quarter to date, whole company
+      run_batch.py kpis --period 2026Q3 --by-team    a past quarter, every team
+      run_batch.py kpis --team Shanghai --format json
+      run_batch.py kpis --customers-out customers.csv
+    """
+    from crm_batch.kpi_job import (
+        as_csv,
+        as_json,
+        as_table,
+        run_kpis,
+        snapshot_period,
+        store_snapshots,
+        write_customers_csv,
+    )
+    from crm_batch.source.db import make_engine
+
+    settings = load_settings(config_file, database_url=database_url)
+    business_date = as_of or default_as_of(settings)
+    chosen = period or snapshot_period(business_date)
+    if snapshot and chosen != snapshot_period(business_date):
+        raise click.UsageError("--snapshot stores the business date's quarter; drop --period")
+    engine = make_engine(
+        settings.database_url,
+        connect_timeout=settings.connect_timeout_seconds,
+        statement_timeout=settings.statement_timeout_seconds,
+    )
+    try:
+        started = time.perf_counter()
+        run = run_kpis(
+            settings,
+            engine,
+            business_date,
+            chosen,
+            teams=list(teams),
+            all_teams=by_team or snapshot,
+        )
+        log.info(
+            "kpis %s as of %s: %d scope(s) in %.1fs",
+            run.period.label,
+            business_date.isoformat(),
+            len(run.reports),
+            time.perf_counter() - started,
+        )
+        if snapshot:
+            rows = store_snapshots(engine, run, datetime.now(settings.tz))
+            log.info("stored %d snapshot rows for %s", rows, business_date.isoformat())
+        if customers_out is not None:
+            scope = teams[0] if len(teams) == 1 else None
+            count = write_customers_csv(
+                run.reports[scope], customers_out, lang or settings.language
+            )
+            log.info("wrote %d customers to %s", count, customers_out)
+    finally:
+        engine.dispose()
+    if snapshot and not (by_team or teams):
+        run = type(run)(run.as_of, run.period, {None: run.reports[None]})
+    language = lang or settings.language
+    if output_format == "json":
+        click.echo(as_json(run))
+    elif output_format == "csv":
+        click.echo(as_csv(run), nl=False)
+    else:
+        click.echo(as_table(run, language, settings.currency))

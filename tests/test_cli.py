@@ -146,3 +146,133 @@ def test_bad_date_is_a_usage_error(workdir: Path) -> None:
     result = run_cli("status", "--as-of", "2026-13-01", cwd=workdir)
     assert result.returncode == 2
     assert "YYYY-MM-DD" in result.stderr
+
+
+# -- kpis ----------------------------------------------------------------------------
+
+
+def _duckdb_scalar(folder: Path, sql: str) -> float:
+    import duckdb
+
+    with duckdb.connect(str(folder / "var" / "demo.duckdb"), read_only=True) as conn:
+        return conn.execute(sql).fetchone()[0]
+
+
+def test_kpis_json_is_stable_and_agrees_with_plain_sql(demo_dir: Path) -> None:
+    import json
+
+    from crm_batch.kpi.definitions import registry
+
+    result = run_cli("kpis", "--as-of", "2026-06-30", "--format", "json", cwd=demo_dir)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert (document["format"], document["version"]) == ("crm-batch-kpis", 1)
+    assert document["period"] == {
+        "label": "2026Q2",
+        "kind": "quarter",
+        "start": "2026-04-01",
+        "end": "2026-06-30",
+    }
+    [overall] = document["results"]
+    assert (overall["scope"], overall["team"]) == ("all", None)
+    assert list(overall["kpis"]) == list(registry())
+    kpis = overall["kpis"]
+    # independent figures straight from the database
+    assert kpis["customers_total"] == _duckdb_scalar(
+        demo_dir, "select count(*) from customers where signup_date <= date '2026-06-30'"
+    )
+    revenue_12m = _duckdb_scalar(
+        demo_dir,
+        "select sum(case when status = 'paid' then amount else -amount end) from orders "
+        "where status in ('paid', 'refunded') and order_date > date '2025-06-30' "
+        "and order_date <= date '2026-06-30'",
+    )
+    assert kpis["revenue_12m"] == pytest.approx(float(revenue_12m), abs=0.01)
+    buyers_q2 = _duckdb_scalar(
+        demo_dir,
+        "select count(distinct customer_id) from orders where status = 'paid' "
+        "and order_date between date '2026-04-01' and date '2026-06-30'",
+    )
+    assert kpis["period_buyers"] == buyers_q2
+
+
+def test_kpis_by_team_adds_up(demo_dir: Path) -> None:
+    import json
+
+    result = run_cli("kpis", "--as-of", "2026-06-30", "--format", "json", "--by-team", cwd=demo_dir)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout)["results"]
+    overall, teams = results[0], results[1:]
+    assert len(teams) == 8
+    for name in ("customers_total", "orders_12m", "period_buyers", "leads_created"):
+        assert sum(team["kpis"][name] for team in teams) == overall["kpis"][name], name
+
+
+def test_kpis_csv_and_table(demo_dir: Path) -> None:
+    from crm_batch.kpi.definitions import registry
+
+    csv_result = run_cli("kpis", "--as-of", "2026-06-30", "--format", "csv", cwd=demo_dir)
+    assert csv_result.returncode == 0, csv_result.stderr
+    lines = csv_result.stdout.splitlines()
+    assert lines[0] == "as_of,period,scope,team,kpi,value"
+    assert len(lines) == 1 + len(registry())
+    table = run_cli("kpis", "--as-of", "2026-06-30", "--lang", "en", cwd=demo_dir)
+    assert table.returncode == 0, table.stderr
+    assert "Repurchase rate" in table.stdout
+    assert "%" in table.stdout
+
+
+def test_kpis_customers_out_keeps_hostile_names_as_text(demo_dir: Path, tmp_path: Path) -> None:
+    import csv
+
+    target = tmp_path / "customers.csv"
+    result = run_cli(
+        "kpis",
+        "--as-of",
+        "2026-06-30",
+        "--customers-out",
+        str(target),
+        "--format",
+        "json",
+        cwd=demo_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    raw = target.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel opens the Chinese names correctly
+    with target.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == _duckdb_scalar(
+        demo_dir, "select count(*) from customers where signup_date <= date '2026-06-30'"
+    )
+    names = [row["name"] for row in rows]
+    assert not any(name.startswith(("=", "+", "-", "@")) for name in names)
+    assert any(name.startswith("'=") for name in names)
+    assert any(len(name) >= 40_000 for name in names)
+    assert all(row["next_action"] for row in rows)
+
+
+def test_kpis_unknown_team_is_named(demo_dir: Path) -> None:
+    result = run_cli("kpis", "--as-of", "2026-06-30", "--team", "Atlantis", cwd=demo_dir)
+    assert result.returncode == 3
+    assert "Atlantis" in result.stderr
+    assert "Shanghai" in result.stderr
+
+
+def test_kpis_future_period_is_refused(demo_dir: Path) -> None:
+    result = run_cli("kpis", "--as-of", "2026-06-30", "--period", "2026Q4", cwd=demo_dir)
+    assert result.returncode == 3
+    assert "2026Q4" in result.stderr
+
+
+def test_kpis_snapshot_replaces_instead_of_duplicating(demo_dir: Path) -> None:
+    from crm_batch.kpi.definitions import registry
+
+    for _ in range(2):
+        result = run_cli(
+            "kpis", "--as-of", "2026-06-30", "--snapshot", "--format", "csv", cwd=demo_dir
+        )
+        assert result.returncode == 0, result.stderr
+    rows = _duckdb_scalar(
+        demo_dir, "select count(*) from kpi_snapshots where as_of = date '2026-06-30'"
+    )
+    assert rows == (1 + 8) * len(registry())

@@ -420,3 +420,13 @@ def test_sql_folder_defaults_to_the_shipped_queries_outside_the_repository(workd
     assert (SHIPPED_SQL_DIR / "customer_facts.sql").is_file()
     (workdir / "sql").mkdir()
     assert load_settings(environ={}, cwd=workdir).sql_dir == workdir.resolve() / "sql"
+
+
+def test_the_committed_example_settings_load_and_name_the_demo_teams() -> None:
+    from crm_batch.source.demo import TEAMS
+
+    repo = Path(__file__).resolve().parents[1]
+    settings = load_settings(repo / "crm_batch.toml", environ={}, cwd=repo)
+    assert [team.name for team in settings.teams] == [team.name for team in TEAMS]
+    assert settings.sql_dir == repo / "sql"
+    assert settings.database_url.get_backend_name() == "duckdb"

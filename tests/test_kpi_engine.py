@@ -446,3 +446,13 @@ def test_snapshot_values_name_scopes_for_the_snapshot_table(loaded_db_factory: A
     assert values[("team", "North")] == teams["North"].kpis
     assert ("team", "East") in values
     assert len(values) == len(teams)
+
+
+def test_registry_labels_are_unique_per_language() -> None:
+    """Two KPIs with one label would be indistinguishable in a workbook or a report."""
+    from crm_batch.kpi.definitions import registry
+
+    for attribute in ("label_en", "label_zh"):
+        labels = [getattr(kpi, attribute) for kpi in registry().values()]
+        duplicates = sorted({label for label in labels if labels.count(label) > 1})
+        assert duplicates == [], attribute

@@ -56,7 +56,7 @@ KPIS = (
     KpiDefinition(
         "new_customers",
         "期内新客户数",
-        "New customers",
+        "New customers in the period",
         "count",
         "up",
         "Customers whose first paid order is dated in the period.",

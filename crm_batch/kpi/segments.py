@@ -211,8 +211,8 @@ KPIS = (
     ),
     _count(
         "new_count",
-        "新客户数",
-        "New customers",
+        "新客户数(近90天首单)",
+        "New customers (first order in 90 days)",
         "Buyers whose first paid order is at most 90 days old.",
         "首单距今不超过90天的客户数。",
         "up",

@@ -1,0 +1,240 @@
+"""The ``kpis`` job: the KPI set of a period as of a date, for the company and teams.
+
+Renders it as a table for people, as stable JSON for other tools (documented in the
+README: key = registry name), or as long CSV; writes the per-customer table; stores
+snapshots. Snapshot convention: the values stored for business date T are those of
+the quarter containing T measured up to T (quarter to date), so the snapshot of a
+quarter's last day holds that quarter's final figures.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine
+
+from crm_batch.config import Settings
+from crm_batch.errors import ConfigError
+from crm_batch.files import atomic_output
+from crm_batch.formatting import format_kpi, spreadsheet_safe
+from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.engine import PeriodReport, load_frames, period_report, prepare, snapshot_values
+from crm_batch.kpi.playbook import action_text
+from crm_batch.periods import Period, period_containing
+from crm_batch.snapshots import write_snapshots
+from crm_batch.source.extract_period import clip_period
+from crm_batch.source.sql_files import SqlCatalog
+
+JSON_FORMAT = "crm-batch-kpis"
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KpiRun:
+    """The reports of one computation: key ``None`` is the whole company."""
+
+    as_of: date
+    period: Period  # as measured: clipped to as_of
+    reports: dict[str | None, PeriodReport]
+
+
+def snapshot_period(as_of: date) -> Period:
+    """The period whose values a snapshot of ``as_of`` stores: its quarter."""
+    return period_containing(as_of, "quarter")
+
+
+def run_kpis(
+    settings: Settings,
+    engine: Engine,
+    as_of: date,
+    period: Period,
+    *,
+    teams: Sequence[str] | None = None,
+    all_teams: bool = False,
+) -> KpiRun:
+    """Compute the company's reports and those of ``teams`` (or every team) in one pass."""
+    try:
+        measured = clip_period(period, as_of)
+    except ValueError as exc:
+        raise ConfigError(f"--period {period.label}: {exc}") from None
+    catalog = SqlCatalog(settings.sql_dir)
+    frames = load_frames(engine, period, as_of, settings.thresholds, catalog)
+    prepared = prepare(frames, settings.thresholds)
+    data_teams = sorted(prepared.frames.register["team"].dropna().unique())
+    known = list(dict.fromkeys([t.name for t in settings.teams] + data_teams))
+    wanted = known if all_teams else list(teams or [])
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise ConfigError(
+            f"unknown team {unknown[0]!r}: teams in the settings and the data are "
+            f"{', '.join(repr(t) for t in known) or '(none)'}"
+        )
+    reports: dict[str | None, PeriodReport] = {}
+    if not teams or all_teams:
+        reports[None] = period_report(prepared)
+    for name in wanted:
+        reports[name] = period_report(prepared, name)
+    return KpiRun(as_of=as_of, period=measured, reports=reports)
+
+
+def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
+    """Write the run's values as the snapshots of its business date; rows written."""
+    expected = clip_period(snapshot_period(run.as_of), run.as_of)
+    if run.period != expected:
+        raise ConfigError(
+            f"snapshots of {run.as_of.isoformat()} hold the quarter to date "
+            f"({expected.label}); they cannot be taken from period {run.period.label}"
+        )
+    return write_snapshots(engine, run.as_of, snapshot_values(run.reports), computed_at)
+
+
+def _scope_name(team: str | None) -> str:
+    return "all" if team is None else team
+
+
+def _json_number(value: float) -> float | int | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
+
+
+def as_json(run: KpiRun) -> str:
+    """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README)."""
+    document: dict[str, Any] = {
+        "format": JSON_FORMAT,
+        "version": JSON_VERSION,
+        "as_of": run.as_of.isoformat(),
+        "period": {
+            "label": run.period.label,
+            "kind": run.period.kind,
+            "start": run.period.start.isoformat(),
+            "end": run.period.end.isoformat(),
+        },
+        "results": [
+            {
+                "scope": "all" if team is None else "team",
+                "team": team,
+                "kpis": {name: _json_number(value) for name, value in report.kpis.items()},
+            }
+            for team, report in run.reports.items()
+        ],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def as_csv(run: KpiRun) -> str:
+    """Long CSV: as_of, period, scope, team, kpi, value (raw values, rates as fractions)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["as_of", "period", "scope", "team", "kpi", "value"])
+    for team, report in run.reports.items():
+        for name, value in report.kpis.items():
+            shown = "" if value is None or not math.isfinite(value) else repr(float(value))
+            writer.writerow(
+                [
+                    run.as_of.isoformat(),
+                    run.period.label,
+                    "all" if team is None else "team",
+                    spreadsheet_safe(team or ""),
+                    name,
+                    shown,
+                ]
+            )
+    return buffer.getvalue()
+
+
+def as_table(run: KpiRun, language: str, currency: str) -> str:
+    """An aligned text table: one row per KPI, one column per scope."""
+    kpis = registry()
+    scopes = list(run.reports)
+    title_all = "全公司" if language == "zh-CN" else "all"
+    header = ["KPI", *[title_all if s is None else s for s in scopes]]
+    rows = [header]
+    names = list(next(iter(run.reports.values())).kpis) if run.reports else []
+    for name in names:
+        kpi = kpis[name]
+        rows.append(
+            [
+                kpi.label(language),
+                *[
+                    format_kpi(kpi, run.reports[s].kpis.get(name), currency=currency)
+                    for s in scopes
+                ],
+            ]
+        )
+    widths = [max(_display_width(row[i]) for row in rows) for i in range(len(header))]
+    lines = []
+    if language == "zh-CN":
+        title = f"截至 {run.as_of.isoformat()} 的指标,期间 {run.period.label}"
+    else:
+        title = f"KPIs as of {run.as_of.isoformat()}, period {run.period.label}"
+    lines.append(f"{title} ({run.period.start.isoformat()} – {run.period.end.isoformat()})")
+    for index, row in enumerate(rows):
+        cells = [_pad(row[0], widths[0], left=True)]
+        cells += [_pad(cell, widths[i + 1], left=False) for i, cell in enumerate(row[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, left: bool) -> str:
+    gap = " " * (width - _display_width(text))
+    return text + gap if left else gap + text
+
+
+#: Columns of ``--customers-out`` in order (see the README's KPI reference).
+CUSTOMER_COLUMNS = (
+    "customer_id", "name", "team", "owner", "region", "signup_date",
+    "first_order_date", "last_order_date", "recency_days", "tenure_days",
+    "orders_total", "revenue_total", "orders_12m", "revenue_12m", "orders_90d", "revenue_90d",
+    "aov", "quarters_active_4q", "tickets_open", "complaints_open_over_limit",
+    "referrals_made", "referrals_successful",
+    "r_score", "f_score", "m_score", "rfm_segment", "tier", "value_tier", "lifecycle",
+    "value_group", "churn_warning_level", "revenue_at_risk", "next_action",
+)  # fmt: skip
+
+_TEXT_COLUMNS = ("name", "team", "owner", "region")
+
+
+def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
+    """The per-customer table: facts, scores, tiers, segment, lifecycle, warning, action.
+
+    The next action is the churn warning's action when the customer has a warning,
+    else the value x lifecycle group's playbook action.
+    """
+    table = report.customers.copy()
+    warnings = report.churn_warnings.set_index("customer_id")
+    table["churn_warning_level"] = table["customer_id"].map(warnings["level"]).astype("object")
+    table["revenue_at_risk"] = table["customer_id"].map(warnings["revenue_at_risk"])
+    action_key = table["customer_id"].map(warnings["warning_action_key"]).astype("object")
+    action_key = action_key.where(action_key.notna(), table["next_action_key"].astype("object"))
+    texts = {key: action_text(key, language) for key in action_key.dropna().unique()}
+    table["next_action"] = action_key.map(texts)
+    out = table.loc[:, list(CUSTOMER_COLUMNS)]
+    for column in _TEXT_COLUMNS:
+        out[column] = out[column].astype("object").map(spreadsheet_safe, na_action="ignore")
+    return out
+
+
+def write_customers_csv(report: PeriodReport, path: Path, language: str) -> int:
+    """Write :func:`customer_rows` to ``path`` (UTF-8 with BOM so Excel reads Chinese)."""
+    rows = customer_rows(report, language)
+    with atomic_output(path, "w", encoding="utf-8-sig") as stream:
+        rows.to_csv(stream, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    return len(rows)

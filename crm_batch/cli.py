@@ -157,6 +157,14 @@ def main(verbose: int, quiet: bool) -> None:
 @click.option(
     "--replace", is_flag=True, help="Overwrite tables in a database that the demo did not create."
 )
+@click.option(
+    "--history-quarters",
+    type=click.IntRange(0, 40),
+    default=8,
+    show_default=True,
+    help="Also store KPI snapshots for the ends of this many past quarters (trends for the "
+    "quarterly reports).",
+)
 @handle_errors
 def demo(
     config_file: str | None,
@@ -168,17 +176,20 @@ def demo(
     years: int,
     id_type: str,
     replace: bool,
+    history_quarters: int,
 ) -> None:
-    """Build the demo database and print what it holds.
+    """Build the demo database, compute its KPIs and print what it holds.
 
     \b
     Generates a realistic synthetic company (8 teams, customers, leads, orders with
     seasonality, refunds, referrals, complaints, campaigns) ending at the business
     date, loads it into the configured database (default: a DuckDB file in the data
     folder; --db loads it into PostgreSQL, MariaDB/MySQL or SQLite instead), and
-    prints customers, orders and revenue by team and year.
+    prints customers, orders and revenue by team and year. Then computes the KPIs of
+    the business date (and the ends of past quarters) for the company and every team,
+    stores them in kpi_snapshots and prints the company's KPIs.
     """
-    from crm_batch.demo_job import build_demo_database, demo_summary
+    from crm_batch.demo_job import build_demo_database, demo_kpis, demo_summary
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
@@ -200,6 +211,8 @@ def demo(
         ", ".join(f"{table} {rows:,}" for table, rows in counts.items()),
     )
     click.echo(demo_summary(settings, business_date))
+    click.echo("")
+    click.echo(demo_kpis(settings, business_date, history_quarters))
 
 
 @main.command()

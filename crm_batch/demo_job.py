@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -122,6 +122,27 @@ def demo_summary(settings: Settings, as_of: date) -> str:
         .to_string(),
     ]
     return "\n".join(lines)
+
+
+def demo_kpis(settings: Settings, as_of: date, history_quarters: int) -> str:
+    """Snapshot the KPIs of ``as_of`` and past quarter ends; the company's KPI table."""
+    from crm_batch.kpi_job import (
+        as_table,
+        backfill_snapshots,
+        run_kpis,
+        snapshot_dates,
+        snapshot_period,
+    )
+
+    engine = _engine(settings, settings.database_url)
+    try:
+        now = datetime.now(settings.tz)
+        rows = backfill_snapshots(settings, engine, snapshot_dates(as_of, history_quarters), now)
+        log.info("stored %d KPI snapshot rows", rows)
+        run = run_kpis(settings, engine, as_of, snapshot_period(as_of))
+    finally:
+        engine.dispose()
+    return as_table(run, settings.language, settings.currency)
 
 
 def _format_money_table(frame: pd.DataFrame) -> str:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
+import time
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from crm_batch.periods import Period, period_containing
 from crm_batch.snapshots import write_snapshots
 from crm_batch.source.extract_period import clip_period
 from crm_batch.source.sql_files import SqlCatalog
+
+log = logging.getLogger(__name__)
 
 JSON_FORMAT = "crm-batch-kpis"
 JSON_VERSION = 1
@@ -68,8 +72,18 @@ def run_kpis(
     except ValueError as exc:
         raise ConfigError(f"--period {period.label}: {exc}") from None
     catalog = SqlCatalog(settings.sql_dir)
+    started = time.perf_counter()
     frames = load_frames(engine, period, as_of, settings.thresholds, catalog)
+    extracted = time.perf_counter()
     prepared = prepare(frames, settings.thresholds)
+    log.info(
+        "%s as of %s: extracted %s customers in %.1fs, computed in %.1fs",
+        measured.label,
+        as_of.isoformat(),
+        f"{len(prepared.end_table):,}",
+        extracted - started,
+        time.perf_counter() - extracted,
+    )
     data_teams = sorted(prepared.frames.register["team"].dropna().unique())
     known = list(dict.fromkeys([t.name for t in settings.teams] + data_teams))
     wanted = known if all_teams else list(teams or [])
@@ -98,8 +112,33 @@ def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
     return write_snapshots(engine, run.as_of, snapshot_values(run.reports), computed_at)
 
 
-def _scope_name(team: str | None) -> str:
-    return "all" if team is None else team
+def snapshot_dates(as_of: date, history_quarters: int) -> list[date]:
+    """``as_of`` and the last days of the ``history_quarters`` quarters before it, oldest first."""
+    dates = [as_of]
+    quarter = snapshot_period(as_of)
+    for _ in range(history_quarters):
+        quarter = quarter.previous()
+        dates.append(quarter.end)
+    return sorted(set(dates))
+
+
+def backfill_snapshots(
+    settings: Settings, engine: Engine, dates: Sequence[date], computed_at: datetime
+) -> int:
+    """Store the snapshots of each business date (company and every team); rows written."""
+    rows = 0
+    for day in dates:
+        started = datetime.now()
+        run = run_kpis(settings, engine, day, snapshot_period(day), all_teams=True)
+        rows += store_snapshots(engine, run, computed_at)
+        log.info(
+            "snapshots of %s (%s to date): %d scopes in %.1fs",
+            day.isoformat(),
+            run.period.label,
+            len(run.reports),
+            (datetime.now() - started).total_seconds(),
+        )
+    return rows
 
 
 def _json_number(value: float) -> float | int | None:

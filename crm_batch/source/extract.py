@@ -80,7 +80,7 @@ def extract_as_of(
         query = catalog.get(query_name, dialect)
         started = time.perf_counter()
         frames[field] = run_query(engine, query, params)
-        log.info(
+        log.debug(
             "extract %s as of %s: %d rows in %.2fs",
             query_name,
             as_of.isoformat(),

@@ -122,7 +122,7 @@ def extract_start(
     query = catalog.get("customer_facts", dialect_name(engine))
     started = time.perf_counter()
     facts = run_query(engine, query, as_of_params(day, thresholds))
-    log.info(
+    log.debug(
         "extract customer_facts as of %s: %d rows in %.2fs",
         day.isoformat(),
         len(facts),
@@ -157,7 +157,7 @@ def extract_period(
         bound = {**params, "as_of": clipped.end} if field == "cohort_activity" else params
         started = time.perf_counter()
         frames[field] = run_query(engine, query, bound)
-        log.info(
+        log.debug(
             "extract %s for %s: %d rows in %.2fs",
             query_name,
             clipped.label,

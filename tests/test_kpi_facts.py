@@ -283,7 +283,7 @@ def test_extract_logs_rows_and_seconds_per_query(
     loaded_db_factory: Callable[..., LoadedDb], caplog: pytest.LogCaptureFixture
 ) -> None:
     loaded = loaded_db_factory("duckdb", "int")
-    with caplog.at_level("INFO", logger="crm_batch.source.extract"):
+    with caplog.at_level("DEBUG", logger="crm_batch.source.extract"):
         frames = extract_as_of(loaded.engine, CATALOG, AS_OF, THRESHOLDS)
     for query_name in AS_OF_QUERIES.values():
         assert any(

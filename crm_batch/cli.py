@@ -294,6 +294,12 @@ def _parse_period(_ctx: click.Context, _param: click.Parameter, value: str | Non
     help="Store the quarter-to-date KPIs of the business date for the company and "
     "every team in kpi_snapshots (replacing that date's rows).",
 )
+@click.option(
+    "--targets",
+    "with_targets",
+    is_flag=True,
+    help="Also show actual, baseline, target and attainment of each targeted KPI.",
+)
 @handle_errors
 def kpis(
     config_file: str | None,
@@ -306,6 +312,7 @@ def kpis(
     lang: str | None,
     customers_out: Path | None,
     snapshot: bool,
+    with_targets: bool,
 ) -> None:
     """Compute and print the KPI set for a period as of the business date.
 
@@ -315,6 +322,7 @@ def kpis(
       run_batch.py kpis --period 2026Q3 --by-team    a past quarter, every team
       run_batch.py kpis --team Shanghai --format json
       run_batch.py kpis --customers-out customers.csv
+      run_batch.py kpis --period 2026Q3 --targets     against the [targets] settings
     """
     from crm_batch.kpi_job import (
         as_csv,
@@ -323,6 +331,8 @@ def kpis(
         run_kpis,
         snapshot_period,
         store_snapshots,
+        target_tables,
+        targets_as_text,
         write_customers_csv,
     )
     from crm_batch.source.db import make_engine
@@ -363,14 +373,18 @@ def kpis(
                 run.reports[scope], customers_out, lang or settings.language
             )
             log.info("wrote %d customers to %s", count, customers_out)
+        if snapshot and not (by_team or teams):
+            run = type(run)(run.as_of, run.period, {None: run.reports[None]}, run.requested)
+        goals = target_tables(settings, engine, run) if with_targets else None
     finally:
         engine.dispose()
-    if snapshot and not (by_team or teams):
-        run = type(run)(run.as_of, run.period, {None: run.reports[None]})
     language = lang or settings.language
     if output_format == "json":
-        click.echo(as_json(run))
+        click.echo(as_json(run, goals))
     elif output_format == "csv":
         click.echo(as_csv(run), nl=False)
     else:
         click.echo(as_table(run, language, settings.currency))
+        if goals is not None:
+            click.echo("")
+            click.echo(targets_as_text(goals, language, settings.currency))

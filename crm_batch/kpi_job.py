@@ -29,6 +29,7 @@ from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
 from crm_batch.files import atomic_output
 from crm_batch.formatting import format_kpi, spreadsheet_safe
+from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import PeriodReport, load_frames, period_report, prepare, snapshot_values
 from crm_batch.kpi.playbook import action_text
@@ -50,6 +51,7 @@ class KpiRun:
     as_of: date
     period: Period  # as measured: clipped to as_of
     reports: dict[str | None, PeriodReport]
+    requested: Period | None = None  # as asked for (targets compare like for like)
 
 
 def snapshot_period(as_of: date) -> Period:
@@ -65,8 +67,13 @@ def run_kpis(
     *,
     teams: Sequence[str] | None = None,
     all_teams: bool = False,
+    include_company: bool | None = None,
 ) -> KpiRun:
-    """Compute the company's reports and those of ``teams`` (or every team) in one pass."""
+    """Compute the company's reports and those of ``teams`` (or every team) in one pass.
+
+    The company's report is included when no team is named, with ``all_teams``, or
+    when ``include_company`` says so.
+    """
     try:
         measured = clip_period(period, as_of)
     except ValueError as exc:
@@ -94,11 +101,11 @@ def run_kpis(
             f"{', '.join(repr(t) for t in known) or '(none)'}"
         )
     reports: dict[str | None, PeriodReport] = {}
-    if not teams or all_teams:
+    if include_company if include_company is not None else (not teams or all_teams):
         reports[None] = period_report(prepared)
     for name in wanted:
         reports[name] = period_report(prepared, name)
-    return KpiRun(as_of=as_of, period=measured, reports=reports)
+    return KpiRun(as_of=as_of, period=measured, reports=reports, requested=period)
 
 
 def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
@@ -147,7 +154,7 @@ def _json_number(value: float) -> float | int | None:
     return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
 
 
-def as_json(run: KpiRun) -> str:
+def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None = None) -> str:
     """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README)."""
     document: dict[str, Any] = {
         "format": JSON_FORMAT,
@@ -168,6 +175,21 @@ def as_json(run: KpiRun) -> str:
             for team, report in run.reports.items()
         ],
     }
+    if targets_by_scope is not None:
+        for result, team in zip(document["results"], run.reports, strict=True):
+            result["targets"] = [
+                {
+                    "kpi": row.kpi,
+                    "rule": row.rule,
+                    "baseline_period": row.baseline_period,
+                    "baseline": _json_number(row.baseline),
+                    "target": _json_number(row.target),
+                    "actual": _json_number(row.actual),
+                    "attainment": _json_number(row.attainment),
+                    "met": None if pd.isna(row.met) else bool(row.met),
+                }
+                for row in targets_by_scope[team].itertuples(index=False)
+            ]
     return json.dumps(document, ensure_ascii=False, indent=2)
 
 
@@ -211,20 +233,12 @@ def as_table(run: KpiRun, language: str, currency: str) -> str:
                 ],
             ]
         )
-    widths = [max(_display_width(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
     if language == "zh-CN":
         title = f"截至 {run.as_of.isoformat()} 的指标,期间 {run.period.label}"
     else:
         title = f"KPIs as of {run.as_of.isoformat()}, period {run.period.label}"
-    lines.append(f"{title} ({run.period.start.isoformat()} – {run.period.end.isoformat()})")
-    for index, row in enumerate(rows):
-        cells = [_pad(row[0], widths[0], left=True)]
-        cells += [_pad(cell, widths[i + 1], left=False) for i, cell in enumerate(row[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    span = f"({run.period.start.isoformat()} – {run.period.end.isoformat()})"
+    return f"{title} {span}\n{_align(rows)}"
 
 
 def _display_width(text: str) -> int:
@@ -277,3 +291,89 @@ def write_customers_csv(report: PeriodReport, path: Path, language: str) -> int:
     with atomic_output(path, "w", encoding="utf-8-sig") as stream:
         rows.to_csv(stream, index=False, date_format="%Y-%m-%d", lineterminator="\n")
     return len(rows)
+
+
+def target_tables(
+    settings: Settings, engine: Engine, run: KpiRun
+) -> dict[str | None, pd.DataFrame]:
+    """Actual, baseline, target and attainment per targeted KPI, for each scope of ``run``.
+
+    Each distinct baseline period is computed once for all scopes, at the same distance
+    from its end as the run's date is from the run's period end
+    (:func:`crm_batch.kpi.targets.baseline_as_of`); a baseline before the data is NaN.
+    """
+    requested = run.requested or run.period
+    by_kpi = targets.baseline_periods(requested, settings.targets)
+    teams = [team for team in run.reports if team is not None]
+    baselines: dict[Period, tuple[date, KpiRun | None]] = {}
+    for base in dict.fromkeys(by_kpi.values()):
+        day = targets.baseline_as_of(requested, run.as_of, base)
+        baseline_run = (
+            run_kpis(settings, engine, day, base, teams=teams, include_company=None in run.reports)
+            if day >= base.start
+            else None
+        )
+        baselines[base] = (day, baseline_run)
+    kpis = registry()
+    tables: dict[str | None, pd.DataFrame] = {}
+    for scope, report in run.reports.items():
+        values = {}
+        for name, base in by_kpi.items():
+            baseline_run = baselines[base][1]
+            values[name] = (
+                baseline_run.reports[scope].kpis.get(name, math.nan) if baseline_run else math.nan
+            )
+        table = targets.target_table(report.kpis, values, settings.targets, kpis)
+        table.insert(1, "period", run.period.label)
+        table.insert(2, "baseline_period", [by_kpi[name].label for name in table["kpi"]])
+        table.insert(3, "baseline_as_of", [baselines[by_kpi[name]][0] for name in table["kpi"]])
+        tables[scope] = table
+    return tables
+
+
+def targets_as_text(tables: dict[str | None, pd.DataFrame], language: str, currency: str) -> str:
+    """The target tables as aligned text, one block per scope."""
+    kpis = registry()
+    zh = language == "zh-CN"
+    header = (
+        ["目标", "基准期", "基准值", "目标值", "实际值", "达成率", "达标"]
+        if zh
+        else ["Target", "Baseline period", "Baseline", "Target", "Actual", "Attainment", "Met"]
+    )
+    blocks = []
+    for scope, table in tables.items():
+        rows = [header]
+        for record in table.itertuples(index=False):
+            kpi = kpis[record.kpi]
+            met = (
+                "–"
+                if pd.isna(record.met)
+                else (("是" if record.met else "否") if zh else ("yes" if record.met else "no"))
+            )
+            attainment = "–" if pd.isna(record.attainment) else f"{record.attainment * 100:,.0f} %"
+            rows.append(
+                [
+                    kpi.label(language),
+                    record.baseline_period,
+                    format_kpi(kpi, record.baseline, currency=currency),
+                    format_kpi(kpi, record.target, currency=currency),
+                    format_kpi(kpi, record.actual, currency=currency),
+                    attainment,
+                    met,
+                ]
+            )
+        title = ("全公司" if zh else "all") if scope is None else scope
+        blocks.append(title + "\n" + _align(rows))
+    return "\n\n".join(blocks)
+
+
+def _align(rows: list[list[str]]) -> str:
+    widths = [max(_display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [_pad(row[0], widths[0], left=True)]
+        cells += [_pad(cell, widths[i + 1], left=False) for i, cell in enumerate(row[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

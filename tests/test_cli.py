@@ -87,6 +87,7 @@ def test_status_reports_what_the_demo_holds(demo_dir: Path) -> None:
 
 
 def test_demo_rerun_replaces_its_own_database(workdir: Path) -> None:
+    totals = []
     for seed in ("1", "2"):
         result = run_cli(
             "demo",
@@ -98,9 +99,15 @@ def test_demo_rerun_replaces_its_own_database(workdir: Path) -> None:
             seed,
             "--as-of",
             "2026-06-30",
+            "--history-quarters",
+            "0",
             cwd=workdir,
         )
         assert result.returncode == 0, result.stderr
+        totals.append(_duckdb_scalar(workdir, "select sum(amount) from orders"))
+    assert totals[0] != totals[1]  # the second seed's data replaced the first
+    assert _duckdb_scalar(workdir, "select count(*) from orders") == 300
+    assert sorted(p.name for p in (workdir / "var").iterdir()) == ["demo.duckdb"]
 
 
 def test_demo_refuses_to_overwrite_a_foreign_database(workdir: Path) -> None:
@@ -276,3 +283,34 @@ def test_kpis_snapshot_replaces_instead_of_duplicating(demo_dir: Path) -> None:
         demo_dir, "select count(*) from kpi_snapshots where as_of = date '2026-06-30'"
     )
     assert rows == (1 + 8) * len(registry())
+
+
+def test_kpis_targets_compare_with_the_same_quarter_a_year_earlier(demo_dir: Path) -> None:
+    import json
+
+    result = run_cli("kpis", "--as-of", "2026-06-30", "--targets", "--format", "json", cwd=demo_dir)
+    assert result.returncode == 0, result.stderr
+    [overall] = json.loads(result.stdout)["results"]
+    by_kpi = {row["kpi"]: row for row in overall["targets"]}
+    assert set(by_kpi) == {
+        "lead_conversion_rate",
+        "repurchase_rate",
+        "satisfaction_mean",
+        "campaign_roi",
+        "opt_out_rate",
+    }
+    baseline_run = run_cli(
+        "kpis", "--as-of", "2025-06-30", "--period", "2025Q2", "--format", "json", cwd=demo_dir
+    )
+    baseline = json.loads(baseline_run.stdout)["results"][0]["kpis"]
+    repurchase = by_kpi["repurchase_rate"]
+    assert repurchase["baseline_period"] == "2025Q2"
+    assert repurchase["baseline"] == pytest.approx(baseline["repurchase_rate"])
+    assert repurchase["actual"] == pytest.approx(overall["kpis"]["repurchase_rate"])
+    # +35 % on the baseline, capped at 100 %
+    assert repurchase["target"] == pytest.approx(min(baseline["repurchase_rate"] * 1.35, 1.0))
+    assert repurchase["attainment"] == pytest.approx(repurchase["actual"] / repurchase["target"])
+    assert repurchase["met"] is (repurchase["actual"] >= repurchase["target"])
+    opt_out = by_kpi["opt_out_rate"]
+    assert (opt_out["rule"], opt_out["target"]) == ("max", 0.03)
+    assert opt_out["met"] is (opt_out["actual"] <= 0.03)

@@ -335,18 +335,14 @@ def kpis(
         targets_as_text,
         write_customers_csv,
     )
-    from crm_batch.source.db import make_engine
+    from crm_batch.source.db import engine_from_settings
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
     chosen = period or snapshot_period(business_date)
     if snapshot and chosen != snapshot_period(business_date):
         raise click.UsageError("--snapshot stores the business date's quarter; drop --period")
-    engine = make_engine(
-        settings.database_url,
-        connect_timeout=settings.connect_timeout_seconds,
-        statement_timeout=settings.statement_timeout_seconds,
-    )
+    engine = engine_from_settings(settings)
     try:
         started = time.perf_counter()
         run = run_kpis(

@@ -14,14 +14,19 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, inspect
+from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
 from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
-from crm_batch.source.db import dialect_name, make_engine, run_query, safe_url
+from crm_batch.source.db import (
+    dialect_name,
+    engine_from_settings,
+    run_query,
+    safe_url,
+)
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
 
@@ -44,7 +49,7 @@ def build_demo_database(
     url = settings.database_url
     target = _file_target(url)
     if target is not None and target.exists() and not replace:
-        _refuse_foreign_database(url)
+        _refuse_foreign_database(settings, url)
     log.info(
         "generating demo: %s customers, %s orders, seed %s, ending %s",
         f"{customers:,}",
@@ -61,7 +66,7 @@ def build_demo_database(
         progress=progress,
     )
     if target is None:
-        engine = _engine(settings, url)
+        engine = engine_from_settings(settings, url)
         try:
             return demo_data.load_demo(
                 engine, data, id_type=id_type, replace=replace, progress=progress
@@ -71,7 +76,7 @@ def build_demo_database(
 
     building = target.with_name(f"{target.name}.building-{os.getpid()}")
     _remove_database_files(building)
-    engine = _engine(settings, url.set(database=str(building)))
+    engine = engine_from_settings(settings, url.set(database=str(building)))
     try:
         counts = demo_data.load_demo(engine, data, id_type=id_type, replace=True, progress=progress)
     except BaseException:
@@ -92,7 +97,7 @@ def build_demo_database(
 
 def demo_summary(settings: Settings, as_of: date) -> str:
     """Customers, orders and net revenue by team and year, as a text table."""
-    engine = _engine(settings, settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         catalog = SqlCatalog(settings.sql_dir)
         query = catalog.get("revenue_by_team_year", dialect_name(engine))
@@ -134,7 +139,7 @@ def demo_kpis(settings: Settings, as_of: date, history_quarters: int) -> str:
         snapshot_period,
     )
 
-    engine = _engine(settings, settings.database_url)
+    engine = engine_from_settings(settings)
     try:
         now = datetime.now(settings.tz)
         rows = backfill_snapshots(settings, engine, snapshot_dates(as_of, history_quarters), now)
@@ -150,14 +155,6 @@ def _format_money_table(frame: pd.DataFrame) -> str:
     shown.columns = [str(c) for c in shown.columns]
     shown.index.name = "team"
     return shown.to_string()
-
-
-def _engine(settings: Settings, url: URL) -> Engine:
-    return make_engine(
-        url,
-        connect_timeout=settings.connect_timeout_seconds,
-        statement_timeout=settings.statement_timeout_seconds,
-    )
 
 
 def _file_target(url: URL) -> Path | None:
@@ -181,9 +178,9 @@ def _remove_database_files(path: Path) -> None:
         candidate.unlink(missing_ok=True)
 
 
-def _refuse_foreign_database(url: URL) -> None:
+def _refuse_foreign_database(settings: Settings, url: URL) -> None:
     """Raise DataError if the target holds canonical tables the demo did not create."""
-    engine = make_engine(url)
+    engine = engine_from_settings(settings, url)
     try:
         tables = set(inspect(engine).get_table_names())
     finally:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, inspect, select
 from crm_batch.config import Settings
 from crm_batch.errors import DependencyError
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
-from crm_batch.source.db import check_connection, make_engine, safe_url
+from crm_batch.source.db import check_connection, engine_from_settings, safe_url
 
 
 def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[str, bool]:
@@ -27,11 +27,7 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
         f"reports:    {settings.reports_dir}",
         f"sql folder: {settings.sql_dir}",
     ]
-    engine = make_engine(
-        settings.database_url,
-        connect_timeout=settings.connect_timeout_seconds,
-        statement_timeout=settings.statement_timeout_seconds,
-    )
+    engine = engine_from_settings(settings)
     try:
         check_connection(engine)
     except DependencyError as exc:

@@ -32,6 +32,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from crm_batch.config import Settings
 from crm_batch.errors import DataError, DependencyError, SqlContractError, StageTimeoutError
 from crm_batch.source.sql_files import SqlQuery
 
@@ -463,3 +464,12 @@ def as_date(value: date | datetime | str) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(value)
+
+
+def engine_from_settings(settings: Settings, url: URL | None = None) -> Engine:
+    """An engine for the configured database (or ``url``) with the configured timeouts."""
+    return make_engine(
+        settings.database_url if url is None else url,
+        connect_timeout=settings.connect_timeout_seconds,
+        statement_timeout=settings.statement_timeout_seconds,
+    )

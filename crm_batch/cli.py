@@ -384,3 +384,115 @@ def kpis(
         if goals is not None:
             click.echo("")
             click.echo(targets_as_text(goals, language, settings.currency))
+
+
+@main.command()
+@common_options
+@handle_errors
+def nightly(config_file: str | None, database_url: str | None, as_of: date | None) -> None:
+    """Run the nightly job for the business date: extract, validate, KPIs and snapshots.
+
+    \b
+    One run at a time: while another run (cron, manual or serve) is in progress this
+    one stops at once with exit code 6. Every run and stage is recorded in batch_runs
+    (see `status`). Running a date again replaces that date's outputs.
+    Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
+    6 already running, 7 timeout.
+    """
+    from crm_batch.pipeline import run_nightly
+
+    settings = load_settings(config_file, database_url=database_url)
+    result = run_nightly(settings, as_of or default_as_of(settings))
+    click.echo(result.summary())
+
+
+@main.group()
+def report() -> None:
+    """Render PDF reports (and the same report as standalone HTML) into paths.reports_dir."""
+
+
+@report.command("diagnosis")
+@common_options
+@click.option(
+    "--team",
+    "team",
+    metavar="TEAM",
+    default=None,
+    help="This team's report (default: the company-wide report).",
+)
+@click.option("--all-teams", is_flag=True, help="The company-wide report and one per team.")
+@click.option(
+    "--lang",
+    type=click.Choice(["zh-CN", "en"]),
+    default=None,
+    help="Report language (default: the team's configured language, else general.language).",
+)
+@handle_errors
+def report_diagnosis(
+    config_file: str | None,
+    database_url: str | None,
+    as_of: date | None,
+    team: str | None,
+    all_teams: bool,
+    lang: str | None,
+) -> None:
+    """Customer status diagnosis report (客户现状诊断报告) as of the business date.
+
+    \b
+    Writes diagnosis_<scope>_<date>_<lang>.pdf and .html (scope: all or the team).
+    Examples:
+      run_batch.py report diagnosis --as-of 2026-06-30
+      run_batch.py report diagnosis --team Shanghai --lang en
+      run_batch.py report diagnosis --all-teams
+    """
+    from crm_batch.kpi_job import run_kpis, snapshot_period
+    from crm_batch.reports.diagnosis import write_diagnosis
+    from crm_batch.source.db import engine_from_settings
+
+    if team and all_teams:
+        raise click.UsageError("--team and --all-teams exclude each other")
+    settings = load_settings(config_file, database_url=database_url)
+    business_date = as_of or default_as_of(settings)
+    engine = engine_from_settings(settings)
+    try:
+        run = run_kpis(
+            settings,
+            engine,
+            business_date,
+            snapshot_period(business_date),
+            teams=[team] if team else [],
+            all_teams=all_teams,
+        )
+    finally:
+        engine.dispose()
+    for scope in run.reports:
+        started = time.perf_counter()
+        rendered = write_diagnosis(settings, run, scope, lang)
+        log.info("rendered %s in %.1fs", rendered.pdf.name, time.perf_counter() - started)
+        click.echo(str(rendered.pdf))
+
+
+@main.command()
+@common_options
+@handle_errors
+def serve(config_file: str | None, database_url: str | None, as_of: date | None) -> None:
+    """Run the nightly job every day at schedule.nightly_at, until stopped.
+
+    \b
+    Local time in general.timezone; missed business dates are caught up at start-up
+    as schedule.catch_up says (all, latest, none). A failing run is logged and the
+    loop goes on; a run in progress elsewhere is waited for. SIGTERM or Ctrl-C stops
+    it after the run in progress. Business dates come from the clock: no --as-of.
+    """
+    import signal
+    import threading
+
+    from crm_batch.scheduler import serve as serve_loop
+
+    if as_of is not None:
+        raise click.UsageError("serve picks the business dates from the clock; drop --as-of")
+    settings = load_settings(config_file, database_url=database_url)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    serve_loop(settings, stop)

@@ -36,6 +36,7 @@ from crm_batch.kpi.playbook import action_text
 from crm_batch.periods import Period, period_containing
 from crm_batch.snapshots import write_snapshots
 from crm_batch.source.extract_period import clip_period
+from crm_batch.source.quality import log_reconciliation, verify_source
 from crm_batch.source.sql_files import SqlCatalog
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def run_kpis(
     except ValueError as exc:
         raise ConfigError(f"--period {period.label}: {exc}") from None
     catalog = SqlCatalog(settings.sql_dir)
+    # data checks first: errors stop the run with one report, warnings are logged
+    verify_source(engine, settings.sql_dir, as_of, today=datetime.now(settings.tz).date())
     started = time.perf_counter()
     frames = load_frames(engine, period, as_of, settings.thresholds, catalog)
     extracted = time.perf_counter()
@@ -91,6 +94,7 @@ def run_kpis(
         extracted - started,
         time.perf_counter() - extracted,
     )
+    log_reconciliation(engine, settings.sql_dir, measured.end, prepared.end_table)
     data_teams = sorted(prepared.frames.register["team"].dropna().unique())
     known = list(dict.fromkeys([t.name for t in settings.teams] + data_teams))
     wanted = known if all_teams else list(teams or [])

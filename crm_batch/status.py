@@ -1,18 +1,24 @@
 """``status``: what a user or an ops person needs to know at a glance.
 
 Shows where the settings came from, the database (password hidden), whether it
-answers, how many rows each canonical table holds and the last runs in batch_runs.
+answers, how many rows each canonical table holds and the run log (batch_runs): whether
+the last nightly run succeeded, the last run of each kind and the last runs. A run left
+"running" by a process that died on this host is closed as failed on the way.
 """
 
 from __future__ import annotations
 
 from datetime import date
+from zoneinfo import ZoneInfo
 
 import pandas as pd
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from crm_batch.config import Settings
 from crm_batch.errors import DependencyError
+from crm_batch.logs import mask_secrets
+from crm_batch.runlog import FAILED, OK, RUN_STAGE, close_stale_runs, runs_table, stale_runs
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
 from crm_batch.source.db import check_connection, engine_from_settings, safe_url
 
@@ -38,7 +44,7 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
         lines.append("")
         lines.append(_table_counts(engine))
         lines.append("")
-        lines.append(_last_runs(engine, runs))
+        lines.append(_last_runs(engine, settings.tz, runs))
     finally:
         engine.dispose()
     return "\n".join(lines), True
@@ -58,36 +64,92 @@ def _table_counts(engine: Engine) -> str:
     return "tables (rows):\n" + "\n".join(rows)
 
 
-def _last_runs(engine: Engine, limit: int) -> str:
+def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
+    """The run log: stale runs closed, the last nightly's verdict, the last run of each
+    kind and the last ``limit`` runs."""
     if "batch_runs" not in set(inspect(engine).get_table_names()):
         return "last runs: none recorded yet (batch_runs does not exist)"
-    table = build_metadata().tables["batch_runs"]
+    notes = _close_stale(engine, tz)
+    table = runs_table()
+    columns = (
+        table.c.run_id,
+        table.c.kind,
+        table.c.business_date,
+        table.c.status,
+        table.c.started_at,
+        table.c.finished_at,
+        table.c.error,
+    )
     query = (
-        select(
-            table.c.run_id,
-            table.c.kind,
-            table.c.business_date,
-            table.c.status,
-            table.c.started_at,
-            table.c.finished_at,
-            table.c.rows,
-            table.c.error,
-        )
-        .where(table.c.stage == "run")
+        select(*columns)
+        .where(table.c.stage == RUN_STAGE)
         .order_by(table.c.started_at.desc())
         .limit(limit)
     )
     with engine.connect() as conn:
-        frame = pd.DataFrame(conn.execute(query).fetchall())
+        frame = pd.DataFrame(conn.execute(query).fetchall(), columns=[c.name for c in columns])
+        latest = _latest_per_kind(conn, table)
+        last_ok = conn.execute(
+            select(table.c.business_date, table.c.finished_at)
+            .where(table.c.stage == RUN_STAGE, table.c.kind == "nightly", table.c.status == OK)
+            .order_by(table.c.started_at.desc())
+            .limit(1)
+        ).first()
     if frame.empty:
-        return "last runs: none recorded yet"
+        return "\n".join([*notes, "last runs: none recorded yet"])
+    nightly = latest.get("nightly")
+    if nightly is None:
+        verdict = "last nightly run: none"
+    else:
+        verdict = f"last nightly run: {nightly.status} (business date {nightly.business_date})"
+        if nightly.status == FAILED and nightly.error:
+            verdict += f": {nightly.error[:200]}"
+    lines = [*notes, verdict]
+    if last_ok is not None and (nightly is None or nightly.status != OK):
+        lines.append(
+            f"last successful nightly: business date {last_ok.business_date}, "
+            f"finished {last_ok.finished_at:%Y-%m-%d %H:%M:%S}"
+        )
+    lines.append("last run of each kind:")
+    for kind, row in sorted(latest.items()):
+        finished = f"{row.finished_at:%Y-%m-%d %H:%M:%S}" if row.finished_at else "-"
+        lines.append(
+            f"  {kind:<10} {row.business_date}  {row.status:<8} "
+            f"started {row.started_at:%Y-%m-%d %H:%M:%S}  finished {finished}"
+        )
     frame["run_id"] = frame["run_id"].str[:8]
     frame["error"] = frame["error"].fillna("").str.slice(0, 60)
-    nightly = frame[frame["kind"] == "nightly"]
-    verdict = (
-        "last nightly run: none"
-        if nightly.empty
-        else f"last nightly run: {nightly.iloc[0]['status']} "
-        f"(business date {nightly.iloc[0]['business_date']})"
+    frame["started_at"] = pd.to_datetime(frame["started_at"]).dt.strftime("%Y-%m-%d %H:%M:%S")
+    frame["finished_at"] = (
+        pd.to_datetime(frame["finished_at"]).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("-")
     )
-    return f"{verdict}\nlast runs:\n{frame.to_string(index=False)}"
+    lines.append("last runs:")
+    lines.append(frame.to_string(index=False))
+    return "\n".join(lines)
+
+
+def _latest_per_kind(conn: Connection, table: Table) -> dict[str, Row]:
+    """The most recent run row of each kind."""
+    kinds = conn.execute(select(table.c.kind).where(table.c.stage == RUN_STAGE).distinct())
+    latest = {}
+    for (kind,) in kinds.all():
+        row = conn.execute(
+            select(table)
+            .where(table.c.stage == RUN_STAGE, table.c.kind == kind)
+            .order_by(table.c.started_at.desc())
+            .limit(1)
+        ).first()
+        if row is not None:
+            latest[kind] = row
+    return latest
+
+
+def _close_stale(engine: Engine, tz: ZoneInfo) -> list[str]:
+    """Close runs whose process died on this host; lines saying what was found."""
+    try:
+        closed = close_stale_runs(engine, tz)
+    except SQLAlchemyError as exc:  # e.g. a read-only database user: report, do not fail
+        stale = stale_runs(engine, tz)
+        reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return [f"stale run (process died, not closed: {reason}): {r.describe()}" for r in stale]
+    return [f"closed stale run {r.run_id[:8]} (process died): {r.describe()}" for r in closed]

@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Pango/HarfBuzz for WeasyPrint's PDF layout, a CJK font so Chinese never renders as
-# boxes, poppler-utils (pdftoppm) to look at rendered pages.
-APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b fonts-noto-cjk poppler-utils)
+# boxes, HarfBuzz's subsetter (WeasyPrint embeds only the glyphs used: 10x faster than its
+# fontTools fallback on CJK fonts), poppler-utils (pdftoppm) to look at rendered pages.
+APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-noto-cjk poppler-utils)
 
 install_debian_packages() {
   command -v dpkg >/dev/null 2>&1 || {

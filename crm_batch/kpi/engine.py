@@ -22,10 +22,11 @@ for every team.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -45,7 +46,7 @@ from crm_batch.kpi import (
 from crm_batch.kpi.churn import churn_warnings
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.facts import customer_table
-from crm_batch.kpi.keys import attach, positions_many, take
+from crm_batch.kpi.keys import attach, positions, positions_many, take
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
 from crm_batch.periods import Period
 from crm_batch.source.extract import SourceFrames
@@ -56,6 +57,66 @@ from crm_batch.source.sql_files import SqlCatalog
 DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 #: Cohorts (months) shown in the cohort matrix.
 COHORT_MONTHS = 12
+#: Register columns kept in the start-of-period table: its tiers feed the migration
+#: matrix and the touches' segments only, so names and contacts are not copied there.
+START_COLUMNS = ("customer_id", "team", "signup_date")
+
+
+class TeamViews:
+    """Each team's rows of the prepared frames, grouped once per frame.
+
+    A million-row frame is grouped by ``team`` once (integer codes), so each team's view
+    is a positional take instead of a text comparison per team and frame; the rows and
+    their order are those of ``frame[frame["team"] == team]``.
+    """
+
+    def __init__(self) -> None:
+        self._groups: dict[int, tuple[pd.DataFrame, dict[object, np.ndarray]]] = {}
+        self._start_in_end: np.ndarray | None = None
+        self._start_tiers: pd.DataFrame | None = None
+
+    def rows(self, frame: pd.DataFrame, team: str) -> np.ndarray:
+        """Positions of ``team``'s rows in ``frame``, ascending (empty for no rows)."""
+        entry = self._groups.get(id(frame))
+        if entry is None or entry[0] is not frame:
+            codes, uniques = pd.factorize(frame["team"])
+            order = np.argsort(codes, kind="stable")
+            bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+            groups = {uniques[i]: order[bounds[i] : bounds[i + 1]] for i in range(len(uniques))}
+            entry = (frame, groups)
+            self._groups[id(frame)] = entry
+        return entry[1].get(team, np.zeros(0, dtype="int64"))
+
+    def of(self, frame: pd.DataFrame, team: str | None) -> pd.DataFrame:
+        """``frame`` limited to ``team`` (None: the whole frame)."""
+        if team is None:
+            return frame
+        return frame.take(self.rows(frame, team))
+
+    def start_tiers(self, prepared: PreparedPeriod, team: str | None) -> pd.DataFrame:
+        """The team's rows of the start table, limited to what tier migration reads."""
+        return self.of(self._narrow_start(prepared), team)
+
+    def _narrow_start(self, prepared: PreparedPeriod) -> pd.DataFrame:
+        if self._start_tiers is None:
+            self._start_tiers = prepared.start_table.loc[:, ["customer_id", "team", "tier"]]
+        return self._start_tiers
+
+    def start_in_end(self, prepared: PreparedPeriod, team: str | None) -> np.ndarray:
+        """For each row of the team's start table, its customer's row in the team's end
+        table (-1: absent); customer ids are unique in both (they come from the register).
+        """
+        if self._start_in_end is None:
+            self._start_in_end = positions(
+                prepared.start_table["customer_id"], prepared.end_table["customer_id"]
+            )
+        if team is None:
+            return self._start_in_end
+        end_rows = self.rows(prepared.end_table, team)
+        in_team = np.full(len(prepared.end_table), -1, dtype="int64")
+        in_team[end_rows] = np.arange(len(end_rows))
+        where = self._start_in_end[self.rows(self._narrow_start(prepared), team)]
+        return np.where(where >= 0, in_team[np.maximum(where, 0)], -1)
 
 
 @dataclass(frozen=True)
@@ -63,7 +124,7 @@ class PreparedPeriod:
     """A period's frames for all teams, aligned and segmented once.
 
     Every per-customer frame carries the customer's ``team`` (from the register), so a
-    team's view is a plain column comparison.
+    team's view is a plain column comparison (grouped once, see :class:`TeamViews`).
     """
 
     frames: PeriodFrames
@@ -72,12 +133,13 @@ class PreparedPeriod:
     first_orders: pd.DataFrame  # customer_first_orders.sql + team
     tickets: pd.DataFrame  # tickets.sql + team
     people: pd.DataFrame  # the register for referral KPIs (referral.referral_people)
-    start_table: pd.DataFrame  # segmented customer table the day before the period
+    start_table: pd.DataFrame  # segmented table the day before the period (START_COLUMNS)
     end_table: pd.DataFrame  # segmented customer table on the period's (clipped) last day
     warnings: pd.DataFrame  # churn watchlist on the period's last day
     touches: pd.DataFrame  # campaign touches of the period with attribution, cost and team
     untouched: pd.DataFrame  # campaigns started in the period without any touch
     care_calendar: pd.DataFrame  # events after T
+    views: TeamViews = field(default_factory=TeamViews, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -123,7 +185,8 @@ def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeri
     """Segment both ends of the period, attribute touches, list care events, add teams."""
     period = frames.period
     register = attach(frames.register, frames.first_orders, ["first_order_date"])
-    start_table = _segmented(frames.start, frames.start.as_of, thresholds)
+    start = replace(frames.start, customers=frames.start.customers.loc[:, list(START_COLUMNS)])
+    start_table = _segmented(start, start.as_of, thresholds)
     end_table = _segmented(frames.end, period.end, thresholds)
     touches = campaigns.touch_table(
         frames.touches,
@@ -161,37 +224,36 @@ def _with_teams(register: pd.DataFrame, frames: list[pd.DataFrame]) -> list[pd.D
     return [f.assign(team=take(teams, w, f.index)) for f, w in zip(frames, found, strict=True)]
 
 
-def _by_team(frame: pd.DataFrame, team: str | None) -> pd.DataFrame:
-    if team is None:
-        return frame
-    return frame[(frame["team"] == team).fillna(False).astype(bool)]
-
-
 def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodReport:
     """The KPI set and the tables of ``team`` (None = everyone) from a prepared period."""
     frames, thresholds, period = prepared.frames, prepared.thresholds, prepared.frames.period
-    end_table = _by_team(prepared.end_table, team)
-    warnings = _by_team(prepared.warnings, team)
-    period_orders = _by_team(prepared.period_orders, team)
-    touches = _by_team(prepared.touches, team)
+    scope = prepared.views.of
+    end_table = scope(prepared.end_table, team)
+    warnings = scope(prepared.warnings, team)
+    period_orders = scope(prepared.period_orders, team)
+    touches = scope(prepared.touches, team)
     untouched = prepared.untouched if team is None else None
-    calendar = _by_team(prepared.care_calendar, team)
-    matrix = migration.tier_migration(_by_team(prepared.start_table, team), end_table)
+    calendar = scope(prepared.care_calendar, team)
+    matrix = migration.tier_migration(
+        prepared.views.start_tiers(prepared, team),
+        end_table,
+        where=prepared.views.start_in_end(prepared, team),
+    )
 
     values: dict[str, float] = {
         **as_of_kpis(end_table, warnings),
         **repurchase.retention_kpis(
-            period_orders, _by_team(prepared.first_orders, team), period, frames.as_of, thresholds
+            period_orders, scope(prepared.first_orders, team), period, frames.as_of, thresholds
         ),
         **conversion.lead_conversion_kpis(
-            _by_team(frames.leads, team), period, frames.as_of, thresholds.lead_conversion_days
+            scope(frames.leads, team), period, frames.as_of, thresholds.lead_conversion_days
         ),
         **referral.referral_kpis(
             prepared.people, period_orders, end_table, period, thresholds, team
         ),
         **pareto.pareto_kpis(end_table, thresholds.pareto_top_share),
         **service.service_kpis(
-            _by_team(prepared.tickets, team), period, thresholds.complaint_resolution_hours
+            scope(prepared.tickets, team), period, thresholds.complaint_resolution_hours
         ),
         **campaigns.campaign_kpis(touches, untouched),
         **migration.migration_kpis(matrix),
@@ -208,7 +270,7 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         funnel_by_channel=campaigns.funnel(touches, ["channel"], untouched),
         funnel_by_segment=campaigns.funnel(touches, ["segment"]),
         cohort_matrix=cohorts.cohort_matrix(
-            _by_team(frames.cohort_activity, team), period.end, COHORT_MONTHS
+            scope(frames.cohort_activity, team), period.end, COHORT_MONTHS
         ),
         tier_migration=matrix,
         care_calendar=calendar.reset_index(drop=True),

@@ -30,6 +30,7 @@ import pandas as pd
 
 from crm_batch.errors import DataError
 from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.keys import integer_keys
 
 if TYPE_CHECKING:
     from crm_batch.source.extract import SourceFrames
@@ -127,23 +128,20 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
         found = rows >= 0
         for column in frame.columns.drop("customer_id"):
             columns[column] = _spread(frame[column], rows, found)
-    table = pd.concat([customers, pd.DataFrame(columns, index=customers.index)], axis=1)
     t = pd.Timestamp(as_of)
-    recency = _days_between(table["last_order_date"], t)
-    tenure = _days_between(table["first_order_date"], t)
-    orders = table["orders_total"].to_numpy(dtype="float64")
+    orders = columns["orders_total"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        aov = table["revenue_total"].to_numpy(dtype="float64") / orders
-    derived = pd.DataFrame(
-        {
-            "recency_days": recency,
-            "tenure_days": tenure,
-            "aov": np.where(orders > 0, aov, np.nan),
-            "has_paid_order": orders > 0,
-        },
-        index=table.index,
-    )
-    return pd.concat([table, derived], axis=1)
+        aov = columns["revenue_total"].to_numpy(dtype="float64") / orders
+    derived = {
+        "recency_days": _days_between(columns["last_order_date"], t),
+        "tenure_days": _days_between(columns["first_order_date"], t),
+        "aov": pd.Series(np.where(orders > 0, aov, np.nan)),
+        "has_paid_order": pd.Series(orders > 0),
+    }
+    # one frame without stacking the new columns into 2-D blocks (a copy of every column
+    # of a million rows); copy-on-write keeps the register's frame safe from changes
+    data = {name: customers[name] for name in customers.columns} | columns | derived
+    return pd.DataFrame(data, index=customers.index, copy=False)
 
 
 def fact_kpis(table: pd.DataFrame) -> dict[str, float]:
@@ -166,10 +164,18 @@ def _key_codes(frames: list[pd.DataFrame]) -> tuple[list[np.ndarray], int]:
     One factorization of all keys together: matching integers is much faster than
     hashing text keys once per join. Returns the codes per frame and the number of codes.
     """
+    bounds = np.cumsum([0, *(len(f) for f in frames)])
+    numeric = [integer_keys(f["customer_id"]) for f in frames]
+    if all(n is not None for n in numeric):  # integer ids: factorize int64, not text
+        numbers = np.concatenate([n[0] for n in numeric])  # type: ignore[index]
+        missing = np.concatenate([n[1] for n in numeric])  # type: ignore[index]
+        codes = np.full(len(numbers), -1, dtype="int64")
+        present_codes, uniques = pd.factorize(numbers[~missing])
+        codes[~missing] = present_codes
+        return [codes[a:b] for a, b in itertools.pairwise(bounds)], len(uniques)
     keys = pd.concat([f["customer_id"] for f in frames], ignore_index=True)
     codes, uniques = pd.factorize(keys)
     codes = codes.astype("int64")
-    bounds = np.cumsum([0, *(len(f) for f in frames)])
     return [codes[a:b] for a, b in itertools.pairwise(bounds)], len(uniques)
 
 
@@ -200,4 +206,8 @@ def _spread(values: pd.Series, rows: np.ndarray, found: np.ndarray) -> pd.Series
 
 
 def _days_between(dates: pd.Series, t: pd.Timestamp) -> pd.Series:
-    return (t - dates).dt.days.astype("Int64")
+    """Whole days from each date to ``t`` (floored like ``Timedelta.days``), NA for NaT."""
+    nanos = dates.to_numpy(dtype="datetime64[ns]")
+    missing = np.isnat(nanos)
+    days = (t.as_unit("ns").asm8 - nanos).astype("int64") // (86_400 * 10**9)
+    return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, days), missing), index=dates.index)

@@ -49,9 +49,15 @@ KPIS = (
 
 def _codes(values: pd.Series, order: tuple[str, ...]) -> np.ndarray:
     """Position of each tier in ``order``; missing or unknown values are ``none``."""
+    none = order.index(NONE_LABEL)
+    if isinstance(values.dtype, pd.CategoricalDtype):  # segments' tiers: map categories only
+        labels = [str(c) for c in values.cat.categories]
+        # one entry per category, then ``none`` for the missing code -1
+        of_code = np.array([order.index(c) if c in order else none for c in labels] + [none])
+        return of_code[values.cat.codes.to_numpy(dtype="int64")]
     labels = values.astype("string").fillna(NONE_LABEL)
     codes = pd.Categorical(labels, categories=list(order)).codes.astype("int64")
-    return np.where(codes < 0, order.index(NONE_LABEL), codes)
+    return np.where(codes < 0, none, codes)
 
 
 def tier_migration(
@@ -59,18 +65,23 @@ def tier_migration(
     end: pd.DataFrame,
     column: str = "tier",
     order: tuple[str, ...] = TIER_ORDER,
+    *,
+    where: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Counts of customers by tier at the start (rows) and at the end (columns).
 
     ``start`` and ``end`` hold one row per customer (``customer_id`` and ``column``).
     ``column`` may be ``value_tier`` with ``order=("diamond", "silver", "bronze",
     "iron", "none")``; missing values become ``none``. Every label of ``order`` is a
-    row and a column, even when empty.
+    row and a column, even when empty. ``where``, when the caller already knows it, is
+    the position of each start row's customer in ``end`` (-1: absent), saving the id
+    lookup.
     """
     none = order.index(NONE_LABEL)
     start_codes = _codes(start[column], order)
     end_codes = _codes(end[column], order)
-    where = positions(start["customer_id"], end["customer_id"])
+    if where is None:
+        where = positions(start["customer_id"], end["customer_id"])
     found = where >= 0
     seen_at_end = np.zeros(len(end), dtype=bool)
     seen_at_end[where[found]] = True

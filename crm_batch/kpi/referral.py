@@ -33,7 +33,7 @@ import pandas as pd
 
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import lookup, ratio
+from crm_batch.kpi.keys import positions, ratio, take
 from crm_batch.kpi.repurchase import day_before, new_customer_mask
 from crm_batch.periods import Period
 
@@ -118,8 +118,10 @@ def referral_people(customers: pd.DataFrame) -> pd.DataFrame:
     referrer = people["referred_by"]
     is_referred = (referrer.notna() & (referrer != people["customer_id"])).fillna(False)
     people["is_referred"] = is_referred.astype(bool)
-    teams = people.set_index("customer_id")["team"]
-    people["referrer_team"] = lookup(referrer, teams).where(people["is_referred"])
+    # the referrer's row in the register (its ids are already indexed for lookups)
+    referrer_row = positions(referrer, people["customer_id"])
+    referrer_team = take(people["team"], referrer_row, people.index)
+    people["referrer_team"] = referrer_team.where(people["is_referred"])
     return people
 
 

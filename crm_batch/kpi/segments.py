@@ -357,7 +357,10 @@ def segment_customers(table: pd.DataFrame, thresholds: ThresholdSettings) -> pd.
         "value_group": _categorical(group, VALUE_GROUPS),
         "next_action_key": _categorical(action, _NEXT_ACTIONS),
     }
-    return pd.concat([table, pd.DataFrame(added, index=table.index)], axis=1)
+    data = {name: table[name] for name in table.columns} | {
+        name: pd.Series(values, index=table.index) for name, values in added.items()
+    }
+    return pd.DataFrame(data, index=table.index, copy=False)
 
 
 def segment_kpis(table: pd.DataFrame) -> dict[str, float]:
@@ -403,8 +406,35 @@ def _scores(values: np.ndarray, bins: int = SCORE_BINS) -> np.ndarray:
     n = len(values)
     if n == 0:
         return np.zeros(0, dtype="int64")
-    below = pd.Series(values).rank(method="min").to_numpy(dtype="int64") - 1
-    return 1 + (bins * below) // n
+    return 1 + (bins * _count_below(values)) // n
+
+
+def _count_below(values: np.ndarray) -> np.ndarray:
+    """For each value, how many values are strictly smaller (``rank(method="min") - 1``).
+
+    Whole numbers in a narrow range (order counts, days) are counted with a histogram,
+    anything else with one stable sort; both give pandas' answer for ties and are several
+    times faster on a million values. ``values`` must not hold NaN.
+    """
+    values = np.asarray(values, dtype="float64")
+    if np.isnan(values).any():
+        raise ValueError("cannot rank NaN values")
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype="int64")
+    low, high = values.min(), values.max()
+    if high - low <= 4 * n and np.array_equal(values, np.floor(values)):
+        offsets = (values - low).astype("int64")
+        smaller = np.cumsum(np.bincount(offsets)) - np.bincount(offsets)
+        return smaller[offsets]
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    # in sorted order, each value's count below is the position where its run starts
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    below = np.empty(n, dtype="int64")
+    below[order] = run_start
+    return below
 
 
 def _segment_codes(r: np.ndarray, f: np.ndarray, m: np.ndarray) -> np.ndarray:
@@ -419,9 +449,10 @@ def _value_tiers(
     """Codes into :data:`VALUE_TIERS` (see the module docstring for the rule)."""
     n = int(scored.sum())
     above = np.full(len(revenue_12m), np.inf)
-    if n:
-        ranks = pd.Series(revenue_12m[scored]).rank(method="min", ascending=False)
-        above[scored] = ranks.to_numpy(dtype="float64") - 1
+    ranked = scored & ~np.isnan(revenue_12m)  # NaN revenue is never ranked (as pandas' rank)
+    if ranked.any():
+        # customers with strictly more revenue: rank(method="min", ascending=False) - 1
+        above[ranked] = _count_below(-revenue_12m[ranked])
     positive = scored & (revenue_12m > 0)
     diamond = positive & (above < _places(thresholds.diamond_share, n))
     silver = positive & (above < _places(thresholds.diamond_share + thresholds.silver_share, n))

@@ -9,6 +9,15 @@ Column types of the sql/ headers come back as these pandas dtypes: ``id`` and ``
 -> ``string`` (keys are opaque text: ``7`` becomes ``"7"``, ``"007"`` stays ``"007"``),
 ``date`` and ``timestamp`` -> ``datetime64[ns]`` (naive local time), ``int`` -> ``Int64``,
 ``float`` and ``money`` -> ``float64``, ``bool`` -> ``boolean``.
+
+Fetch paths (all give the same typed frames): DuckDB and PostgreSQL results arrive as
+Arrow columns (DuckDB's own Arrow export; on PostgreSQL the ADBC driver,
+``adbc-driver-postgresql``, with the engine's connect and statement timeouts and URL
+options) and are typed column by column in Arrow, without a Python object per value:
+pulling a million customers this way takes a fraction of a second where row tuples took
+several. Other dialects (and PostgreSQL without the ADBC driver) fetch row tuples through
+the SQLAlchemy connection. Anything the Arrow path does not recognise goes through the
+same per-value conversion as row tuples, so errors read alike on every database.
 """
 
 from __future__ import annotations
@@ -28,9 +37,13 @@ from zoneinfo import ZoneInfo
 import duckdb
 import numpy as np
 import pandas as pd
-from sqlalchemy import create_engine, event, text
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import bindparam, create_engine, event, text
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.types import UserDefinedType
 
 from crm_batch.config import Settings
 from crm_batch.errors import DataError, DependencyError, SqlContractError, StageTimeoutError
@@ -47,6 +60,11 @@ _SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "sec
 #: MySQL/MariaDB: the client gives up this long after the server-side statement limit,
 #: so that the server's own "statement timeout" error normally arrives first.
 _MYSQL_CLIENT_GRACE_SECONDS = 5.0
+
+#: Compiles named binds to PostgreSQL's ``$n`` placeholders (what ADBC sends).
+_DOLLAR_DIALECT = PGDialect_psycopg(paramstyle="numeric_dollar")
+#: SQLSTATE classes meaning "the server or the connection failed", not the query.
+_PG_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
 
 
 def normalize_url(url: URL | str) -> URL:
@@ -204,6 +222,28 @@ def run_query(
     binds = {spec.name: _bind_value(params[spec.name], spec.type, engine) for spec in query.params}
     started = time.perf_counter()
     try:
+        frame = _fetch(engine, query, binds, timezone, arrow=True)
+    except _ArrowUnsupportedError as exc:
+        log.debug("%s: %s; fetching row tuples instead", query.name, exc)
+        frame = _fetch(engine, query, binds, timezone, arrow=False)
+    log.debug("query %s: %d rows in %.2fs", query.name, len(frame), time.perf_counter() - started)
+    return frame
+
+
+class _ArrowUnsupportedError(Exception):
+    """A result column of an Arrow type :func:`conform_arrow` cannot convert faithfully."""
+
+
+def _fetch(
+    engine: Engine, query: SqlQuery, binds: Mapping[str, Any], timezone: str | None, *, arrow: bool
+) -> pd.DataFrame:
+    """Run the query on a pooled connection into a typed frame.
+
+    With ``arrow``: DuckDB exports Arrow itself, and PostgreSQL (psycopg) results come
+    through ADBC on a libpq connection made with the pooled connection's own settings;
+    otherwise (and for other dialects) row tuples come through the DB-API cursor.
+    """
+    try:
         conn = engine.connect()
     except DBAPIError as exc:
         raise DependencyError(
@@ -212,19 +252,21 @@ def run_query(
         ) from None
     try:
         with conn:
-            if engine.dialect.name == "duckdb":
-                frame = _fetch_duckdb_columnar(conn, query, binds)
-            else:
-                frame = _fetch_rows(conn, query, binds)
+            if arrow and engine.dialect.name == "duckdb":
+                return conform_arrow(_fetch_duckdb_arrow(conn, query, binds), query, timezone)
+            conninfo = _libpq_conninfo(conn) if arrow else None
+            adbc = _adbc_postgres() if conninfo else None
+            if adbc is not None and conninfo and None not in binds.values():
+                table, zone = _fetch_postgres_arrow(adbc, conninfo, engine, query, binds)
+                return conform_arrow(table, query, timezone=timezone or zone)
+            frame = _fetch_rows(conn, query, binds)
     except DBAPIError as exc:
         raise _statement_error(exc, query, engine) from None
     except duckdb.Error as exc:
         raise SqlContractError(
             f"{query.path}: the database rejected the query: {_first_line(exc)}"
         ) from None
-    frame = conform_frame(frame, query, timezone=timezone)
-    log.debug("query %s: %d rows in %.2fs", query.name, len(frame), time.perf_counter() - started)
-    return frame
+    return conform_frame(frame, query, timezone=timezone)
 
 
 def _fetch_rows(conn: Connection, query: SqlQuery, binds: Mapping[str, Any]) -> pd.DataFrame:
@@ -239,20 +281,131 @@ def _fetch_rows(conn: Connection, query: SqlQuery, binds: Mapping[str, Any]) -> 
     return frame
 
 
-def _fetch_duckdb_columnar(
-    conn: Connection, query: SqlQuery, binds: Mapping[str, Any]
-) -> pd.DataFrame:
-    """DuckDB straight into pandas columns: ~10x faster than row tuples at 1M rows.
+def _fetch_duckdb_arrow(conn: Connection, query: SqlQuery, binds: Mapping[str, Any]) -> pa.Table:
+    """DuckDB's result as an Arrow table (no Python object per value).
 
     SQLAlchemy compiles the named binds to DuckDB's ``$n`` placeholders (the same
-    parsing as the portable path), and DuckDB's own ``df()`` builds the frame;
-    integers with NULLs arrive as nullable Int64, so keys keep every digit.
+    parsing as the portable path); DuckDB exports the result to Arrow itself.
     """
     compiled = text(query.body).bindparams(**binds).compile(dialect=conn.dialect)
-    positions = compiled.positiontup or []
-    arguments = [compiled.params[name] for name in positions]
+    arguments = [compiled.params[name] for name in compiled.positiontup or []]
     driver_connection = conn.connection.driver_connection
-    return driver_connection.execute(str(compiled), arguments).df()
+    return driver_connection.sql(str(compiled), params=arguments).to_arrow_table()
+
+
+@functools.cache
+def _adbc_postgres() -> Any:
+    """The ADBC PostgreSQL DB-API module, or None when the driver is not installed."""
+    try:
+        import adbc_driver_postgresql.dbapi as adbc
+    except ImportError:  # the row-tuple path still works, only slower
+        log.debug("adbc-driver-postgresql is not installed: PostgreSQL rows come as tuples")
+        return None
+    return adbc
+
+
+def _libpq_conninfo(conn: Connection) -> str | None:
+    """The libpq connection string of a pooled psycopg connection, password included.
+
+    psycopg reports every setting the connection was made with (host, port, database,
+    user, ``options`` with the statement timeout and search_path, connect timeout, SSL),
+    so an ADBC connection made from it lands in the same place under the same limits.
+    None for other PostgreSQL drivers.
+    """
+    info = getattr(conn.connection.driver_connection, "info", None)
+    dsn = getattr(info, "dsn", None)
+    if not isinstance(dsn, str):
+        return None
+    password = getattr(info, "password", None)
+    if password:
+        escaped = password.replace("\\", "\\\\").replace("'", "\\'")
+        dsn = f"{dsn} password='{escaped}'"
+    return dsn
+
+
+def _is_typed_literal(value: Any) -> bool:
+    """A bind :class:`_TypedLiteral` can write: a date, naive timestamp or finite number."""
+    if isinstance(value, datetime):
+        return value.tzinfo is None
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, (date, int)):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+class _TypedLiteral(UserDefinedType):
+    """Renders a bind as a typed PostgreSQL literal (see :func:`_fetch_postgres_arrow`)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "TEXT"  # never used in DDL
+
+    def literal_processor(self, dialect: Any) -> Any:
+        def render(value: Any) -> str:
+            if isinstance(value, datetime):
+                return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+            if isinstance(value, date):
+                return f"DATE '{value.isoformat()}'"
+            return repr(value) if isinstance(value, float) else str(int(value))
+
+        return render
+
+
+def _fetch_postgres_arrow(
+    adbc: Any, conninfo: str, engine: Engine, query: SqlQuery, binds: Mapping[str, Any]
+) -> tuple[pa.Table, str | None]:
+    """The result as an Arrow table through ADBC, and the session time zone when a
+    column is a ``timestamptz`` (ADBC sends those as UTC instants).
+
+    When every bind is a date, a naive timestamp or a finite number (the windows
+    crm-batch computes), they are written into the statement as typed literals
+    (``DATE '2026-06-30'``): without parameters ADBC reads the result with ``COPY ...
+    (FORMAT binary)``, about twice as fast for a million rows as the prepared-statement
+    path. The literals come from the typed values (ISO format, digits), never from text.
+    Other binds (text) stay server-side parameters ``$n``.
+    """
+    statement = text(query.body)
+    if all(_is_typed_literal(value) for value in binds.values()):
+        literal = [bindparam(name, value, type_=_TypedLiteral()) for name, value in binds.items()]
+        sql = str(
+            statement.bindparams(*literal).compile(
+                dialect=_DOLLAR_DIALECT, compile_kwargs={"literal_binds": True}
+            )
+        )
+        arguments: list[Any] = []
+    else:
+        compiled = statement.bindparams(**binds).compile(dialect=_DOLLAR_DIALECT)
+        sql = str(compiled)
+        arguments = [compiled.params[name] for name in compiled.positiontup or []]
+    where = f"{query.path.name} on {safe_url(engine.url)}"
+    try:
+        conn = adbc.connect(conninfo, autocommit=True)
+    except adbc.Error as exc:
+        raise DependencyError(
+            f"{query.path.name}: cannot connect to {safe_url(engine.url)}: {_first_line(exc)}"
+        ) from None
+    try:
+        with conn, conn.cursor() as cursor:
+            cursor.execute(sql, parameters=arguments or None)
+            table = cursor.fetch_arrow_table()
+            zone = None
+            if any(pa.types.is_timestamp(f.type) and f.type.tz for f in table.schema):
+                cursor.execute("select current_setting('TimeZone')")
+                zone = str(cursor.fetchone()[0])
+    except adbc.Error as exc:
+        state = str(getattr(exc, "sqlstate", None) or "")
+        reason = _first_line(exc)
+        if state == "57014":  # query_canceled: the statement timeout
+            raise StageTimeoutError(
+                f"{where}: the statement ran past its time limit ({reason}); make the query "
+                "cheaper or raise database.statement_timeout_seconds"
+            ) from None
+        if not state or state.startswith(_PG_UNAVAILABLE_CLASSES):
+            raise DependencyError(f"{where}: {reason}") from None
+        raise SqlContractError(f"{query.path}: the database rejected the query: {reason}") from None
+    return table, zone
 
 
 def _statement_error(exc: DBAPIError, query: SqlQuery, engine: Engine) -> Exception:
@@ -295,7 +448,47 @@ def conform_frame(
     the database sent (the session time zone), offsets that differ row by row
     (daylight saving) included.
     """
-    returned = [str(c) for c in frame.columns]
+    returned = _returned_columns([str(c) for c in frame.columns], query)
+    frame = frame.rename(columns={r: d for d, r in returned.items()})[list(returned)]
+    typed = {
+        spec.name: _cast(frame[spec.name], spec.type, query, spec.name, timezone)
+        for spec in query.columns
+    }
+    return pd.DataFrame(typed, index=frame.index, copy=False)
+
+
+def conform_arrow(table: pa.Table, query: SqlQuery, timezone: str | None = None) -> pd.DataFrame:
+    """:func:`conform_frame` for an Arrow result: the same checks, dtypes and errors.
+
+    Columns of the Arrow types databases send for each header type are converted in
+    Arrow; any other column goes through the per-value conversion of row tuples.
+    ``timezone`` also names the zone of ``timestamptz`` columns when no conversion
+    zone is configured (the session time zone ADBC does not apply itself).
+    """
+    returned = _returned_columns(list(table.column_names), query)
+    typed: dict[str, pd.Series] = {}
+    for spec in query.columns:
+        column = table.column(returned[spec.name])
+        try:
+            series = _arrow_series(column, spec.type, timezone)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError):
+            series = None  # out of range or unparsable: the generic path names the row
+        if series is None:
+            try:
+                values = column.to_pandas()
+            except (pa.ArrowException, ValueError, TypeError) as exc:
+                raise _ArrowUnsupportedError(f"column {spec.name}: {column.type}") from exc
+            series = _cast(values, spec.type, query, spec.name, timezone)
+        typed[spec.name] = series
+    # copy=False: the typed columns are new; stacking them into 2-D blocks would copy all
+    return pd.DataFrame(typed, index=pd.RangeIndex(table.num_rows), copy=False)
+
+
+def _returned_columns(returned: list[str], query: SqlQuery) -> dict[str, str]:
+    """Declared column -> returned column name (case-insensitive), in header order.
+
+    Raises :class:`SqlContractError` for a repeated, missing or undeclared column.
+    """
     lowered = [c.lower() for c in returned]
     repeated = sorted({c for c in returned if lowered.count(c.lower()) > 1})
     if repeated:
@@ -314,12 +507,70 @@ def conform_frame(
         if extra:
             parts.append(f"returned but not declared: {', '.join(extra)}")
         raise SqlContractError(f"{query.path}: columns differ from the header ({'; '.join(parts)})")
-    frame = frame.rename(columns={by_lower[d.lower()]: d for d in declared})[declared]
-    typed = {
-        spec.name: _cast(frame[spec.name], spec.type, query, spec.name, timezone)
-        for spec in query.columns
-    }
-    return pd.DataFrame(typed, index=frame.index)
+    return {d: by_lower[d.lower()] for d in declared}
+
+
+def _string_series(column: pa.ChunkedArray) -> pd.Series:
+    """A ``large_string`` column as pandas ``string``, sharing its buffers.
+
+    The array always has a chunk (an empty one for no rows): some pandas operations,
+    e.g. ``merge_asof`` on a text key, fail on an Arrow column without chunks.
+    """
+    if column.num_chunks == 0:
+        column = pa.chunked_array([pa.array([], type=pa.large_string())])
+    return pd.Series(pd.arrays.ArrowStringArray(column))
+
+
+def _arrow_series(column: pa.ChunkedArray, kind: str, timezone: str | None) -> pd.Series | None:
+    """One Arrow column as its header type's pandas series; None for the generic path.
+
+    Handled: text and integer ids, text; dates and timestamps (a time zone is dropped
+    after converting to ``timezone``, else to the zone the column carries); integers
+    and exact integral decimals (DuckDB sums) as Int64; numbers, decimals and
+    PostgreSQL ``numeric`` text as float64; booleans and 0/1 integers as boolean.
+    """
+    if pa.types.is_dictionary(column.type):  # enums
+        column = column.cast(column.type.value_type)
+    if isinstance(column.type, pa.BaseExtensionType):  # ADBC: numeric and others as text
+        storage = column.type.storage_type
+        if not (pa.types.is_string(storage) or pa.types.is_large_string(storage)):
+            raise _ArrowUnsupportedError(f"{column.type} is not text underneath")
+        column = pa.chunked_array([chunk.storage for chunk in column.chunks], storage)
+    kind_type = column.type
+    if kind in {"id", "text"}:
+        textual = pa.types.is_string(kind_type) or pa.types.is_large_string(kind_type)
+        if not (textual or (kind == "id" and pa.types.is_integer(kind_type))):
+            return None
+        return _string_series(pc.cast(column, pa.large_string()))
+    if kind in {"date", "timestamp"}:
+        if pa.types.is_timestamp(kind_type) and kind_type.tz:
+            zone = timezone or kind_type.tz
+            values = _naive(pd.Series(column.to_pandas()), zone).astype("datetime64[ns]")
+        elif pa.types.is_date(kind_type) or pa.types.is_timestamp(kind_type):
+            nanos = pc.cast(column, pa.timestamp("ns"))
+            values = pd.Series(nanos.to_numpy(), dtype="datetime64[ns]")
+        else:
+            return None
+        return values.dt.normalize() if kind == "date" else values
+    if kind == "int":
+        integral = pa.types.is_decimal(kind_type) and kind_type.scale == 0
+        if not (pa.types.is_integer(kind_type) or integral):
+            return None
+        return pd.Series(pd.Int64Dtype().__from_arrow__(pc.cast(column, pa.int64())))
+    if kind in {"float", "money"}:
+        numeric = pa.types.is_integer(kind_type) or pa.types.is_floating(kind_type)
+        textual = pa.types.is_string(kind_type) or pa.types.is_large_string(kind_type)
+        if not (numeric or textual or pa.types.is_decimal(kind_type)):
+            return None
+        floats = pc.cast(column, pa.float64())
+        return pd.Series(floats.to_numpy(zero_copy_only=False), dtype="float64")
+    if kind == "bool":
+        if pa.types.is_integer(kind_type):
+            column = pc.not_equal(column, 0)
+        elif not pa.types.is_boolean(kind_type):
+            return None
+        return pd.Series(pd.BooleanDtype().__from_arrow__(column))
+    return None
 
 
 def _cast(
@@ -329,6 +580,8 @@ def _cast(
         if kind == "id":
             return id_series(values)
         if kind == "text":
+            if _all_text(values):
+                return values.astype("string")
             return values.map(_decoded, na_action="ignore").astype("string")
         if kind in {"date", "timestamp"}:
             converted = pd.to_datetime(_naive(values, timezone), errors="raise", format="mixed")
@@ -340,6 +593,8 @@ def _cast(
         if kind in {"float", "money"}:
             return pd.to_numeric(values, errors="raise").astype("float64")
         if kind == "bool":
+            if pd.api.types.is_bool_dtype(values) or _inferred(values) == "boolean":
+                return values.astype("boolean")
             return values.map(_to_bool, na_action="ignore").astype("boolean")
     except (ValueError, TypeError, OverflowError) as exc:
         bad = _first_bad_row(values, kind)
@@ -365,6 +620,20 @@ def _naive(values: pd.Series, timezone: str | None) -> pd.Series:
     return values.map(naive, na_action="ignore")
 
 
+def _inferred(values: pd.Series) -> str:
+    """pandas' inferred kind of an object column's values (one C-level pass)."""
+    if values.dtype != object:
+        return ""
+    return pd.api.types.infer_dtype(values, skipna=True)
+
+
+def _all_text(values: pd.Series) -> bool:
+    """True when every value is already text (or missing): no per-value conversion."""
+    return pd.api.types.is_string_dtype(values.dtype) and (
+        values.dtype != object or _inferred(values) in {"string", "empty"}
+    )
+
+
 def _decoded(value: Any) -> Any:
     """Text as str: bytes (binary collations, BLOB-ish columns) decode as UTF-8."""
     return value.decode("utf-8") if isinstance(value, (bytes, bytearray)) else value
@@ -379,6 +648,8 @@ def id_series(values: pd.Series) -> pd.Series:
         return values.astype("Int64").astype("string")
     if pd.api.types.is_float_dtype(values):
         return values.astype("Int64").astype("string")
+    if _all_text(values):
+        return values.astype("string")
     return values.map(_id_text, na_action="ignore").astype("string")
 
 

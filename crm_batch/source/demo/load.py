@@ -7,7 +7,8 @@ multi-row INSERTs when the server forbids it), SQLite one ``executemany`` transa
 An in-memory DuckDB turns the frames into each target's column types (text ids, dates,
 booleans) and, for the server databases, writes the CSV they read. Primary keys (where
 the database can add them later) and the schema's indexes are built after the load,
-which is several times faster than loading into indexed tables.
+which is several times faster than loading into indexed tables; PostgreSQL then gets
+``VACUUM (ANALYZE)`` and MariaDB/MySQL ``ANALYZE TABLE`` (statistics, visibility map).
 
 The demo never overwrites somebody's data: a target that holds canonical tables but no
 :data:`DEMO_INFO_TABLE` (the demo's own marker) is refused unless ``replace=True``.
@@ -167,7 +168,35 @@ def _load_all(
         progress=progress,
     )
     conn.commit()
+    _refresh_statistics(conn)
     return loaded
+
+
+def _refresh_statistics(conn: Connection) -> None:
+    """What a database's maintenance would do to freshly loaded tables, done at once.
+
+    PostgreSQL: ``VACUUM (ANALYZE)`` gathers the planner statistics (without them the
+    first queries are planned for a 10-million-row table taken for a few thousand rows)
+    and sets the visibility map, so the per-customer queries read the covering index
+    ``ix_orders_customer_cover`` alone, already in customer order (an index-only scan),
+    instead of hashing and sorting the table: two to three times faster at 10M orders.
+    Autovacuum gets there by itself on a live database, later. MariaDB/MySQL: ``ANALYZE
+    TABLE`` refreshes the index statistics LOAD DATA leaves stale. Commits first.
+    """
+    backend = _backend(conn)
+    if backend not in ("postgresql", "mysql"):
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    names = [quote(name) for name in (*SOURCE_TABLES, DEMO_INFO_TABLE)]
+    started = time.perf_counter()
+    if backend == "postgresql":  # VACUUM cannot run inside a transaction
+        autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
+        for name in names:
+            autocommit.exec_driver_sql(f"VACUUM (ANALYZE) {name}")
+    else:
+        conn.exec_driver_sql(f"ANALYZE TABLE {', '.join(names)}").fetchall()
+        conn.commit()
+    log.debug("demo: statistics refreshed in %.2fs", time.perf_counter() - started)
 
 
 def _metadata(id_type: str, backend: str) -> MetaData:

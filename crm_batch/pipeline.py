@@ -1,0 +1,197 @@
+"""Batch runs by business date: a list of stages run under the run lock and recorded.
+
+:func:`run_stages` is the frame every scheduled job shares: take the run lock (file,
+then database), close stale runs, record the run and each stage in ``batch_runs``, run
+the stages in order and log what each did. A stage is a named function of the
+:class:`RunContext` that returns a :class:`StageOutcome`; later stages (harvest,
+workbooks, PDF reports, delivery) are added to :data:`NIGHTLY_STAGES` as they exist.
+
+The nightly run of business date T computes the quarter-to-date KPIs of T for the
+company and every team (extraction and data checks included) and stores them as the
+snapshots of T, replacing T's previous snapshots in one transaction: running a date
+twice gives the same outputs, and a run that dies between stages leaves the previous
+snapshots as they were.
+
+Heavy modules (pandas, the KPI engine, database drivers) are imported only after the
+file lock is taken, so a refused second run exits within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from crm_batch.config import Settings
+from crm_batch.errors import AlreadyRunningError
+from crm_batch.locking import Holder, database_lock, file_lock
+from crm_batch.runlog import close_stale_runs, ensure_runs_table, local_now, open_runs, record_run
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from crm_batch.kpi_job import KpiRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    """What the stages of one run share: inputs, and results handed to later stages."""
+
+    settings: Settings
+    engine: Engine
+    business_date: date
+    run_id: str
+    kind: str
+    kpis: KpiRun | None = None  # set by the ``kpis`` stage
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What a stage did: a row count for ``batch_runs`` and a phrase for the log."""
+
+    rows: int | None
+    summary: str
+
+
+StageFunction = Callable[[RunContext], StageOutcome]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A named step of a run."""
+
+    name: str
+    run: StageFunction
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """A finished stage: its outcome and how long it took."""
+
+    name: str
+    rows: int | None
+    summary: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished run."""
+
+    run_id: str
+    kind: str
+    business_date: date
+    stages: tuple[StageResult, ...]
+    seconds: float
+
+    def summary(self) -> str:
+        """One line per stage under a headline, for people."""
+        lines = [
+            f"{self.kind} {self.business_date.isoformat()}: ok in {self.seconds:.1f}s "
+            f"(run {self.run_id[:8]})"
+        ]
+        lines += [f"  {s.name:<10} {s.summary} ({s.seconds:.1f}s)" for s in self.stages]
+        return "\n".join(lines)
+
+
+def compute_kpis(context: RunContext) -> StageOutcome:
+    """Extract and validate the source data and compute the quarter-to-date KPIs of the
+    business date for the company and every team."""
+    from crm_batch.kpi_job import run_kpis, snapshot_period
+
+    run = run_kpis(
+        context.settings,
+        context.engine,
+        context.business_date,
+        snapshot_period(context.business_date),
+        all_teams=True,
+    )
+    context.kpis = run
+    customers = len(run.reports[None].customers)
+    teams = len(run.reports) - 1
+    return StageOutcome(customers, f"{customers:,} customers, {teams} teams, {run.period.label}")
+
+
+def store_kpi_snapshots(context: RunContext) -> StageOutcome:
+    """Replace the business date's rows in ``kpi_snapshots`` with the computed KPIs."""
+    from crm_batch.kpi_job import store_snapshots
+
+    if context.kpis is None:
+        raise RuntimeError("the snapshots stage needs the kpis stage before it")
+    rows = store_snapshots(context.engine, context.kpis, datetime.now(context.settings.tz))
+    return StageOutcome(rows, f"{rows:,} snapshot rows ({len(context.kpis.reports)} scopes)")
+
+
+#: The nightly stages, in order.
+NIGHTLY_STAGES: tuple[Stage, ...] = (
+    Stage("kpis", compute_kpis),
+    Stage("snapshots", store_kpi_snapshots),
+)
+
+
+def run_stages(
+    settings: Settings, kind: str, business_date: date, stages: Sequence[Stage]
+) -> RunResult:
+    """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``.
+
+    Raises :class:`AlreadyRunningError` (before doing anything) when another run holds
+    the file or the database lock; a stage's exception marks the stage and the run
+    failed in ``batch_runs`` and propagates.
+    """
+    tz = settings.tz
+    run_id = str(uuid.uuid4())
+    holder = Holder.this_process(
+        kind, business_date.isoformat(), local_now(tz).isoformat(timespec="seconds"), run_id
+    )
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(file_lock(settings.data_dir, holder))
+        from crm_batch.source.db import check_connection, engine_from_settings
+
+        engine = engine_from_settings(settings)
+        stack.callback(engine.dispose)
+        check_connection(engine)
+        try:
+            locked_database = stack.enter_context(database_lock(engine))
+        except AlreadyRunningError as exc:
+            others = "; ".join(run.describe() for run in open_runs(engine))
+            raise AlreadyRunningError(
+                f"{exc} (running: {others})" if others else str(exc)
+            ) from None
+        ensure_runs_table(engine)
+        close_stale_runs(engine, tz, all_others=locked_database)
+        recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
+        log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
+        context = RunContext(settings, engine, business_date, run_id, kind)
+        results = []
+        for stage in stages:
+            stage_started = time.perf_counter()
+            try:
+                with recorder.stage(stage.name) as record:
+                    outcome = stage.run(context)
+                    record.rows = outcome.rows
+            except BaseException:
+                log.error("%s %s: stage %s failed", kind, business_date.isoformat(), stage.name)
+                raise
+            seconds = time.perf_counter() - stage_started
+            log.info(
+                "%s %s: %s: %s in %.1fs", kind, business_date, stage.name, outcome.summary, seconds
+            )
+            results.append(StageResult(stage.name, outcome.rows, outcome.summary, seconds))
+    result = RunResult(run_id, kind, business_date, tuple(results), time.perf_counter() - started)
+    log.info("%s %s: ok in %.1fs", kind, business_date.isoformat(), result.seconds)
+    return result
+
+
+def run_nightly(
+    settings: Settings, as_of: date, *, stages: Sequence[Stage] = NIGHTLY_STAGES
+) -> RunResult:
+    """The nightly run of business date ``as_of`` (see the module docstring)."""
+    return run_stages(settings, "nightly", as_of, stages)

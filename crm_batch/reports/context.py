@@ -1,0 +1,304 @@
+"""The diagnosis report's render context: plain data built from a :class:`PeriodReport`.
+
+Templates receive only dicts, lists, strings and numbers (no frames, no objects), so
+what a template can show is exactly what this module puts in. Text from the database
+(customer and owner names) is passed through :func:`display_text` and escaped by
+Jinja2's autoescape in the template.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+
+from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.engine import PeriodReport
+from crm_batch.kpi.playbook import GROUP_ACTIONS, action_text, label
+from crm_batch.reports import charts, findings, localfmt
+from crm_batch.reports.messages import channel_label, message, messages
+
+#: Longest customer/owner name shown in a table cell; longer ones end with an ellipsis.
+MAX_NAME_CHARS = 60
+#: Accounts listed in the "call first" table.
+TOP_CALLS = 15
+#: Headline KPIs on the first pages, in this order.
+HEADLINE_KPIS = (
+    "customers_total", "buyers_12m", "revenue_12m", "aov_12m", "tier_a_count",
+    "high_value_revenue_share_12m", "active_share", "churn_warnings_count",
+    "revenue_at_risk", "repurchase_rate", "lead_conversion_rate", "referral_share_new",
+    "complaint_resolved_24h_rate", "satisfaction_mean", "campaign_roi",
+)  # fmt: skip
+REPURCHASE_KPIS = (
+    "period_buyers", "new_customers", "repurchase_rate", "repeat_rate_90d", "churn_rate",
+    "winback_customers", "winback_rate", "leads_created", "leads_converted",
+    "lead_conversion_rate",
+)  # fmt: skip
+REFERRAL_KPIS = ("referral_share_new", "successful_referrals", "advocates",
+                 "advocate_candidates", "viral_coefficient")  # fmt: skip
+SERVICE_KPIS = ("complaints", "complaint_resolved_24h_rate", "open_complaints",
+                "satisfaction_mean")  # fmt: skip
+CAMPAIGN_KPIS = ("campaign_touches", "campaign_open_rate", "campaign_click_rate",
+                 "campaign_conversion_rate", "campaign_revenue", "campaign_cost",
+                 "campaign_roi", "opt_out_rate")  # fmt: skip
+TIERS = ("A", "B", "C")
+VALUE_TIERS = ("diamond", "silver", "bronze", "iron")
+LIFECYCLES = ("new", "active", "dormant", "churned")
+
+
+def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
+    """Database text for a table cell: one line, at most ``limit`` characters.
+
+    Line breaks and tabs become spaces (a name must not break a row's layout), a
+    missing value becomes a dash, and a longer text is cut with an ellipsis. Escaping
+    is left to the template engine.
+    """
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return localfmt.DASH
+    text = " ".join(str(value).split())
+    if not text:
+        return localfmt.DASH
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def _kpi_rows(report: PeriodReport, names: tuple[str, ...], language: str, currency: str):
+    kpis = registry()
+    return [
+        {
+            "name": name,
+            "label": kpis[name].label(language),
+            "value": localfmt.kpi_value(kpis[name], report.kpis.get(name), language, currency),
+            "definition": kpis[name].definition(language),
+            "direction": kpis[name].direction,
+        }
+        for name in names
+        if name in report.kpis
+    ]
+
+
+def _distribution(customers: pd.DataFrame, column: str, keys: tuple[str, ...], language: str):
+    values = customers[column].astype("object")
+    total_customers = len(customers)
+    total_revenue = float(customers["revenue_12m"].clip(lower=0).sum())
+    rows = []
+    for key in keys:
+        chosen = customers[values == key]
+        revenue = float(chosen["revenue_12m"].clip(lower=0).sum())
+        rows.append(
+            {
+                "key": key,
+                "label": label(key, language),
+                "customers": len(chosen),
+                "customer_share": len(chosen) / total_customers if total_customers else 0.0,
+                "revenue": revenue,
+                "revenue_share": revenue / total_revenue if total_revenue > 0 else 0.0,
+            }
+        )
+    return rows
+
+
+def _format_distribution(rows: list[dict[str, Any]], language: str, currency: str):
+    return [
+        {
+            "label": row["label"],
+            "customers": localfmt.number(row["customers"]),
+            "customer_share": localfmt.percent(row["customer_share"]),
+            "revenue": localfmt.money(row["revenue"], language, currency),
+            "revenue_share": localfmt.percent(row["revenue_share"]),
+        }
+        for row in rows
+    ]
+
+
+def _matrix(customers: pd.DataFrame, language: str, currency: str) -> list[dict[str, Any]]:
+    groups = customers["value_group"].astype("object")
+    rows = []
+    for value in ("high", "low"):
+        cells = []
+        for lifecycle in LIFECYCLES:
+            key = f"{value}_{lifecycle}"
+            chosen = customers[groups == key]
+            cells.append(
+                {
+                    "key": key,
+                    "label": label(key, language),
+                    "customers": localfmt.number(len(chosen)),
+                    "revenue": localfmt.money(
+                        float(chosen["revenue_12m"].sum()), language, currency
+                    ),
+                    "action": action_text(GROUP_ACTIONS[key], language),
+                }
+            )
+        rows.append({"value": message(f"lifecycle.{value}", language), "cells": cells})
+    return rows
+
+
+def _signals(row: Any, language: str) -> str:
+    if row.signal_quiet and row.signal_complaint:
+        return message("signal.both", language)
+    if row.signal_complaint:
+        return message("signal.complaint", language)
+    return message("signal.no_order_3m", language)
+
+
+def _warnings(report: PeriodReport, language: str, currency: str) -> list[dict[str, str]]:
+    ranked = report.churn_warnings.sort_values(
+        ["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable"
+    ).head(TOP_CALLS)
+    return [
+        {
+            "customer": display_text(row.name),
+            "team": display_text(row.team),
+            "owner": display_text(row.owner),
+            "level": label(str(row.level), language),
+            "level_key": str(row.level),
+            "signals": _signals(row, language),
+            "last_order": localfmt.day(row.last_order_date, language),
+            "revenue_at_risk": localfmt.money(row.revenue_at_risk, language, currency),
+            "action": action_text(str(row.warning_action_key), language),
+        }
+        for row in ranked.itertuples(index=False)
+    ]
+
+
+def _candidates(report: PeriodReport, language: str, currency: str) -> list[dict[str, str]]:
+    return [
+        {
+            "customer": display_text(row.name),
+            "team": display_text(row.team),
+            "owner": display_text(row.owner),
+            "value_tier": label(str(row.value_tier), language),
+            "referrals": localfmt.number(row.referrals_successful),
+            "orders_12m": localfmt.number(row.orders_12m),
+            "revenue_12m": localfmt.money(row.revenue_12m, language, currency),
+        }
+        for row in report.advocate_candidates.head(TOP_CALLS).itertuples(index=False)
+    ]
+
+
+def _funnel_rows(frame: pd.DataFrame, language: str, currency: str, name: str):
+    rows = []
+    for row in frame.itertuples(index=False):
+        title = getattr(row, name)
+        rows.append(
+            {
+                "name": channel_label(str(title), language)
+                if name == "channel"
+                else display_text(title),
+                "touches": localfmt.number(row.touches),
+                "opened": localfmt.number(row.opened),
+                "clicked": localfmt.number(row.clicked),
+                "conversions": localfmt.number(row.conversions),
+                "conversion_rate": localfmt.percent(row.conversion_rate),
+                "revenue": localfmt.money(row.revenue, language, currency),
+                "cost": localfmt.money(row.cost, language, currency),
+                "roi": localfmt.percent(row.roi, 0),
+                "opt_out_rate": localfmt.percent(row.opt_out_rate),
+            }
+        )
+    return rows
+
+
+def _charts(report: PeriodReport, tiers, value_tiers, language: str) -> dict[str, str]:
+    t = messages(language)
+    customers = report.customers
+    distribution = tiers + value_tiers
+    touches = report.funnel_by_channel
+    stages = ("touches", "opened", "clicked", "conversions")
+    return {
+        "pareto": charts.pareto_curve(
+            customers["revenue_12m"].tolist(),
+            0.2,
+            t["chart.customers_ranked"],
+            t["chart.revenue_cumulative"],
+            message("chart.top_share", language, share="20%"),
+        ),
+        "distribution": charts.distribution_bars(
+            [row["label"] for row in distribution],
+            [row["customers"] for row in distribution],
+            [row["revenue_share"] for row in distribution],
+            t["chart.customers"],
+            t["chart.revenue_share"],
+        ),
+        "funnel": charts.funnel(
+            [t[f"funnel.{stage}"] for stage in stages],
+            [float(touches[stage].sum()) for stage in stages],
+            t["chart.count"],
+        ),
+    }
+
+
+def diagnosis_context(
+    report: PeriodReport,
+    *,
+    language: str,
+    currency: str,
+    company_name: str,
+    generated_at: datetime,
+    rules: findings.FindingRules | None = None,
+) -> dict[str, Any]:
+    """Everything ``diagnosis.html`` shows for one scope, as plain data."""
+    t = messages(language)
+    scope = t["scope.all"] if report.team is None else display_text(report.team)
+    tiers = _distribution(report.customers, "tier", TIERS, language)
+    value_tiers = _distribution(report.customers, "value_tier", VALUE_TIERS, language)
+    found = findings.find(
+        report.kpis, report.customers, report.funnel_by_channel, language, currency, rules
+    )
+    period = report.period
+    warnings_total = len(report.churn_warnings)
+    return {
+        "lang": language,
+        "t": t,
+        "report": {
+            "title": t["diagnosis.title"],
+            "subject": t["diagnosis.subject"],
+            "company": display_text(company_name, 200),
+            "scope": scope,
+            "is_company": report.team is None,
+            "as_of": localfmt.day(report.as_of, language),
+            "period": period.label,
+            "period_span": f"{localfmt.day(period.start, language)} – "
+            f"{localfmt.day(period.end, language)}",
+            "generated": localfmt.day(generated_at.date(), language)
+            + generated_at.strftime(" %H:%M"),
+        },
+        "findings": [{"severity": f.severity, "number": f.number, "text": f.text} for f in found],
+        "headline": _kpi_rows(report, HEADLINE_KPIS, language, currency),
+        "tiers": _format_distribution(tiers, language, currency),
+        "value_tiers": _format_distribution(value_tiers, language, currency),
+        "pareto": _kpi_rows(report, ("pareto_revenue_share", "buyers_12m"), language, currency),
+        "matrix": _matrix(report.customers, language, currency),
+        "churn": {
+            "kpis": _kpi_rows(
+                report,
+                ("churn_warnings_count", "churn_warnings_high", "revenue_at_risk", "churn_rate"),
+                language,
+                currency,
+            ),
+            "top": _warnings(report, language, currency),
+            "title": message("text.top_calls", language, count=TOP_CALLS),
+            "more": message(
+                "text.more_warnings", language, count=max(0, warnings_total - TOP_CALLS)
+            )
+            if warnings_total > TOP_CALLS
+            else "",
+        },
+        "repurchase": _kpi_rows(report, REPURCHASE_KPIS, language, currency),
+        "referral": {
+            "kpis": _kpi_rows(report, REFERRAL_KPIS, language, currency),
+            "candidates": _candidates(report, language, currency),
+        },
+        "service": _kpi_rows(report, SERVICE_KPIS, language, currency),
+        "campaigns": {
+            "kpis": _kpi_rows(report, CAMPAIGN_KPIS, language, currency),
+            "channels": _funnel_rows(report.funnel_by_channel, language, currency, "channel"),
+            "campaigns": _funnel_rows(
+                report.funnel_by_campaign, language, currency, "campaign_name"
+            ),
+        },
+        "definitions": _kpi_rows(report, tuple(report.kpis), language, currency),
+        "charts": _charts(report, tiers, value_tiers, language),
+    }

@@ -1,0 +1,87 @@
+"""The customer status diagnosis report (客户现状诊断报告): PDF + standalone HTML per scope.
+
+One report per scope (the company or a team) and language, from a :class:`KpiRun`:
+``<reports_dir>/diagnosis_<scope>_<period>_<lang>.pdf`` and ``.html``, where scope is
+``all`` or the team's file-system-safe slug and period is the business date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from crm_batch.config import Settings
+from crm_batch.kpi_job import KpiRun
+from crm_batch.reports.context import diagnosis_context
+from crm_batch.reports.render import render_html, write_report
+
+REPORT = "diagnosis"
+TEMPLATE = "diagnosis.html"
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """Where one rendered report went."""
+
+    team: str | None
+    language: str
+    pdf: Path
+    html: Path
+
+
+def scope_slug(team: str | None) -> str:
+    """``all`` for the company, else a file-name-safe slug of the team name.
+
+    Letters (including Chinese), digits, ``-`` and ``_`` are kept; runs of anything else
+    become one ``-``. A name with nothing left (or the reserved ``all``) gets a short
+    hash, so two teams never share a file name by accident.
+    """
+    if team is None:
+        return "all"
+    text = unicodedata.normalize("NFKC", team).strip().lower()
+    slug = re.sub(r"[^\w-]+", "-", text, flags=re.UNICODE).strip("-_")[:60]
+    if not slug or slug == "all":
+        slug = "team-" + hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
+    return slug
+
+
+def output_paths(settings: Settings, team: str | None, period: str, language: str):
+    """The PDF and HTML paths of one report."""
+    stem = f"{REPORT}_{scope_slug(team)}_{period}_{language}"
+    return settings.reports_dir / f"{stem}.pdf", settings.reports_dir / f"{stem}.html"
+
+
+def report_language(settings: Settings, team: str | None, language: str | None) -> str:
+    """The language asked for, else the team's configured language, else the general one."""
+    if language:
+        return language
+    for configured in settings.teams:
+        if team is not None and configured.name == team:
+            return configured.language
+    return settings.language
+
+
+def diagnosis_html(settings: Settings, run: KpiRun, team: str | None, language: str) -> str:
+    """The diagnosis report of ``team`` (None = company) as standalone HTML."""
+    context = diagnosis_context(
+        run.reports[team],
+        language=language,
+        currency=settings.currency,
+        company_name=settings.company_name,
+        generated_at=datetime.now(settings.tz),
+    )
+    return render_html(TEMPLATE, context)
+
+
+def write_diagnosis(
+    settings: Settings, run: KpiRun, team: str | None, language: str | None = None
+) -> RenderedReport:
+    """Render the diagnosis report of ``team`` and write its PDF and HTML atomically."""
+    chosen = report_language(settings, team, language)
+    pdf_path, html_path = output_paths(settings, team, run.as_of.isoformat(), chosen)
+    write_report(diagnosis_html(settings, run, team, chosen), pdf_path, html_path)
+    return RenderedReport(team=team, language=chosen, pdf=pdf_path, html=html_path)

@@ -1,0 +1,104 @@
+"""Rendering: the Jinja2 environment, the locked-down URL fetcher and HTML -> PDF.
+
+* Every template is autoescaped and undefined variables raise (StrictUndefined), so a
+  typo in a template or a missing context key fails the render instead of printing an
+  empty cell.
+* WeasyPrint fetches through :class:`LocalOnlyFetcher`: ``data:`` URIs and files under
+  the allowed folders (``report_templates/`` and this package) only; anything else,
+  another file, http(s) or ftp, is refused and stops the render.
+* Output files are written atomically (:func:`crm_batch.files.atomic_output`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import jinja2
+from weasyprint import HTML
+from weasyprint.urls import FatalURLFetchingError, URLFetcher
+
+from crm_batch.errors import DataError
+from crm_batch.files import atomic_output
+
+#: The project's report templates (fixed top-level folder, see DESIGN.md).
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "report_templates"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class RefusedURL(ValueError):
+    """A resource the report may not read (outside the templates, or a network URL)."""
+
+
+class LocalOnlyFetcher(URLFetcher):
+    """A WeasyPrint URL fetcher for ``data:`` URIs and files under ``roots`` only."""
+
+    def __init__(self, roots: Iterable[Path] = (TEMPLATES_DIR, PACKAGE_DIR)) -> None:
+        super().__init__(allowed_protocols={"data", "file"}, fail_on_errors=True)
+        self.roots = tuple(Path(root).resolve() for root in roots)
+
+    def check(self, url: str) -> None:
+        """Raise :class:`RefusedURL` unless ``url`` is a ``data:`` URI or an allowed file."""
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme == "data":
+            return
+        if scheme != "file" or parts.netloc not in ("", "localhost"):
+            raise RefusedURL(f"refused to fetch {url[:200]!r}: only report templates and data:")
+        path = Path(unquote(parts.path)).resolve()
+        if not any(path.is_relative_to(root) for root in self.roots):
+            raise RefusedURL(f"refused to read {path}: not under the report templates")
+
+    def fetch(self, url: str, headers: Mapping[str, str] | None = None):  # type: ignore[override]
+        """Fetch ``url`` after :meth:`check`; a refusal stops the rendering."""
+        self.check(url)
+        return super().fetch(url, headers)
+
+
+def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
+    """The report templates' environment: autoescape on for every template, StrictUndefined."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(
+    template: str, context: Mapping[str, Any], templates_dir: Path = TEMPLATES_DIR
+) -> str:
+    """The HTML of ``template`` with ``context`` (plain data)."""
+    return environment(templates_dir).get_template(template).render(**context)
+
+
+def html_to_pdf(html: str, templates_dir: Path = TEMPLATES_DIR) -> bytes:
+    """The PDF of ``html``; relative URLs resolve against ``templates_dir``.
+
+    A resource the fetcher refuses stops the render with a :class:`DataError` (our
+    templates fetch nothing but ``data:`` URIs, so a refusal means foreign markup).
+    """
+    document = HTML(
+        string=html, base_url=templates_dir.as_uri() + "/", url_fetcher=LocalOnlyFetcher()
+    )
+    try:
+        return document.write_pdf()
+    except FatalURLFetchingError as exc:
+        reason = exc.__cause__ or exc
+        raise DataError(f"report not rendered: {reason}") from None
+
+
+def write_report(html: str, pdf_path: Path, html_path: Path) -> None:
+    """Render ``html`` to ``pdf_path`` and save it as ``html_path``, each atomically.
+
+    The PDF is rendered in memory first, so a failed render leaves both files as they
+    were.
+    """
+    pdf = html_to_pdf(html)
+    with atomic_output(pdf_path, "wb") as stream:
+        stream.write(pdf)
+    with atomic_output(html_path, "w", encoding="utf-8") as stream:
+        stream.write(html)

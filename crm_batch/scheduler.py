@@ -1,0 +1,219 @@
+"""``serve``: the nightly run at its local time every day, with catch-up and clean shutdown.
+
+Slots. The nightly run of business date D is due at ``schedule.nightly_at`` on day D + 1,
+local time in ``general.timezone``. A slot is computed from the calendar every time,
+never by adding 24 hours to the previous one, so the loop does not drift, and runs are
+tracked by business date, so daylight-saving changes neither skip nor double a night:
+
+* spring forward: a slot inside the skipped hour (02:30 where clocks jump from 02:00 to
+  03:00) falls as far after the change as it would have been after 02:00: at 03:30;
+* fall back: a slot inside the repeated hour runs at its first occurrence, once.
+
+Catch-up (``schedule.catch_up``), decided at start-up and at every slot from the run log:
+
+* ``all`` (default): every business date of the last ``max_catch_up_days`` days without a
+  successful nightly run is run, oldest first, but none before the first successful
+  nightly run on record (a fresh installation starts with the latest date only). A date
+  whose run failed is retried at the next slot, not in a tight loop;
+* ``latest``: only the most recent due date;
+* ``none``: nothing at start-up; afterwards the date of each slot that passes.
+
+A failing run is logged and never stops the loop. A run refused because another one is
+in progress (cron, a manual run) is tried again at the next poll. SIGTERM and SIGINT set a
+stop flag: the loop ends after the run in progress (a safe point), without starting more.
+The ``schedule`` library drives the polling; which dates are due is computed from the
+injected clock, so tests control time without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import schedule
+
+from crm_batch.config import ScheduleSettings, Settings
+from crm_batch.errors import AlreadyRunningError, CrmBatchError
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+Job = Callable[[date], object]
+OkDates = Callable[[], Iterable[date]]
+
+#: How often the loop looks at the clock (a slot is run at most this long after its time).
+POLL_SECONDS = 30.0
+
+
+def utc_now() -> datetime:
+    """The real clock: the current time, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def nightly_slot(business_date: date, at: time, tz: ZoneInfo) -> datetime:
+    """When the nightly run of ``business_date`` is due (aware, UTC): ``at`` local time on
+    the next day; see the module docstring for daylight-saving changes."""
+    local = datetime.combine(business_date + timedelta(days=1), at, tzinfo=tz)  # fold=0
+    return local.astimezone(UTC)
+
+
+def latest_due_date(now: datetime, at: time, tz: ZoneInfo) -> date:
+    """The most recent business date whose nightly slot is at or before ``now``."""
+    candidate = now.astimezone(tz).date() - timedelta(days=1)
+    while nightly_slot(candidate, at, tz) > now:
+        candidate -= timedelta(days=1)
+    return candidate
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+class NightlyScheduler:
+    """Decides which business dates are due and runs them; one instance per ``serve``."""
+
+    def __init__(
+        self,
+        settings: ScheduleSettings,
+        tz: ZoneInfo,
+        *,
+        job: Job,
+        ok_dates: OkDates,
+        clock: Clock = utc_now,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.settings = settings
+        self.tz = tz
+        self.job = job
+        self.ok_dates = ok_dates
+        self.clock = clock
+        self.stop = stop or threading.Event()
+        self.handled_through: date | None = None  # the latest slot's date already handled
+        self._refused: set[date] = set()  # refused as already running: retry at next poll
+
+    def latest_due(self) -> date:
+        """The most recent business date due by the clock."""
+        return latest_due_date(self.clock(), self.settings.nightly_at, self.tz)
+
+    def next_slot(self) -> datetime:
+        """The next slot after now (aware, UTC)."""
+        return nightly_slot(
+            self.latest_due() + timedelta(days=1), self.settings.nightly_at, self.tz
+        )
+
+    def due_dates(self) -> list[date]:
+        """Business dates to run now, oldest first (see the module docstring)."""
+        latest = self.latest_due()
+        ok = set(self.ok_dates())
+        if self.settings.catch_up == "latest":
+            wanted = [latest]
+        elif self.settings.catch_up == "none":
+            first = latest if self.handled_through is None else self.handled_through
+            wanted = _days(first + timedelta(days=1), latest)
+        elif not ok:
+            wanted = [latest]
+        else:
+            start = max(latest - timedelta(days=self.settings.max_catch_up_days), min(ok))
+            wanted = _days(start, latest)
+        return [day for day in wanted if day not in ok]
+
+    def start(self) -> list[date]:
+        """At start-up: catch up as configured; returns the dates run successfully."""
+        if self.settings.catch_up == "none":
+            self.handled_through = self.latest_due()
+            return []
+        return self.tick()
+
+    def tick(self) -> list[date]:
+        """At each poll: run what a new slot (or a refused run) made due; returns the dates
+        run successfully. A run log that cannot be read is logged and tried at the next
+        poll."""
+        latest = self.latest_due()
+        try:
+            if self.handled_through is None or latest > self.handled_through:
+                dates = self.due_dates()
+            elif self._refused:
+                dates = sorted(self._refused - set(self.ok_dates()))
+            else:
+                return []
+        except CrmBatchError as exc:
+            log.error("serve: cannot read the run log: %s; trying again at the next poll", exc)
+            return []
+        except Exception:
+            log.exception("serve: cannot read the run log; trying again at the next poll")
+            return []
+        return self._run(dates, latest)
+
+    def _run(self, dates: list[date], latest: date) -> list[date]:
+        done = []
+        self._refused.clear()
+        for day in dates:
+            if self.stop.is_set():
+                log.info("serve: stopping; %s and later dates are left for the next start", day)
+                return done
+            try:
+                self.job(day)
+            except AlreadyRunningError as exc:
+                log.warning("serve: nightly %s not started: %s; trying again soon", day, exc)
+                self._refused.add(day)
+            except CrmBatchError as exc:
+                log.error("serve: nightly %s failed: %s; retried at the next slot", day, exc)
+            except Exception:
+                log.exception(
+                    "serve: nightly %s failed unexpectedly; retried at the next slot", day
+                )
+            else:
+                done.append(day)
+        self.handled_through = latest
+        log.info(
+            "serve: next nightly slot %s",
+            self.next_slot().astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z"),
+        )
+        return done
+
+
+def serve(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    clock: Clock = utc_now,
+    job: Job | None = None,
+    poll_seconds: float = POLL_SECONDS,
+) -> None:
+    """Run the nightly job at its slots until ``stop`` is set (by SIGTERM/SIGINT)."""
+    from crm_batch.pipeline import run_nightly
+    from crm_batch.runlog import ok_business_dates
+    from crm_batch.source.db import engine_from_settings
+
+    def recorded_ok_dates() -> set[date]:
+        engine = engine_from_settings(settings)  # short-lived: DuckDB admits one process
+        try:
+            return ok_business_dates(engine, "nightly")
+        finally:
+            engine.dispose()
+
+    nightly = NightlyScheduler(
+        settings.schedule,
+        settings.tz,
+        job=job or (lambda day: run_nightly(settings, day)),
+        ok_dates=recorded_ok_dates,
+        clock=clock,
+        stop=stop,
+    )
+    log.info(
+        "serve: nightly at %s %s, catch-up %s",
+        settings.schedule.nightly_at.strftime("%H:%M"),
+        settings.timezone,
+        settings.schedule.catch_up,
+    )
+    nightly.start()
+    ticker = schedule.Scheduler()
+    ticker.every(poll_seconds).seconds.do(nightly.tick)
+    while not stop.is_set():
+        ticker.run_pending()
+        idle = ticker.idle_seconds
+        stop.wait(poll_seconds if idle is None else min(max(idle, 0.0), poll_seconds))
+    log.info("serve: stopped")

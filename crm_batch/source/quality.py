@@ -1,0 +1,547 @@
+"""Source data checks and the revenue reconciliation, run inside the database.
+
+Every file in ``sql/checks/`` (same header contract as ``sql/``, dialect variants
+included) is one check, except :data:`RECONCILIATION_QUERY`. A check returns at most
+``:sample_rows`` example rows, each carrying ``failing_rows``, the number of rows that
+fail it; no rows means it passed. The counting and the sampling (a window function,
+portable to DuckDB, PostgreSQL, MySQL/MariaDB and SQLite) happen in the database, so
+only a handful of rows ever reach Python, whatever the table sizes.
+
+Each check has a severity and a handling rule (:data:`CHECK_RULES`, the README's "Data
+checks" table): an **error** rejects the run, because no rule can make the KPIs right;
+a **warning** is data the KPIs handle by its documented rule, reported so that someone
+can clean it. :func:`check_source` runs them all and returns one
+:class:`QualityReport`; :meth:`QualityReport.raise_for_errors` raises a single
+:class:`DataError` listing every failing check with sample rows.
+
+:func:`reconcile` shows that the KPIs account for every paid and refunded amount: the
+source total splits into the amount attributed to registered customers, which must equal
+the per-customer table's total, and the documented exclusions (no customer, unknown
+customer, customer not yet registered, dated after T, undated).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_batch.errors import DataError, SqlContractError
+from crm_batch.source.db import dialect_name, run_query, safe_url
+from crm_batch.source.params import standard_params
+from crm_batch.source.sql_files import SqlCatalog
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["error", "warning"]
+
+#: The checks' folder inside the sql/ folder.
+CHECKS_DIR_NAME = "checks"
+#: The query in sql/checks/ that is not a check but the reconciliation's source totals.
+RECONCILIATION_QUERY = "revenue_reconciliation"
+#: Example rows per failing check.
+SAMPLE_ROWS = 5
+#: Longest sample value shown (escaped characters count); longer ones are cut.
+MAX_VALUE_CHARS = 60
+#: Money totals reconcile when they differ by less than half a cent.
+MONEY_TOLERANCE = 0.005
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """What a failing check means for the run: its severity and how the KPIs handle it."""
+
+    severity: Severity
+    rule: str
+
+
+#: Severity and handling rule of each shipped check (the README's "Data checks" table).
+CHECK_RULES: dict[str, CheckRule] = {
+    "customers_duplicate_id": CheckRule(
+        "error",
+        "The run stops: a customer id must name exactly one customer, or orders and "
+        "tiers would be credited to the wrong person. Remove the duplicate or NULL ids.",
+    ),
+    "customers_missing_signup": CheckRule(
+        "warning",
+        "The register of T holds customers signed up on or before T, so these customers "
+        "are in no KPI; their orders count as 'unregistered customer' in the "
+        "reconciliation.",
+    ),
+    "customers_bad_referrer": CheckRule(
+        "warning",
+        "A self-referral is not a referral. A referrer missing from customers credits no "
+        "one: the customer still counts as referred (referral share, successful "
+        "referrals), but no customer or team gets the credit.",
+    ),
+    "customer_ids_whitespace": CheckRule(
+        "error",
+        "The run stops: an empty or space-padded customer id is a broken key (exports "
+        "and other systems drop the spaces, so orders stop matching it, and MySQL/MariaDB "
+        "ignore trailing spaces where the other databases do not). Clean the ids at the "
+        "source, or point sql/ and sql/checks/ at a view that trims them.",
+    ),
+    "customer_ids_case_variants": CheckRule(
+        "warning",
+        "Ids are opaque and case-sensitive: 'C-10' and 'c-10' are two customers, each "
+        "with its own orders.",
+    ),
+    "customer_ids_merged_by_database": CheckRule(
+        "error",
+        "The run stops: the database compares these different ids as equal (a "
+        "case-insensitive or space-padding collation, the MySQL/MariaDB default), so its "
+        "joins would merge customers that crm-batch keeps apart. Give the id columns a "
+        "binary collation (utf8mb4_nopad_bin, utf8mb4_0900_bin) or clean the ids.",
+    ),
+    "orders_duplicate_id": CheckRule(
+        "error",
+        "The run stops: an order id must identify one row; a repeated id counts the "
+        "order's money twice (or hides a conflicting edit). Remove the duplicates.",
+    ),
+    "orders_unknown_status": CheckRule(
+        "error",
+        "The run stops: the KPIs know only 'paid', 'refunded' and 'cancelled' (lower "
+        "case) and would silently drop any other row. Map your statuses onto these three.",
+    ),
+    "orders_bad_amount": CheckRule(
+        "error",
+        "The run stops: a paid or refunded row needs a positive amount. A refund is a "
+        "'refunded' row with a positive amount; a negative 'paid' amount is a return "
+        "mapped the wrong way, a zero one a free order to map as 'cancelled'.",
+    ),
+    "orders_missing_date": CheckRule(
+        "error",
+        "The run stops: a paid or refunded row without a date falls in no window.",
+    ),
+    "orders_missing_customer": CheckRule(
+        "warning",
+        "Left out of every per-customer KPI; their net amount is shown as 'no customer' "
+        "in the reconciliation.",
+    ),
+    "orders_unknown_customer": CheckRule(
+        "warning",
+        "Left out of every per-customer KPI; their net amount is shown as 'unknown "
+        "customer' in the reconciliation. Ids are compared exactly, so an id that differs "
+        "from a customer's only by letter case or spaces lands here too.",
+    ),
+    "orders_unregistered_customer": CheckRule(
+        "warning",
+        "The register of T does not hold the customer yet, so these orders are left out "
+        "of T's KPIs and shown as 'unregistered customer' in the reconciliation.",
+    ),
+    "orders_future_dated": CheckRule(
+        "warning",
+        "Every window ends at T, so these rows change no KPI (shown as 'after T' in the "
+        "reconciliation); usually a typing error in the date.",
+    ),
+    "refunds_without_order": CheckRule(
+        "warning",
+        "The refund still lowers that customer's net revenue (which may become "
+        "negative); the customer is not a buyer until a paid order.",
+    ),
+    "tickets_unknown_customer": CheckRule(
+        "warning",
+        "Counted in the company's service KPIs, in no team's and in no churn warning.",
+    ),
+    "touches_unknown_customer": CheckRule(
+        "warning",
+        "Counted in the company's campaign funnel (touches, opens, clicks, opt-outs), in "
+        "no team's.",
+    ),
+    "leads_unknown_customer": CheckRule(
+        "warning",
+        "The lead counts as created; it counts as converted only if paid orders carry "
+        "the same customer id.",
+    ),
+}
+
+#: Severity and rule of a check file that no rule is registered for.
+UNREGISTERED_RULE = CheckRule(
+    "error", "No rule is registered for this check, so a failing row rejects the run."
+)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's outcome: how many rows fail it and a few of them."""
+
+    name: str
+    severity: Severity
+    failing: int
+    sample: pd.DataFrame  # at most SAMPLE_ROWS rows, the query's columns but failing_rows
+    column_types: Mapping[str, str]  # sample column -> sql/ header type
+    description: str  # what the check finds (its sql/checks header)
+    rule: str  # how the run handles it (CHECK_RULES)
+
+    @property
+    def failed(self) -> bool:
+        return self.failing > 0
+
+    def sample_lines(self) -> list[str]:
+        """The sample rows as ``column=value`` lines, safe for a terminal."""
+        return [
+            ", ".join(
+                f"{column}={show_value(row[column], self.column_types.get(column, 'text'))}"
+                for column in self.sample.columns
+            )
+            for _, row in self.sample.iterrows()
+        ]
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    """Every check's result for one business date on one database."""
+
+    as_of: date
+    database: str  # the URL without password
+    results: tuple[CheckResult, ...]
+
+    @property
+    def errors(self) -> list[CheckResult]:
+        """Failing checks that reject the run."""
+        return [r for r in self.results if r.failed and r.severity == "error"]
+
+    @property
+    def warnings(self) -> list[CheckResult]:
+        """Failing checks handled by their documented rule."""
+        return [r for r in self.results if r.failed and r.severity == "warning"]
+
+    def counts(self) -> dict[str, int]:
+        """Failing rows per check name (0 for checks that pass)."""
+        return {r.name: r.failing for r in self.results}
+
+    def summary(self) -> str:
+        """One line: how many checks ran and failed."""
+        return (
+            f"data checks as of {self.as_of.isoformat()} on {self.database}: "
+            f"{len(self.results)} checks, {len(self.errors)} error(s), "
+            f"{len(self.warnings)} warning(s)"
+        )
+
+    def render_text(self) -> str:
+        """The whole report: every failing check with its rule and sample rows."""
+        lines = [self.summary()]
+        for result in [*self.errors, *self.warnings]:
+            lines.append(
+                f"{result.severity.upper()} {result.name}: {result.failing:,} found: "
+                f"{escape_text(result.description)}"
+            )
+            lines.append(f"  rule: {result.rule}")
+            lines.extend(f"  - {line}" for line in result.sample_lines())
+            if len(result.sample) < result.failing:
+                lines.append(f"  (examples; {result.failing:,} found in all)")
+        return "\n".join(lines)
+
+    def warning_lines(self) -> list[str]:
+        """One log line per warning: count, first sample row, rule."""
+        lines = []
+        for result in self.warnings:
+            first = result.sample_lines()[:1]
+            example = f" (e.g. {first[0]})" if first else ""
+            lines.append(
+                f"data warning {result.name}: {result.failing:,} found{example}; {result.rule}"
+            )
+        return lines
+
+    def raise_for_errors(self) -> None:
+        """Raise one :class:`DataError` holding the whole report if any error check fails."""
+        if self.errors:
+            names = ", ".join(r.name for r in self.errors)
+            raise DataError(
+                f"the source data fails {len(self.errors)} data check(s) ({names}); "
+                f"nothing was computed. Fix the rows below or the sql/checks mapping "
+                f"(README, 'Data checks').\n{self.render_text()}"
+            )
+
+
+def rules_markdown(catalog_dir: Path) -> str:
+    """The README's "Data checks" table: check, severity, what it finds, the rule."""
+    catalog = SqlCatalog(catalog_dir)
+    lines = ["| check | severity | finds | rule |", "|---|---|---|---|"]
+    for name in check_names(catalog):
+        rule = CHECK_RULES.get(name, UNREGISTERED_RULE)
+        finds = catalog.get(name).description.replace("|", "\\|")
+        handling = rule.rule.replace("|", "\\|")
+        lines.append(f"| `{name}` | {rule.severity} | {finds} | {handling} |")
+    return "\n".join(lines)
+
+
+def checks_dir(sql_dir: Path) -> Path:
+    """The checks' folder of a sql/ folder."""
+    return sql_dir / CHECKS_DIR_NAME
+
+
+def check_names(catalog: SqlCatalog) -> list[str]:
+    """The checks of a sql/checks catalog: every query but the reconciliation."""
+    return [name for name in catalog.names() if name != RECONCILIATION_QUERY]
+
+
+def check_params(
+    as_of: date, today: date | None = None, sample_rows: int = SAMPLE_ROWS
+) -> dict[str, Any]:
+    """Bind parameters of the checks: the standard set plus the checks' own.
+
+    ``future_after`` is the last plausible order date: the later of T + 1 day (the
+    nightly run closes yesterday while today's orders arrive) and ``today``. The
+    whitespace characters are binds because SQL dialects spell them differently.
+    """
+    future_after = as_of + timedelta(days=1)
+    if today is not None:
+        future_after = max(future_after, today)
+    params = standard_params(as_of)
+    params.update(
+        future_after=future_after,
+        sample_rows=sample_rows,
+        tab="\t",
+        line_feed="\n",
+        carriage_return="\r",
+        no_break_space="\u00a0",
+    )
+    return params
+
+
+def check_source(
+    engine: Engine,
+    catalog_dir: Path,
+    as_of: date,
+    *,
+    today: date | None = None,
+    sample_rows: int = SAMPLE_ROWS,
+) -> QualityReport:
+    """Run every check of ``catalog_dir`` on ``engine`` for business date ``as_of``.
+
+    ``today``: the day of the run, for future-dated orders (see :func:`check_params`).
+    A check that the database rejects raises :class:`SqlContractError` naming its file.
+    """
+    catalog = SqlCatalog(catalog_dir)
+    dialect = dialect_name(engine)
+    params = check_params(as_of, today, sample_rows)
+    started = time.perf_counter()
+    results = []
+    for name in check_names(catalog):
+        query = catalog.get(name, dialect)
+        first = query.columns[0]  # the header contract guarantees at least one column
+        if (first.name, first.type) != ("failing_rows", "int"):
+            raise SqlContractError(
+                f"{query.path}: a check's first column must be 'failing_rows int' (the "
+                "number of failing rows, repeated on every sample row)"
+            )
+        frame = run_query(engine, query, params)
+        failing = 0
+        if len(frame):
+            first = frame["failing_rows"].iloc[0]
+            failing = len(frame) if pd.isna(first) else max(int(first), len(frame))
+        rule = CHECK_RULES.get(name, UNREGISTERED_RULE)
+        results.append(
+            CheckResult(
+                name=name,
+                severity=rule.severity,
+                failing=failing,
+                sample=frame.drop(columns="failing_rows").head(sample_rows),
+                column_types={c.name: c.type for c in query.columns[1:]},
+                description=query.description,
+                rule=rule.rule,
+            )
+        )
+    report = QualityReport(as_of, safe_url(engine.url), tuple(results))
+    log.debug("%s in %.2fs", report.summary(), time.perf_counter() - started)
+    return report
+
+
+def verify_source(
+    engine: Engine, sql_dir: Path, as_of: date, *, today: date | None = None
+) -> QualityReport:
+    """Run the checks before a computation: raise on errors, log each warning on one line."""
+    started = time.perf_counter()
+    report = check_source(engine, checks_dir(sql_dir), as_of, today=today)
+    report.raise_for_errors()
+    log.info("%s in %.1fs", report.summary(), time.perf_counter() - started)
+    for line in report.warning_lines():
+        log.warning("%s", line)
+    return report
+
+
+# -- reconciliation ----------------------------------------------------------------------
+
+#: Reconciliation buckets in report order, with their labels; all but the first are
+#: the documented exclusions (see sql/checks/revenue_reconciliation.sql).
+BUCKETS: dict[str, str] = {
+    "attributed": "registered customers",
+    "no_customer": "no customer",
+    "unknown_customer": "unknown customer",
+    "unregistered_customer": "unregistered customer",
+    "after_as_of": "after T",
+    "undated": "undated",
+}
+
+
+@dataclass(frozen=True)
+class SourceBucket:
+    """Paid and refunded rows of one reconciliation bucket."""
+
+    order_rows: int
+    paid_orders: int
+    net_revenue: float
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    """Source totals by bucket next to the per-customer table's totals."""
+
+    as_of: date
+    buckets: dict[str, SourceBucket]  # every key of BUCKETS, zeros when empty
+    kpi_revenue: float  # sum of the table's revenue_total
+    kpi_orders: int  # sum of the table's orders_total
+
+    @property
+    def source_revenue(self) -> float:
+        """Net revenue of every paid and refunded row in the source."""
+        return sum(b.net_revenue for b in self.buckets.values())
+
+    @property
+    def source_orders(self) -> int:
+        """Paid rows in the source."""
+        return sum(b.paid_orders for b in self.buckets.values())
+
+    @property
+    def revenue_difference(self) -> float:
+        """Attributed source revenue minus the KPIs' revenue: 0 when they reconcile."""
+        return self.buckets["attributed"].net_revenue - self.kpi_revenue
+
+    @property
+    def orders_difference(self) -> int:
+        """Attributed paid rows minus the KPIs' paid orders: 0 when they reconcile."""
+        return self.buckets["attributed"].paid_orders - self.kpi_orders
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.revenue_difference) < MONEY_TOLERANCE and self.orders_difference == 0
+
+    def render_text(self) -> str:
+        """One line: source = KPIs + each exclusion (those with rows), revenue and orders."""
+        shown = {k: b for k, b in self.buckets.items() if k == "attributed" or b.order_rows}
+        parts = [f"{BUCKETS[k]} {b.net_revenue:,.2f}" for k, b in shown.items()]
+        orders = [f"{BUCKETS[k]} {b.paid_orders:,}" for k, b in shown.items()]
+        verdict = (
+            "reconciles"
+            if self.ok
+            else (
+                f"does NOT reconcile (revenue differs by {self.revenue_difference:,.2f}, "
+                f"orders by {self.orders_difference:,})"
+            )
+        )
+        return (
+            f"revenue as of {self.as_of.isoformat()} {verdict}: source "
+            f"{self.source_revenue:,.2f} = {' + '.join(parts)}; KPIs {self.kpi_revenue:,.2f}; "
+            f"paid orders: source {self.source_orders:,} = {' + '.join(orders)}; "
+            f"KPIs {self.kpi_orders:,}"
+        )
+
+
+def reconcile(
+    engine: Engine, catalog_dir: Path, as_of: date, table: pd.DataFrame
+) -> Reconciliation:
+    """Source totals of ``as_of`` by bucket against ``table`` (customer_table of ``as_of``)."""
+    catalog = SqlCatalog(catalog_dir)
+    query = catalog.get(RECONCILIATION_QUERY, dialect_name(engine))
+    frame = run_query(engine, query, standard_params(as_of))
+    unknown = sorted(set(frame["bucket"].dropna()) - set(BUCKETS))
+    if unknown or frame["bucket"].isna().any():
+        raise SqlContractError(
+            f"{query.path}: unknown bucket(s) {', '.join(map(repr, unknown)) or 'NULL'} "
+            f"(known: {', '.join(BUCKETS)})"
+        )
+    by_bucket = frame.set_index("bucket")
+    buckets = {}
+    for key in BUCKETS:
+        if key in by_bucket.index:
+            row = by_bucket.loc[key]
+            buckets[key] = SourceBucket(
+                int(_zero(row["order_rows"])),
+                int(_zero(row["paid_orders"])),
+                float(_zero(row["net_revenue"])),
+            )
+        else:
+            buckets[key] = SourceBucket(0, 0, 0.0)
+    return Reconciliation(
+        as_of=as_of,
+        buckets=buckets,
+        kpi_revenue=float(table["revenue_total"].sum()),
+        kpi_orders=int(table["orders_total"].sum()),
+    )
+
+
+def _zero(value: Any) -> Any:
+    return 0 if pd.isna(value) else value
+
+
+def log_reconciliation(
+    engine: Engine, sql_dir: Path, as_of: date, table: pd.DataFrame
+) -> Reconciliation:
+    """Reconcile ``table`` and log the line (INFO when it reconciles, else WARNING)."""
+    result = reconcile(engine, checks_dir(sql_dir), as_of, table)
+    log.log(logging.INFO if result.ok else logging.WARNING, "%s", result.render_text())
+    return result
+
+
+# -- safe text ---------------------------------------------------------------------------
+
+
+def escape_text(text: str) -> str:
+    """``text`` with control, format and unassigned characters written as escapes.
+
+    Terminal escape sequences, line breaks and bidirectional overrides in source data
+    can then neither move the cursor nor reorder what a reader sees.
+    """
+    out = []
+    for char in text:
+        if char == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(char).startswith("C"):
+            code = ord(char)
+            out.append(
+                f"\\x{code:02x}"
+                if code < 0x100
+                else f"\\u{code:04x}"
+                if code < 0x10000
+                else f"\\U{code:08x}"
+            )
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def show_value(value: Any, kind: str) -> str:
+    """One sample value for the report: typed, escaped, at most MAX_VALUE_CHARS long."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "NULL"
+    if isinstance(value, float) and value != value:
+        return "NULL"
+    if kind == "money":
+        return f"{float(value):.2f}"
+    if kind in {"date", "timestamp"}:
+        stamp = pd.Timestamp(value)
+        if kind == "date" or stamp == stamp.normalize():
+            return stamp.date().isoformat()
+        return stamp.isoformat(sep=" ")
+    if kind in {"int", "float", "bool"}:
+        return escape_text(str(value))[:MAX_VALUE_CHARS]
+    raw = str(value)
+    shown = escape_text(raw).replace("'", "\\'")
+    if len(shown) > MAX_VALUE_CHARS:
+        return f"'{shown[:MAX_VALUE_CHARS]}'... ({len(raw):,} chars)"
+    return f"'{shown}'"
+
+
+if __name__ == "__main__":  # python -m crm_batch.source.quality: the README's checks table
+    from crm_batch.config import SHIPPED_SQL_DIR
+
+    print(rules_markdown(checks_dir(SHIPPED_SQL_DIR)))

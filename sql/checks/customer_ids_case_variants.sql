@@ -1,0 +1,45 @@
+-- customer_ids_case_variants: Customer ids in the register that differ from another
+--   one only by letter case, e.g. 'C-10' and 'c-10'. failing_rows counts the distinct
+--   ids involved; each sample row is one group of variants, with two of its spellings.
+--   An order's id that matches a customer only by case is an orphan
+--   (orders_unknown_customer).
+-- params:
+--   sample_rows int: how many failing rows to return as examples
+-- columns:
+--   failing_rows int: how many rows fail the check (the same on every returned row)
+--   customer_id id: one spelling (the lowest)
+--   other_id id: another spelling (the highest)
+--   variants int: how many spellings the group has
+-- adapt: Point FROM at your customer master as in customers.sql. Integer ids never fail.
+--   MySQL/MariaDB run the .mysql.sql variant.
+with ids as (
+    select cast(c.customer_id as varchar) as id_text
+    from customers as c
+    where c.customer_id is not null
+),
+
+failing as (
+    select
+        lower(id_text) as case_group,
+        min(id_text) as customer_id,
+        max(id_text) as other_id,
+        count(distinct id_text) as variants
+    from ids
+    group by lower(id_text)
+    having count(distinct id_text) > 1
+),
+
+ranked as (
+    select
+        sum(variants) over () as failing_rows,
+        row_number() over (order by case_group) as sample_rank,
+        customer_id,
+        other_id,
+        variants
+    from failing
+)
+
+select failing_rows, customer_id, other_id, variants
+from ranked
+where sample_rank <= :sample_rows
+order by sample_rank

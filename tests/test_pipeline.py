@@ -1,0 +1,176 @@
+"""The nightly pipeline end to end on a small demo: snapshots, run log, reruns, crashes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from test_cli import run_cli
+
+from crm_batch.config import Settings
+from crm_batch.errors import ExitCode
+from crm_batch.pipeline import (
+    NIGHTLY_STAGES,
+    RunContext,
+    Stage,
+    StageOutcome,
+    run_nightly,
+    store_kpi_snapshots,
+)
+from crm_batch.runlog import FAILED, OK, RUN_STAGE
+from crm_batch.snapshots import read_snapshots
+from crm_batch.source.db import engine_from_settings
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, db_url_factory: Callable[[str], URL]
+) -> Settings:
+    """Settings of a folder whose database (DuckDB file or PostgreSQL) holds the demo."""
+    url = db_url_factory("postgres") if request.param == "postgres" else None
+    return folder_settings(demo_folder(tmp_path, url), url)
+
+
+@pytest.fixture
+def duckdb_settings(tmp_path: Path) -> Settings:
+    return folder_settings(demo_folder(tmp_path))
+
+
+def snapshots(settings: Settings) -> pd.DataFrame:
+    engine = engine_from_settings(settings)
+    try:
+        return read_snapshots(engine)
+    finally:
+        engine.dispose()
+
+
+def runs(settings: Settings) -> list[dict]:
+    engine = engine_from_settings(settings)
+    try:
+        return run_rows(engine)
+    finally:
+        engine.dispose()
+
+
+def test_nightly_stores_snapshots_logs_each_stage_and_reruns_identically(
+    settings: Settings,
+) -> None:
+    first = run_nightly(settings, DEMO_DAY)
+
+    assert [s.name for s in first.stages] == ["kpis", "snapshots"]
+    kpis, stored = first.stages
+    assert kpis.rows == 300
+    assert "8 teams" in kpis.summary
+    stored_first = snapshots(settings)
+    assert stored.rows == len(stored_first) > 0
+    assert set(stored_first["as_of"].dt.date) == {DEMO_DAY}
+    assert set(stored_first["scope"]) == {"all", "team"}
+    assert stored_first["team"].nunique() == 9  # the company ('') and 8 teams
+
+    logged = {(r["run_id"], r["stage"]): r for r in runs(settings)}
+    assert set(logged) == {(first.run_id, s) for s in (RUN_STAGE, "kpis", "snapshots")}
+    assert all(r["status"] == OK and r["kind"] == "nightly" for r in logged.values())
+    assert logged[(first.run_id, "kpis")]["rows"] == 300
+    assert logged[(first.run_id, "snapshots")]["rows"] == stored.rows
+
+    second = run_nightly(settings, DEMO_DAY)
+    stored_second = snapshots(settings)
+    assert second.run_id != first.run_id
+    value_columns = ["as_of", "scope", "team", "kpi", "value"]
+    pd.testing.assert_frame_equal(stored_first[value_columns], stored_second[value_columns])
+    assert [r["status"] for r in runs(settings) if r["stage"] == RUN_STAGE] == [OK, OK]
+
+
+def _crash(_context: RunContext) -> StageOutcome:
+    raise RuntimeError("injected crash")
+
+
+def test_a_crash_between_stages_keeps_the_previous_snapshots(duckdb_settings: Settings) -> None:
+    run_nightly(duckdb_settings, DEMO_DAY)
+    before = snapshots(duckdb_settings)
+    kpis, store = NIGHTLY_STAGES
+
+    with pytest.raises(RuntimeError, match="injected crash"):
+        run_nightly(duckdb_settings, DEMO_DAY, stages=(kpis, Stage("crash", _crash), store))
+
+    pd.testing.assert_frame_equal(before, snapshots(duckdb_settings))  # computed_at too
+    failed = [r for r in runs(duckdb_settings) if r["status"] != OK]
+    assert {(r["stage"], r["status"]) for r in failed} == {(RUN_STAGE, FAILED), ("crash", FAILED)}
+    assert all(r["error"] == "RuntimeError: injected crash" for r in failed)
+    crashed_run = failed[0]["run_id"]
+    assert "snapshots" not in {
+        r["stage"] for r in runs(duckdb_settings) if r["run_id"] == crashed_run
+    }
+
+    rerun = run_nightly(duckdb_settings, DEMO_DAY)
+    after = snapshots(duckdb_settings)
+    assert rerun.stages[-1].rows == len(after) == len(before)
+    pd.testing.assert_series_equal(before["value"], after["value"])
+
+
+def _store_then_fail_on_insert(context: RunContext) -> StageOutcome:
+    """The snapshots stage, killed after it deleted the date's rows, before the insert."""
+
+    def fail_insert(_conn, _cursor, statement, *_args) -> None:
+        if statement.lstrip().lower().startswith("insert into kpi_snapshots"):
+            raise RuntimeError("connection lost during the snapshot insert")
+
+    event.listen(context.engine, "before_cursor_execute", fail_insert)
+    try:
+        return store_kpi_snapshots(context)
+    finally:
+        event.remove(context.engine, "before_cursor_execute", fail_insert)
+
+
+def test_a_crash_inside_the_snapshot_write_rolls_back(duckdb_settings: Settings) -> None:
+    run_nightly(duckdb_settings, DEMO_DAY)
+    before = snapshots(duckdb_settings)
+    kpis, _store = NIGHTLY_STAGES
+
+    with pytest.raises(RuntimeError, match="snapshot insert"):
+        run_nightly(
+            duckdb_settings, DEMO_DAY, stages=(kpis, Stage("snapshots", _store_then_fail_on_insert))
+        )
+
+    pd.testing.assert_frame_equal(before, snapshots(duckdb_settings))
+    last = [r for r in runs(duckdb_settings) if r["stage"] == "snapshots"][-1]
+    assert last["status"] == FAILED
+    assert "snapshot insert" in last["error"]
+
+
+def test_nightly_cli_exits_5_when_the_database_is_down(tmp_path: Path) -> None:
+    folder = tmp_path / "down"
+    folder.mkdir()
+    (folder / "crm_batch.toml").write_text(
+        '[paths]\ndata_dir = "var"\n[database]\nconnect_timeout_seconds = 3\n', encoding="utf-8"
+    )
+    result = run_cli(
+        "nightly",
+        "--db",
+        "postgresql://crm@127.0.0.1:9/sales",
+        "--as-of",
+        "2026-06-30",
+        cwd=folder,
+        timeout=120,  # hang bound
+    )
+    assert result.returncode == ExitCode.DEPENDENCY, result.stderr
+    assert "crm-batch: error: cannot connect to postgresql://crm@127.0.0.1:9/sales" in result.stderr
+    # the file lock was released: the next run is not refused as "already running"
+    again = run_cli("nightly", "--db", "postgresql://crm@127.0.0.1:9/sales", cwd=folder)
+    assert again.returncode == ExitCode.DEPENDENCY, again.stderr
+
+
+def test_nightly_cli_runs_the_demo_and_says_what_it_did(tmp_path: Path) -> None:
+    folder = demo_folder(tmp_path)
+    result = run_cli("nightly", "--as-of", DEMO_DAY.isoformat(), cwd=folder)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"nightly {DEMO_DAY.isoformat()}: ok in ")
+    assert lines[1].split()[:2] == ["kpis", "300"]
+    assert lines[2].split()[0] == "snapshots"
+    assert "nightly" in run_cli("--help", cwd=folder).stdout

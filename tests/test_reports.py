@@ -1,0 +1,469 @@
+"""The customer status diagnosis report: context, findings, templates, safety and PDF.
+
+Real rendering on a small demo company (400 customers, 4,000 order rows) in a DuckDB
+file. Two PDFs are rendered in the whole module (zh-CN company-wide through the library,
+en for one team through the CLI) to keep it fast; everything else checks the HTML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html as html_lib
+import http.server
+import math
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from pypdf import PdfReader
+
+from crm_batch.cli import main
+from crm_batch.config import Settings, load_settings
+from crm_batch.errors import DataError
+from crm_batch.kpi_job import KpiRun, run_kpis, snapshot_period
+from crm_batch.reports import diagnosis, findings, localfmt, render
+from crm_batch.reports.context import MAX_NAME_CHARS, diagnosis_context, display_text
+from crm_batch.reports.diagnosis import (
+    diagnosis_html,
+    output_paths,
+    report_language,
+    scope_slug,
+    write_diagnosis,
+)
+from crm_batch.reports.messages import LANGUAGES, message, messages
+from crm_batch.source.db import make_engine
+from crm_batch.source.demo import HOSTILE_NAMES, generate_demo, load_demo
+
+AS_OF = date(2026, 6, 30)
+TEAM = "Shanghai"
+SCRIPT = "<script>alert(1)</script>"
+FORMULA = "=cmd|' /C calc'!A0"
+LONG_NAME = next(name for name in HOSTILE_NAMES if len(name) >= 40_000)
+SECTION_KEYS = (
+    "section.findings",
+    "section.headline",
+    "section.tiers",
+    "section.pareto",
+    "section.matrix",
+    "section.churn",
+    "section.repurchase",
+    "section.referral",
+    "section.service",
+    "section.campaigns",
+    "section.definitions",
+)
+
+
+# --- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A small demo company in a DuckDB file; returns its URL."""
+    folder = tmp_path_factory.mktemp("report_demo")
+    url = f"duckdb:///{(folder / 'demo.duckdb').as_posix()}"
+    engine = make_engine(url)
+    try:
+        load_demo(engine, generate_demo(customers=400, orders=4000, seed=11, end_date=AS_OF))
+    finally:
+        engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="module")
+def settings(demo_db: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Default settings on the demo database, reports in a temporary folder."""
+    reports = tmp_path_factory.mktemp("reports")
+    return load_settings(None, database_url=demo_db).model_copy(update={"reports_dir": reports})
+
+
+@pytest.fixture(scope="module")
+def run(settings: Settings) -> KpiRun:
+    """The company and one team, as of the demo's end."""
+    engine = make_engine(settings.database_url)
+    try:
+        return run_kpis(
+            settings, engine, AS_OF, snapshot_period(AS_OF), teams=[TEAM], include_company=True
+        )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def hostile_run(run: KpiRun) -> KpiRun:
+    """The run with hostile names on the first accounts to call and the first candidate."""
+    report = run.reports[None]
+    warnings = report.churn_warnings.sort_values(
+        ["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
+    names = [SCRIPT, FORMULA, "王\n小明", LONG_NAME, '<img src="http://127.0.0.1:9/x">']
+    warnings["name"] = warnings["name"].astype("object")
+    warnings.loc[: len(names) - 1, "name"] = names
+    candidates = report.advocate_candidates.copy()
+    if len(candidates):
+        candidates["name"] = candidates["name"].astype("object")
+        candidates.loc[0, "name"] = "</td><h1>x"
+    changed = dataclasses.replace(report, churn_warnings=warnings, advocate_candidates=candidates)
+    return dataclasses.replace(run, reports={**run.reports, None: changed})
+
+
+@pytest.fixture(scope="module")
+def zh_pdf(settings: Settings, hostile_run: KpiRun) -> Path:
+    """The company-wide zh-CN report rendered once (with the hostile names)."""
+    return write_diagnosis(settings, hostile_run, None, "zh-CN").pdf
+
+
+# --- message catalogue and formatting ------------------------------------------------
+
+
+def test_every_template_text_exists_in_both_languages() -> None:
+    used = set()
+    for template in render.TEMPLATES_DIR.glob("*.html"):
+        used |= set(re.findall(r't\["([\w.]+)"\]', template.read_text(encoding="utf-8")))
+    assert used, "the templates should use the message catalogue"
+    for language in LANGUAGES:
+        texts = messages(language)
+        assert used <= set(texts), used - set(texts)
+        assert all(texts[key].strip() for key in texts)
+    assert message("text.top_calls", "en", count=15).endswith("top 15)")
+
+
+def test_locale_formatting() -> None:
+    assert localfmt.money(12345.6, "zh-CN", "CNY") == "¥12,346"
+    assert localfmt.money(12345.6, "en", "CNY") == "CNY 12,346"
+    assert localfmt.money(-5.5, "en", "EUR") == "-EUR 5.50"
+    assert localfmt.percent(0.2534) == "25.3%"
+    assert localfmt.percent(math.nan) == localfmt.DASH
+    assert localfmt.day(date(2026, 6, 30), "zh-CN") == "2026年6月30日"
+    assert localfmt.day(date(2026, 6, 30), "en") == "30 Jun 2026"
+    assert localfmt.day(pd.NaT, "en") == localfmt.DASH
+
+
+def test_display_text_makes_one_short_line() -> None:
+    assert display_text("王\n小明") == "王 小明"
+    assert display_text(None) == localfmt.DASH
+    assert display_text(pd.NA) == localfmt.DASH
+    cut = display_text(LONG_NAME)
+    assert len(cut) == MAX_NAME_CHARS
+    assert cut.endswith("…")
+
+
+def test_scope_slug_is_file_system_safe() -> None:
+    assert scope_slug(None) == "all"
+    assert scope_slug("Shanghai") == "shanghai"
+    assert scope_slug("华东 / 一部") == "华东-一部"
+    assert "/" not in scope_slug("../../etc")
+    assert ".." not in scope_slug("../../etc")
+    assert scope_slug("All").startswith("team-")
+    assert scope_slug("???").startswith("team-")
+    assert scope_slug("???") != scope_slug("!!!")
+
+
+def test_report_language_prefers_option_then_team_then_general(settings: Settings) -> None:
+    team = settings.model_copy(
+        update={"teams": (*settings.teams, type(settings.teams[0])(name="X", language="en"))}
+    )
+    assert report_language(team, "X", None) == "en"
+    assert report_language(team, "X", "zh-CN") == "zh-CN"
+    assert report_language(team, None, None) == settings.language
+
+
+# --- findings ----------------------------------------------------------------------
+
+
+def _customers(rows: list[tuple[str, float, int, str]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["tier", "revenue_12m", "recency_days", "value_group"])
+
+
+def test_a_tier_quiet_revenue_finding_carries_its_number() -> None:
+    customers = _customers(
+        [
+            ("A", 380_000, 120, "high_dormant"),
+            ("A", 620_000, 10, "high_active"),
+            ("B", 50_000, 200, "low_churned"),
+        ]
+    )
+    channels = pd.DataFrame(columns=["channel", "touches", "roi"])
+    found = findings.find({}, customers, channels, "en", "CNY")
+    first = found[0]
+    assert first.key == "a_tier_quiet_revenue"
+    assert first.number == "38%"
+    assert first.text.startswith("38% of A-tier 12-month revenue sits with customers")
+    zh = findings.find({}, customers, channels, "zh-CN", "CNY")[0]
+    assert "38%" in zh.text
+    assert "A类" in zh.text
+
+
+def test_findings_fire_on_thresholds_and_skip_missing_values() -> None:
+    customers = _customers([("C", 100, 10, "low_active")])
+    channels = pd.DataFrame({"channel": ["email", "sms"], "touches": [10, 10], "roi": [-0.5, 2.0]})
+    kpis = {
+        "revenue_12m": 1_000_000.0,
+        "revenue_at_risk": 100_000.0,
+        "churn_warnings_count": 12.0,
+        "churn_warnings_high": 3.0,
+        "pareto_revenue_share": 0.8,
+        "repurchase_rate": math.nan,  # missing: no finding
+        "complaint_resolved_24h_rate": 0.95,  # above the line: no finding
+        "opt_out_rate": 0.05,
+    }
+    found = {f.key: f for f in findings.find(kpis, customers, channels, "en", "CNY")}
+    assert set(found) == {
+        "revenue_at_risk",
+        "high_warnings",
+        "pareto_concentration",
+        "opt_out_high",
+        "negative_roi_channel",
+    }
+    assert found["revenue_at_risk"].number == "CNY 100,000"
+    assert "10% of 12-month revenue" in found["revenue_at_risk"].text
+    assert "E-mail" in found["negative_roi_channel"].text
+    severities = [f.severity for f in findings.find(kpis, customers, channels, "en", "CNY")]
+    assert severities == sorted(severities, key=["high", "medium", "info"].index)
+
+
+# --- templates: autoescape, StrictUndefined, content ----------------------------------
+
+
+def test_environment_escapes_and_is_strict() -> None:
+    env = render.environment()
+    assert env.from_string("{{ x }}").render(x=SCRIPT) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    with pytest.raises(jinja2.UndefinedError):
+        env.from_string("{{ missing }}").render()
+    assert env.get_template("diagnosis.html").environment.autoescape is True
+
+
+def test_missing_context_key_fails_the_render(run: KpiRun) -> None:
+    context = diagnosis_context(
+        run.reports[None],
+        language="en",
+        currency="CNY",
+        company_name="Co",
+        generated_at=datetime(2026, 7, 1, 6, 0),
+    )
+    del context["churn"]
+    with pytest.raises(jinja2.UndefinedError):
+        render.render_html("diagnosis.html", context)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_html_has_every_section_and_escapes_database_text(
+    settings: Settings, hostile_run: KpiRun, language: str
+) -> None:
+    page = diagnosis_html(settings, hostile_run, None, language)
+    texts = messages(language)
+    assert page.startswith("<!DOCTYPE html>")
+    assert f'<html lang="{language}">' in page
+    for key in SECTION_KEYS:
+        assert texts[key] in html_lib.unescape(page), key
+    assert page.count('<a href="#') == len(SECTION_KEYS)  # table of contents
+    assert page.count("data:image/svg+xml;base64,") == 3  # pareto, tiers, funnel
+    # database text only as text
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "=cmd|&#39; /C calc&#39;!A0" in page
+    assert '<img src="http' not in page
+    assert "</td><h1>" not in page
+    assert "王 小明" in page
+    assert re.search(r"(Very Long Name ?)+…", page)
+    body = page.split("</head>", 1)[1]
+    assert len(max(re.findall(r">([^<]*)<", body), key=len)) < 2_000
+    # the headline KPIs carry their definitions from the registry
+    assert "12-month" in page or "近12个月" in page
+
+
+# --- the URL fetcher --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "http://example.com/",
+        "https://example.com/x.css",
+        "ftp://example.com/x",
+        f"{render.TEMPLATES_DIR.as_uri()}/../pyproject.toml",
+        "file://otherhost/share/x.css",
+    ],
+)
+def test_fetcher_refuses_anything_but_templates_and_data(url: str) -> None:
+    with pytest.raises(render.RefusedURL):
+        render.LocalOnlyFetcher().fetch(url)
+
+
+def test_fetcher_serves_templates_and_data_uris() -> None:
+    fetcher = render.LocalOnlyFetcher()
+    css = fetcher.fetch((render.TEMPLATES_DIR / "print.css").as_uri())
+    assert b"@page" in css.read()
+    css.close()
+    data = fetcher.fetch("data:text/plain;base64,aGk=")
+    assert data.read() == b"hi"
+    data.close()
+
+
+@pytest.fixture
+def canary() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP server that records every request it receives."""
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_foreign_resources_stop_the_render_and_reach_nothing(
+    canary: tuple[str, list[str]],
+) -> None:
+    base, hits = canary
+    for markup in (
+        f'<img src="{base}/img">',
+        f'<link rel="stylesheet" href="{base}/css">',
+        '<link rel="attachment" href="file:///etc/passwd">',
+        '<img src="file:///etc/passwd">',
+    ):
+        with pytest.raises(DataError, match="refused"):
+            render.html_to_pdf(f"<p>x</p>{markup}")
+    assert hits == []
+
+
+# --- PDF ------------------------------------------------------------------------------
+
+
+def _pdf_fonts(reader: PdfReader) -> set[str]:
+    fonts = set()
+    for page in reader.pages:
+        resources = page.get("/Resources") or {}
+        for font in (resources.get("/Font") or {}).values():
+            fonts.add(str(font.get_object()["/BaseFont"]))
+    return fonts
+
+
+def test_zh_pdf_pages_metadata_and_cjk_font(zh_pdf: Path, run: KpiRun) -> None:
+    reader = PdfReader(zh_pdf)
+    assert 8 <= len(reader.pages) <= 30
+    meta = reader.metadata
+    assert meta.title.startswith("客户现状诊断报告 · 全公司")
+    assert meta.author == "Demo Trading Co."
+    assert meta.subject == message("diagnosis.subject", "zh-CN")
+    names = [n for n in run.reports[None].customers["name"].dropna() if len(str(n)) >= 2]
+    for field in (meta.title, meta.author, meta.subject):
+        assert not any(str(name) in field for name in names)
+        assert "<script" not in field
+        assert "=cmd" not in field
+    # Chinese drawn with the real CJK font, embedded (never tofu boxes)
+    assert any("Noto-Sans-CJK-SC" in font for font in _pdf_fonts(reader))
+    text = reader.pages[2].extract_text()
+    assert "主要发现" in text
+    assert f"3 / {len(reader.pages)}" in text  # footer page x / y
+    # the standalone HTML sits beside the PDF and needs nothing else
+    page = zh_pdf.with_suffix(".html").read_text(encoding="utf-8")
+    assert "@page" in page
+    assert 'rel="stylesheet"' not in page
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
+def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
+    """pdftoppm draws page 3 (findings) to a PNG, for people to look at too."""
+    target = tmp_path / "page"
+    subprocess.run(
+        ["pdftoppm", "-f", "3", "-l", "3", "-r", "60", "-png", str(zh_pdf), str(target)],
+        check=True,
+        timeout=60,
+    )
+    png = next(tmp_path.glob("page*.png"))
+    assert png.stat().st_size > 5_000
+
+
+def test_failed_render_leaves_the_previous_files(
+    settings: Settings, run: KpiRun, zh_pdf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pdf_path, html_path = output_paths(settings, None, AS_OF.isoformat(), "zh-CN")
+    assert pdf_path == zh_pdf
+    before_pdf, before_html = pdf_path.read_bytes(), html_path.read_bytes()
+
+    def broken(_html: str) -> bytes:
+        raise RuntimeError("layout failed")
+
+    monkeypatch.setattr(render, "html_to_pdf", broken)
+    with pytest.raises(RuntimeError, match="layout failed"):
+        write_diagnosis(settings, run, None, "zh-CN")
+    monkeypatch.setattr(diagnosis, "diagnosis_context", lambda *_a, **_k: {"lang": "en", "t": {}})
+    with pytest.raises(jinja2.UndefinedError):
+        write_diagnosis(settings, run, None, "zh-CN")
+    assert pdf_path.read_bytes() == before_pdf
+    assert html_path.read_bytes() == before_html
+    assert not [p for p in pdf_path.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_cli_renders_a_team_report_in_english(settings: Settings, tmp_path: Path) -> None:
+    config = tmp_path / "crm_batch.toml"
+    reports = tmp_path / "reports"
+    config.write_text(f'[paths]\nreports_dir = "{reports.as_posix()}"\n', encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [
+            "report",
+            "diagnosis",
+            "--config",
+            str(config),
+            "--db",
+            settings.database_url.render_as_string(hide_password=False),
+            "--as-of",
+            AS_OF.isoformat(),
+            "--team",
+            TEAM,
+            "--lang",
+            "en",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    pdf = reports / f"diagnosis_shanghai_{AS_OF.isoformat()}_en.pdf"
+    assert result.stdout.strip().splitlines()[-1] == str(pdf)
+    assert pdf.with_suffix(".html").exists()
+    reader = PdfReader(pdf)
+    assert 6 <= len(reader.pages) <= 30
+    assert reader.metadata.title == f"Customer status diagnosis · {TEAM} · 30 Jun 2026"
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    for key in SECTION_KEYS:
+        assert message(key, "en") in text, key
+    assert f"2 / {len(reader.pages)}" in text
+
+
+def test_a_scope_without_data_renders_with_dashes(run: KpiRun) -> None:
+    report = run.reports[None]
+    frames = ("funnel_by_campaign", "funnel_by_channel", "churn_warnings", "advocate_candidates")
+    empty = dataclasses.replace(
+        report,
+        kpis=dict.fromkeys(report.kpis, math.nan),
+        customers=report.customers.head(0),
+        **{name: getattr(report, name).head(0) for name in frames},
+    )
+    context = diagnosis_context(
+        empty, language="en", currency="CNY", company_name="Co", generated_at=datetime(2026, 7, 1)
+    )
+    page = render.render_html("diagnosis.html", context)
+    assert messages("en")["text.no_warnings"] in page
+    assert messages("en")["text.no_campaigns"] in page
+    assert localfmt.DASH in page

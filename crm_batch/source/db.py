@@ -27,6 +27,7 @@ import logging
 import math
 import numbers
 import time
+import weakref
 from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
@@ -234,6 +235,14 @@ class _ArrowUnsupportedError(Exception):
     """A result column of an Arrow type :func:`conform_arrow` cannot convert faithfully."""
 
 
+class _AdbcConnectError(Exception):
+    """ADBC could not open a connection with the pooled connection's settings."""
+
+
+#: PostgreSQL engines whose settings ADBC could not connect with: rows only from then on.
+_ROWS_ONLY: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def _fetch(
     engine: Engine, query: SqlQuery, binds: Mapping[str, Any], timezone: str | None, *, arrow: bool
 ) -> pd.DataFrame:
@@ -254,11 +263,22 @@ def _fetch(
         with conn:
             if arrow and engine.dialect.name == "duckdb":
                 return conform_arrow(_fetch_duckdb_arrow(conn, query, binds), query, timezone)
-            conninfo = _libpq_conninfo(conn) if arrow else None
+            conninfo = _libpq_conninfo(conn) if arrow and engine not in _ROWS_ONLY else None
             adbc = _adbc_postgres() if conninfo else None
             if adbc is not None and conninfo and None not in binds.values():
-                table, zone = _fetch_postgres_arrow(adbc, conninfo, engine, query, binds)
-                return conform_arrow(table, query, timezone=timezone or zone)
+                try:
+                    table, zone = _fetch_postgres_arrow(adbc, conninfo, engine, query, binds)
+                except _AdbcConnectError as exc:
+                    # psycopg connected but ADBC's libpq could not (an authentication or
+                    # SSL setting it lacks): row tuples work, only slower
+                    _ROWS_ONLY.add(engine)
+                    log.warning(
+                        "%s: the ADBC driver cannot connect (%s); fetching row tuples",
+                        safe_url(engine.url),
+                        exc,
+                    )
+                else:
+                    return conform_arrow(table, query, timezone=timezone or zone)
             frame = _fetch_rows(conn, query, binds)
     except DBAPIError as exc:
         raise _statement_error(exc, query, engine) from None
@@ -383,9 +403,7 @@ def _fetch_postgres_arrow(
     try:
         conn = adbc.connect(conninfo, autocommit=True)
     except adbc.Error as exc:
-        raise DependencyError(
-            f"{query.path.name}: cannot connect to {safe_url(engine.url)}: {_first_line(exc)}"
-        ) from None
+        raise _AdbcConnectError(_first_line(exc)) from None
     try:
         with conn, conn.cursor() as cursor:
             cursor.execute(sql, parameters=arguments or None)
@@ -533,8 +551,10 @@ def _arrow_series(column: pa.ChunkedArray, kind: str, timezone: str | None) -> p
         column = column.cast(column.type.value_type)
     if isinstance(column.type, pa.BaseExtensionType):  # ADBC: numeric and others as text
         storage = column.type.storage_type
-        if not (pa.types.is_string(storage) or pa.types.is_large_string(storage)):
-            raise _ArrowUnsupportedError(f"{column.type} is not text underneath")
+        textual = pa.types.is_string(storage) or pa.types.is_large_string(storage)
+        if not (textual and kind in {"int", "float", "money"}):
+            # e.g. a numeric id "7.00", which the row path turns into "7"
+            raise _ArrowUnsupportedError(f"{column.type} read as {kind}")
         column = pa.chunked_array([chunk.storage for chunk in column.chunks], storage)
     kind_type = column.type
     if kind in {"id", "text"}:

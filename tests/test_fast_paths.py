@@ -1,0 +1,332 @@
+"""The fast paths give exactly what the plain paths give (no timings here).
+
+* Arrow typing (DuckDB, ADBC) against the per-value typing of row tuples;
+* PostgreSQL through ADBC: typed literals against ``$n`` parameters, and the fall-backs
+  to row tuples (a numeric id, ADBC unable to connect);
+* integer keys against text hashing, the histogram/sort ranks against pandas' rank,
+  team views against boolean masks, the precomputed migration alignment against the
+  id lookup, day counts against pandas' timedeltas.
+
+The benchmark (benchmarks/kpi_bench.py) measures the speed; these tests pin the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sqlalchemy.engine import URL
+
+import crm_batch.source.db as db
+from crm_batch.kpi import migration, segments
+from crm_batch.kpi.engine import TeamViews
+from crm_batch.kpi.facts import _days_between
+from crm_batch.kpi.keys import integer_keys, positions, positions_many
+from crm_batch.source.sql_files import SqlQuery, parse_sql_file
+
+COLUMNS = {
+    "key_int": "id",
+    "key_text": "id",
+    "label": "text",
+    "day": "date",
+    "stamp": "timestamp",
+    "count_big": "int",
+    "count": "int",
+    "amount": "money",
+    "ratio": "float",
+    "flag": "bool",
+    "flag_int": "bool",
+    "nothing": "text",
+}
+
+
+def _query(folder: Path, columns: dict[str, str], body: str = "select 1") -> SqlQuery:
+    header = "\n".join(f"--   {name} {kind}: x" for name, kind in columns.items())
+    path = folder / "shape.sql"
+    path.write_text(f"-- shape: a test query\n-- columns:\n{header}\n{body}\n", encoding="utf-8")
+    return parse_sql_file(path)
+
+
+def _arrow_table() -> pa.Table:
+    """One column per Arrow type the databases send, with NULLs and edge values."""
+    return pa.table(
+        {
+            "key_int": pa.array([9007199254740993, None, -7], pa.int64()),
+            "key_text": pa.array(["007", "1e3", None], pa.string()),
+            "label": pa.array(["陈静", "", None], pa.large_string()),
+            "day": pa.array([date(2026, 6, 30), None, date(2000, 2, 29)], pa.date32()),
+            "stamp": pa.array([datetime(2026, 7, 1, 0, 0, 0, 5), None, datetime(1999, 1, 1)]),
+            "count_big": pa.array([12, None, 0], pa.decimal128(38, 0)),  # DuckDB's sum(int)
+            "count": pa.array([1, 2, None], pa.int32()),
+            "amount": pa.array([1, None, -2], pa.decimal128(38, 2)),
+            "ratio": pa.array([0.5, None, float("inf")], pa.float64()),
+            "flag": pa.array([True, None, False]),
+            "flag_int": pa.array([1, 0, None], pa.int8()),
+            "nothing": pa.nulls(3),
+        }
+    )
+
+
+def test_arrow_typing_matches_row_typing(tmp_path: Path) -> None:
+    query = _query(tmp_path, COLUMNS)
+    table = _arrow_table()
+    fast = db.conform_arrow(table, query)
+    rows = pd.DataFrame({name: pd.Series(table.column(name).to_pylist(), dtype=object)
+                         for name in table.column_names})  # fmt: skip
+    slow = db.conform_frame(rows, query)
+    pd.testing.assert_frame_equal(fast, slow)
+    assert fast["key_int"].tolist()[0] == "9007199254740993"
+
+
+def test_arrow_typing_of_an_empty_result_keeps_dtypes_and_a_chunk(tmp_path: Path) -> None:
+    query = _query(tmp_path, COLUMNS)
+    empty = pa.Table.from_batches([], schema=_arrow_table().schema)
+    frame = db.conform_arrow(empty, query)
+    assert len(frame) == 0
+    assert str(frame["key_int"].dtype) == "string"
+    assert str(frame["count_big"].dtype) == "Int64"
+    # pandas' merge_asof (campaign attribution) fails on an Arrow column without chunks
+    assert frame["key_text"].array._pa_array.num_chunks == 1
+
+
+def test_arrow_typing_of_tz_aware_timestamps_keeps_the_sessions_wall_time(
+    tmp_path: Path,
+) -> None:
+    query = _query(tmp_path, {"stamp": "timestamp"})
+    utc = pa.array([datetime(2026, 1, 5, 8, 30)], pa.timestamp("us", tz="UTC"))
+    frame = db.conform_arrow(pa.table({"stamp": utc}), query, timezone="Europe/Berlin")
+    assert frame["stamp"].tolist() == [pd.Timestamp("2026-01-05 09:30")]
+
+
+def test_a_value_that_does_not_convert_still_names_the_row(tmp_path: Path) -> None:
+    query = _query(tmp_path, {"amount": "money"})
+    table = pa.table({"amount": pa.array(["1.00", "ten"])})
+    with pytest.raises(db.DataError, match="row 2"):
+        db.conform_arrow(table, query)
+
+
+# -- PostgreSQL through ADBC ---------------------------------------------------------------
+
+
+def _pg_query(
+    tmp_path: Path, name: str, columns: dict[str, str], params: str, body: str
+) -> SqlQuery:
+    header = "\n".join(f"--   {n} {k}: x" for n, k in columns.items())
+    path = tmp_path / f"{name}.sql"
+    declared = f"-- params:\n{params}\n" if params else ""
+    path.write_text(
+        f"-- {name}: a test query\n{declared}-- columns:\n{header}\n{body}\n", encoding="utf-8"
+    )
+    return parse_sql_file(path)
+
+
+def test_postgres_typed_literals_and_parameters_give_the_same_frame(
+    postgres_url: URL, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dates, times and numbers are written as typed literals (ADBC's COPY path); a text
+    bind keeps server-side parameters. Both come through ADBC with the same values."""
+    calls: list[str] = []
+    fetch = db._fetch_postgres_arrow
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append("adbc")
+        return fetch(*args, **kwargs)
+
+    monkeypatch.setattr(db, "_fetch_postgres_arrow", spy)
+    params = "--   day date: a day\n--   stamp timestamp: a time\n--   n int: a number"
+    typed = "select :day as day, :stamp as stamp, :n + 1 as n"
+    columns = {"day": "date", "stamp": "timestamp", "n": "int"}
+    literal_query = _pg_query(tmp_path, "typed", columns, params, typed)
+    text_query = _pg_query(
+        tmp_path,
+        "with_text",
+        {**columns, "label": "text"},
+        params + "\n--   label text: a text",
+        typed + ", :label as label",
+    )
+    values = {"day": date(2026, 6, 30), "stamp": datetime(2026, 7, 1, 0, 0, 0, 5), "n": 41}
+    engine = db.make_engine(postgres_url, connect_timeout=5)
+    try:
+        literal = db.run_query(engine, literal_query, values)
+        bound = db.run_query(engine, text_query, {**values, "label": "it's"})
+    finally:
+        engine.dispose()
+    assert calls == ["adbc", "adbc"]
+    pd.testing.assert_frame_equal(literal, bound.drop(columns="label"))
+    assert literal.loc[0, "day"] == pd.Timestamp("2026-06-30")
+    assert literal.loc[0, "stamp"] == pd.Timestamp("2026-07-01 00:00:00.000005")
+    assert literal.loc[0, "n"] == 42
+    assert bound.loc[0, "label"] == "it's"
+
+
+def test_typed_literals_are_rendered_from_typed_values_only() -> None:
+    assert db._is_typed_literal(date(2026, 6, 30))
+    assert db._is_typed_literal(datetime(2026, 7, 1))
+    assert db._is_typed_literal(3)
+    assert db._is_typed_literal(0.25)
+    for value in ("2026-06-30", True, float("nan"), None, datetime(2026, 7, 1).astimezone()):
+        assert not db._is_typed_literal(value), value
+    render = db._TypedLiteral().literal_processor(None)
+    assert render(date(2026, 6, 30)) == "DATE '2026-06-30'"
+    assert render(datetime(2026, 7, 1, 0, 0, 0, 5)) == "TIMESTAMP '2026-07-01 00:00:00.000005'"
+    assert render(-7) == "-7"
+
+
+def test_postgres_numeric_ids_fall_back_to_the_row_typing(
+    postgres_url: URL, tmp_path: Path
+) -> None:
+    query = _pg_query(
+        tmp_path,
+        "numeric_id",
+        {"key": "id", "amount": "money"},
+        "",
+        "select cast(7.00 as numeric(10, 2)) as key, cast(1.50 as numeric(14, 2)) as amount",
+    )
+    engine = db.make_engine(postgres_url, connect_timeout=5)
+    try:
+        frame = db.run_query(engine, query, {})
+    finally:
+        engine.dispose()
+    assert frame["key"].tolist() == ["7"]
+    assert frame["amount"].tolist() == [1.5]
+
+
+def test_postgres_without_an_adbc_connection_uses_row_tuples(
+    postgres_url: URL,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unreachable(conn: object) -> str:
+        return "host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2"
+
+    monkeypatch.setattr(db, "_libpq_conninfo", unreachable)
+    query = _pg_query(tmp_path, "plain", {"n": "int"}, "", "select 1 as n")
+    engine = db.make_engine(postgres_url, connect_timeout=5)
+    try:
+        with caplog.at_level(logging.WARNING, logger="crm_batch.source.db"):
+            first = db.run_query(engine, query, {})
+            second = db.run_query(engine, query, {})
+    finally:
+        engine.dispose()
+    assert first["n"].tolist() == second["n"].tolist() == [1]
+    assert sum("ADBC driver cannot connect" in r.message for r in caplog.records) == 1
+
+
+# -- keys, ranks, views ----------------------------------------------------------------
+
+
+def _ids(values: list[object]) -> pd.Series:
+    return pd.Series(values, dtype="string")
+
+
+@pytest.mark.parametrize(
+    ("values", "canonical"),
+    [
+        (["1", "-12", None, "9223372036854775807"], True),
+        ([], True),
+        ([None, None], True),
+        (["007"], False),
+        (["+7"], False),
+        (["-0"], False),
+        (["7.0"], False),
+        (["1e3"], False),
+        (["C001"], False),
+        (["9223372036854775808"], False),
+    ],
+)
+def test_integer_keys_accepts_only_canonical_integers(
+    values: list[object], canonical: bool
+) -> None:
+    assert (integer_keys(_ids(values)) is not None) is canonical
+
+
+def _first_positions(keys: pd.Series, values: pd.Series) -> np.ndarray:
+    """The answer of positions() worked out in plain Python."""
+    first: dict[str, int] = {}
+    for position, value in enumerate(values.tolist()):
+        if value is not pd.NA and value is not None:
+            first.setdefault(value, position)
+    return np.array([first.get(k, -1) if k is not pd.NA else -1 for k in keys.tolist()])
+
+
+def test_integer_and_text_lookups_agree() -> None:
+    rng = np.random.default_rng(3)
+    values = _ids([None if n % 97 == 0 else str(n) for n in rng.integers(-50, 500, 2_000)])
+    keys = [_ids([str(n) for n in rng.integers(-60, 560, 700)] + [None]), _ids([])]
+    assert integer_keys(values) is not None  # the integer path
+    for got, k in zip(positions_many(keys, values), keys, strict=True):
+        np.testing.assert_array_equal(got, _first_positions(k, values))
+    # one text key anywhere: the text path, with the same kind of answers
+    text_keys = _ids(["007", *keys[0].tolist()])
+    np.testing.assert_array_equal(positions(text_keys, values), _first_positions(text_keys, values))
+    mixed = positions(_ids(["007", "5", None]), _ids(["5", "007", "5"]))
+    np.testing.assert_array_equal(mixed, [1, 0, -1])
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.random.default_rng(1).integers(0, 40, 5_000).astype(float),  # histogram path
+        np.random.default_rng(2).normal(size=5_000).round(1),  # sort path, many ties
+        np.array([3.0, -0.0, 0.0, 1e15, -1e15, 3.0]),
+        np.array([2.5]),
+    ],
+)
+def test_count_below_is_pandas_min_rank(values: np.ndarray) -> None:
+    want = pd.Series(values).rank(method="min").to_numpy(dtype="int64") - 1
+    np.testing.assert_array_equal(segments._count_below(values), want)
+    np.testing.assert_array_equal(segments._count_below(-values), (
+        pd.Series(-values).rank(method="min").to_numpy(dtype="int64") - 1
+    ))  # fmt: skip
+
+
+def test_team_views_are_boolean_masks() -> None:
+    frame = pd.DataFrame(
+        {
+            "customer_id": _ids([str(n) for n in range(9)]),
+            "team": _ids(["b", "a", None, "b", "a", "c", None, "b", "a"]),
+            "value": range(9),
+        },
+        index=range(10, 19),
+    )
+    views = TeamViews()
+    for team in ["a", "b", "c", "nobody"]:
+        want = frame[(frame["team"] == team).fillna(False).astype(bool)]
+        pd.testing.assert_frame_equal(views.of(frame, team), want)
+    assert views.of(frame, None) is frame
+
+
+def test_tier_migration_with_a_known_alignment_matches_the_lookup() -> None:
+    start = pd.DataFrame(
+        {
+            "customer_id": _ids(["1", "2", "3", "4"]),
+            "tier": pd.Categorical(["A", None, "C", "B"], categories=["A", "B", "C"]),
+        }
+    )
+    end = pd.DataFrame(
+        {
+            "customer_id": _ids(["3", "1", "5", "2"]),
+            "tier": pd.Categorical(["B", "A", "C", "C"], categories=["A", "B", "C"]),
+        }
+    )
+    where = positions(start["customer_id"], end["customer_id"])
+    known = migration.tier_migration(start, end, where=where)
+    pd.testing.assert_frame_equal(known, migration.tier_migration(start, end))
+    as_text = migration.tier_migration(start.astype({"tier": "string"}), end)
+    pd.testing.assert_frame_equal(known, as_text)
+
+
+def test_days_between_floors_like_pandas() -> None:
+    dates = pd.Series(
+        pd.to_datetime(
+            ["2026-06-30", None, "2026-07-01 13:00", "2020-01-01 23:59:59"], format="mixed"
+        )
+    )
+    t = pd.Timestamp("2026-06-30")
+    pd.testing.assert_series_equal(_days_between(dates, t), (t - dates).dt.days.astype("Int64"))

@@ -188,6 +188,17 @@ class ScheduleSettings(_Section):
     max_catch_up_days: int = Field(31, ge=0)
 
 
+class RetrySettings(_Section):
+    """Retries of transient failures (a database restarting, a dropped connection, an SMTP
+    4xx reply): capped exponential backoff with jitter, inside a time budget. Permanent
+    failures (bad credentials, a rejected query, bad data, a timeout) are never retried."""
+
+    attempts: int = Field(4, ge=1, le=20)
+    first_wait_seconds: float = Field(5.0, ge=0)
+    max_wait_seconds: float = Field(120.0, ge=0)
+    budget_seconds: float = Field(600.0, ge=0)
+
+
 class EmailSettings(_Section):
     """SMTP delivery of PDF reports; addresses come only from here, never from data."""
 
@@ -212,6 +223,7 @@ class FileSettings(_Section):
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     targets: dict[str, TargetSettings] = Field(default_factory=_default_targets)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
 
 
@@ -240,6 +252,7 @@ class Settings(BaseModel):
     thresholds: ThresholdSettings
     targets: dict[str, TargetSettings]
     schedule: ScheduleSettings
+    retry: RetrySettings = Field(default_factory=RetrySettings)
     email: EmailSettings
 
     @field_serializer("database_url")
@@ -350,6 +363,7 @@ def load_settings(
         thresholds=file_settings.thresholds,
         targets=file_settings.targets,
         schedule=file_settings.schedule,
+        retry=file_settings.retry,
         email=file_settings.email,
     )
 

@@ -25,9 +25,14 @@ class ExitCode(IntEnum):
 
 
 class CrmBatchError(Exception):
-    """Base class: an expected failure with a user-facing message."""
+    """Base class: an expected failure with a user-facing message.
+
+    ``transient`` says whether trying again later can succeed (a server restarting, a
+    dropped connection); :mod:`crm_batch.retry` retries only those.
+    """
 
     exit_code: ExitCode = ExitCode.INTERNAL
+    transient: bool = False
 
 
 class ConfigError(CrmBatchError):
@@ -49,9 +54,17 @@ class DataError(CrmBatchError):
 
 
 class DependencyError(CrmBatchError):
-    """A database or mail server cannot be reached or refuses us."""
+    """A database or mail server cannot be reached or is failing for now: retried."""
 
     exit_code = ExitCode.DEPENDENCY
+    transient = True
+
+
+class PermanentDependencyError(DependencyError):
+    """A database or mail server refuses us for good (bad credentials, unknown database,
+    a 5xx reply): trying again cannot help, so it fails at once."""
+
+    transient = False
 
 
 class AlreadyRunningError(CrmBatchError):

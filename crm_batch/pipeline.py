@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from crm_batch.config import Settings
+from crm_batch.config import RetrySettings, Settings
 from crm_batch.errors import AlreadyRunningError
 from crm_batch.locking import Holder, database_lock, file_lock
 from crm_batch.runlog import close_stale_runs, ensure_runs_table, local_now, open_runs, record_run
@@ -65,10 +65,15 @@ StageFunction = Callable[[RunContext], StageOutcome]
 
 @dataclass(frozen=True)
 class Stage:
-    """A named step of a run."""
+    """A named step of a run.
+
+    ``retry``: the stage is idempotent, so a transient failure (database restarting,
+    connection dropped) runs it again under the ``retry`` settings.
+    """
 
     name: str
     run: StageFunction
+    retry: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +134,9 @@ def store_kpi_snapshots(context: RunContext) -> StageOutcome:
     return StageOutcome(rows, f"{rows:,} snapshot rows ({len(context.kpis.reports)} scopes)")
 
 
+#: For stages that must not run twice (they retry inside, e.g. e-mail delivery).
+_NO_RETRY = RetrySettings(attempts=1)
+
 #: The nightly stages, in order.
 NIGHTLY_STAGES: tuple[Stage, ...] = (
     Stage("kpis", compute_kpis),
@@ -137,14 +145,23 @@ NIGHTLY_STAGES: tuple[Stage, ...] = (
 
 
 def run_stages(
-    settings: Settings, kind: str, business_date: date, stages: Sequence[Stage]
+    settings: Settings,
+    kind: str,
+    business_date: date,
+    stages: Sequence[Stage],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``.
 
     Raises :class:`AlreadyRunningError` (before doing anything) when another run holds
-    the file or the database lock; a stage's exception marks the stage and the run
-    failed in ``batch_runs`` and propagates.
+    the file or the database lock. Transient failures of the first connection and of
+    retryable stages are retried (:mod:`crm_batch.retry`, waiting with ``sleep``); a
+    stage's final exception marks the stage and the run failed in ``batch_runs`` and
+    propagates.
     """
+    from crm_batch.retry import call_with_retries
+
     tz = settings.tz
     run_id = str(uuid.uuid4())
     holder = Holder.this_process(
@@ -157,7 +174,13 @@ def run_stages(
 
         engine = engine_from_settings(settings)
         stack.callback(engine.dispose)
-        check_connection(engine)
+        day = business_date.isoformat()
+        call_with_retries(
+            lambda: check_connection(engine),
+            settings.retry,
+            what=f"{kind} {day}: database",
+            sleep=sleep,
+        )
         try:
             locked_database = stack.enter_context(database_lock(engine))
         except AlreadyRunningError as exc:
@@ -175,7 +198,12 @@ def run_stages(
             stage_started = time.perf_counter()
             try:
                 with recorder.stage(stage.name) as record:
-                    outcome = stage.run(context)
+                    outcome = call_with_retries(
+                        lambda stage=stage: stage.run(context),
+                        settings.retry if stage.retry else _NO_RETRY,
+                        what=f"{kind} {day}: {stage.name}",
+                        sleep=sleep,
+                    )
                     record.rows = outcome.rows
             except BaseException:
                 log.error("%s %s: stage %s failed", kind, business_date.isoformat(), stage.name)
@@ -191,7 +219,11 @@ def run_stages(
 
 
 def run_nightly(
-    settings: Settings, as_of: date, *, stages: Sequence[Stage] = NIGHTLY_STAGES
+    settings: Settings,
+    as_of: date,
+    *,
+    stages: Sequence[Stage] = NIGHTLY_STAGES,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The nightly run of business date ``as_of`` (see the module docstring)."""
-    return run_stages(settings, "nightly", as_of, stages)
+    return run_stages(settings, "nightly", as_of, stages, sleep=sleep)

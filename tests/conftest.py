@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import socket
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -307,3 +308,15 @@ def canonical_db(
     """
     backend, id_type = request.param
     return loaded_db_factory(backend, id_type)
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that accepts TCP connections into its backlog and never says a word."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -147,7 +148,9 @@ def test_nightly_cli_exits_5_when_the_database_is_down(tmp_path: Path) -> None:
     folder = tmp_path / "down"
     folder.mkdir()
     (folder / "crm_batch.toml").write_text(
-        '[paths]\ndata_dir = "var"\n[database]\nconnect_timeout_seconds = 3\n', encoding="utf-8"
+        '[paths]\ndata_dir = "var"\n[database]\nconnect_timeout_seconds = 3\n'
+        "[retry]\nattempts = 2\nfirst_wait_seconds = 0.2\n",
+        encoding="utf-8",
     )
     result = run_cli(
         "nightly",
@@ -160,6 +163,7 @@ def test_nightly_cli_exits_5_when_the_database_is_down(tmp_path: Path) -> None:
     )
     assert result.returncode == ExitCode.DEPENDENCY, result.stderr
     assert "crm-batch: error: cannot connect to postgresql://crm@127.0.0.1:9/sales" in result.stderr
+    assert "database: attempt 1 of 2 failed" in result.stderr  # a restart gets a second try
     # the file lock was released: the next run is not refused as "already running"
     again = run_cli("nightly", "--db", "postgresql://crm@127.0.0.1:9/sales", cwd=folder)
     assert again.returncode == ExitCode.DEPENDENCY, again.stderr
@@ -174,3 +178,26 @@ def test_nightly_cli_runs_the_demo_and_says_what_it_did(tmp_path: Path) -> None:
     assert lines[1].split()[:2] == ["kpis", "300"]
     assert lines[2].split()[0] == "snapshots"
     assert "nightly" in run_cli("--help", cwd=folder).stdout
+
+
+@pytest.mark.slow
+def test_nightly_cli_ends_with_exit_5_when_the_database_hangs(
+    tmp_path: Path, silent_server: int
+) -> None:
+    """A server that accepts and never answers: the connect timeout ends the night."""
+    folder = tmp_path / "hang"
+    folder.mkdir()
+    (folder / "crm_batch.toml").write_text(
+        '[paths]\ndata_dir = "var"\n[database]\nconnect_timeout_seconds = 2\n'
+        "[retry]\nattempts = 2\nfirst_wait_seconds = 0.1\n",
+        encoding="utf-8",
+    )
+    url = f"postgresql://crm@127.0.0.1:{silent_server}/sales"
+    started = time.monotonic()
+    result = run_cli("nightly", "--db", url, "--as-of", "2026-06-30", cwd=folder, timeout=120)
+    elapsed = time.monotonic() - started
+    assert result.returncode == ExitCode.DEPENDENCY, result.stderr
+    assert f"cannot connect to {url}" in result.stderr
+    # two attempts of a 2 s connect timeout (libpq waits at least 2 s each) + start-up:
+    # a generous hang bound, not a speed test
+    assert elapsed < 60, elapsed

@@ -47,7 +47,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.types import UserDefinedType
 
 from crm_batch.config import Settings
-from crm_batch.errors import DataError, DependencyError, SqlContractError, StageTimeoutError
+from crm_batch.errors import (
+    DataError,
+    DependencyError,
+    PermanentDependencyError,
+    SqlContractError,
+    StageTimeoutError,
+)
 from crm_batch.source.sql_files import SqlQuery
 
 log = logging.getLogger(__name__)
@@ -194,9 +200,31 @@ def check_connection(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except DBAPIError as exc:
-        raise DependencyError(
+        error = PermanentDependencyError if _refused_for_good(exc.orig) else DependencyError
+        raise error(
             f"cannot connect to {safe_url(engine.url)}: {_first_line(exc.orig or exc)}"
         ) from None
+
+
+#: Connection failures that waiting cannot fix: PostgreSQL SQLSTATEs (bad password,
+#: no such role, no such database) and MySQL/MariaDB error numbers (access denied,
+#: unknown database).
+_PG_REFUSED_STATES = frozenset({"28P01", "28000", "3D000"})
+_MYSQL_REFUSED_ERRORS = frozenset({1044, 1045, 1049, 1698})
+_REFUSED_WORDS = ("password authentication failed", "does not exist", "access denied")
+
+
+def _refused_for_good(error: BaseException | None) -> bool:
+    """Whether a failed connection is permanent (credentials, database name)."""
+    if error is None:
+        return False
+    if getattr(error, "sqlstate", None) in _PG_REFUSED_STATES:
+        return True
+    args = getattr(error, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _MYSQL_REFUSED_ERRORS:
+        return True
+    text = str(error).lower()
+    return any(words in text for words in _REFUSED_WORDS)
 
 
 def run_query(

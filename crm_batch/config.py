@@ -12,9 +12,11 @@ the environment (``CRM_BATCH_DATABASE_URL`` / ``CRM_BATCH_DATABASE_PASSWORD``,
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import time
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +29,7 @@ from pydantic import (
     ValidationError,
     field_serializer,
     field_validator,
+    model_validator,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -113,6 +116,11 @@ class TeamSettings(_Section):
     manager_email: str | None = None
     language: Language = "zh-CN"
 
+    @field_validator("manager_email")
+    @classmethod
+    def _manager_address(cls, value: str | None) -> str | None:
+        return None if value is None else check_email_address(value)
+
 
 class ThresholdSettings(_Section):
     """Every threshold of the KPI definitions (../shared/DESIGN.md); all are settings."""
@@ -188,6 +196,14 @@ class ScheduleSettings(_Section):
     max_catch_up_days: int = Field(31, ge=0)
 
 
+class ReportSettings(_Section):
+    """PDF rendering."""
+
+    # WeasyPrint has no timeout of its own: each PDF renders in a worker process that is
+    # stopped after this long, so a pathological report cannot hang the night
+    render_timeout_seconds: float = Field(300.0, gt=0)
+
+
 class RetrySettings(_Section):
     """Retries of transient failures (a database restarting, a dropped connection, an SMTP
     4xx reply): capped exponential backoff with jitter, inside a time budget. Permanent
@@ -208,9 +224,76 @@ class EmailSettings(_Section):
     smtp_user: str | None = None
     smtp_password_file: LaxPath | None = None
     starttls: bool = True
+    # implicit TLS from the first byte (SMTPS, usually port 465) instead of STARTTLS
+    ssl: bool = False
+    # PEM file of a private CA that signed the server's certificate (system CAs otherwise)
+    ca_file: LaxPath | None = None
     timeout_seconds: float = Field(30.0, gt=0)
     from_address: str | None = None
     management: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ssl_replaces_starttls(cls, data: Any) -> Any:
+        # ssl = true alone means implicit TLS; STARTTLS inside TLS makes no sense
+        if isinstance(data, dict) and data.get("ssl") is True:
+            if data.get("starttls") is True:
+                raise ValueError("set either ssl (implicit TLS, port 465) or starttls, not both")
+            data = {**data, "starttls": False}
+        return data
+
+    @field_validator("from_address")
+    @classmethod
+    def _from_address(cls, value: str | None) -> str | None:
+        return None if value is None else check_email_address(value)
+
+    @field_validator("management")
+    @classmethod
+    def _management_addresses(cls, value: list[str]) -> list[str]:
+        return [check_email_address(address) for address in value]
+
+    @field_validator("smtp_host")
+    @classmethod
+    def _host_name(cls, value: str | None) -> str | None:
+        if value is not None and not _HOST.fullmatch(value):
+            raise ValueError(f"{value!r} is not a host name or IP address")
+        return value
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> EmailSettings:
+        if self.enabled and (self.smtp_host is None or self.from_address is None):
+            raise ValueError("enabled = true needs smtp_host and from_address")
+        if self.smtp_user is not None and not (self.starttls or self.ssl):
+            raise ValueError(
+                "smtp_user is set but neither starttls nor ssl is on: the password would "
+                "cross the network in clear text"
+            )
+        return self
+
+
+#: An e-mail address as crm-batch accepts it: a plain ASCII ``local@domain`` (no display
+#: name, no comments, no quoting), so it is safe in any header and any SMTP command.
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_DOMAIN = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}")
+_HOST = re.compile(r"[A-Za-z0-9.:\[\]-]{1,253}")
+
+
+def check_email_address(value: str) -> str:
+    """``value`` if it is a plain ``local@domain`` address, else ValueError saying why."""
+    local, at, domain = value.rpartition("@")
+    if (
+        not at
+        or len(value) > 254
+        or parseaddr(value) != ("", value)
+        or not _LOCAL_PART.fullmatch(local)
+        or not _DOMAIN.fullmatch(domain)
+    ):
+        raise ValueError(
+            f"{value!r} is not a plain e-mail address (expected name@example.com: ASCII, "
+            "no display name, spaces or line breaks)"
+        )
+    return value
 
 
 class FileSettings(_Section):
@@ -224,6 +307,7 @@ class FileSettings(_Section):
     targets: dict[str, TargetSettings] = Field(default_factory=_default_targets)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
 
 
@@ -253,6 +337,7 @@ class Settings(BaseModel):
     targets: dict[str, TargetSettings]
     schedule: ScheduleSettings
     retry: RetrySettings = Field(default_factory=RetrySettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     email: EmailSettings
 
     @field_serializer("database_url")
@@ -364,6 +449,7 @@ def load_settings(
         targets=file_settings.targets,
         schedule=file_settings.schedule,
         retry=file_settings.retry,
+        reports=file_settings.reports,
         email=file_settings.email,
     )
 

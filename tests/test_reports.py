@@ -396,6 +396,13 @@ def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
     assert png.stat().st_size > 5_000
 
 
+class InProcessPool:
+    """Stands in for the render worker: runs the call here, so monkeypatches apply."""
+
+    def call(self, function, *args, seconds: float, what: str):
+        return function(*args)
+
+
 def test_failed_render_leaves_the_previous_files(
     settings: Settings, run: KpiRun, zh_pdf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -403,10 +410,11 @@ def test_failed_render_leaves_the_previous_files(
     assert pdf_path == zh_pdf
     before_pdf, before_html = pdf_path.read_bytes(), html_path.read_bytes()
 
-    def broken(_html: str) -> bytes:
+    def broken(_html: str, _templates_dir: object = None) -> bytes:
         raise RuntimeError("layout failed")
 
     monkeypatch.setattr(render, "html_to_pdf", broken)
+    monkeypatch.setattr(render, "render_pool", lambda: InProcessPool())  # the patch applies
     with pytest.raises(RuntimeError, match="layout failed"):
         write_diagnosis(settings, run, None, "zh-CN")
     monkeypatch.setattr(diagnosis, "diagnosis_context", lambda *_a, **_k: {"lang": "en", "t": {}})

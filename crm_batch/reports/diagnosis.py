@@ -83,5 +83,10 @@ def write_diagnosis(
     """Render the diagnosis report of ``team`` and write its PDF and HTML atomically."""
     chosen = report_language(settings, team, language)
     pdf_path, html_path = output_paths(settings, team, run.as_of.isoformat(), chosen)
-    write_report(diagnosis_html(settings, run, team, chosen), pdf_path, html_path)
+    write_report(
+        diagnosis_html(settings, run, team, chosen),
+        pdf_path,
+        html_path,
+        timeout_seconds=settings.reports.render_timeout_seconds,
+    )
     return RenderedReport(team=team, language=chosen, pdf=pdf_path, html=html_path)

@@ -7,10 +7,13 @@
   the allowed folders (``report_templates/`` and this package) only; anything else,
   another file, http(s) or ftp, is refused and stops the render.
 * Output files are written atomically (:func:`crm_batch.files.atomic_output`).
+* With a timeout, the PDF renders in a worker process (:mod:`crm_batch.isolation`) that
+  is stopped when it runs past it: WeasyPrint has no timeout of its own.
 """
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
 from crm_batch.errors import DataError
 from crm_batch.files import atomic_output
+from crm_batch.isolation import TimeLimitedPool
 
 #: The project's report templates (fixed top-level folder, see DESIGN.md).
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "report_templates"
@@ -91,13 +95,42 @@ def html_to_pdf(html: str, templates_dir: Path = TEMPLATES_DIR) -> bytes:
         raise DataError(f"report not rendered: {reason}") from None
 
 
-def write_report(html: str, pdf_path: Path, html_path: Path) -> None:
+def _pdf_in_worker(html: str, templates_dir: str) -> bytes:
+    """:func:`html_to_pdf` as a picklable call for the render worker process."""
+    return html_to_pdf(html, Path(templates_dir))
+
+
+_render_pool: TimeLimitedPool | None = None
+
+
+def render_pool() -> TimeLimitedPool:
+    """The process's PDF render worker (started on first use, stopped at exit)."""
+    global _render_pool
+    if _render_pool is None:
+        _render_pool = TimeLimitedPool(workers=1)
+        atexit.register(_render_pool.terminate)
+    return _render_pool
+
+
+def write_report(
+    html: str, pdf_path: Path, html_path: Path, *, timeout_seconds: float | None = None
+) -> None:
     """Render ``html`` to ``pdf_path`` and save it as ``html_path``, each atomically.
 
     The PDF is rendered in memory first, so a failed render leaves both files as they
-    were.
+    were. With ``timeout_seconds`` it renders in a worker process that is stopped after
+    that long (:class:`crm_batch.errors.StageTimeoutError`).
     """
-    pdf = html_to_pdf(html)
+    if timeout_seconds is None:
+        pdf = html_to_pdf(html)
+    else:
+        pdf = render_pool().call(
+            _pdf_in_worker,
+            html,
+            str(TEMPLATES_DIR),
+            seconds=timeout_seconds,
+            what=f"rendering {pdf_path.name}",
+        )
     with atomic_output(pdf_path, "wb") as stream:
         stream.write(pdf)
     with atomic_output(html_path, "w", encoding="utf-8") as stream:

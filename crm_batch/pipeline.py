@@ -23,13 +23,14 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crm_batch.config import RetrySettings, Settings
-from crm_batch.errors import AlreadyRunningError
+from crm_batch.errors import AlreadyRunningError, ConfigError
 from crm_batch.locking import Holder, database_lock, file_lock
+from crm_batch.periods import Period
 from crm_batch.runlog import close_stale_runs, ensure_runs_table, local_now, open_runs, record_run
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class RunContext:
     run_id: str
     kind: str
     kpis: KpiRun | None = None  # set by the ``kpis`` stage
+    rendered: list[Any] = field(default_factory=list)  # report files, for delivery
 
 
 @dataclass(frozen=True)
@@ -227,3 +229,32 @@ def run_nightly(
 ) -> RunResult:
     """The nightly run of business date ``as_of`` (see the module docstring)."""
     return run_stages(settings, "nightly", as_of, stages, sleep=sleep)
+
+
+def write_reviews(context: RunContext) -> StageOutcome:
+    """Render the quarterly reviews of the quarter that ends on the business date: the
+    company's and each team's, in their languages (PDF + HTML, written atomically)."""
+    from crm_batch.periods import period_containing
+    from crm_batch.reports.quarterly import write_quarterly_reviews
+
+    quarter = period_containing(context.business_date, "quarter")
+    rendered = write_quarterly_reviews(context.settings, context.engine, quarter)
+    context.rendered.extend(rendered)
+    return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}")
+
+
+#: The quarterly stages, in order.
+QUARTERLY_STAGES: tuple[Stage, ...] = (Stage("reviews", write_reviews),)
+
+
+def run_quarterly(
+    settings: Settings,
+    quarter: Period,
+    *,
+    stages: Sequence[Stage] = QUARTERLY_STAGES,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunResult:
+    """The quarterly run of ``quarter``; its business date is the quarter's last day."""
+    if quarter.kind != "quarter":
+        raise ConfigError(f"{quarter.label} is not a quarter (e.g. 2026Q3)")
+    return run_stages(settings, "quarterly", quarter.end, stages, sleep=sleep)

@@ -1,4 +1,10 @@
-"""``serve``: the nightly run at its local time every day, with catch-up and clean shutdown.
+"""``serve``: the nightly run at its local time every day and the quarterly reviews on the
+first day of each quarter, with catch-up and clean shutdown.
+
+Quarterly. The business date of a quarterly run is the quarter's last day; its slot is
+``schedule.quarterly_at`` on the next day (the first day of the next quarter). The same
+slot and catch-up rules apply; with the default 31-day catch-up window that means only
+the latest missed quarter is reviewed (an older review is of little use to anyone).
 
 Slots. The nightly run of business date D is due at ``schedule.nightly_at`` on day D + 1,
 local time in ``general.timezone``. A slot is computed from the calendar every time,
@@ -30,6 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -37,6 +44,7 @@ import schedule
 
 from crm_batch.config import ScheduleSettings, Settings
 from crm_batch.errors import AlreadyRunningError, CrmBatchError
+from crm_batch.periods import period_containing
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +70,57 @@ def nightly_slot(business_date: date, at: time, tz: ZoneInfo) -> datetime:
 
 def latest_due_date(now: datetime, at: time, tz: ZoneInfo) -> date:
     """The most recent business date whose nightly slot is at or before ``now``."""
-    candidate = now.astimezone(tz).date() - timedelta(days=1)
-    while nightly_slot(candidate, at, tz) > now:
-        candidate -= timedelta(days=1)
-    return candidate
+    return NIGHTLY.latest_due(now, at, tz)
 
 
-def _days(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+def _quarter_end_on_or_before(day: date) -> date:
+    """The last day of the latest quarter that ended on or before ``day``."""
+    end = period_containing(day, "quarter").end
+    return end if end == day else period_containing(day, "quarter").previous().end
+
+
+@dataclass(frozen=True)
+class Cadence:
+    """Which days are business dates of a run kind; each is due at ``at`` local time on
+    the day after it (nightly: every day; quarterly: each quarter's last day, so the
+    review of a quarter is due on the first day of the next)."""
+
+    kind: str
+    floor: Callable[[date], date]  # the latest business date on or before a day
+    ceiling: Callable[[date], date]  # the earliest business date on or after a day
+
+    def previous(self, day: date) -> date:
+        """The business date before ``day`` (a business date)."""
+        return self.floor(day - timedelta(days=1))
+
+    def latest_due(self, now: datetime, at: time, tz: ZoneInfo) -> date:
+        """The most recent business date whose slot is at or before ``now``."""
+        candidate = self.floor(now.astimezone(tz).date() - timedelta(days=1))
+        while nightly_slot(candidate, at, tz) > now:
+            candidate = self.previous(candidate)
+        return candidate
+
+    def between(self, first: date, last: date) -> list[date]:
+        """Business dates from ``first`` to ``last`` (both included), oldest first."""
+        days: list[date] = []
+        day = self.floor(last)
+        while day >= first:
+            days.append(day)
+            day = self.previous(day)
+        return days[::-1]
+
+
+NIGHTLY = Cadence("nightly", floor=lambda day: day, ceiling=lambda day: day)
+QUARTERLY = Cadence(
+    "quarterly",
+    floor=_quarter_end_on_or_before,
+    ceiling=lambda day: period_containing(day, "quarter").end,
+)
 
 
 class NightlyScheduler:
-    """Decides which business dates are due and runs them; one instance per ``serve``."""
+    """Decides which business dates of one run kind are due and runs them; ``serve`` has
+    one per kind (nightly, quarterly)."""
 
     def __init__(
         self,
@@ -84,8 +131,11 @@ class NightlyScheduler:
         ok_dates: OkDates,
         clock: Clock = utc_now,
         stop: threading.Event | None = None,
+        cadence: Cadence = NIGHTLY,
     ) -> None:
         self.settings = settings
+        self.cadence = cadence
+        self.at = settings.quarterly_at if cadence.kind == "quarterly" else settings.nightly_at
         self.tz = tz
         self.job = job
         self.ok_dates = ok_dates
@@ -96,13 +146,12 @@ class NightlyScheduler:
 
     def latest_due(self) -> date:
         """The most recent business date due by the clock."""
-        return latest_due_date(self.clock(), self.settings.nightly_at, self.tz)
+        return self.cadence.latest_due(self.clock(), self.at, self.tz)
 
     def next_slot(self) -> datetime:
         """The next slot after now (aware, UTC)."""
-        return nightly_slot(
-            self.latest_due() + timedelta(days=1), self.settings.nightly_at, self.tz
-        )
+        upcoming = self.cadence.ceiling(self.latest_due() + timedelta(days=1))
+        return nightly_slot(upcoming, self.at, self.tz)
 
     def due_dates(self) -> list[date]:
         """Business dates to run now, oldest first (see the module docstring)."""
@@ -112,12 +161,12 @@ class NightlyScheduler:
             wanted = [latest]
         elif self.settings.catch_up == "none":
             first = latest if self.handled_through is None else self.handled_through
-            wanted = _days(first + timedelta(days=1), latest)
+            wanted = self.cadence.between(first + timedelta(days=1), latest)
         elif not ok:
             wanted = [latest]
         else:
             start = max(latest - timedelta(days=self.settings.max_catch_up_days), min(ok))
-            wanted = _days(start, latest)
+            wanted = self.cadence.between(start, latest)
         return [day for day in wanted if day not in ok]
 
     def start(self) -> list[date]:
@@ -152,24 +201,35 @@ class NightlyScheduler:
         self._refused.clear()
         for day in dates:
             if self.stop.is_set():
-                log.info("serve: stopping; %s and later dates are left for the next start", day)
+                log.info(
+                    "serve: stopping; %s %s and later dates are left for the next start",
+                    self.cadence.kind,
+                    day,
+                )
                 return done
             try:
                 self.job(day)
             except AlreadyRunningError as exc:
-                log.warning("serve: nightly %s not started: %s; trying again soon", day, exc)
+                log.warning(
+                    "serve: %s %s not started: %s; trying again soon", self.cadence.kind, day, exc
+                )
                 self._refused.add(day)
             except CrmBatchError as exc:
-                log.error("serve: nightly %s failed: %s; retried at the next slot", day, exc)
+                log.error(
+                    "serve: %s %s failed: %s; retried at the next slot", self.cadence.kind, day, exc
+                )
             except Exception:
                 log.exception(
-                    "serve: nightly %s failed unexpectedly; retried at the next slot", day
+                    "serve: %s %s failed unexpectedly; retried at the next slot",
+                    self.cadence.kind,
+                    day,
                 )
             else:
                 done.append(day)
         self.handled_through = latest
         log.info(
-            "serve: next nightly slot %s",
+            "serve: next %s slot %s",
+            self.cadence.kind,
             self.next_slot().astimezone(self.tz).strftime("%Y-%m-%d %H:%M %Z"),
         )
         return done
@@ -181,37 +241,66 @@ def serve(
     *,
     clock: Clock = utc_now,
     job: Job | None = None,
+    quarterly_job: Job | None = None,
     poll_seconds: float = POLL_SECONDS,
 ) -> None:
-    """Run the nightly job at its slots until ``stop`` is set (by SIGTERM/SIGINT)."""
-    from crm_batch.pipeline import run_nightly
+    """Run the nightly job at its slots, and the quarterly reviews on the first day of each
+    quarter, until ``stop`` is set (by SIGTERM/SIGINT). Each poll runs the due nightly
+    dates first, so a quarter's reviews read the snapshots of its last day."""
+    from crm_batch.periods import period_containing
+    from crm_batch.pipeline import run_nightly, run_quarterly
     from crm_batch.runlog import ok_business_dates
     from crm_batch.source.db import engine_from_settings
 
-    def recorded_ok_dates() -> set[date]:
-        engine = engine_from_settings(settings)  # short-lived: DuckDB admits one process
-        try:
-            return ok_business_dates(engine, "nightly")
-        finally:
-            engine.dispose()
+    def recorded_ok_dates(kind: str) -> Callable[[], set[date]]:
+        def read() -> set[date]:
+            engine = engine_from_settings(settings)  # short-lived: DuckDB admits one process
+            try:
+                return ok_business_dates(engine, kind)
+            finally:
+                engine.dispose()
 
-    nightly = NightlyScheduler(
-        settings.schedule,
-        settings.tz,
-        job=job or (lambda day: run_nightly(settings, day)),
-        ok_dates=recorded_ok_dates,
-        clock=clock,
-        stop=stop,
-    )
+        return read
+
+    def review(quarter_end: date) -> object:
+        return run_quarterly(settings, period_containing(quarter_end, "quarter"))
+
+    schedulers = [
+        NightlyScheduler(
+            settings.schedule,
+            settings.tz,
+            job=job or (lambda day: run_nightly(settings, day)),
+            ok_dates=recorded_ok_dates("nightly"),
+            clock=clock,
+            stop=stop,
+        ),
+        NightlyScheduler(
+            settings.schedule,
+            settings.tz,
+            job=quarterly_job or review,
+            ok_dates=recorded_ok_dates("quarterly"),
+            clock=clock,
+            stop=stop,
+            cadence=QUARTERLY,
+        ),
+    ]
     log.info(
-        "serve: nightly at %s %s, catch-up %s",
+        "serve: nightly at %s, quarterly reviews at %s on the first day of each quarter "
+        "(%s), catch-up %s",
         settings.schedule.nightly_at.strftime("%H:%M"),
+        settings.schedule.quarterly_at.strftime("%H:%M"),
         settings.timezone,
         settings.schedule.catch_up,
     )
-    nightly.start()
+    for scheduler in schedulers:
+        scheduler.start()
+
+    def tick() -> None:
+        for scheduler in schedulers:
+            scheduler.tick()
+
     ticker = schedule.Scheduler()
-    ticker.every(poll_seconds).seconds.do(nightly.tick)
+    ticker.every(poll_seconds).seconds.do(tick)
     while not stop.is_set():
         ticker.run_pending()
         idle = ticker.idle_seconds

@@ -19,7 +19,15 @@ from test_cli import REPO
 
 from crm_batch.config import ScheduleSettings
 from crm_batch.errors import AlreadyRunningError, DataError
-from crm_batch.scheduler import NightlyScheduler, latest_due_date, nightly_slot, serve
+from crm_batch.scheduler import (
+    NIGHTLY,
+    QUARTERLY,
+    Cadence,
+    NightlyScheduler,
+    latest_due_date,
+    nightly_slot,
+    serve,
+)
 from crm_batch.snapshots import read_snapshots
 from crm_batch.source.db import engine_from_settings
 
@@ -50,13 +58,14 @@ class World:
             raise self.failing[day]
         self.ok.add(day)
 
-    def scheduler(self, **schedule: object) -> NightlyScheduler:
+    def scheduler(self, cadence: Cadence = NIGHTLY, **schedule: object) -> NightlyScheduler:
         return NightlyScheduler(
             ScheduleSettings(**{"nightly_at": clock_time(2, 30), **schedule}),
             self.tz,
             job=self.job,
             ok_dates=lambda: set(self.ok),
             clock=self.clock,
+            cadence=cadence,
         )
 
 
@@ -211,20 +220,65 @@ def test_slot_times_around_daylight_saving_changes() -> None:
     assert latest_due_date(second_0230, clock_time(2, 30), BERLIN) == d("2026-10-24")
 
 
+def test_a_quarters_review_is_due_on_the_first_day_of_the_next_quarter() -> None:
+    six = clock_time(6, 0)
+    before = datetime(2026, 7, 1, 5, 59, tzinfo=SHANGHAI)
+    after = datetime(2026, 7, 1, 6, 0, tzinfo=SHANGHAI)
+    assert QUARTERLY.latest_due(before, six, SHANGHAI) == d("2026-03-31")
+    assert QUARTERLY.latest_due(after, six, SHANGHAI) == d("2026-06-30")
+    assert QUARTERLY.between(d("2025-11-01"), d("2026-07-15")) == [
+        d("2025-12-31"),
+        d("2026-03-31"),
+        d("2026-06-30"),
+    ]
+
+
+def test_quarterly_reviews_run_once_per_quarter_at_their_slot() -> None:
+    world = World(SHANGHAI, ok={d("2026-03-31")})
+    world.at("2026-06-30 12:00")
+    quarterly = world.scheduler(QUARTERLY, quarterly_at=clock_time(6, 0))
+    assert quarterly.start() == []
+    assert quarterly.next_slot() == datetime(2026, 7, 1, 6, 0, tzinfo=SHANGHAI)
+    for _ in range(24 * 100):  # hourly polls for 100 days
+        world.now += timedelta(hours=1)
+        quarterly.tick()
+    assert world.calls == [d("2026-06-30"), d("2026-09-30")]
+    assert quarterly.next_slot() == datetime(2027, 1, 1, 6, 0, tzinfo=SHANGHAI)
+
+
+def test_quarterly_catch_up_runs_only_the_latest_missed_quarter() -> None:
+    world = World(SHANGHAI, ok={d("2025-12-31")})
+    world.at("2026-11-25 09:00")
+    world.scheduler(QUARTERLY, quarterly_at=clock_time(6, 0)).start()
+    # two quarters were missed; the 31-day catch-up window holds only the latest
+    assert world.calls == [d("2026-09-30")]
+
+
 def test_serve_at_the_slot_writes_what_nightly_writes(tmp_path: Path) -> None:
     settings = folder_settings(demo_folder(tmp_path))
     slot = nightly_slot(DEMO_DAY, settings.schedule.nightly_at, settings.tz)
     stop = threading.Event()
 
-    def job_then_stop(day: date) -> None:
+    def nightly_job(day: date) -> None:
         from crm_batch.pipeline import run_nightly
 
-        try:
-            run_nightly(settings, day)
-        finally:
-            stop.set()
+        run_nightly(settings, day)
 
-    serve(settings, stop, clock=lambda: slot + timedelta(minutes=1), job=job_then_stop)
+    reviews: list[date] = []
+
+    def review_then_stop(day: date) -> None:
+        reviews.append(day)
+        stop.set()
+
+    serve(
+        settings,
+        stop,
+        clock=lambda: slot + timedelta(minutes=1),
+        job=nightly_job,
+        quarterly_job=review_then_stop,
+    )
+    # 02:31 on 2026-07-01, before the 06:00 quarterly slot: Q1's review is the one due
+    assert reviews == [d("2026-03-31")]
     engine = engine_from_settings(settings)
     try:
         runs = [r for r in run_rows(engine) if r["stage"] == "run"]

@@ -235,6 +235,38 @@ class NightlyScheduler:
         return done
 
 
+def due_business_dates(
+    settings: Settings, cadence: Cadence = NIGHTLY, *, clock: Clock = utc_now
+) -> list[date]:
+    """The business dates ``serve`` would run at start-up now, oldest first; with
+    ``catch_up = "none"`` the latest due date unless it already ran. For one-shot runs
+    from cron or a systemd timer (``nightly --catch-up``)."""
+    from crm_batch.runlog import ok_business_dates
+    from crm_batch.source.db import engine_from_settings
+
+    engine = engine_from_settings(settings)
+    try:
+        ok = ok_business_dates(engine, cadence.kind)
+    finally:
+        engine.dispose()
+
+    def refuse(day: date) -> None:
+        raise AssertionError("due_business_dates never runs a job")
+
+    scheduler = NightlyScheduler(
+        settings.schedule,
+        settings.tz,
+        job=refuse,
+        ok_dates=lambda: ok,
+        clock=clock,
+        cadence=cadence,
+    )
+    if settings.schedule.catch_up == "none":
+        latest = scheduler.latest_due()
+        return [] if latest in ok else [latest]
+    return scheduler.due_dates()
+
+
 def serve(
     settings: Settings,
     stop: threading.Event,

@@ -24,6 +24,7 @@ from crm_batch.scheduler import (
     QUARTERLY,
     Cadence,
     NightlyScheduler,
+    due_business_dates,
     latest_due_date,
     nightly_slot,
     serve,
@@ -325,3 +326,35 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             process.wait()
     assert process.returncode == 0
     assert "serve: stopped" in process.stderr.read()
+
+
+def test_due_business_dates_for_one_shot_catch_up_runs(tmp_path: Path) -> None:
+    settings = folder_settings(demo_folder(tmp_path))
+    slot = nightly_slot(DEMO_DAY, settings.schedule.nightly_at, settings.tz)
+    # a fresh installation: the latest date only
+    assert due_business_dates(settings, clock=lambda: slot) == [DEMO_DAY]
+    assert due_business_dates(settings, clock=lambda: slot - timedelta(minutes=1)) == [
+        DEMO_DAY - timedelta(days=1)
+    ]
+    from crm_batch.pipeline import run_nightly
+
+    run_nightly(settings, DEMO_DAY)
+    three_nights_later = slot + timedelta(days=3, hours=1)
+    assert due_business_dates(settings, clock=lambda: three_nights_later) == [
+        DEMO_DAY + timedelta(days=n) for n in (1, 2, 3)
+    ]
+    latest_only = settings.model_copy(
+        update={"schedule": settings.schedule.model_copy(update={"catch_up": "latest"})}
+    )
+    assert due_business_dates(latest_only, clock=lambda: three_nights_later) == [
+        DEMO_DAY + timedelta(days=3)
+    ]
+    assert due_business_dates(settings, clock=lambda: slot + timedelta(hours=1)) == []
+
+
+def test_nightly_catch_up_and_as_of_exclude_each_other(tmp_path: Path) -> None:
+    from test_cli import run_cli
+
+    result = run_cli("nightly", "--catch-up", "--as-of", "2026-06-30", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--catch-up picks the business dates itself" in result.stderr

@@ -22,7 +22,7 @@ import click
 from crm_batch import __version__
 from crm_batch.config import Settings, load_settings
 from crm_batch.errors import CrmBatchError, ExitCode
-from crm_batch.logs import mask_secrets, setup_logging
+from crm_batch.logs import json_lines, mask_secrets, setup_logging
 
 log = logging.getLogger("crm_batch")
 
@@ -77,7 +77,10 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return command(*args, **kwargs)
         except CrmBatchError as exc:
-            click.echo(f"crm-batch: error: {mask_secrets(str(exc))}", err=True)
+            if json_lines():  # a log shipper reads stderr: keep every line JSON
+                log.error("crm-batch: error: %s (exit %d)", exc, int(exc.exit_code))
+            else:
+                click.echo(f"crm-batch: error: {mask_secrets(str(exc))}", err=True)
             sys.exit(int(exc.exit_code))
         except KeyboardInterrupt:
             click.echo("crm-batch: interrupted", err=True)
@@ -105,7 +108,15 @@ def default_as_of(settings: Settings) -> date:
 @click.version_option(__version__, prog_name="crm-batch")
 @click.option("-v", "--verbose", count=True, help="More detail in the log (-v: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors in the log.")
-def main(verbose: int, quiet: bool) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="CRM_BATCH_LOG_FORMAT",
+    show_default=True,
+    help="Log lines for people, or JSON lines for a log shipper ($CRM_BATCH_LOG_FORMAT).",
+)
+def main(verbose: int, quiet: bool, log_format: str) -> None:
     """crm-batch: customer KPIs from your sales database into team workbooks and PDF reports.
 
     \b
@@ -114,7 +125,7 @@ def main(verbose: int, quiet: bool) -> None:
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 data invalid,
     5 dependency unavailable, 6 already running, 7 timeout.
     """
-    setup_logging(-1 if quiet else verbose)
+    setup_logging(-1 if quiet else verbose, log_format)
 
 
 @main.command()
@@ -493,6 +504,80 @@ def report_diagnosis(
 
 @main.command()
 @common_options
+@click.option(
+    "--quarter",
+    metavar="QUARTER",
+    callback=_parse_period,
+    default=None,
+    help="The quarter to review, e.g. 2026Q3 (default: the last quarter that ended on or "
+    "before the business date, i.e. the last finished quarter).",
+)
+@click.option(
+    "--team",
+    "team",
+    metavar="TEAM",
+    default=None,
+    help="Only this team's review (default: the company-wide review and one per team).",
+)
+@click.option(
+    "--lang",
+    type=click.Choice(["zh-CN", "en"]),
+    default=None,
+    help="Language of every review (default: general.language for the company, the "
+    "team's language for a team).",
+)
+@handle_errors
+def quarterly(
+    config_file: str | None,
+    database_url: str | None,
+    as_of: date | None,
+    quarter: Any,
+    team: str | None,
+    lang: str | None,
+) -> None:
+    """Quarterly review (季度复盘报告) of a finished quarter, company-wide and per team.
+
+    \b
+    Every KPI against the previous quarter, the same quarter last year, the baseline
+    and the target with attainment; tier migration, cohort retention, win-back,
+    campaigns, big-customer screening, the team comparison and next quarter's actions.
+    Earlier quarters come from kpi_snapshots (recomputed where a snapshot is missing).
+    Writes quarterly_<scope>_<quarter>_<lang>.pdf and .html and prints the PDFs' paths.
+    Examples:
+      run_batch.py quarterly                         the last finished quarter
+      run_batch.py quarterly --quarter 2026Q2 --team Shanghai --lang en
+    """
+    from crm_batch.periods import last_complete_quarter
+    from crm_batch.reports.quarterly import write_quarterly_reviews
+    from crm_batch.source.db import engine_from_settings
+
+    settings = load_settings(config_file, database_url=database_url)
+    business_date = as_of or default_as_of(settings)
+    chosen = quarter or last_complete_quarter(business_date)
+    if chosen.kind != "quarter":
+        raise click.BadParameter(f"{chosen.label} is not a quarter; use e.g. 2026Q3")
+    if chosen.end > business_date:
+        raise click.UsageError(
+            f"quarter {chosen.label} ends {chosen.end.isoformat()}, after the business date "
+            f"{business_date.isoformat()}: the review covers finished quarters"
+        )
+    engine = engine_from_settings(settings)
+    try:
+        rendered = write_quarterly_reviews(
+            settings,
+            engine,
+            chosen,
+            teams=[team] if team else None,
+            languages=[lang] if lang else None,
+        )
+    finally:
+        engine.dispose()
+    for report_file in rendered:
+        click.echo(str(report_file.pdf))
+
+
+@main.command()
+@common_options
 @handle_errors
 def serve(config_file: str | None, database_url: str | None, as_of: date | None) -> None:
     """Run the nightly job every day at schedule.nightly_at, until stopped.
@@ -506,11 +591,13 @@ def serve(config_file: str | None, database_url: str | None, as_of: date | None)
     import signal
     import threading
 
+    from crm_batch import progress
     from crm_batch.scheduler import serve as serve_loop
 
     if as_of is not None:
         raise click.UsageError("serve picks the business dates from the clock; drop --as-of")
     settings = load_settings(config_file, database_url=database_url)
+    progress.set_enabled(False)  # a long-running service logs lines, never bars
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -34,6 +34,7 @@ from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import PeriodReport, load_frames, period_report, prepare, snapshot_values
 from crm_batch.kpi.playbook import action_text
 from crm_batch.periods import Period, period_containing
+from crm_batch.progress import track
 from crm_batch.snapshots import write_snapshots
 from crm_batch.source.extract_period import clip_period
 from crm_batch.source.quality import log_reconciliation, verify_source
@@ -107,7 +108,7 @@ def run_kpis(
     reports: dict[str | None, PeriodReport] = {}
     if include_company if include_company is not None else (not teams or all_teams):
         reports[None] = period_report(prepared)
-    for name in wanted:
+    for name in track(wanted, "KPIs by team", "team"):
         reports[name] = period_report(prepared, name)
     return KpiRun(as_of=as_of, period=measured, reports=reports, requested=period)
 
@@ -138,7 +139,7 @@ def backfill_snapshots(
 ) -> int:
     """Store the snapshots of each business date (company and every team); rows written."""
     rows = 0
-    for day in dates:
+    for day in track(dates, "KPI snapshots", "date"):
         started = datetime.now()
         run = run_kpis(settings, engine, day, snapshot_period(day), all_teams=True)
         rows += store_snapshots(engine, run, computed_at)

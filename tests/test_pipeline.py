@@ -201,3 +201,23 @@ def test_nightly_cli_ends_with_exit_5_when_the_database_hangs(
     # two attempts of a 2 s connect timeout (libpq waits at least 2 s each) + start-up:
     # a generous hang bound, not a speed test
     assert elapsed < 60, elapsed
+
+
+def test_json_log_format_keeps_every_stderr_line_json(tmp_path: Path) -> None:
+    import json
+
+    folder = tmp_path / "json"
+    folder.mkdir()
+    (folder / "crm_batch.toml").write_text(
+        '[paths]\ndata_dir = "var"\n[database]\nconnect_timeout_seconds = 2\n'
+        "[retry]\nattempts = 2\nfirst_wait_seconds = 0.1\n",
+        encoding="utf-8",
+    )
+    url = "postgresql://crm:pw-123@127.0.0.1:9/sales"
+    result = run_cli("--log-format", "json", "nightly", "--db", url, cwd=folder)
+    assert result.returncode == ExitCode.DEPENDENCY
+    records = [json.loads(line) for line in result.stderr.splitlines()]
+    assert [r["level"] for r in records] == ["WARNING", "ERROR"]  # the retry, the failure
+    assert records[-1]["message"].startswith("crm-batch: error: cannot connect to")
+    assert records[-1]["message"].endswith("(exit 5)")
+    assert "pw-123" not in result.stderr

@@ -8,7 +8,9 @@ the last nightly run succeeded, the last run of each kind and the last runs. A r
 
 from __future__ import annotations
 
-from datetime import date
+import socket
+from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -17,8 +19,17 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from crm_batch.config import Settings
 from crm_batch.errors import DependencyError
+from crm_batch.locking import Holder, read_holder
 from crm_batch.logs import mask_secrets
-from crm_batch.runlog import FAILED, OK, RUN_STAGE, close_stale_runs, runs_table, stale_runs
+from crm_batch.runlog import (
+    FAILED,
+    OK,
+    RUN_STAGE,
+    close_stale_runs,
+    process_alive,
+    runs_table,
+    stale_runs,
+)
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
 from crm_batch.source.db import check_connection, engine_from_settings, safe_url
 
@@ -33,10 +44,29 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
         f"reports:    {settings.reports_dir}",
         f"sql folder: {settings.sql_dir}",
     ]
+    holder = running_holder(settings.data_dir, settings.tz)
+    if holder is not None:
+        lines.append(f"running:    {holder.describe()}")
+    url = settings.database_url
+    database_file = url.database not in (None, "", ":memory:")
+    if url.get_backend_name() == "duckdb" and database_file and not Path(url.database).exists():
+        # say so instead of creating an empty database file by looking
+        lines.append(
+            f"connection: FAILED: there is no database file {url.database}; "
+            "`run_batch.py demo` builds the demo database there"
+        )
+        return "\n".join(lines), False
     engine = engine_from_settings(settings)
     try:
         check_connection(engine)
     except DependencyError as exc:
+        engine.dispose()
+        if holder is not None and url.get_backend_name() == "duckdb" and "lock" in str(exc):
+            lines.append(
+                "connection: busy: the run in progress has the DuckDB file open (DuckDB "
+                "admits one process at a time); the run log can be read when it has finished"
+            )
+            return "\n".join(lines), True
         lines.append(f"connection: FAILED: {exc}")
         return "\n".join(lines), False
     try:
@@ -48,6 +78,21 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
     finally:
         engine.dispose()
     return "\n".join(lines), True
+
+
+def running_holder(data_dir: Path, tz: ZoneInfo) -> Holder | None:
+    """The run holding the run lock now, if any: the recorded holder whose process is
+    alive (a record left by a killed run is ignored; one from another host is trusted)."""
+    holder = read_holder(data_dir)
+    if holder is None:
+        return None
+    if holder.host != socket.gethostname():
+        return holder
+    try:
+        started = datetime.fromisoformat(holder.started_at).replace(tzinfo=None)
+    except ValueError:
+        started = None
+    return holder if process_alive(holder.pid, started, tz) else None
 
 
 def _table_counts(engine: Engine) -> str:

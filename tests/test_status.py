@@ -1,0 +1,61 @@
+"""`status` tells the truth without side effects: a missing demo file is not created, and
+a run holding the DuckDB file is reported as busy, not as a broken database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fixtures.batch import demo_folder
+from test_cli import run_cli
+
+from crm_batch.errors import ExitCode
+
+HOLD_THE_FILE = """
+import datetime, json, os, socket, sys, time, zoneinfo
+import duckdb
+
+folder = sys.argv[1]
+connection = duckdb.connect(os.path.join(folder, "var", "demo.duckdb"))
+now = datetime.datetime.now(zoneinfo.ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+holder = dict(pid=os.getpid(), host=socket.gethostname(), kind="nightly",
+              started_at=now.isoformat(timespec="seconds"), business_date="2026-06-30")
+with open(os.path.join(folder, "var", "crm-batch.lock.json"), "w") as handle:
+    json.dump(holder, handle)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_status_does_not_create_a_missing_demo_database(tmp_path: Path) -> None:
+    result = run_cli("status", cwd=tmp_path)
+    assert result.returncode == ExitCode.DEPENDENCY
+    assert "there is no database file" in result.stdout
+    assert "`run_batch.py demo` builds the demo database there" in result.stdout
+    assert not (tmp_path / "var" / "demo.duckdb").exists()
+
+
+def test_status_while_a_run_has_the_duckdb_file_says_busy(tmp_path: Path) -> None:
+    folder = demo_folder(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_FILE, str(folder)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        result = run_cli("status", cwd=folder)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"running:    nightly 2026-06-30 (pid {holder.pid} on host" in result.stdout
+    assert "connection: busy: the run in progress has the DuckDB file open" in result.stdout
+
+    # the holder died (kill -9 leaves its record behind): the record is ignored
+    time.sleep(0.2)
+    after = run_cli("status", cwd=folder)
+    assert after.returncode == 0, after.stdout
+    assert "running:" not in after.stdout
+    assert "connection: ok" in after.stdout

@@ -397,10 +397,20 @@ def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
 
 
 class InProcessPool:
-    """Stands in for the render worker: runs the call here, so monkeypatches apply."""
+    """Stands in for the render workers: runs each call here, so monkeypatches apply."""
 
-    def call(self, function, *args, seconds: float, what: str):
-        return function(*args)
+    class Done:
+        def __init__(self, function, args) -> None:
+            self.function, self.args = function, args
+
+        def result(self, seconds: float, what: str):
+            return self.function(*self.args)
+
+    def start(self, function, *args):
+        return self.Done(function, args)
+
+    def terminate(self) -> None:
+        pass
 
 
 def test_failed_render_leaves_the_previous_files(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from crm_batch.config import Settings
 from crm_batch.kpi_job import KpiRun
 from crm_batch.reports.context import diagnosis_context
-from crm_batch.reports.render import render_html, write_report
+from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
 
 REPORT = "diagnosis"
 TEMPLATE = "diagnosis.html"
@@ -90,3 +91,28 @@ def write_diagnosis(
         timeout_seconds=settings.reports.render_timeout_seconds,
     )
     return RenderedReport(team=team, language=chosen, pdf=pdf_path, html=html_path)
+
+
+def write_diagnoses(
+    settings: Settings,
+    run: KpiRun,
+    scopes: Sequence[str | None] | None = None,
+    languages: Sequence[str] | None = None,
+) -> list[RenderedReport]:
+    """Render the diagnosis reports of ``scopes`` (default: every report of the run) in
+    ``languages`` (default: each scope's configured language), side by side in the render
+    workers; each report is written atomically when its PDF is ready."""
+    chosen_scopes = list(run.reports) if scopes is None else list(scopes)
+    jobs: list[ReportJob] = []
+    rendered: list[RenderedReport] = []
+    for scope in chosen_scopes:
+        for language in languages or [report_language(settings, scope, None)]:
+            pdf_path, html_path = output_paths(settings, scope, run.as_of.isoformat(), language)
+            jobs.append(
+                ReportJob(diagnosis_html(settings, run, scope, language), pdf_path, html_path)
+            )
+            rendered.append(
+                RenderedReport(team=scope, language=language, pdf=pdf_path, html=html_path)
+            )
+    write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
+    return rendered

@@ -14,7 +14,9 @@
 from __future__ import annotations
 
 import atexit
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -26,6 +28,7 @@ from weasyprint.urls import FatalURLFetchingError, URLFetcher
 from crm_batch.errors import DataError
 from crm_batch.files import atomic_output
 from crm_batch.isolation import TimeLimitedPool
+from crm_batch.progress import track
 
 #: The project's report templates (fixed top-level folder, see DESIGN.md).
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "report_templates"
@@ -104,12 +107,48 @@ _render_pool: TimeLimitedPool | None = None
 
 
 def render_pool() -> TimeLimitedPool:
-    """The process's PDF render worker (started on first use, stopped at exit)."""
+    """The process's PDF render workers (started on first use, stopped at exit): two on
+    a machine with two cores or more, so reports render side by side."""
     global _render_pool
     if _render_pool is None:
-        _render_pool = TimeLimitedPool(workers=1)
+        _render_pool = TimeLimitedPool(workers=max(1, min(2, os.cpu_count() or 1)))
         atexit.register(_render_pool.terminate)
     return _render_pool
+
+
+@dataclass(frozen=True)
+class ReportJob:
+    """One report to write: its HTML and where the PDF and the HTML go."""
+
+    html: str
+    pdf_path: Path
+    html_path: Path
+
+
+def _save(job: ReportJob, pdf: bytes) -> None:
+    with atomic_output(job.pdf_path, "wb") as stream:
+        stream.write(pdf)
+    with atomic_output(job.html_path, "w", encoding="utf-8") as stream:
+        stream.write(job.html)
+
+
+def write_reports(jobs: Sequence[ReportJob], *, timeout_seconds: float) -> None:
+    """Render ``jobs`` in the render workers, side by side, and write each report
+    atomically as soon as its PDF is ready.
+
+    Each render is stopped after ``timeout_seconds`` of waiting for it
+    (:class:`crm_batch.errors.StageTimeoutError`). The first failure stops the batch:
+    reports written before it are complete, the failed one and those after it keep
+    their previous files.
+    """
+    pool = render_pool()
+    pending = [(job, pool.start(_pdf_in_worker, job.html, str(TEMPLATES_DIR))) for job in jobs]
+    try:
+        for job, call in track(pending, "PDF reports", "report"):
+            _save(job, call.result(timeout_seconds, f"rendering {job.pdf_path.name}"))
+    except BaseException:
+        pool.terminate()  # drop the renders still queued
+        raise
 
 
 def write_report(
@@ -121,17 +160,8 @@ def write_report(
     were. With ``timeout_seconds`` it renders in a worker process that is stopped after
     that long (:class:`crm_batch.errors.StageTimeoutError`).
     """
+    job = ReportJob(html, pdf_path, html_path)
     if timeout_seconds is None:
-        pdf = html_to_pdf(html)
+        _save(job, html_to_pdf(html))
     else:
-        pdf = render_pool().call(
-            _pdf_in_worker,
-            html,
-            str(TEMPLATES_DIR),
-            seconds=timeout_seconds,
-            what=f"rendering {pdf_path.name}",
-        )
-    with atomic_output(pdf_path, "wb") as stream:
-        stream.write(pdf)
-    with atomic_output(html_path, "w", encoding="utf-8") as stream:
-        stream.write(html)
+        write_reports([job], timeout_seconds=timeout_seconds)

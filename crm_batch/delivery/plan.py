@@ -1,0 +1,149 @@
+"""Who gets which report: recipients come only from the settings, never from the data.
+
+* a team's report goes to that team's ``manager_email`` (``[[teams]]`` in the settings);
+* the company-wide report goes to every address in ``email.management``.
+
+When the same report (kind, scope, period) was rendered in several languages, a team
+manager gets the team's configured ``language`` and management the general
+``language``; if that language was not rendered, every rendered language is sent, so
+nobody silently gets nothing. A team without a ``manager_email`` (or missing from the
+settings) gets nothing; :func:`unaddressed_reports` lists those reports for the run's
+summary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from crm_batch.config import Settings
+from crm_batch.errors import DataError
+
+if TYPE_CHECKING:  # the report modules load WeasyPrint; delivery needs only the paths
+    from crm_batch.reports.diagnosis import RenderedReport
+
+#: The report kinds that can be delivered (the first word of their file names).
+REPORT_KINDS = ("diagnosis", "quarterly")
+
+#: ``<kind>_<scope>_<period>_<language>.pdf`` (issue 5: the reports' file names); the
+#: scope slug may itself contain ``_``, kind, period and language never do.
+_FILE_NAME = re.compile(r"(?P<kind>[a-z]+)_(?P<scope>.+)_(?P<period>[^_]+)_(?P<language>[^_]+)")
+
+
+@dataclass(frozen=True)
+class ReportFile:
+    """One rendered PDF to deliver: what it is, for whom (scope) and where it lies."""
+
+    kind: str  # "diagnosis" | "quarterly"
+    team: str | None  # None = the company-wide report
+    period: str  # the label in the file name: "2026-06-30", "2026Q3"
+    language: str  # "zh-CN" | "en"
+    pdf: Path
+
+    @classmethod
+    def from_rendered(
+        cls, rendered: RenderedReport, *, kind: str | None = None, period: str | None = None
+    ) -> ReportFile:
+        """A :class:`RenderedReport`, its kind and period read from the PDF's file name
+        (``<kind>_<scope>_<period>_<language>.pdf``) unless given."""
+        from crm_batch.reports.diagnosis import scope_slug
+
+        match = _FILE_NAME.fullmatch(rendered.pdf.stem)
+        if (kind is None or period is None) and (
+            match is None
+            or match["language"] != rendered.language
+            or match["scope"] != scope_slug(rendered.team)
+        ):
+            raise DataError(
+                f"{rendered.pdf}: cannot tell the report's kind and period from its file "
+                "name (expected <kind>_<scope>_<period>_<language>.pdf); pass kind= and "
+                "period= explicitly"
+            )
+        return cls(
+            kind=kind if kind is not None else match["kind"],  # type: ignore[index]
+            team=rendered.team,
+            period=period if period is not None else match["period"],  # type: ignore[index]
+            language=rendered.language,
+            pdf=rendered.pdf,
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message to send: one report to one recipient."""
+
+    report: ReportFile
+    recipient: str
+    role: str  # "manager" | "management"
+
+
+def as_report_file(report: ReportFile | RenderedReport) -> ReportFile:
+    """``report`` as a :class:`ReportFile`, checking its kind."""
+    item = report if isinstance(report, ReportFile) else ReportFile.from_rendered(report)
+    if item.kind not in REPORT_KINDS:
+        raise DataError(f"{item.pdf}: unknown report kind {item.kind!r} (one of {REPORT_KINDS})")
+    return item
+
+
+def plan_deliveries(
+    settings: Settings, reports: Iterable[ReportFile | RenderedReport]
+) -> list[Delivery]:
+    """The messages to send for ``reports``, in a stable order (input order, then
+    recipients in settings order); a report given twice is planned once."""
+    files = _unique(as_report_file(report) for report in reports)
+    deliveries: list[Delivery] = []
+    for report in _preferred_languages(settings, files):
+        role = "management" if report.team is None else "manager"
+        for recipient in _recipients(settings, report.team):
+            deliveries.append(Delivery(report=report, recipient=recipient, role=role))
+    return deliveries
+
+
+def unaddressed_reports(
+    settings: Settings, reports: Iterable[ReportFile | RenderedReport]
+) -> list[ReportFile]:
+    """The reports nobody is configured to receive (no manager_email / no management)."""
+    files = _unique(as_report_file(report) for report in reports)
+    return [report for report in files if not _recipients(settings, report.team)]
+
+
+def _unique(files: Iterable[ReportFile]) -> list[ReportFile]:
+    seen: set[ReportFile] = set()
+    result = []
+    for item in files:
+        if item not in seen:
+            seen.add(item)
+            result.append(item)
+    return result
+
+
+def _recipients(settings: Settings, team: str | None) -> list[str]:
+    if team is None:
+        return list(dict.fromkeys(settings.email.management))
+    for configured in settings.teams:
+        if configured.name == team:
+            return [configured.manager_email] if configured.manager_email else []
+    return []
+
+
+def _preferred_language(settings: Settings, team: str | None) -> str:
+    for configured in settings.teams:
+        if team is not None and configured.name == team:
+            return configured.language
+    return settings.language
+
+
+def _preferred_languages(settings: Settings, files: Sequence[ReportFile]) -> list[ReportFile]:
+    """Of each report rendered in several languages keep the recipient's language."""
+    groups: dict[tuple[str, str | None, str], list[ReportFile]] = {}
+    for item in files:
+        groups.setdefault((item.kind, item.team, item.period), []).append(item)
+    keep: set[ReportFile] = set()
+    for (_, team, _), group in groups.items():
+        wanted = _preferred_language(settings, team)
+        preferred = [item for item in group if item.language == wanted]
+        keep.update(preferred or group)
+    return [item for item in files if item in keep]

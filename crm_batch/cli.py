@@ -21,7 +21,7 @@ import click
 
 from crm_batch import __version__
 from crm_batch.config import Settings, load_settings
-from crm_batch.errors import CrmBatchError, ExitCode
+from crm_batch.errors import ConfigError, CrmBatchError, ExitCode
 from crm_batch.logs import json_lines, mask_secrets, setup_logging
 
 log = logging.getLogger("crm_batch")
@@ -436,6 +436,44 @@ def nightly(
     click.echo(result.summary())
 
 
+@main.command()
+@common_options
+@handle_errors
+def harvest(config_file: str | None, database_url: str | None, as_of: date | None) -> None:
+    """Store the follow-ups staff typed in the team workbooks in the followups table.
+
+    \b
+    Reads every team workbook (*.xlsm with the crm_team name) in paths.workbooks_dir
+    without changing it; backups, Excel owner files (~$...) and other workbooks are
+    skipped. Valid Follow-ups rows not stored yet are inserted: running it twice stores
+    nothing twice. Rows with a problem (an unknown outcome, a date that is not a date)
+    are not stored; the next nightly run shows the problem in the workbook's
+    "Save problem" column. Recorded in batch_runs as kind "harvest"; one run at a time.
+    Exit codes: 0 ok, 3 configuration, 4 a workbook could not be read (the others were
+    stored), 5 database unavailable, 6 already running.
+    """
+    from crm_batch.excel.refresh import HarvestReport, harvest_all
+    from crm_batch.pipeline import RunContext, Stage, StageOutcome, run_stages
+    from crm_batch.runlog import local_now
+
+    if as_of is not None:
+        raise click.UsageError("harvest reads the workbooks as they are now; drop --as-of")
+    settings = load_settings(config_file, database_url=database_url)
+    reports: list[HarvestReport] = []
+
+    def stage(context: RunContext) -> StageOutcome:
+        found = harvest_all(context.settings, context.engine, local_now(context.settings.tz))
+        reports[:] = [found]
+        found.check()  # a workbook that could not be read fails the run (after the others)
+        return StageOutcome(found.inserted, found.summary().splitlines()[-1])
+
+    try:
+        run_stages(settings, "harvest", default_as_of(settings), [Stage("harvest", stage)])
+    finally:
+        if reports:
+            click.echo(reports[0].summary())
+
+
 @main.group()
 def report() -> None:
     """Render PDF reports (and the same report as standalone HTML) into paths.reports_dir."""
@@ -476,7 +514,7 @@ def report_diagnosis(
       run_batch.py report diagnosis --all-teams
     """
     from crm_batch.kpi_job import run_kpis, snapshot_period
-    from crm_batch.reports.diagnosis import write_diagnosis
+    from crm_batch.reports.diagnosis import write_diagnoses
     from crm_batch.source.db import engine_from_settings
 
     if team and all_teams:
@@ -495,11 +533,11 @@ def report_diagnosis(
         )
     finally:
         engine.dispose()
-    for scope in run.reports:
-        started = time.perf_counter()
-        rendered = write_diagnosis(settings, run, scope, lang)
-        log.info("rendered %s in %.1fs", rendered.pdf.name, time.perf_counter() - started)
-        click.echo(str(rendered.pdf))
+    started = time.perf_counter()
+    rendered = write_diagnoses(settings, run, languages=[lang] if lang else None)
+    log.info("rendered %d reports in %.1fs", len(rendered), time.perf_counter() - started)
+    for report_file in rendered:
+        click.echo(str(report_file.pdf))
 
 
 @main.command()
@@ -526,6 +564,12 @@ def report_diagnosis(
     help="Language of every review (default: general.language for the company, the "
     "team's language for a team).",
 )
+@click.option(
+    "--send",
+    is_flag=True,
+    help="E-mail the reviews: each team's to its manager_email, the company's to "
+    "email.management (needs email.enabled; never sends the same review twice).",
+)
 @handle_errors
 def quarterly(
     config_file: str | None,
@@ -534,6 +578,7 @@ def quarterly(
     quarter: Any,
     team: str | None,
     lang: str | None,
+    send: bool,
 ) -> None:
     """Quarterly review (季度复盘报告) of a finished quarter, company-wide and per team.
 
@@ -542,14 +587,17 @@ def quarterly(
     and the target with attainment; tier migration, cohort retention, win-back,
     campaigns, big-customer screening, the team comparison and next quarter's actions.
     Earlier quarters come from kpi_snapshots (recomputed where a snapshot is missing).
-    Writes quarterly_<scope>_<quarter>_<lang>.pdf and .html and prints the PDFs' paths.
+    Writes quarterly_<scope>_<quarter>_<lang>.pdf and .html into paths.reports_dir.
+    --send mails each team's review to its manager and the company's to the management
+    list ([email]); a re-run sends nothing twice. One run at a time, recorded in
+    batch_runs as kind "quarterly". Exit codes as for nightly.
     Examples:
       run_batch.py quarterly                         the last finished quarter
       run_batch.py quarterly --quarter 2026Q2 --team Shanghai --lang en
+      run_batch.py quarterly --send
     """
     from crm_batch.periods import last_complete_quarter
-    from crm_batch.reports.quarterly import write_quarterly_reviews
-    from crm_batch.source.db import engine_from_settings
+    from crm_batch.pipeline import quarterly_stages, run_quarterly
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
@@ -561,19 +609,15 @@ def quarterly(
             f"quarter {chosen.label} ends {chosen.end.isoformat()}, after the business date "
             f"{business_date.isoformat()}: the review covers finished quarters"
         )
-    engine = engine_from_settings(settings)
-    try:
-        rendered = write_quarterly_reviews(
-            settings,
-            engine,
-            chosen,
-            teams=[team] if team else None,
-            languages=[lang] if lang else None,
-        )
-    finally:
-        engine.dispose()
-    for report_file in rendered:
-        click.echo(str(report_file.pdf))
+    if send and not settings.email.enabled:
+        raise ConfigError("--send needs e-mail turned on: set email.enabled = true in [email]")
+    result = run_quarterly(
+        settings,
+        chosen,
+        send=send,
+        stages=quarterly_stages(teams=[team] if team else None, languages=[lang] if lang else None),
+    )
+    click.echo(result.summary())
 
 
 @main.command()

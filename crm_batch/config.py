@@ -202,6 +202,18 @@ class ReportSettings(_Section):
     # WeasyPrint has no timeout of its own: each PDF renders in a worker process that is
     # stopped after this long, so a pathological report cannot hang the night
     render_timeout_seconds: float = Field(300.0, gt=0)
+    # the nightly run renders the diagnosis report of the company and of every team
+    nightly_diagnosis: bool = True
+    # languages to render every report in; empty = each report in its scope's language
+    # (a team's `language`, the company's `general.language`)
+    languages: list[Language] = Field(default_factory=list)
+
+
+class WorkbookSettings(_Section):
+    """Team workbooks (paths.workbooks_dir)."""
+
+    # dated copies of each team's previous workbook kept in <workbooks_dir>/backup/
+    keep_backups: int = Field(7, ge=1, le=1000)
 
 
 class RetrySettings(_Section):
@@ -231,6 +243,9 @@ class EmailSettings(_Section):
     timeout_seconds: float = Field(30.0, gt=0)
     from_address: str | None = None
     management: list[str] = Field(default_factory=list)
+    # also mail the nightly diagnosis reports (quarterly reviews are mailed by `serve`
+    # and by `quarterly --send`); off by default: a daily PDF is a lot of mail
+    nightly_diagnosis: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -308,6 +323,7 @@ class FileSettings(_Section):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     retry: RetrySettings = Field(default_factory=RetrySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    workbooks: WorkbookSettings = Field(default_factory=WorkbookSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
 
 
@@ -338,6 +354,7 @@ class Settings(BaseModel):
     schedule: ScheduleSettings
     retry: RetrySettings = Field(default_factory=RetrySettings)
     reports: ReportSettings = Field(default_factory=ReportSettings)
+    workbooks: WorkbookSettings = Field(default_factory=WorkbookSettings)
     email: EmailSettings
 
     @field_serializer("database_url")
@@ -450,6 +467,7 @@ def load_settings(
         schedule=file_settings.schedule,
         retry=file_settings.retry,
         reports=file_settings.reports,
+        workbooks=file_settings.workbooks,
         email=file_settings.email,
     )
 

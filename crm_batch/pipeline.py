@@ -19,6 +19,7 @@ file lock is taken, so a refused second run exits within a fraction of a second.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -52,6 +53,7 @@ class RunContext:
     kind: str
     kpis: KpiRun | None = None  # set by the ``kpis`` stage
     rendered: list[Any] = field(default_factory=list)  # report files, for delivery
+    send: bool = False  # e-mail the rendered reports (the delivery stage)
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,63 @@ def store_kpi_snapshots(context: RunContext) -> StageOutcome:
     return StageOutcome(rows, f"{rows:,} snapshot rows ({len(context.kpis.reports)} scopes)")
 
 
+def harvest_workbooks(context: RunContext) -> StageOutcome:
+    """Store what staff typed in every team workbook (read-only; idempotent). A workbook
+    that cannot be read is logged and left alone: the ``workbooks`` stage then writes its
+    team's new workbook beside it and says why; it does not stop the night."""
+    from crm_batch.excel.refresh import harvest_all
+    from crm_batch.runlog import local_now
+
+    found = harvest_all(context.settings, context.engine, local_now(context.settings.tz))
+    return StageOutcome(found.inserted, found.summary().splitlines()[-1])
+
+
+def refresh_workbooks(context: RunContext) -> StageOutcome:
+    """Rebuild every team's workbook from the run's KPIs with the staff inputs merged back
+    by customer id, and replace the old one atomically (with a backup)."""
+    from crm_batch.excel.refresh import refresh_team_workbooks
+    from crm_batch.runlog import local_now
+
+    run = _kpis_of(context, "workbooks")
+    report = refresh_team_workbooks(
+        context.settings, context.engine, run, local_now(context.settings.tz)
+    )
+    return StageOutcome(len(report.teams), report.summary().splitlines()[-1])
+
+
+def write_diagnosis_reports(context: RunContext) -> StageOutcome:
+    """Render the diagnosis reports of the business date (company and every team, in
+    ``reports.languages`` or each one's configured language), when
+    ``reports.nightly_diagnosis`` is on."""
+    if not context.settings.reports.nightly_diagnosis:
+        return StageOutcome(0, "off (reports.nightly_diagnosis = false)")
+    from crm_batch.reports.diagnosis import write_diagnoses
+
+    run = _kpis_of(context, "reports")
+    rendered = write_diagnoses(
+        context.settings, run, languages=context.settings.reports.languages or None
+    )
+    context.rendered.extend(rendered)
+    return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports")
+
+
+def deliver_reports(context: RunContext) -> StageOutcome:
+    """E-mail the reports this run rendered to the addresses in the settings (a re-run
+    sends nothing twice); on only when the run asks for delivery."""
+    if not context.send:
+        return StageOutcome(0, "not asked to send")
+    from crm_batch.delivery import deliver
+
+    report = deliver(context.settings, context.engine, context.rendered)
+    return StageOutcome(len(report.sent), report.summary().splitlines()[0])
+
+
+def _kpis_of(context: RunContext, stage: str) -> KpiRun:
+    if context.kpis is None:
+        raise RuntimeError(f"the {stage} stage needs the kpis stage before it")
+    return context.kpis
+
+
 #: For stages that must not run twice (they retry inside, e.g. e-mail delivery).
 _NO_RETRY = RetrySettings(attempts=1)
 
@@ -143,6 +202,10 @@ _NO_RETRY = RetrySettings(attempts=1)
 NIGHTLY_STAGES: tuple[Stage, ...] = (
     Stage("kpis", compute_kpis),
     Stage("snapshots", store_kpi_snapshots),
+    Stage("harvest", harvest_workbooks),
+    Stage("workbooks", refresh_workbooks),
+    Stage("reports", write_diagnosis_reports),
+    Stage("delivery", deliver_reports, retry=False),
 )
 
 
@@ -152,6 +215,7 @@ def run_stages(
     business_date: date,
     stages: Sequence[Stage],
     *,
+    send: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``.
@@ -194,7 +258,7 @@ def run_stages(
         close_stale_runs(engine, tz, all_others=locked_database)
         recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
-        context = RunContext(settings, engine, business_date, run_id, kind)
+        context = RunContext(settings, engine, business_date, run_id, kind, send=send)
         results = []
         for stage in stages:
             stage_started = time.perf_counter()
@@ -227,34 +291,60 @@ def run_nightly(
     stages: Sequence[Stage] = NIGHTLY_STAGES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
-    """The nightly run of business date ``as_of`` (see the module docstring)."""
-    return run_stages(settings, "nightly", as_of, stages, sleep=sleep)
+    """The nightly run of business date ``as_of`` (see the module docstring); it mails
+    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on."""
+    send = settings.email.enabled and settings.email.nightly_diagnosis
+    return run_stages(settings, "nightly", as_of, stages, send=send, sleep=sleep)
 
 
-def write_reviews(context: RunContext) -> StageOutcome:
+def write_reviews(
+    context: RunContext,
+    teams: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+) -> StageOutcome:
     """Render the quarterly reviews of the quarter that ends on the business date: the
-    company's and each team's, in their languages (PDF + HTML, written atomically)."""
+    company's and each team's (or only ``teams``'), in ``languages``, else
+    ``reports.languages``, else each one's configured language."""
     from crm_batch.periods import period_containing
     from crm_batch.reports.quarterly import write_quarterly_reviews
 
     quarter = period_containing(context.business_date, "quarter")
-    rendered = write_quarterly_reviews(context.settings, context.engine, quarter)
+    rendered = write_quarterly_reviews(
+        context.settings,
+        context.engine,
+        quarter,
+        teams=teams,
+        languages=languages or context.settings.reports.languages or None,
+    )
     context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}")
 
 
 #: The quarterly stages, in order.
-QUARTERLY_STAGES: tuple[Stage, ...] = (Stage("reviews", write_reviews),)
+QUARTERLY_STAGES: tuple[Stage, ...] = (
+    Stage("reviews", write_reviews),
+    Stage("delivery", deliver_reports, retry=False),
+)
 
 
 def run_quarterly(
     settings: Settings,
     quarter: Period,
     *,
+    send: bool = False,
     stages: Sequence[Stage] = QUARTERLY_STAGES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
-    """The quarterly run of ``quarter``; its business date is the quarter's last day."""
+    """The quarterly run of ``quarter`` (its business date is the quarter's last day);
+    ``send`` mails the reviews (to the addresses in ``[email]``, never twice)."""
     if quarter.kind != "quarter":
         raise ConfigError(f"{quarter.label} is not a quarter (e.g. 2026Q3)")
-    return run_stages(settings, "quarterly", quarter.end, stages, sleep=sleep)
+    return run_stages(settings, "quarterly", quarter.end, stages, send=send, sleep=sleep)
+
+
+def quarterly_stages(
+    teams: Sequence[str] | None = None, languages: Sequence[str] | None = None
+) -> tuple[Stage, ...]:
+    """:data:`QUARTERLY_STAGES` with the reviews limited to ``teams`` / ``languages``."""
+    reviews = functools.partial(write_reviews, teams=teams, languages=languages)
+    return (Stage("reviews", reviews), *QUARTERLY_STAGES[1:])

@@ -295,7 +295,8 @@ def serve(
         return read
 
     def review(quarter_end: date) -> object:
-        return run_quarterly(settings, period_containing(quarter_end, "quarter"))
+        quarter = period_containing(quarter_end, "quarter")
+        return run_quarterly(settings, quarter, send=settings.email.enabled)
 
     schedulers = [
         NightlyScheduler(

@@ -10,15 +10,27 @@ cd "$(dirname "$0")/.."
 # boxes, HarfBuzz's subsetter (WeasyPrint embeds only the glyphs used: 10x faster than its
 # fontTools fallback on CJK fonts), poppler-utils (pdftoppm) to look at rendered pages.
 APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 fonts-noto-cjk poppler-utils)
+# --test only: headless LibreOffice Calc and its Python-UNO bridge, for the test that
+# opens a team workbook and presses its buttons (tests/test_workbook_libreoffice.py).
+# The -nogui build needs no X/GUI libraries; a full LibreOffice Calc already installed
+# counts as well ("a|b" = either package). Demo users never need them.
+if [ "${1:-}" = "--test" ]; then
+  APT_PACKAGES+=("libreoffice-calc-nogui|libreoffice-calc" python3-uno)
+fi
 
 install_debian_packages() {
   command -v dpkg >/dev/null 2>&1 || {
-    echo "bootstrap: not a Debian/Ubuntu system; install Pango and a CJK font yourself" >&2
+    echo "bootstrap: not a Debian/Ubuntu system; install Pango and a CJK font yourself" \
+      "(with --test also LibreOffice Calc and its Python-UNO bridge)" >&2
     return 0
   }
-  local missing=() pkg
+  local missing=() pkg alternative found
   for pkg in "${APT_PACKAGES[@]}"; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+    found=""
+    for alternative in ${pkg//|/ }; do
+      dpkg -s "$alternative" >/dev/null 2>&1 && found=1 && break
+    done
+    [ -n "$found" ] || missing+=("${pkg%%|*}")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""

@@ -63,8 +63,18 @@ def test_nightly_stores_snapshots_logs_each_stage_and_reruns_identically(
 ) -> None:
     first = run_nightly(settings, DEMO_DAY)
 
-    assert [s.name for s in first.stages] == ["kpis", "snapshots"]
-    kpis, stored = first.stages
+    assert [s.name for s in first.stages] == [
+        "kpis",
+        "snapshots",
+        "harvest",
+        "workbooks",
+        "reports",
+        "delivery",
+    ]
+    kpis, stored, _harvest, workbooks, reports, delivery = first.stages
+    assert workbooks.rows == 8  # one workbook per team
+    assert len(list(settings.workbooks_dir.glob("*.xlsm"))) == 8
+    assert (reports.rows, delivery.rows) == (0, 0)  # both off in these settings
     assert kpis.rows == 300
     assert "8 teams" in kpis.summary
     stored_first = snapshots(settings)
@@ -74,7 +84,7 @@ def test_nightly_stores_snapshots_logs_each_stage_and_reruns_identically(
     assert stored_first["team"].nunique() == 9  # the company ('') and 8 teams
 
     logged = {(r["run_id"], r["stage"]): r for r in runs(settings)}
-    assert set(logged) == {(first.run_id, s) for s in (RUN_STAGE, "kpis", "snapshots")}
+    assert set(logged) == {(first.run_id, s) for s in (RUN_STAGE, *NIGHTLY_NAMES)}
     assert all(r["status"] == OK and r["kind"] == "nightly" for r in logged.values())
     assert logged[(first.run_id, "kpis")]["rows"] == 300
     assert logged[(first.run_id, "snapshots")]["rows"] == stored.rows
@@ -87,6 +97,9 @@ def test_nightly_stores_snapshots_logs_each_stage_and_reruns_identically(
     assert [r["status"] for r in runs(settings) if r["stage"] == RUN_STAGE] == [OK, OK]
 
 
+NIGHTLY_NAMES = [stage.name for stage in NIGHTLY_STAGES]
+
+
 def _crash(_context: RunContext) -> StageOutcome:
     raise RuntimeError("injected crash")
 
@@ -94,7 +107,7 @@ def _crash(_context: RunContext) -> StageOutcome:
 def test_a_crash_between_stages_keeps_the_previous_snapshots(duckdb_settings: Settings) -> None:
     run_nightly(duckdb_settings, DEMO_DAY)
     before = snapshots(duckdb_settings)
-    kpis, store = NIGHTLY_STAGES
+    kpis, store = NIGHTLY_STAGES[:2]
 
     with pytest.raises(RuntimeError, match="injected crash"):
         run_nightly(duckdb_settings, DEMO_DAY, stages=(kpis, Stage("crash", _crash), store))
@@ -110,8 +123,39 @@ def test_a_crash_between_stages_keeps_the_previous_snapshots(duckdb_settings: Se
 
     rerun = run_nightly(duckdb_settings, DEMO_DAY)
     after = snapshots(duckdb_settings)
-    assert rerun.stages[-1].rows == len(after) == len(before)
+    assert rerun.stages[1].rows == len(after) == len(before)
     pd.testing.assert_series_equal(before["value"], after["value"])
+
+
+@pytest.mark.slow
+def test_a_crash_between_stages_leaves_workbooks_and_reports_byte_identical(
+    tmp_path: Path,
+) -> None:
+    settings = folder_settings(demo_folder(tmp_path, reports=True))
+    run_nightly(settings, DEMO_DAY)
+    outputs = sorted([*settings.workbooks_dir.glob("*.xlsm"), *settings.reports_dir.glob("*.*")])
+    assert len([p for p in outputs if p.suffix == ".pdf"]) == 9  # company + 8 teams
+    before = {path: path.read_bytes() for path in outputs}
+
+    # the next night dies after the KPIs, before the workbooks and reports are rewritten
+    stages = list(NIGHTLY_STAGES)
+    stages.insert(NIGHTLY_NAMES.index("workbooks"), Stage("crash", _crash))
+    with pytest.raises(RuntimeError, match="injected crash"):
+        run_nightly(settings, DEMO_DAY, stages=stages)
+    assert {path: path.read_bytes() for path in outputs} == before
+    leftovers = [p.name for p in settings.workbooks_dir.rglob("*") if ".tmp" in p.name]
+    assert leftovers == []
+
+    # and a crash inside the reports stage, after the workbooks were replaced
+    stages = list(NIGHTLY_STAGES)
+    stages.insert(NIGHTLY_NAMES.index("reports") + 1, Stage("crash", _crash))
+    with pytest.raises(RuntimeError, match="injected crash"):
+        run_nightly(settings, DEMO_DAY, stages=stages)
+    rerun = run_nightly(settings, DEMO_DAY)
+    assert [s.name for s in rerun.stages] == NIGHTLY_NAMES
+    assert sorted(settings.reports_dir.glob("*.pdf")) == sorted(
+        p for p in outputs if p.suffix == ".pdf"
+    )
 
 
 def _store_then_fail_on_insert(context: RunContext) -> StageOutcome:
@@ -131,7 +175,7 @@ def _store_then_fail_on_insert(context: RunContext) -> StageOutcome:
 def test_a_crash_inside_the_snapshot_write_rolls_back(duckdb_settings: Settings) -> None:
     run_nightly(duckdb_settings, DEMO_DAY)
     before = snapshots(duckdb_settings)
-    kpis, _store = NIGHTLY_STAGES
+    kpis, _store = NIGHTLY_STAGES[:2]
 
     with pytest.raises(RuntimeError, match="snapshot insert"):
         run_nightly(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Sequence
 
 import matplotlib
@@ -18,8 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 #: Okabe-Ito colours: blue, orange, bluish green, vermillion, sky blue, reddish purple.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442")
@@ -132,5 +135,142 @@ def funnel(stages: Sequence[str], values: Sequence[float], x_label: str) -> str:
                 textcoords="offset points",
             )
         axes.set_xlim(0, max([*values, 1]) * 1.3)
+        axes.set_xlabel(x_label)
+        return _data_uri(figure)
+
+
+def heatmap(
+    values: Sequence[Sequence[float | None]],
+    row_labels: Sequence[str],
+    column_labels: Sequence[str],
+    x_label: str,
+    y_label: str,
+    *,
+    percent: bool = False,
+    missing: str = "",
+) -> str:
+    """A grid of cells shaded by value (blue scale) with each value written in its cell.
+
+    ``percent`` writes fractions as whole percentages and fixes the scale at 0..1
+    (cohort retention); otherwise cells are counts scaled to the largest (tier
+    migration). Missing values (None/NaN: not yet observable) stay blank with
+    ``missing`` written in them.
+    """
+    grid = np.array(
+        [[np.nan if v is None else float(v) for v in row] for row in values], dtype="float64"
+    ).reshape(len(row_labels), len(column_labels))
+    finite = grid[np.isfinite(grid)]
+    top = 1.0 if percent else max(float(finite.max()) if finite.size else 1.0, 1.0)
+    colours = LinearSegmentedColormap.from_list("blues", ["#f2f5f8", PALETTE[4], PALETTE[0]])
+    height = max(1.6, 0.26 * len(row_labels) + 0.9)
+    with plt.rc_context(_style()):
+        figure, axes = plt.subplots(figsize=(6.2, height))
+        axes.imshow(np.ma.masked_invalid(grid), cmap=colours, vmin=0, vmax=top, aspect="auto")
+        for (row, column), value in np.ndenumerate(grid):
+            if np.isfinite(value):
+                shown = f"{value * 100:.0f}%" if percent else f"{value:,.0f}"
+                dark = value / top > 0.55
+                axes.text(
+                    column, row, shown, ha="center", va="center", fontsize=6.5,
+                    color="white" if dark else "#1f2933",
+                )  # fmt: skip
+            elif missing:
+                axes.text(column, row, missing, ha="center", va="center", color="#999999")
+        axes.set_xticks(range(len(column_labels)), column_labels)
+        axes.set_yticks(range(len(row_labels)), row_labels)
+        axes.tick_params(length=0)
+        for side in ("top", "right", "bottom", "left"):
+            axes.spines[side].set_visible(False)
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        return _data_uri(figure)
+
+
+def small_multiples(
+    panels: Sequence[tuple[str, Sequence[float | None], float | None]],
+    x_labels: Sequence[str],
+    *,
+    percent_panels: Sequence[bool] = (),
+    columns: int = 4,
+) -> str:
+    """One small line chart per KPI over the same periods (trend lines).
+
+    ``panels`` holds (title, values, target): a value may be None/NaN (no data: a
+    gap in the line); a target, when given, is drawn as a dashed line. Panel *i* shows
+    percentages when ``percent_panels[i]`` is true.
+    """
+    rows = max(1, -(-len(panels) // columns))
+    with plt.rc_context(_style()):
+        figure, grid = plt.subplots(
+            rows, columns, figsize=(6.4, 1.9 * rows + 0.2), squeeze=False, sharex=True
+        )
+        positions = list(range(len(x_labels)))
+        short = [label[2:] if len(label) == 6 else label for label in x_labels]  # 26Q2
+        for index, axes in enumerate(grid.flat):
+            if index >= len(panels):
+                axes.set_visible(False)
+                continue
+            title, values, target = panels[index]
+            ys = [math.nan if v is None else float(v) for v in values]
+            axes.plot(positions, ys, color=PALETTE[0], linewidth=1.4, marker="o", markersize=2.5)
+            if target is not None and math.isfinite(target):
+                axes.axhline(target, color=PALETTE[3], linestyle="--", linewidth=0.9)
+            if index < len(percent_panels) and percent_panels[index]:
+                axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            else:
+                axes.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _compact(v)))
+            axes.set_title(title, fontsize=7, loc="left")
+            axes.tick_params(labelsize=6)
+            axes.yaxis.set_major_locator(MaxNLocator(nbins=3))
+            axes.set_xticks(positions, short)
+            axes.tick_params(axis="x", labelrotation=60)
+            if index < len(panels) - columns:  # quarters only under the bottom panels
+                axes.tick_params(axis="x", labelbottom=False)
+        figure.tight_layout(h_pad=0.8, w_pad=0.6)
+        return _data_uri(figure)
+
+
+def _compact(value: float) -> str:
+    """An axis number in few characters: 1.2M, 35k, 820, 4.5."""
+    size = abs(value)
+    if size >= 1_000_000:
+        return f"{value / 1_000_000:.1f}M"
+    if size >= 10_000:
+        return f"{value / 1_000:.0f}k"
+    if size >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:.1f}"
+
+
+def attainment_bars(
+    labels: Sequence[str], attainments: Sequence[float | None], x_label: str
+) -> str:
+    """Target attainment per KPI as horizontal bars with the 100 % line.
+
+    Bars at or above 100 % are bluish green, below it vermillion (distinct for the
+    common colour-vision deficiencies, and each bar also carries its number).
+    A missing attainment (undefined ratio) draws no bar and a dash.
+    """
+    shown = [math.nan if a is None else float(a) for a in attainments]
+    with plt.rc_context(_style()):
+        figure, axes = plt.subplots(figsize=(6.2, 0.32 * len(labels) + 0.7))
+        positions = range(len(labels))
+        widths = [0.0 if math.isnan(a) else a for a in shown]
+        colours = [PALETTE[2] if a >= 1 else PALETTE[3] for a in widths]
+        axes.barh(positions, widths, color=colours, height=0.6)
+        for position, value in zip(positions, shown, strict=True):
+            text = "–" if math.isnan(value) else f"{value * 100:.0f}%"
+            axes.annotate(
+                text,
+                (0 if math.isnan(value) else value, position),
+                xytext=(3, -3),
+                textcoords="offset points",
+            )
+        axes.axvline(1.0, color="#5f6b76", linestyle="--", linewidth=0.9)
+        axes.set_yticks(list(positions), labels)
+        axes.invert_yaxis()
+        finite = [a for a in shown if not math.isnan(a)]
+        axes.set_xlim(0, max([*finite, 1.0]) * 1.2)
+        axes.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         axes.set_xlabel(x_label)
         return _data_uri(figure)

@@ -168,6 +168,179 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "{count} 位高价值客户处于沉睡或流失状态(近12个月销售额 {amount})。",
         "{count} high-value customers are dormant or churned ({amount} of 12-month revenue).",
     ),
+    # --- quarterly review (季度复盘报告) ---
+    "quarterly.title": ("季度复盘报告", "Quarterly review"),
+    "quarterly.subject": (
+        "季度指标与目标达成、客户等级迁移、留存、挽回、营销活动与大客户筛选",
+        "Quarterly KPIs against targets, tier migration, retention, win-back, campaigns "
+        "and big-customer screening",
+    ),
+    "cover.quarter": ("复盘季度", "Quarter"),
+    "cover.compared": ("对比季度", "Compared with"),
+    "section.glance": ("本季度概览", "The quarter at a glance"),
+    "section.targets": ("目标达成情况", "Targets and attainment"),
+    "section.actions": ("下季度行动计划", "Next quarter's actions"),
+    "section.comparison": ("全部指标对比", "Every KPI compared"),
+    "section.trends": ("近8个季度指标趋势", "KPI trends over the last 8 quarters"),
+    "section.migration": ("客户等级迁移", "Tier migration"),
+    "section.cohorts": ("客户留存(同期群分析)", "Cohort retention"),
+    "section.winback": ("流失客户挽回成果", "Win-back results"),
+    "section.campaign_results": ("营销活动效果", "Campaign results"),
+    "section.big_customers": ("大客户筛选", "Big-customer screening"),
+    "section.teams": ("各团队对比", "Teams compared"),
+    "col.rule": ("目标规则", "Rule"),
+    "col.baseline": ("基准值", "Baseline"),
+    "col.target": ("目标值", "Target"),
+    "col.actual": ("实际值", "Actual"),
+    "col.attainment": ("达成率", "Attainment"),
+    "col.met": ("是否达标", "Met"),
+    "col.gap": ("差距", "Gap"),
+    "col.change": ("变化", "Change"),
+    "col.move": ("迁移", "Move"),
+    "col.direction": ("方向", "Direction"),
+    "col.tier_move": ("等级变化", "Tier change"),
+    "col.revenue_start": ("季初近12个月销售额", "12-month revenue, start"),
+    "col.revenue_end": ("季末近12个月销售额", "12-month revenue, end"),
+    "col.last_before": ("季度前最后下单", "Last order before"),
+    "col.days_away": ("季初已未下单天数", "Days away at start"),
+    "col.orders_q": ("本季度订单", "Orders in quarter"),
+    "col.revenue_q": ("本季度销售额", "Revenue in quarter"),
+    "col.rank": ("排名", "Rank"),
+    "col.previous_rank": ("上季末排名", "Rank last quarter"),
+    "col.rank_now": ("本季末排名", "Rank now"),
+    "col.targets_met": ("达标目标数", "Targets met"),
+    "glance.revenue": ("本季度净销售额", "Net revenue in the quarter"),
+    "glance.revenue_note": ("已扣除退款", "refunds deducted"),
+    "glance.vs": ("较 {period}", "vs {period}"),
+    "rule.change_up": ("较 {period} 提升 {change}", "{change} up on {period}"),
+    "rule.change_down": ("较 {period} 降低 {change}", "{change} down on {period}"),
+    "rule.max": ("不高于 {value}", "at most {value}"),
+    "rule.min": ("不低于 {value}", "at least {value}"),
+    "met.yes": ("达标", "met"),
+    "met.no": ("未达标", "missed"),
+    "migration.up": ("升级", "up"),
+    "migration.down": ("降级", "down"),
+    "tier.none": ("无等级", "no tier"),
+    "big.new_entrant": ("新进入", "new"),
+    "source.computed": (
+        "{quarter}:按源数据计算(截至 {day})。",
+        "{quarter}: computed from the source data as of {day}.",
+    ),
+    "source.snapshot": (
+        "{quarter}:{day} 存储的指标快照。",
+        "{quarter}: the KPI snapshot stored for {day}.",
+    ),
+    "source.recomputed": (
+        "{quarter}:{day} 没有存储快照,本报告按源数据重新计算。",
+        "{quarter}: no snapshot stored for {day}; recomputed from the source data for this report.",
+    ),
+    "action.focus": ("重点客户:{group},共 {count} 位。", "Focus: {group}, {count} customers."),
+    "action.focus_candidates": (
+        "重点客户:推荐大使候选人 {count} 位。",
+        "Focus: {count} advocate candidates.",
+    ),
+    "action.focus_complaints": (
+        "当前未解决投诉 {count} 起。",
+        "{count} complaints are open now.",
+    ),
+    "action.channels": (
+        "最弱渠道:{worst}({worst_value});最佳渠道:{best}({best_value})。",
+        "Weakest channel: {worst} ({worst_value}); best: {best} ({best_value}).",
+    ),
+    "action.campaign_roi.title": ("调整渠道与预算", "Shift budget between channels"),
+    "action.campaign_roi": (
+        "复盘各渠道与客户群的投入产出,替换或削减低效渠道,把预算转向ROI高的渠道和高价值客户群。",
+        "Review cost and return by channel and customer group, replace or cut the weakest "
+        "channels and move the budget to the channels and groups with the best ROI.",
+    ),
+    "action.opt_out_rate.title": ("降低营销打扰", "Reduce marketing fatigue"),
+    "action.opt_out_rate": (
+        "控制触达频次与时段,只向匹配的客户群发送相关内容,及时尊重退订,将扰民率控制在3%以内。",
+        "Limit how often and when customers are contacted, send only relevant content to "
+        "matching groups and honour opt-outs at once, to keep opt-outs within 3%.",
+    ),
+    "action.campaign_conversion_rate.title": ("优化触达内容与时机", "Improve content and timing"),
+    "action.campaign_conversion_rate": (
+        "分析未转化原因(触达时机、内容匹配度),按客户分层定制内容并测试发送时间。",
+        "Find why touches did not convert (timing, relevance), tailor the content to each "
+        "tier and test the sending time.",
+    ),
+    "action.review.title": ("季度复盘分析", "Root-cause review"),
+    "action.review": (
+        "在季度复盘会上分析「{kpi}」未达标的原因,制定改进措施并指定负责人。",
+        "Analyse at the quarterly review meeting why the KPI {kpi} missed its target; "
+        "agree the measures and an owner.",
+    ),
+    "chart.tier_start": ("季初等级", "Tier at the start"),
+    "chart.tier_end": ("季末等级", "Tier at the end"),
+    "chart.months_since": ("首单后月数", "Months since the first order"),
+    "chart.cohort": ("首单月份(客户数)", "First-order month (customers)"),
+    "chart.attainment": ("目标达成率", "Attainment of the target"),
+    "text.targets_summary": (
+        "{total} 项有目标的指标中 {met} 项达标。",
+        "{met} of {total} targeted KPIs met their target.",
+    ),
+    "text.attainment_note": (
+        "达成率 = 实际值 ÷ 目标值(越高越好的指标),或目标值 ÷ 实际值(越低越好的指标);"
+        "比值无意义时(如分母为0或ROI为负)显示为 –。",
+        "Attainment = actual ÷ target where higher is better, target ÷ actual where lower "
+        "is better; shown as – where the ratio means nothing (a zero denominator, a negative "
+        "ROI).",
+    ),
+    "text.no_targets": (
+        "未设置目标(见配置文件 [targets])。",
+        "No targets are set (see [targets] in the settings file).",
+    ),
+    "text.actions_intro": (
+        "以下指标未达到目标,按达成率从低到高排列;每项给出差距与对应的行动方案。",
+        "These KPIs missed their target, lowest attainment first; each comes with its gap "
+        "and the playbook action that addresses it.",
+    ),
+    "text.no_actions": (
+        "所有有目标的指标均已达标,下季度保持现有行动。",
+        "Every targeted KPI met its target: keep the current actions next quarter.",
+    ),
+    "text.sources_title": ("数据来源", "Where the figures come from"),
+    "text.trend_caption": (
+        "每个季度取该季度最后一天的数值;虚线为本季度目标。",
+        "Each quarter's value as of its last day; the dashed line is this quarter's target.",
+    ),
+    "text.migration_caption": (
+        "行:季初等级;列:季末等级;对角线以外为升级或降级的客户数。",
+        "Rows: tier at the quarter's start; columns: tier at its end; off the diagonal are "
+        "the customers who moved.",
+    ),
+    "text.slipped": (
+        "降级客户(按季初近12个月销售额排序,前 {count} 位)",
+        "Accounts that slipped (by 12-month revenue at the start, top {count})",
+    ),
+    "text.no_slipped": ("本季度没有客户降级。", "No account slipped to a lower tier."),
+    "text.cohort_caption": (
+        "每行为一个首单月份的客户群,格内为此后各月仍有购买的客户占比;空白为尚未到达的月份。",
+        "Each row is the customers whose first order fell in that month; a cell is the "
+        "share buying in a later month; blank cells are months still to come.",
+    ),
+    "text.no_cohorts": ("近12个月没有新的首单客户。", "No first orders in the last 12 months."),
+    "text.won_back": (
+        "本季度挽回的客户(按本季度销售额排序,前 {count} 位)",
+        "Customers won back in the quarter (by revenue in the quarter, top {count})",
+    ),
+    "text.no_won_back": (
+        "本季度没有挽回流失客户。",
+        "No churned customer came back in the quarter.",
+    ),
+    "text.big_top": (
+        "{period} 末大客户名单(按近12个月销售额,前 {count} 位)",
+        "Top {count} accounts by 12-month revenue at the end of {period}",
+    ),
+    "text.big_summary": (
+        "名单中有 {entrants} 位客户在 {period} 末不在前 {count} 名之内(新进入)。",
+        "{entrants} accounts on the list were not in the top {count} at the end of {period} "
+        "(new entrants).",
+    ),
+    "text.big_left": ("跌出大客户名单的客户", "Accounts that left the top list"),
+    "text.no_big": ("没有近12个月有销售额的客户。", "No customer has 12-month revenue."),
+    "text.no_teams": ("没有团队数据。", "No team data."),
 }
 
 CHANNELS: dict[str, tuple[str, str]] = {

@@ -1,0 +1,183 @@
+"""Cell safety: database text as Excel text that is always valid, literal and within limits.
+
+Database text is hostile (names such as ``=cmd|' /C calc'!A0``, control characters from
+copy-pasted data, broken encodings, 40,000-character notes). The workbook writer passes
+every string through :func:`clean_text` and writes it with ``write_string``, so:
+
+* **never a formula**: the text is stored as a string cell whatever it starts with
+  (``=``, ``+``, ``-``, ``@``, tab); no apostrophe is added, the cell shows exactly the
+  text. The writer also turns off XlsxWriter's string-to-formula/number/URL guessing;
+* **control characters**: a tab becomes a space (a leading tab is a classic CSV/formula
+  trick and tabs do not render in cells); CR LF and lone CR become LF (line breaks in
+  notes are kept, Excel shows them with wrap); every other C0/C1 control character and
+  the XML non-characters U+FFFE/U+FFFF are removed (XML 1.0 cannot carry them);
+* **lone surrogates** (half of a UTF-16 pair, left by a broken driver or a bad import)
+  are replaced with U+FFFD "�": one of them makes the whole file unreadable, and
+  replacing keeps the rest of the customer's text. The count is logged;
+* **length**: Excel holds at most 32,767 characters (UTF-16 code units) in a cell;
+  longer text is cut and ends with a visible marker such as "… [truncated]", and the
+  count is logged.
+
+Log messages carry counts, sheet and column, never the text (it may be personal data).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from crm_batch.errors import CrmBatchError, ExitCode
+
+log = logging.getLogger(__name__)
+
+#: Excel's limits (specifications and limits of Excel 2007 and later).
+MAX_CELL_CHARS = 32_767
+MAX_ROWS = 1_048_576
+MAX_COLUMNS = 16_384
+#: Excel string constants in formulas and defined names hold at most 255 characters.
+MAX_FORMULA_TEXT = 255
+
+TRUNCATION_MARKER = "… [truncated]"
+
+#: Anything :func:`clean_text` must change: controls except LF, DEL, C1, surrogates,
+#: non-characters. A string without a match and within the length limit is returned as is.
+_SUSPECT = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_DROP = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class WorkbookError(CrmBatchError):
+    """A workbook that cannot be built or did not read back as written."""
+
+    exit_code = ExitCode.DATA
+
+
+@dataclass
+class CellReport:
+    """What :func:`clean_text` changed while building one workbook (counts only)."""
+
+    changes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+
+    def add(self, kind: str, where: tuple[str, str]) -> None:
+        """Count one change of ``kind`` in (sheet, column)."""
+        self.changes[(kind, *where)] += 1
+
+    def count(self, kind: str) -> int:
+        """Changes of ``kind`` ("truncated", "surrogate", "control") over all cells."""
+        return sum(n for (k, _, _), n in self.changes.items() if k == kind)
+
+    def log(self, team: str) -> None:
+        """One warning per (kind, sheet, column) with its count; the text is never logged."""
+        messages = {
+            "truncated": f"cells cut at {MAX_CELL_CHARS:,} characters",
+            "surrogate": "cells with lone surrogates (replaced with U+FFFD)",
+            "control": "cells with control characters (removed)",
+        }
+        for (kind, sheet, column), count in sorted(self.changes.items()):
+            log.warning(
+                "workbook of team %r, sheet %s, column %s: %d %s",
+                team,
+                sheet,
+                column,
+                count,
+                messages[kind],
+            )
+
+
+def utf16_length(value: str) -> int:
+    """Length in UTF-16 code units, the unit of Excel's cell limit."""
+    return len(value) + sum(1 for ch in value if ord(ch) > 0xFFFF)
+
+
+def clean_text(
+    value: str,
+    *,
+    report: CellReport | None = None,
+    where: tuple[str, str] = ("", ""),
+    marker: str = TRUNCATION_MARKER,
+    limit: int = MAX_CELL_CHARS,
+) -> str:
+    """``value`` made safe for a string cell (see the module docs); changes are counted."""
+    if len(value) <= limit // 2 and not _SUSPECT.search(value):
+        return value  # the fast path: most text needs nothing
+    if _SUSPECT.search(value):
+        if _SURROGATE.search(value):
+            value = _SURROGATE.sub("\ufffd", value)
+            if report is not None:
+                report.add("surrogate", where)
+        normal = value.replace("\r\n", "\n").replace("\r", "\n")
+        cleaned = _DROP.sub("", normal).replace("\t", " ")
+        if cleaned != normal and report is not None:
+            report.add("control", where)
+        value = cleaned
+    if utf16_length(value) > limit:
+        value = _cut(value, limit - utf16_length(marker)) + marker
+        if report is not None:
+            report.add("truncated", where)
+    return value
+
+
+def clean_column(
+    values: list[object],
+    *,
+    report: CellReport | None = None,
+    where: tuple[str, str] = ("", ""),
+    marker: str = TRUNCATION_MARKER,
+) -> list[str | None]:
+    """:func:`clean_text` over a column: None, NA, NaN and "" become None (an empty cell),
+    other values text. Most values take a fast path without a function call."""
+    suspect = _SUSPECT.search
+    short = MAX_CELL_CHARS // 2
+    out: list[str | None] = []
+    append = out.append
+    for value in values:
+        if type(value) is str:
+            if not value:
+                append(None)
+            elif len(value) <= short and not suspect(value):
+                append(value)
+            else:
+                append(clean_text(value, report=report, where=where, marker=marker))
+        elif value is None or pd.isna(value):  # type: ignore[arg-type]
+            append(None)
+        else:
+            append(clean_text(str(value), report=report, where=where, marker=marker))
+    return out
+
+
+def _cut(value: str, units: int) -> str:
+    """The longest prefix of ``value`` within ``units`` UTF-16 code units."""
+    prefix = value[:units]
+    while utf16_length(prefix) > units:
+        prefix = prefix[: -max(1, (utf16_length(prefix) - units) // 2)]
+    return prefix
+
+
+def check_row_limit(team: str, sheet: str, rows: int, *, limit: int = MAX_ROWS - 1) -> None:
+    """Raise :class:`WorkbookError` when ``rows`` data rows (below one header row) do not
+    fit in a worksheet; ``limit`` is a parameter for tests."""
+    if rows > limit:
+        raise WorkbookError(
+            f"team {team!r}: sheet {sheet} would need {rows:,} rows but an Excel sheet holds "
+            f"{limit:,} below its header; split the team in the settings (teams) or the "
+            "source data before building its workbook"
+        )
+
+
+def formula_text(value: str, what: str) -> str:
+    """``value`` as an Excel formula string constant (``"..."``, quotes doubled).
+
+    Used for defined names holding text; such a constant holds at most 255 characters,
+    so a longer value is an error naming ``what``.
+    """
+    cleaned = clean_text(value).replace("\n", " ")
+    if len(cleaned) > MAX_FORMULA_TEXT:
+        raise WorkbookError(
+            f"{what} is {len(cleaned):,} characters long; a workbook can store at most "
+            f"{MAX_FORMULA_TEXT} in a defined name: shorten it in the settings or the data"
+        )
+    return '"' + cleaned.replace('"', '""') + '"'

@@ -1,0 +1,743 @@
+"""What a team workbook shows, as plain data: assembled from a KPI run, no database access.
+
+:func:`team_workbook_data` takes a :class:`~crm_batch.kpi_job.KpiRun` (the nightly run),
+the stored follow-ups and, optionally, the stored KPI snapshots, and returns a
+:class:`TeamWorkbookData`: the Dashboard's KPI tiles and trend, and one frame per table
+sheet keyed by :mod:`crm_batch.excel.layout`'s column keys (raw category keys, not yet
+translated). :func:`sheet_columns` / :func:`sheet_rows` turn a sheet's frame into cell
+values in a language, cleaned for cells; the workbook writer and the xlwings Refresh
+button both use them, so a sheet shows the same thing whoever writes it.
+
+Decisions (documented in the README's "Team workbooks" section):
+
+* **Previous period** of a KPI tile: the stored snapshot (``kpi_snapshots``) of the
+  team at the comparison date, which is the run's date moved into the previous period
+  at the same distance from its start (:func:`crm_batch.kpi.targets.baseline_as_of`,
+  the rule the target tables use), so quarter-to-date is compared with the previous
+  quarter to the same day. Point-in-time KPIs (customers, revenue of the last 12
+  months, warnings) accept the latest snapshot of the previous period up to that date
+  when the exact day is missing; period KPIs (repurchase rate, new customers, win-backs)
+  need the exact day, else the tile says there is no previous value. No KPI is
+  recomputed for this: snapshots are written by every nightly run.
+* **Trend**: the team's point-in-time KPIs ``revenue_12m`` (rolling 12-month net
+  revenue) and ``active_count`` at the end of each of the last 12 calendar months, each
+  month's value being its last stored snapshot (the current month: the run itself).
+  Months without a snapshot stay empty: the chart fills in as nightly runs accumulate
+  (``snapshots --backfill`` fills quarter ends).
+* **Follow-ups order** (one row per team customer): churn warning ``high``, then
+  greetings due (care events whose greeting date is today or past), then warnings
+  ``medium`` and ``low``, then upcoming care events, then everyone else; inside a group
+  by revenue at risk, else 12-month revenue (highest first), then customer id.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from crm_batch.config import Settings
+from crm_batch.excel import layout
+from crm_batch.excel.cells import (
+    CellReport,
+    WorkbookError,
+    check_row_limit,
+    clean_column,
+    clean_text,
+)
+from crm_batch.excel.layout import Column, OrphanedNote, StaffInput
+from crm_batch.kpi import targets
+from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.playbook import action_text, label
+from crm_batch.kpi_job import KpiRun
+from crm_batch.snapshots import read_snapshots
+
+#: Dashboard KPIs measured at a point in time (not summed over the period).
+POINT_IN_TIME_KPIS = frozenset(
+    {
+        "customers_total",
+        "buyers_12m",
+        "revenue_12m",
+        "aov_12m",
+        "active_count",
+        "churn_warnings_count",
+        "churn_warnings_high",
+        "revenue_at_risk",
+        "advocates",
+    }
+)
+#: KPIs of the Dashboard chart (point-in-time, one value per month end).
+TREND_KPIS: tuple[str, ...] = ("revenue_12m", "active_count")
+TREND_MONTHS = 12
+
+#: Excel's day 0 for serial dates (the 1900 date system as Excel counts it).
+_EXCEL_EPOCH = np.datetime64("1899-12-30", "ns")
+_DAY = np.timedelta64(1, "D")
+
+# Columns holding category keys, shown through the playbook's labels.
+_CATEGORY = frozenset({"tier", "value_tier", "lifecycle", "rfm_segment", "level"})
+_CATEGORY_SOURCE = {"churn_warning_level": "level"}
+
+
+@dataclass(frozen=True)
+class KpiTile:
+    """One Dashboard tile: a registry KPI now and in the previous period."""
+
+    name: str
+    current: float
+    previous: float | None
+    previous_as_of: date | None
+
+    @property
+    def change(self) -> float | None:
+        """Relative change for counts and money, percentage points (as a fraction) for
+        ratios; None when either value is missing or the base is 0."""
+        if self.previous is None or not _finite(self.current) or not _finite(self.previous):
+            return None
+        if registry()[self.name].unit in {"ratio", "ratio_delta"}:
+            return self.current - self.previous
+        if self.previous == 0:
+            return None
+        return (self.current - self.previous) / abs(self.previous)
+
+    @property
+    def change_is_points(self) -> bool:
+        """Whether :attr:`change` is a difference of rates (shown in points)."""
+        return registry()[self.name].unit in {"ratio", "ratio_delta"}
+
+
+@dataclass(frozen=True)
+class TeamWorkbookData:
+    """Everything one team workbook shows; frames are keyed by layout column keys."""
+
+    team: str
+    language: str
+    as_of: date
+    period_label: str
+    period_start: date
+    period_end: date
+    currency: str
+    company_name: str
+    generated_at: datetime
+    tiles: tuple[KpiTile, ...]
+    trend: pd.DataFrame  # month (datetime64, first day), revenue_12m, active_count
+    frames: Mapping[str, pd.DataFrame]  # customers, watchlist, care, advocates, followups
+    #: latest stored follow-up per customer: customer_id -> (outcome, note,
+    #: next_contact_date, entered_by, entered_at)
+    latest_followups: Mapping[str, tuple[object, ...]] = field(default_factory=dict)
+
+    def rows(self, sheet_key: str) -> int:
+        """Data rows of a table sheet."""
+        return len(self.frames[sheet_key])
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Customer ids as Python text (ids are opaque keys: integer or text in the source)."""
+    return pd.Series(values.astype(str).to_numpy(dtype=object), index=values.index)
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def team_language(settings: Settings, team: str) -> str:
+    """The team's workbook language (its settings entry, else the general language)."""
+    for entry in settings.teams:
+        if entry.name == team:
+            return entry.language
+    return settings.language
+
+
+def read_history(engine: Engine, as_of: date) -> pd.DataFrame:
+    """The stored team snapshots the Dashboards need (tiles' previous values, trend):
+    every team, the dashboard KPIs, from 15 months before ``as_of`` up to it. One query
+    for all teams; pass the result to :func:`team_workbook_data` as ``history``."""
+    start = date(as_of.year - 1, as_of.month, 1) - timedelta(days=92)
+    return read_snapshots(
+        engine,
+        kpis=sorted(set(layout.DASHBOARD_KPIS) | set(TREND_KPIS)),
+        scope="team",
+        start=start,
+        end=as_of,
+    )
+
+
+def team_workbook_data(
+    run: KpiRun,
+    team: str,
+    followups_frame: pd.DataFrame | None,
+    settings: Settings,
+    *,
+    history: pd.DataFrame | None = None,
+    generated_at: datetime | None = None,
+    language: str | None = None,
+) -> TeamWorkbookData:
+    """Assemble ``team``'s workbook content from ``run`` (which must hold its report).
+
+    ``followups_frame`` is the ``followups`` table (any teams; None or empty when there
+    is none yet); ``history`` is :func:`read_history`'s frame (None: no previous values,
+    and the trend shows the current month only).
+    """
+    report = run.reports.get(team)
+    if report is None:
+        raise WorkbookError(f"the KPI run has no report for team {team!r}: compute it first")
+    language = layout.check_language(language or team_language(settings, team))
+    generated_at = generated_at or datetime.now(settings.tz).replace(tzinfo=None)
+    team_history = _team_history(history, team)
+    requested = run.requested or run.period
+    previous_period = requested.previous()
+    compare_day = targets.baseline_as_of(requested, run.as_of, previous_period)
+    tiles = tuple(
+        _tile(
+            name, report.kpis.get(name, math.nan), team_history, previous_period.start, compare_day
+        )
+        for name in layout.DASHBOARD_KPIS
+    )
+    customers = _customers(report.customers, report.churn_warnings)
+    latest = _latest_followups(followups_frame, customers["customer_id"])
+    frames = {
+        "customers": customers,
+        "watchlist": _watchlist(report.churn_warnings),
+        "care": _care(report.care_calendar),
+        "advocates": _advocates(
+            report.customers, report.advocate_candidates, settings.thresholds.advocate_min_referrals
+        ),
+        "followups": _followups(customers, report.care_calendar, latest, run.as_of),
+    }
+    for key, frame in frames.items():
+        check_row_limit(team, key, len(frame))
+    return TeamWorkbookData(
+        team=team,
+        language=language,
+        as_of=run.as_of,
+        period_label=run.period.label,
+        period_start=run.period.start,
+        period_end=run.period.end,
+        currency=settings.currency,
+        company_name=settings.company_name,
+        generated_at=generated_at,
+        tiles=tiles,
+        trend=_trend(team_history, run.as_of, report.kpis),
+        frames=frames,
+        latest_followups=latest,
+    )
+
+
+def _team_history(history: pd.DataFrame | None, team: str) -> pd.DataFrame:
+    if history is None or history.empty:
+        return pd.DataFrame({"as_of": pd.Series(dtype="datetime64[ns]"), "kpi": [], "value": []})
+    rows = history[(history["scope"] == "team") & (history["team"] == team)]
+    return rows.loc[:, ["as_of", "kpi", "value"]]
+
+
+def _tile(name: str, current: float, history: pd.DataFrame, start: date, day: date) -> KpiTile:
+    rows = history[history["kpi"] == name]
+    when = rows["as_of"].dt.date if len(rows) else pd.Series(dtype="object")
+    exact = rows[when == day]
+    chosen = exact
+    if chosen.empty and name in POINT_IN_TIME_KPIS:
+        chosen = rows[(when >= start) & (when <= day)]
+    if chosen.empty or not math.isfinite(float(chosen["value"].iloc[-1])):
+        return KpiTile(name, float(current), None, None)
+    return KpiTile(
+        name, float(current), float(chosen["value"].iloc[-1]), chosen["as_of"].iloc[-1].date()
+    )
+
+
+def _trend(history: pd.DataFrame, as_of: date, current: Mapping[str, float]) -> pd.DataFrame:
+    """Last snapshot value per month of :data:`TREND_KPIS`, the run's own in as_of's month."""
+    months = pd.period_range(end=pd.Period(as_of, "M"), periods=TREND_MONTHS, freq="M")
+    trend = pd.DataFrame({"month": months.to_timestamp().astype("datetime64[ns]")})
+    stored = history[history["kpi"].isin(TREND_KPIS)]
+    if len(stored):
+        stored = stored.assign(month=stored["as_of"].dt.to_period("M").dt.to_timestamp())
+        last = stored.sort_values("as_of").groupby(["month", "kpi"])["value"].last().unstack("kpi")
+    else:
+        last = pd.DataFrame()
+    for kpi in TREND_KPIS:
+        values = last[kpi] if kpi in last else pd.Series(dtype="float64")
+        trend[kpi] = trend["month"].map(values).astype("float64")
+        trend.loc[trend.index[-1], kpi] = float(current.get(kpi, math.nan))
+    return trend
+
+
+def _labels(values: pd.Series, language: str) -> pd.Series:
+    """Category keys shown as the playbook's labels (one lookup per distinct key)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):  # map the categories, not the rows
+        names = {key: label(str(key), language) for key in values.cat.categories}
+        if len(set(names.values())) == len(names):
+            return values.cat.rename_categories(names).astype("object")
+    keys = values.astype("object")
+    names = {key: label(str(key), language) for key in keys.dropna().unique()}
+    return keys.map(names)
+
+
+def _actions(keys: pd.Series, language: str) -> pd.Series:
+    texts = {key: action_text(key, language) for key in keys.dropna().unique()}
+    return keys.map(texts)
+
+
+def _customers(table: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
+    by_id = warnings.set_index(_ids(warnings["customer_id"]))
+    ids = _ids(table["customer_id"])
+    level = ids.map(by_id["level"]).astype("object")
+    at_risk = ids.map(by_id["revenue_at_risk"]).astype("float64")
+    action = ids.map(by_id["warning_action_key"]).astype("object")
+    action = action.where(action.notna(), table["next_action_key"].astype("object"))
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "customer_name": table["name"].astype("object"),
+            "owner": table["owner"].astype("object"),
+            "region": table["region"].astype("object"),
+            "tier": table["tier"],
+            "value_tier": table["value_tier"],
+            "lifecycle": table["lifecycle"],
+            "r_score": table["r_score"].astype("Float64").astype("float64"),
+            "f_score": table["f_score"].astype("Float64").astype("float64"),
+            "m_score": table["m_score"].astype("Float64").astype("float64"),
+            "rfm_segment": table["rfm_segment"],
+            "last_order_date": table["last_order_date"].astype("datetime64[ns]"),
+            "recency_days": table["recency_days"].astype("Float64").astype("float64"),
+            "orders_12m": table["orders_12m"].astype("float64"),
+            "revenue_12m": table["revenue_12m"].astype("float64"),
+            "churn_warning_level": level,
+            "revenue_at_risk": at_risk,
+            "next_action": action,  # action keys, translated per sheet language
+        }
+    )
+    order = np.lexsort(
+        (frame["customer_id"].to_numpy(dtype=object), -frame["revenue_12m"].fillna(0).to_numpy())
+    )
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def _watchlist(warnings: pd.DataFrame) -> pd.DataFrame:
+    hours = warnings["complaint_hours_open"].astype("float64")
+    return pd.DataFrame(
+        {
+            "customer_id": _ids(warnings["customer_id"]),
+            "customer_name": warnings["name"].astype("object"),
+            "owner": warnings["owner"].astype("object"),
+            "level": warnings["level"].astype("object"),
+            "signals": warnings["signals"].astype("object"),
+            "revenue_at_risk": warnings["revenue_at_risk"].astype("float64"),
+            "tier": warnings["tier"],
+            "value_tier": warnings["value_tier"],
+            "last_order_date": warnings["last_order_date"].astype("datetime64[ns]"),
+            "recency_days": warnings["recency_days"].astype("Float64").astype("float64"),
+            "revenue_12m": warnings["revenue_12m"].astype("float64"),
+            "complaint_hours_open": np.floor(hours),
+            "next_action": warnings["warning_action_key"].astype("object"),
+        }
+    ).reset_index(drop=True)  # already by revenue at risk, highest first
+
+
+def _care(calendar: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": _ids(calendar["customer_id"]),
+            "customer_name": calendar["name"].astype("object"),
+            "owner": calendar["owner"].astype("object"),
+            "event": calendar["event"].astype("object"),
+            "event_date": calendar["event_date"].astype("datetime64[ns]"),
+            "due_date": calendar["due_date"].astype("datetime64[ns]"),
+            "is_due": calendar["is_due"].astype("boolean"),
+            "years": calendar["years"].astype("float64"),
+            "marketing_opt_out": calendar["marketing_opt_out"].astype("boolean"),
+        }
+    ).reset_index(drop=True)  # by due date
+
+
+def _advocates(table: pd.DataFrame, candidates: pd.DataFrame, min_referrals: int) -> pd.DataFrame:
+    """Advocates (>= ``min_referrals`` successful referrals): candidates to invite first
+    (in the KPI engine's order), then the others by referrals and 12-month revenue."""
+    chosen = table[table["referrals_successful"].fillna(0) >= min_referrals]
+    candidate_ids = list(_ids(candidates["customer_id"]))
+    rank = {cid: i for i, cid in enumerate(candidate_ids)}
+    ids = _ids(chosen["customer_id"])
+    frame = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "customer_name": chosen["name"].astype("object"),
+            "owner": chosen["owner"].astype("object"),
+            "status": np.where(ids.isin(rank), "candidate", "advocate"),
+            "referrals_successful": chosen["referrals_successful"].astype("float64"),
+            "orders_12m": chosen["orders_12m"].astype("float64"),
+            "revenue_12m": chosen["revenue_12m"].astype("float64"),
+            "value_tier": chosen["value_tier"],
+        }
+    )
+    frame["_rank"] = ids.map(rank).astype("float64").fillna(len(rank))
+    frame = frame.sort_values(
+        ["_rank", "referrals_successful", "revenue_12m", "customer_id"],
+        ascending=[True, False, False, True],
+        kind="stable",
+    )
+    return frame.drop(columns="_rank").reset_index(drop=True)
+
+
+def _latest_followups(
+    followups: pd.DataFrame | None, team_ids: pd.Series
+) -> dict[str, tuple[object, ...]]:
+    """The latest stored follow-up (by ``entered_at``) of each of the team's customers."""
+    if followups is None or followups.empty:
+        return {}
+    frame = followups.assign(customer_id=_ids(followups["customer_id"]))
+    frame = frame[frame["customer_id"].isin(set(team_ids))]
+    frame = frame.sort_values(["customer_id", "entered_at"], kind="stable")
+    frame = frame.drop_duplicates("customer_id", keep="last")
+    result = {}
+    for row in frame.itertuples(index=False):
+        result[str(row.customer_id)] = (
+            _none(row.outcome),
+            _none(row.note),
+            _as_date(row.next_contact_date),
+            _none(row.entered_by),
+            _as_datetime(row.entered_at),
+        )
+    return result
+
+
+def _none(value: object) -> object:
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
+
+
+def _as_date(value: object) -> date | None:
+    if _none(value) is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return pd.Timestamp(value).date()
+
+
+def _as_datetime(value: object) -> datetime | None:
+    if _none(value) is None:
+        return None
+    return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
+
+
+def _followups(
+    customers: pd.DataFrame,
+    calendar: pd.DataFrame,
+    latest: Mapping[str, tuple[object, ...]],
+    as_of: date,
+) -> pd.DataFrame:
+    """One row per customer in priority order (see the module docs); the computed
+    columns only (the input and status columns are filled by :func:`followup_columns`)."""
+    ids = customers["customer_id"]
+    due = set(_ids(calendar.loc[calendar["is_due"].fillna(False).astype(bool), "customer_id"]))
+    upcoming = set(_ids(calendar["customer_id"])) - due
+    level = customers["churn_warning_level"]
+    group = np.full(len(customers), 5)
+    group[ids.isin(upcoming).to_numpy()] = 4
+    group[(level == "low").to_numpy()] = 3
+    group[(level == "medium").to_numpy()] = 2
+    group[ids.isin(due).to_numpy() & (group > 1)] = 1
+    group[(level == "high").to_numpy()] = 0
+    money = customers["revenue_at_risk"].fillna(customers["revenue_12m"]).fillna(0).to_numpy()
+    order = np.lexsort((ids.to_numpy(dtype=object), -money, group))
+    chosen = customers.iloc[order]
+    last_outcome = [latest.get(cid, (None,) * 5)[0] for cid in chosen["customer_id"]]
+    last_at = [latest.get(cid, (None,) * 5)[4] for cid in chosen["customer_id"]]
+    return pd.DataFrame(
+        {
+            # object columns: an inferred Arrow string column cannot hold every text
+            "customer_id": pd.Series(chosen["customer_id"].to_numpy(), dtype="object"),
+            "customer_name": pd.Series(chosen["customer_name"].to_numpy(), dtype="object"),
+            "owner": pd.Series(chosen["owner"].to_numpy(), dtype="object"),
+            "next_action": pd.Series(chosen["next_action"].to_numpy(), dtype="object"),
+            "last_outcome": pd.Series(last_outcome, dtype="object"),
+            "last_contact_at": pd.to_datetime(pd.Series(last_at, dtype="object")).astype(
+                "datetime64[ns]"
+            ),
+        }
+    )
+
+
+# -- cell values --------------------------------------------------------------------
+
+
+def excel_serial(values: pd.Series) -> list[float]:
+    """datetime64 values as Excel serial day numbers (NaN for missing): a date cell is a
+    number with a date format, so this is what the writer stores."""
+    raw = values.to_numpy(dtype="datetime64[ns]")
+    serial = (raw - _EXCEL_EPOCH) / _DAY
+    return serial.tolist()
+
+
+def serial_to_datetime(value: float) -> datetime:
+    """An Excel serial day number back to a datetime (for :func:`sheet_rows`)."""
+    return datetime(1899, 12, 30) + timedelta(days=value)
+
+
+_WIDE = re.compile(
+    "[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]"
+)
+
+
+def display_width(value: str) -> int:
+    """Columns ``value`` takes in a cell: East Asian wide characters count two."""
+    return len(value) + len(_WIDE.findall(value))
+
+
+def sheet_columns(
+    data: TeamWorkbookData,
+    sheet_key: str,
+    language: str | None = None,
+    *,
+    report: CellReport | None = None,
+    staff_inputs: Mapping[str, StaffInput] | None = None,
+) -> tuple[tuple[Column, ...], list[list[object]]]:
+    """The sheet's columns and its values column by column, ready for cells.
+
+    Text is cleaned (:func:`~crm_batch.excel.cells.clean_text`) and translated; numbers
+    are floats (NaN = empty); dates and datetimes are Excel serial numbers (NaN = empty).
+    For the Follow-ups sheet the input and status columns are filled from
+    ``staff_inputs`` (by customer id), else from the latest stored follow-up.
+    """
+    language = layout.check_language(language or data.language)
+    cols = layout.columns(sheet_key)
+    frame = data.frames[sheet_key]
+    marker = layout.text("truncated", language)
+    values: list[list[object]] = []
+    extra = (
+        _followup_inputs(data, frame["customer_id"], staff_inputs or {}, language)
+        if sheet_key == "followups"
+        else {}
+    )
+    for column in cols:
+        key = column.key
+        series = extra[key] if key in extra else frame[key]
+        if column.kind in {"date", "datetime"} and series.dtype == object:
+            values.append(_mixed_dates(series, sheet_key, key, marker, report))
+        elif column.kind in {"date", "datetime"}:
+            values.append(excel_serial(series))
+        elif column.kind in {"int", "money", "percent", "score"}:
+            values.append(series.to_numpy(dtype="float64", na_value=np.nan).tolist())
+        else:
+            values.append(_text_values(series, sheet_key, key, language, marker, report))
+    return cols, values
+
+
+def _mixed_dates(
+    series: pd.Series, sheet_key: str, key: str, marker: str, report: CellReport | None
+) -> list[object]:
+    """Dates as serial numbers; text (an input that is not a date) kept as cleaned text."""
+    out: list[object] = []
+    for value in series:
+        if isinstance(value, str):
+            out.append(clean_text(value, report=report, where=(sheet_key, key), marker=marker))
+        elif _none(value) is None:
+            out.append(math.nan)
+        else:
+            out.append(excel_serial(pd.Series([pd.Timestamp(value)]))[0])
+    return out
+
+
+def _text_values(
+    series: pd.Series,
+    sheet_key: str,
+    key: str,
+    language: str,
+    marker: str,
+    report: CellReport | None,
+) -> list[object]:
+    if key in _CATEGORY or key in _CATEGORY_SOURCE:
+        series = _labels(series, language)
+    elif key == "next_action":
+        series = _actions(series.astype("object"), language)
+    elif key == "signals":
+        names = {
+            combo: "; ".join(
+                layout.text(f"signal.{part}", language) for part in str(combo).split(",")
+            )
+            for combo in series.dropna().unique()
+        }
+        series = series.map(names)
+    elif key == "event":
+        series = series.map(
+            {k: layout.text(f"care.{k}", language) for k in ("birthday", "anniversary")}
+        )
+    elif key in {"is_due", "marketing_opt_out"}:
+        yes, no = layout.text("yes", language), layout.text("no", language)
+        series = series.map({True: yes, False: no}).astype("object")
+    elif key == "status":
+        series = series.map(
+            {k: layout.text(f"advocate.{k}", language) for k in ("candidate", "advocate")}
+        )
+    elif key in {"last_outcome", "outcome"}:
+        series = series.map(lambda v: _outcome_text(v, language), na_action="ignore")
+    # every text is cleaned (database text is hostile; our own labels pass the fast path)
+    out = series.tolist()  # missing values (None, NaN, NA) become empty cells
+    return clean_column(out, report=report, where=(sheet_key, key), marker=marker)
+
+
+def _outcome_text(value: object, language: str) -> object:
+    key = layout.outcome_key(value)
+    return layout.outcome_label(key, language) if key else value
+
+
+def _followup_inputs(
+    data: TeamWorkbookData,
+    ids: pd.Series,
+    staff_inputs: Mapping[str, StaffInput],
+    language: str,
+) -> dict[str, pd.Series]:
+    """Input and status columns of the Follow-ups rows, merged by customer id.
+
+    A staff input from the previous workbook wins; it counts as saved when the latest
+    stored follow-up holds the same values (saved_at = when it was stored), else its
+    ``saved_at``/``save_problem`` cells are carried over as they were. Without a staff
+    input the latest stored follow-up fills the input cells, saved at its time.
+    """
+    columns: dict[str, list[object]] = {
+        key: [] for key in (*layout.INPUT_COLUMNS, *layout.STATUS_COLUMNS)
+    }
+    for cid in ids:
+        stored = data.latest_followups.get(cid)
+        given = staff_inputs.get(cid)
+        if given is not None:
+            entry = (
+                given.outcome or _raw(given, "outcome"),
+                given.note,
+                given.next_contact_date or _raw(given, "next_contact_date"),
+                given.entered_by,
+            )
+            same = stored is not None and tuple(_norm(v) for v in entry) == tuple(
+                _norm(v) for v in stored[:4]
+            )
+            saved_at = stored[4] if same else _raw_datetime(given)
+            problem = None if same else given.problem
+        elif stored is not None:
+            entry, saved_at, problem = stored[:4], stored[4], None
+        else:
+            entry, saved_at, problem = (None, None, None, None), None, None
+        for key, value in zip(layout.INPUT_COLUMNS, entry, strict=True):
+            columns[key].append(value)
+        columns["saved_at"].append(saved_at)
+        columns["save_problem"].append(problem)
+    result = {key: pd.Series(vals, dtype="object") for key, vals in columns.items()}
+    result["saved_at"] = pd.to_datetime(result["saved_at"]).astype("datetime64[ns]")
+    return result  # next_contact_date stays object: a date, or the text as typed
+
+
+def _raw(given: StaffInput, key: str) -> object:
+    """An input cell as typed when it could not be parsed (kept, never lost)."""
+    value = given.raw.get(key)
+    return None if value in ("", None) else value
+
+
+def _raw_datetime(given: StaffInput) -> datetime | None:
+    value = given.raw.get("saved_at")
+    return value if isinstance(value, datetime) else None
+
+
+def _norm(value: object) -> object:
+    if isinstance(value, str):
+        value = value.strip()
+        return layout.outcome_key(value) or value or None
+    if isinstance(value, datetime):
+        return value.date()
+    return value
+
+
+def sheet_rows(
+    data: TeamWorkbookData,
+    sheet_key: str,
+    language: str | None = None,
+    *,
+    staff_inputs: Mapping[str, StaffInput] | None = None,
+) -> tuple[tuple[Column, ...], list[list[object]]]:
+    """The sheet's columns and rows of Python values (str, float, int, date, datetime,
+    None), cleaned for cells: what xlwings' Refresh writes into an open workbook."""
+    cols, values = sheet_columns(data, sheet_key, language, staff_inputs=staff_inputs)
+    converted = [
+        _python_values(column, column_values)
+        for column, column_values in zip(cols, values, strict=True)
+    ]
+    return cols, [list(row) for row in zip(*converted, strict=True)] if converted else []
+
+
+def _python_values(column: Column, values: list[object]) -> list[object]:
+    """Serial numbers back to dates, floats to ints where the kind says so; text kept
+    as it is (an input typed into a date column that is not a date stays visible)."""
+    convert = {
+        "date": lambda v: serial_to_datetime(v).date(),
+        "datetime": serial_to_datetime,
+        "int": int,
+        "score": int,
+        "money": float,
+        "percent": float,
+    }.get(column.kind)
+    if convert is None:
+        return values
+    return [
+        v if isinstance(v, str) else None if v is None or v != v else convert(v)  # type: ignore[operator]
+        for v in values
+    ]
+
+
+def split_staff_inputs(
+    data: TeamWorkbookData,
+    inputs: Sequence[StaffInput],
+    run: KpiRun | None = None,
+) -> tuple[dict[str, StaffInput], list[OrphanedNote]]:
+    """Staff inputs by customer id for the team's rows, and the others as orphaned notes.
+
+    A customer who left the team (or is gone) keeps the note on the Orphaned notes sheet;
+    their current team is looked up in the run's company report when it has one. When a
+    customer has several inputs the last one (highest sheet row) wins the row, the
+    others become orphaned so nothing is lost.
+    """
+    team_ids = set(data.frames["followups"]["customer_id"])
+    names = dict(
+        zip(
+            data.frames["customers"]["customer_id"],
+            data.frames["customers"]["customer_name"],
+            strict=True,
+        )
+    )
+    everyone = run.reports.get(None) if run is not None else None
+    teams: dict[str, str] = {}
+    missing = {i.customer_id for i in inputs if i.customer_id not in team_ids}
+    if everyone is not None and missing:
+        table = everyone.customers
+        ids = _ids(table["customer_id"])
+        hit = table[ids.isin(missing)]
+        teams = dict(zip(_ids(hit["customer_id"]), hit["team"].astype("object"), strict=True))
+        names.update(zip(_ids(hit["customer_id"]), hit["name"].astype("object"), strict=True))
+    matched: dict[str, StaffInput] = {}
+    orphaned: list[OrphanedNote] = []
+    for item in sorted(inputs, key=lambda i: i.sheet_row):
+        if item.customer_id in team_ids:
+            previous = matched.get(item.customer_id)
+            if previous is not None:
+                orphaned.append(_orphan(previous, names, data.team))
+            matched[item.customer_id] = item
+        else:
+            current = teams.get(item.customer_id)
+            orphaned.append(_orphan(item, names, None if pd.isna(current) else current))
+    return matched, orphaned
+
+
+def _orphan(item: StaffInput, names: Mapping[str, object], team: str | None) -> OrphanedNote:
+    name = names.get(item.customer_id)
+    return OrphanedNote(
+        customer_id=item.customer_id,
+        customer_name=None if name is None or pd.isna(name) else str(name),
+        current_team=team,
+        outcome=item.outcome or _raw(item, "outcome"),  # type: ignore[arg-type]
+        note=item.note,
+        next_contact_date=item.next_contact_date,
+        entered_by=item.entered_by,
+        sheet_row=item.sheet_row,
+    )

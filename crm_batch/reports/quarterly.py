@@ -1,0 +1,147 @@
+"""The quarterly review (季度复盘报告): PDF + standalone HTML per scope and language.
+
+``<reports_dir>/quarterly_<scope>_<quarter>_<lang>.pdf`` and ``.html``, scope ``all``
+or the team's slug (:func:`crm_batch.reports.diagnosis.scope_slug`), quarter such as
+``2026Q2``. :func:`write_quarterly_reviews` is the one entry point for the CLI and a
+pipeline stage: it gathers the quarter's data once (one extraction for every scope,
+history from ``kpi_snapshots``) and renders each review, atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from crm_batch.config import Settings
+from crm_batch.periods import Period
+from crm_batch.reports.diagnosis import RenderedReport, report_language, scope_slug
+from crm_batch.reports.quarterly_context import quarterly_context
+from crm_batch.reports.quarterly_data import QuarterData, check_finished, gather_quarter
+from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
+
+log = logging.getLogger(__name__)
+
+REPORT = "quarterly"
+TEMPLATE = "quarterly.html"
+
+
+def output_paths(
+    settings: Settings, team: str | None, quarter: Period, language: str
+) -> tuple[Path, Path]:
+    """The PDF and HTML paths of one review."""
+    stem = f"{REPORT}_{scope_slug(team)}_{quarter.label}_{language}"
+    return settings.reports_dir / f"{stem}.pdf", settings.reports_dir / f"{stem}.html"
+
+
+def quarterly_html(
+    settings: Settings,
+    data: QuarterData,
+    team: str | None,
+    language: str,
+    generated_at: datetime | None = None,
+) -> str:
+    """The review of ``team`` (None = company) as standalone HTML.
+
+    ``generated_at`` (default: now in the configured timezone) is the only clock input,
+    so a fixed value gives byte-identical HTML.
+    """
+    context = quarterly_context(
+        data,
+        team,
+        language=language,
+        currency=settings.currency,
+        company_name=settings.company_name,
+        generated_at=generated_at or datetime.now(settings.tz),
+    )
+    return render_html(TEMPLATE, context)
+
+
+def write_quarterly(
+    settings: Settings,
+    data: QuarterData,
+    team: str | None,
+    language: str | None = None,
+    generated_at: datetime | None = None,
+) -> RenderedReport:
+    """Render one review and write its PDF and HTML atomically (a failed render leaves
+    the previous files); the PDF renders in a worker process with the configured time
+    limit (``reports.render_timeout_seconds``)."""
+    chosen = report_language(settings, team, language)
+    pdf_path, html_path = output_paths(settings, team, data.quarter, chosen)
+    write_report(
+        quarterly_html(settings, data, team, chosen, generated_at),
+        pdf_path,
+        html_path,
+        timeout_seconds=settings.reports.render_timeout_seconds,
+    )
+    return RenderedReport(team=team, language=chosen, pdf=pdf_path, html=html_path)
+
+
+def review_plan(
+    settings: Settings,
+    scopes: Sequence[str | None],
+    languages: Sequence[str] | None = None,
+) -> list[tuple[str | None, str]]:
+    """(scope, language) of every review to write: each scope in each of ``languages``,
+    or (None) in its own language: the company in ``general.language``, a team in its
+    team's ``language``."""
+    plan: list[tuple[str | None, str]] = []
+    for scope in scopes:
+        chosen = list(languages) if languages else [report_language(settings, scope, None)]
+        plan += [(scope, language) for language in dict.fromkeys(chosen)]
+    return plan
+
+
+def write_quarterly_reviews(
+    settings: Settings,
+    engine: Engine,
+    quarter: Period,
+    teams: Sequence[str] | None = None,
+    languages: Sequence[str] | None = None,
+    *,
+    company: bool | None = None,
+    now: datetime | None = None,
+) -> list[RenderedReport]:
+    """Write the quarterly reviews of ``quarter``; the rendered files in order.
+
+    Without ``teams``: the company-wide review and one per team (every team in the
+    settings and the data). With ``teams``: those teams' reviews only (add
+    ``company=True`` for the company's too). ``languages`` as in :func:`review_plan`.
+    The quarter must have finished (:class:`~crm_batch.errors.ConfigError` otherwise).
+    The data is gathered once; every review's HTML is built here and the PDFs render
+    side by side in the render workers, each written atomically when ready (the first
+    failure stops the batch; reviews not yet written keep their previous files).
+    """
+    now = now or datetime.now(settings.tz)
+    check_finished(quarter, now.date())
+    with_company = company if company is not None else not teams
+    started = time.perf_counter()
+    # the company review's team table needs every team; a team review only its own
+    data = gather_quarter(settings, engine, quarter, None if with_company else list(teams or []))
+    log.info(
+        "quarterly review %s: data ready in %.1fs", quarter.label, time.perf_counter() - started
+    )
+    scopes: list[str | None] = [None] if with_company else []
+    scopes += list(teams) if teams else data.teams()
+    jobs: list[ReportJob] = []
+    rendered: list[RenderedReport] = []
+    for scope, language in review_plan(settings, scopes, languages):
+        pdf_path, html_path = output_paths(settings, scope, quarter, language)
+        page = quarterly_html(settings, data, scope, language, generated_at=now)
+        jobs.append(ReportJob(page, pdf_path, html_path))
+        rendered.append(RenderedReport(team=scope, language=language, pdf=pdf_path, html=html_path))
+    started = time.perf_counter()
+    # side by side in the render workers, each written atomically when its PDF is ready
+    write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
+    log.info(
+        "quarterly review %s: %d PDF(s) rendered in %.1fs",
+        quarter.label,
+        len(jobs),
+        time.perf_counter() - started,
+    )
+    return rendered

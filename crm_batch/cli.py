@@ -176,6 +176,11 @@ def main(verbose: int, quiet: bool, log_format: str) -> None:
     help="Also store KPI snapshots for the ends of this many past quarters (trends for the "
     "quarterly reports).",
 )
+@click.option(
+    "--database-only",
+    is_flag=True,
+    help="Only build and load the demo database: no snapshots, workbooks or reports.",
+)
 @handle_errors
 def demo(
     config_file: str | None,
@@ -188,6 +193,7 @@ def demo(
     id_type: str,
     replace: bool,
     history_quarters: int,
+    database_only: bool,
 ) -> None:
     """Build the demo database, compute its KPIs and print what it holds.
 
@@ -196,11 +202,21 @@ def demo(
     seasonality, refunds, referrals, complaints, campaigns) ending at the business
     date, loads it into the configured database (default: a DuckDB file in the data
     folder; --db loads it into PostgreSQL, MariaDB/MySQL or SQLite instead), and
-    prints customers, orders and revenue by team and year. Then computes the KPIs of
-    the business date (and the ends of past quarters) for the company and every team,
-    stores them in kpi_snapshots and prints the company's KPIs.
+    prints customers, orders and revenue by team and year. Then stores the KPI
+    snapshots of the past quarter ends (history for trends and comparisons), runs the
+    nightly job of the business date (KPIs, team workbooks, diagnosis reports) and the
+    quarterly reviews of the last finished quarter, both languages, no e-mail; prints
+    the company's KPIs and where the workbooks and reports are. --database-only
+    stops after loading the database.
     """
-    from crm_batch.demo_job import build_demo_database, demo_kpis, demo_summary
+    from crm_batch.demo_job import (
+        build_demo_database,
+        demo_history,
+        demo_kpis,
+        demo_runs,
+        demo_settings,
+        demo_summary,
+    )
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
@@ -222,8 +238,18 @@ def demo(
         ", ".join(f"{table} {rows:,}" for table, rows in counts.items()),
     )
     click.echo(demo_summary(settings, business_date))
+    if database_only:
+        return
+    demo_history(settings, business_date, history_quarters)
+    runs = demo_runs(demo_settings(settings), business_date)
     click.echo("")
-    click.echo(demo_kpis(settings, business_date, history_quarters))
+    click.echo(demo_kpis(settings, business_date))
+    click.echo("")
+    for result in runs:
+        click.echo(result.summary())
+    click.echo("")
+    click.echo(f"Team workbooks: {settings.workbooks_dir}")
+    click.echo(f"PDF reports:    {settings.reports_dir}")
 
 
 @main.command()

@@ -12,13 +12,18 @@ import logging
 import os
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
+if TYPE_CHECKING:
+    from crm_batch.pipeline import RunResult
+
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
+from crm_batch.periods import last_complete_quarter
 from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
 from crm_batch.source.db import (
@@ -129,21 +134,47 @@ def demo_summary(settings: Settings, as_of: date) -> str:
     return "\n".join(lines)
 
 
-def demo_kpis(settings: Settings, as_of: date, history_quarters: int) -> str:
-    """Snapshot the KPIs of ``as_of`` and past quarter ends; the company's KPI table."""
-    from crm_batch.kpi_job import (
-        as_table,
-        backfill_snapshots,
-        run_kpis,
-        snapshot_dates,
-        snapshot_period,
-    )
+def demo_history(settings: Settings, as_of: date, history_quarters: int) -> int:
+    """Snapshot the KPIs of the last ``history_quarters`` quarter ends before ``as_of``
+    (what years of nightly runs would have left), so the workbooks' trends and the
+    quarterly review's comparisons have history; rows written."""
+    from crm_batch.kpi_job import backfill_snapshots, snapshot_dates
+
+    dates = [day for day in snapshot_dates(as_of, history_quarters) if day != as_of]
+    engine = engine_from_settings(settings)
+    try:
+        rows = backfill_snapshots(settings, engine, dates, datetime.now(settings.tz))
+    finally:
+        engine.dispose()
+    log.info("stored %d KPI snapshot rows for %d past quarter ends", rows, len(dates))
+    return rows
+
+
+def demo_settings(settings: Settings) -> Settings:
+    """The demo renders every report in both languages unless ``reports.languages`` says
+    otherwise (so a first look shows the zh-CN and the English reports)."""
+    if settings.reports.languages:
+        return settings
+    reports = settings.reports.model_copy(update={"languages": ["zh-CN", "en"]})
+    return settings.model_copy(update={"reports": reports})
+
+
+def demo_runs(settings: Settings, as_of: date) -> list[RunResult]:
+    """The nightly run of ``as_of`` and the quarterly run of the last finished quarter,
+    as ``serve`` would run them (run lock, run log), without sending e-mail."""
+    from crm_batch.pipeline import run_nightly, run_quarterly
+
+    nightly = run_nightly(settings, as_of)
+    quarterly = run_quarterly(settings, last_complete_quarter(as_of), send=False)
+    return [nightly, quarterly]
+
+
+def demo_kpis(settings: Settings, as_of: date) -> str:
+    """The company's KPI table of ``as_of`` (quarter to date)."""
+    from crm_batch.kpi_job import as_table, run_kpis, snapshot_period
 
     engine = engine_from_settings(settings)
     try:
-        now = datetime.now(settings.tz)
-        rows = backfill_snapshots(settings, engine, snapshot_dates(as_of, history_quarters), now)
-        log.info("stored %d KPI snapshot rows", rows)
         run = run_kpis(settings, engine, as_of, snapshot_period(as_of))
     finally:
         engine.dispose()

@@ -86,6 +86,21 @@ def test_status_reports_what_the_demo_holds(demo_dir: Path) -> None:
     assert customers_line.split()[-1] == "400"
 
 
+def test_demo_leaves_team_workbooks_and_reports_in_both_languages(demo_dir: Path) -> None:
+    stdout = (demo_dir / "demo_stdout.txt").read_text(encoding="utf-8")
+    workbooks = sorted(p.name for p in (demo_dir / "output" / "workbooks").glob("*.xlsm"))
+    assert len(workbooks) == 8  # one per team
+    pdfs = {p.name for p in (demo_dir / "output" / "reports").glob("*.pdf")}
+    for language in ("zh-CN", "en"):
+        assert f"diagnosis_all_2026-06-30_{language}.pdf" in pdfs
+        assert f"quarterly_all_2026Q2_{language}.pdf" in pdfs  # 2026-06-30 ends Q2
+        assert f"quarterly_shanghai_2026Q2_{language}.pdf" in pdfs
+    assert len(pdfs) == 2 * 2 * 9  # two reports x two languages x (company + 8 teams)
+    assert "nightly 2026-06-30: ok in" in stdout
+    assert "quarterly 2026-06-30: ok in" in stdout
+    assert "Team workbooks:" in stdout
+
+
 def test_demo_rerun_replaces_its_own_database(workdir: Path) -> None:
     totals = []
     for seed in ("1", "2"):
@@ -99,8 +114,7 @@ def test_demo_rerun_replaces_its_own_database(workdir: Path) -> None:
             seed,
             "--as-of",
             "2026-06-30",
-            "--history-quarters",
-            "0",
+            "--database-only",
             cwd=workdir,
         )
         assert result.returncode == 0, result.stderr
@@ -117,7 +131,15 @@ def test_demo_refuses_to_overwrite_a_foreign_database(workdir: Path) -> None:
         conn.execute("insert into customers values (1, 'real customer')")
     before = target.read_bytes()
     result = run_cli(
-        "demo", "--customers", "50", "--orders", "300", "--db", f"sqlite:///{target}", cwd=workdir
+        "demo",
+        "--customers",
+        "50",
+        "--orders",
+        "300",
+        "--database-only",
+        "--db",
+        f"sqlite:///{target}",
+        cwd=workdir,
     )
     assert result.returncode == 4, result.stderr
     assert "customers" in result.stderr

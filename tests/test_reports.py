@@ -485,3 +485,12 @@ def test_a_scope_without_data_renders_with_dashes(run: KpiRun) -> None:
     assert messages("en")["text.no_warnings"] in page
     assert messages("en")["text.no_campaigns"] in page
     assert localfmt.DASH in page
+
+
+def test_the_pareto_curve_of_many_customers_stays_small() -> None:
+    """A million-customer curve must not put a vertex per customer into the report."""
+    from crm_batch.reports import charts
+
+    few = charts.pareto_curve([float(n % 97 + 1) for n in range(500)], 0.2, "x", "y", "top")
+    many = charts.pareto_curve([float(n % 97 + 1) for n in range(200_000)], 0.2, "x", "y", "top")
+    assert len(many) < 2 * len(few)  # same number of vertices, whatever the customer count

@@ -265,3 +265,31 @@ def test_json_log_format_keeps_every_stderr_line_json(tmp_path: Path) -> None:
     assert records[-1]["message"].startswith("crm-batch: error: cannot connect to")
     assert records[-1]["message"].endswith("(exit 5)")
     assert "pw-123" not in result.stderr
+
+
+@pytest.mark.slow
+def test_quarterly_send_ends_with_exit_7_when_the_mail_server_hangs(
+    tmp_path: Path, silent_server: int
+) -> None:
+    """The review is written, the silent SMTP server times out: exit 7, no hang."""
+    folder = demo_folder(tmp_path)
+    with (folder / "crm_batch.toml").open("a", encoding="utf-8") as handle:
+        handle.write(
+            '[[teams]]\nname = "Shanghai"\nmanager_email = "manager@example.com"\nlanguage = "en"\n'
+            "[retry]\nattempts = 2\nfirst_wait_seconds = 0.1\n"
+            '[email]\nenabled = true\nsmtp_host = "127.0.0.1"\n'
+            f"smtp_port = {silent_server}\nstarttls = false\ntimeout_seconds = 0.5\n"
+            'from_address = "crm-batch@example.com"\n'
+        )
+    started = time.monotonic()
+    result = run_cli(
+        "quarterly", "--quarter", "2026Q2", "--team", "Shanghai", "--send", cwd=folder, timeout=300
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == ExitCode.TIMEOUT, result.stderr
+    assert "manager@example.com" in result.stderr
+    assert (folder / "output" / "reports" / "quarterly_shanghai_2026Q2_en.pdf").is_file()
+    settings = folder_settings(folder)
+    last = [r for r in runs(settings) if r["stage"] == "delivery"][-1]
+    assert last["status"] == FAILED
+    assert elapsed < 120, elapsed  # a hang bound: rendering plus two 0.5 s attempts

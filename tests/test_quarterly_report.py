@@ -28,6 +28,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from fixtures.canonical import canonical_frames, load_canonical
+from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
 from crm_batch.cli import main
@@ -530,23 +531,6 @@ def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
     )
     png = next(tmp_path.glob("page*.png"))
     assert png.stat().st_size > 5_000
-
-
-class InProcessPool:
-    """Stands in for the render workers: runs each call here, so monkeypatches apply."""
-
-    class Done:
-        def __init__(self, function, args) -> None:
-            self.function, self.args = function, args
-
-        def result(self, _seconds: float, _what: str):
-            return self.function(*self.args)
-
-    def start(self, function, *args):
-        return self.Done(function, args)
-
-    def terminate(self) -> None:
-        pass
 
 
 @pytest.mark.slow

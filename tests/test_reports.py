@@ -23,6 +23,7 @@ import jinja2
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
 from crm_batch.cli import main
@@ -394,23 +395,6 @@ def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
     )
     png = next(tmp_path.glob("page*.png"))
     assert png.stat().st_size > 5_000
-
-
-class InProcessPool:
-    """Stands in for the render workers: runs each call here, so monkeypatches apply."""
-
-    class Done:
-        def __init__(self, function, args) -> None:
-            self.function, self.args = function, args
-
-        def result(self, seconds: float, what: str):
-            return self.function(*self.args)
-
-    def start(self, function, *args):
-        return self.Done(function, args)
-
-    def terminate(self) -> None:
-        pass
 
 
 def test_failed_render_leaves_the_previous_files(

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
-from crm_batch.periods import last_complete_quarter
+from crm_batch.periods import last_complete_quarter, period_containing
 from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
 from crm_batch.source.db import (
@@ -134,19 +134,38 @@ def demo_summary(settings: Settings, as_of: date) -> str:
     return "\n".join(lines)
 
 
-def demo_history(settings: Settings, as_of: date, history_quarters: int) -> int:
-    """Snapshot the KPIs of the last ``history_quarters`` quarter ends before ``as_of``
-    (what years of nightly runs would have left), so the workbooks' trends and the
-    quarterly review's comparisons have history; rows written."""
-    from crm_batch.kpi_job import backfill_snapshots, snapshot_dates
+def demo_history_dates(as_of: date, history_quarters: int) -> list[date]:
+    """The business dates whose snapshots nightly runs would have left before ``as_of``
+    and the outputs read: the last ``history_quarters`` quarter ends (quarterly
+    comparisons, 8-quarter trends), the last 12 month ends (the workbooks' monthly trend)
+    and the same day of the previous quarter (the Dashboard tiles' previous values)."""
+    from crm_batch.kpi import targets
+    from crm_batch.kpi_job import snapshot_dates, snapshot_period
 
-    dates = [day for day in snapshot_dates(as_of, history_quarters) if day != as_of]
+    dates = set(snapshot_dates(as_of, history_quarters))
+    if history_quarters:
+        quarter = snapshot_period(as_of)
+        dates.add(targets.baseline_as_of(quarter, as_of, quarter.previous()))
+        month = period_containing(as_of, "month")
+        for _ in range(12):
+            month = month.previous()
+            dates.add(month.end)
+    return sorted(day for day in dates if day < as_of)
+
+
+def demo_history(settings: Settings, as_of: date, history_quarters: int) -> int:
+    """Store the snapshots of :func:`demo_history_dates` (what months of nightly runs
+    would have left), so the workbooks' tiles and trends and the quarterly review's
+    comparisons have history; rows written."""
+    from crm_batch.kpi_job import backfill_snapshots
+
+    dates = demo_history_dates(as_of, history_quarters)
     engine = engine_from_settings(settings)
     try:
         rows = backfill_snapshots(settings, engine, dates, datetime.now(settings.tz))
     finally:
         engine.dispose()
-    log.info("stored %d KPI snapshot rows for %d past quarter ends", rows, len(dates))
+    log.info("stored %d KPI snapshot rows for %d past business dates", rows, len(dates))
     return rows
 
 

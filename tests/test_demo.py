@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -558,3 +558,17 @@ def test_mariadb_without_local_files_falls_back_to_inserts(
 
     monkeypatch.setattr(demo_load, "_mysql_loader_engine", without_local_files)
     check_loaded(mariadb, small, load_demo(mariadb, small, id_type="text"), "text")
+
+
+def test_demo_history_covers_quarter_ends_month_ends_and_the_tiles_comparison_day() -> None:
+    from crm_batch.demo_job import demo_history_dates
+
+    dates = demo_history_dates(date(2026, 11, 24), 2)
+    # the 12 month ends before November 2026 (they include the quarter ends of Q3 and Q2,
+    # the two quarters of history asked for) and day 55 of Q3 (2026-11-24 is day 55 of Q4)
+    month_ends = [date(2025, 11, 30), date(2025, 12, 31)] + [
+        date(2026, month + 1, 1) - timedelta(days=1) for month in range(1, 11)
+    ]
+    assert dates == sorted([*month_ends, date(2026, 8, 24)])
+    assert {date(2026, 6, 30), date(2026, 9, 30)} <= set(dates)
+    assert demo_history_dates(date(2026, 11, 24), 0) == []

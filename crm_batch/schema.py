@@ -39,7 +39,7 @@ ORDER_STATUSES = ("paid", "refunded", "cancelled")
 TICKET_KINDS = ("complaint", "inquiry")
 CAMPAIGN_CHANNELS = ("sms", "email", "wechat", "call", "event")
 SOURCE_TABLES = ("customers", "leads", "orders", "tickets", "campaigns", "touches")
-OUTPUT_TABLES = ("followups", "kpi_snapshots", "batch_runs")
+OUTPUT_TABLES = ("followups", "kpi_snapshots", "batch_runs", "deliveries")
 
 
 def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaData:
@@ -168,6 +168,23 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("host", String(255), nullable=True),
         Column("pid", Integer, nullable=True),
         PrimaryKeyConstraint("run_id", "stage"),
+    )
+    Table(
+        "deliveries",  # the e-mail sent-ledger (crm_batch.delivery.ledger)
+        md,
+        Column("message_id", String(320), primary_key=True),
+        Column("recipient", String(254), nullable=False),
+        Column("report_kind", String(16), nullable=False),
+        Column("team", String(64), nullable=False),  # '' for the company-wide report
+        Column("period", String(16), nullable=False),
+        Column("language", String(8), nullable=False),
+        Column("report_path", String(1024), nullable=False),
+        Column("pdf_sha256", String(64), nullable=False),
+        Column("status", String(16), nullable=False),  # sending | sent | failed
+        Column("attempts", Integer, nullable=False),
+        Column("updated_at", DateTime, nullable=False),  # naive local time
+        Column("sent_at", DateTime, nullable=True),
+        Column("error", LONG_TEXT, nullable=True),
     )
     return md
 

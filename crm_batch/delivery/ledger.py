@@ -18,18 +18,9 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    select,
-    update,
-)
+from sqlalchemy import Engine, Table, select, update
+
+from crm_batch.schema import build_metadata
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +29,10 @@ SENDING, SENT, FAILED = "sending", "sent", "failed"
 MAX_ERROR_CHARS = 1000
 
 
-def deliveries_table(metadata: MetaData | None = None) -> Table:
-    """The ``deliveries`` table (one row per Message-ID; times are naive local times)."""
-    return Table(
-        "deliveries",
-        metadata if metadata is not None else MetaData(),
-        Column("message_id", String(320), primary_key=True),
-        Column("recipient", String(254), nullable=False),
-        Column("report_kind", String(16), nullable=False),
-        Column("team", String(64), nullable=False),  # '' for the company-wide report
-        Column("period", String(16), nullable=False),
-        Column("language", String(8), nullable=False),
-        Column("report_path", String(1024), nullable=False),
-        Column("pdf_sha256", String(64), nullable=False),
-        Column("status", String(16), nullable=False),  # sending | sent | failed
-        Column("attempts", Integer, nullable=False),
-        Column("updated_at", DateTime, nullable=False),
-        Column("sent_at", DateTime, nullable=True),
-        Column("error", Text, nullable=True),
-    )
+def deliveries_table() -> Table:
+    """The ``deliveries`` table (one row per Message-ID; times are naive local times),
+    defined with the other output tables in :mod:`crm_batch.schema`."""
+    return build_metadata().tables["deliveries"]
 
 
 class SentLedger:

@@ -11,7 +11,8 @@ What it does:
    PostgreSQL schema ``--pg-schema`` (default ``crm_bench``, never ``public``) of
    ``--pg-url``. Both are reused when their demo marker table says they hold the same
    demo; otherwise they are (re)built with ``load_demo`` (bulk COPY, keys and indexes
-   after the load, ANALYZE).
+   after the load, ANALYZE). ``--duckdb-path`` points at another file with the same demo
+   (e.g. a private copy: DuckDB locks a file that another job holds open).
 2. One child process per job, so the peaks are separable and nothing is cached between
    them: the full KPI set as ``run_batch.py kpis --by-team`` computes it
    (:func:`crm_batch.kpi_job.run_kpis` with every team, the quarter of ``--as-of`` to
@@ -166,9 +167,12 @@ class DataSpec:
     orders: int
     seed: int
     end_date: date
+    path: Path | None = None  # another DuckDB file holding this demo (e.g. a private copy)
 
     @property
     def duckdb_path(self) -> Path:
+        if self.path is not None:
+            return self.path
         return BENCH_DIR / (
             f"demo_{self.customers}c_{self.orders}o_s{self.seed}_{self.end_date:%Y%m%d}.duckdb"
         )
@@ -224,7 +228,10 @@ def ensure_data(spec: DataSpec, pg_url: str | None, pg_schema: str) -> dict[str,
     report: dict[str, str] = {}
     todo: list[str] = []
     if spec.duckdb_path.exists() and _holds_demo(spec.duckdb_url(), spec):
-        report["duckdb"] = f"reused {spec.duckdb_path.relative_to(REPO)}"
+        shown = spec.duckdb_path
+        report["duckdb"] = (
+            f"reused {shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown}"
+        )
     else:
         todo.append("duckdb")
     if pg_url is not None:
@@ -252,7 +259,7 @@ def ensure_data(spec: DataSpec, pg_url: str | None, pg_schema: str) -> dict[str,
     for target in todo:
         started = time.perf_counter()
         if target == "duckdb":
-            BENCH_DIR.mkdir(parents=True, exist_ok=True)
+            spec.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
             building = spec.duckdb_path.with_suffix(".building")
             building.unlink(missing_ok=True)
             engine = make_engine(f"duckdb:///{building}")
@@ -420,7 +427,7 @@ def worker_baseline(kind: str, duckdb_url: str, as_of: date) -> dict[str, Any]:
 def run_worker(args: argparse.Namespace) -> int:
     """Child-process entry: run one job and print its result as one JSON line."""
     if args.worker == "data":
-        spec = DataSpec(args.customers, args.orders, args.seed, args.end_date)
+        spec = DataSpec(args.customers, args.orders, args.seed, args.end_date, args.duckdb_path)
         pg = None if args.skip_postgres else args.pg_url
         result: dict[str, Any] = ensure_data(spec, pg, args.pg_schema)
     elif args.worker == "kpis":
@@ -583,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
         "--as-of", type=date.fromisoformat, help="business date T (default: --end-date)"
     )
     parser.add_argument("--skip-postgres", action="store_true", help="DuckDB only")
+    parser.add_argument(
+        "--duckdb-path",
+        type=Path,
+        help="DuckDB file holding the demo (default var/bench/demo_...duckdb; e.g. a private "
+        "copy while other jobs keep the shared file open: DuckDB locks it)",
+    )
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server URL")
     parser.add_argument("--pg-schema", default="crm_bench", help="schema the demo lives in")
     parser.add_argument(
@@ -603,8 +616,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         return run_worker(args)
 
-    spec = DataSpec(args.customers, args.orders, args.seed, args.end_date)
+    spec = DataSpec(args.customers, args.orders, args.seed, args.end_date, args.duckdb_path)
     common = ["--customers", str(spec.customers), "--orders", str(spec.orders)]
+    if args.duckdb_path is not None:
+        common += ["--duckdb-path", str(args.duckdb_path)]
     common += ["--seed", str(spec.seed), "--end-date", spec.end_date.isoformat()]
     common += ["--as-of", args.as_of.isoformat(), "--pg-url", args.pg_url]
     common += ["--pg-schema", args.pg_schema]

@@ -70,19 +70,23 @@ def run_kpis(
     teams: Sequence[str] | None = None,
     all_teams: bool = False,
     include_company: bool | None = None,
+    verify: bool = True,
 ) -> KpiRun:
     """Compute the company's reports and those of ``teams`` (or every team) in one pass.
 
     The company's report is included when no team is named, with ``all_teams``, or
-    when ``include_company`` says so.
+    when ``include_company`` says so. ``verify``: run the data checks first (errors stop
+    the run with one report, warnings are logged). Pass False only when the same source
+    was just checked (:func:`run_data_checks`), e.g. for the other dates of a backfill or
+    a target's baseline: the error checks do not depend on the date.
     """
     try:
         measured = clip_period(period, as_of)
     except ValueError as exc:
         raise ConfigError(f"--period {period.label}: {exc}") from None
     catalog = SqlCatalog(settings.sql_dir)
-    # data checks first: errors stop the run with one report, warnings are logged
-    verify_source(engine, settings.sql_dir, as_of, today=datetime.now(settings.tz).date())
+    if verify:  # data checks first: errors stop the run with one report
+        run_data_checks(settings, engine, as_of)
     started = time.perf_counter()
     frames = load_frames(engine, period, as_of, settings.thresholds, catalog)
     extracted = time.perf_counter()
@@ -113,6 +117,13 @@ def run_kpis(
     return KpiRun(as_of=as_of, period=measured, reports=reports, requested=period)
 
 
+def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:
+    """Run the data checks of ``sql/checks/`` for business date ``as_of``: one
+    :class:`~crm_batch.errors.DataError` lists every failing error check (exit code 4);
+    each warning is logged."""
+    verify_source(engine, settings.sql_dir, as_of, today=datetime.now(settings.tz).date())
+
+
 def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
     """Write the run's values as the snapshots of its business date; rows written."""
     expected = clip_period(snapshot_period(run.as_of), run.as_of)
@@ -137,11 +148,18 @@ def snapshot_dates(as_of: date, history_quarters: int) -> list[date]:
 def backfill_snapshots(
     settings: Settings, engine: Engine, dates: Sequence[date], computed_at: datetime
 ) -> int:
-    """Store the snapshots of each business date (company and every team); rows written."""
+    """Store the snapshots of each business date (company and every team); rows written.
+
+    The data checks run once, for the latest date (the error checks do not depend on
+    the date; the warnings of the latest date cover the most orders), not once per
+    date; every date still logs its own revenue reconciliation.
+    """
+    if dates:
+        run_data_checks(settings, engine, max(dates))
     rows = 0
     for day in track(dates, "KPI snapshots", "date"):
         started = datetime.now()
-        run = run_kpis(settings, engine, day, snapshot_period(day), all_teams=True)
+        run = run_kpis(settings, engine, day, snapshot_period(day), all_teams=True, verify=False)
         rows += store_snapshots(engine, run, computed_at)
         log.info(
             "snapshots of %s (%s to date): %d scopes in %.1fs",
@@ -314,7 +332,15 @@ def target_tables(
     for base in dict.fromkeys(by_kpi.values()):
         day = targets.baseline_as_of(requested, run.as_of, base)
         baseline_run = (
-            run_kpis(settings, engine, day, base, teams=teams, include_company=None in run.reports)
+            run_kpis(
+                settings,
+                engine,
+                day,
+                base,
+                teams=teams,
+                include_company=None in run.reports,
+                verify=False,  # the run itself was computed after the checks
+            )
             if day >= base.start
             else None
         )

@@ -1,9 +1,14 @@
 -- cohort_activity: Buyers per team, first-order month (cohort) and months since it, up to
---   :as_of: the counts behind the cohort retention matrix. Orders are reduced to one row
---   per (customer, calendar month) with GROUP BY, then window functions find each
---   customer's first month; only the small (team, cohort, months_since) table returns.
+--   :as_of, for the cohorts from :cohort_start on: the counts behind the cohort retention
+--   matrix. Only customers whose first paid order is on or after :cohort_start count
+--   (found with one GROUP BY over the paid orders), so the (customer, calendar month)
+--   rows are built for the recent cohorts alone; window functions then find each
+--   customer's first month, and only the small (team, cohort, months_since) table
+--   returns.
+--   Orders without a customer id count in no cohort (as in every per-customer KPI).
 -- params:
 --   as_of date: the business date T (inclusive)
+--   cohort_start date: first day of the oldest cohort month returned (older ones are left out)
 -- columns:
 --   team text: the customer's team (NULL when the customer has none)
 --   cohort_month int: the first paid order's month as YYYYMM (e.g. 202603)
@@ -13,13 +18,24 @@
 --   EXTRACT, which SQLite lacks: cohort_activity.sqlite.sql uses strftime instead. The
 --   cast to integer keeps the month arithmetic in integers (PostgreSQL's EXTRACT answers
 --   in numeric, which made this query twice as slow there).
-with paid_months as (
+with new_buyers as (
+    select o.customer_id as customer_id
+    from orders as o
+    where o.status = 'paid'
+      and o.order_date <= :as_of
+    group by o.customer_id
+    having min(o.order_date) >= :cohort_start
+),
+
+paid_months as (
     select
         o.customer_id as customer_id,
         cast(extract(year from o.order_date) as integer) as order_year,
         cast(extract(month from o.order_date) as integer) as order_month
     from orders as o
+    inner join new_buyers as nb on nb.customer_id = o.customer_id
     where o.status = 'paid'
+      and o.order_date >= :cohort_start
       and o.order_date <= :as_of
 ),
 

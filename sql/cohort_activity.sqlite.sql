@@ -1,20 +1,33 @@
 -- cohort_activity: SQLite variant of cohort_activity.sql. SQLite has no EXTRACT:
 --   strftime('%Y' / '%m', ...) on the ISO date text gives the year and month.
+--   Orders without a customer id count in no cohort (as in every per-customer KPI).
 -- params:
 --   as_of date: the business date T (inclusive)
+--   cohort_start date: first day of the oldest cohort month returned (older ones are left out)
 -- columns:
 --   team text: the customer's team (NULL when the customer has none)
 --   cohort_month int: the first paid order's month as YYYYMM (e.g. 202603)
 --   months_since int: calendar months from the cohort month (0 = the cohort month)
 --   customers int: customers of the cohort with a paid order in that month
 -- adapt: As cohort_activity.sql.
-with paid_months as (
+with new_buyers as (
+    select o.customer_id as customer_id
+    from orders as o
+    where o.status = 'paid'
+      and o.order_date <= :as_of
+    group by o.customer_id
+    having min(o.order_date) >= :cohort_start
+),
+
+paid_months as (
     select
         o.customer_id as customer_id,
         cast(strftime('%Y', o.order_date) as integer) as order_year,
         cast(strftime('%m', o.order_date) as integer) as order_month
     from orders as o
+    inner join new_buyers as nb on nb.customer_id = o.customer_id
     where o.status = 'paid'
+      and o.order_date >= :cohort_start
       and o.order_date <= :as_of
 ),
 

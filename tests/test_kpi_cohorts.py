@@ -161,7 +161,8 @@ def test_sql_cohort_matrix_equals_a_double_loop(
         load_canonical(engine, data, "int")
         for as_of in (date(2025, 12, 31), date(2026, 1, 15), date(2026, 6, 30)):
             query = CATALOG.get("cohort_activity", dialect_name(engine))
-            counts = run_query(engine, query, {"as_of": as_of})
+            params = {"as_of": as_of, "cohort_start": cohorts.cohort_start(as_of)}
+            counts = run_query(engine, query, params)
             for team in (None, "North"):
                 chosen = counts if team is None else counts[counts["team"] == team]
                 got = cohorts.cohort_matrix(chosen, as_of, cohorts=12)
@@ -242,3 +243,12 @@ def test_value_tier_migration() -> None:
     assert got.loc["silver", "diamond"] == 1
     assert got.loc["iron", "bronze"] == 1
     assert got.to_numpy().sum() == 2
+
+
+def test_cohort_start_is_the_first_day_of_the_oldest_cohort_shown() -> None:
+    # 12 cohorts up to June 2026: July 2025 .. June 2026
+    assert cohorts.cohort_start(date(2026, 6, 30)) == date(2025, 7, 1)
+    assert cohorts.cohort_start(date(2026, 1, 15)) == date(2025, 2, 1)
+    assert cohorts.cohort_start(date(2026, 12, 1)) == date(2026, 1, 1)
+    assert cohorts.cohort_start(date(2026, 3, 31), cohorts=1) == date(2026, 3, 1)
+    assert cohorts.cohort_start(date(2026, 3, 31), cohorts=3) == date(2026, 1, 1)

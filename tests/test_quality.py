@@ -32,14 +32,14 @@ import pandas as pd
 import pytest
 from conftest import BACKENDS, SERVER_BACKENDS, SQL_DIR, LoadedDb
 from fixtures.canonical import AS_OF, canonical_frames, customer_key, load_canonical
-from sqlalchemy import Column, MetaData, String, Table
+from sqlalchemy import Column, MetaData, String, Table, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine
 
 from crm_batch.config import ThresholdSettings, load_settings
 from crm_batch.errors import DataError, ExitCode, SqlContractError
 from crm_batch.kpi.facts import customer_table
-from crm_batch.kpi_job import run_kpis
+from crm_batch.kpi_job import backfill_snapshots, run_kpis
 from crm_batch.periods import parse_period
 from crm_batch.schema import SOURCE_TABLES, build_metadata
 from crm_batch.source.db import make_engine
@@ -463,6 +463,37 @@ def test_warnings_only_data_runs_with_the_documented_handling(
         f"data warning {name}" for name in EXPECTED_WARNINGS
     )
     assert any("reconciles" in r.getMessage() for r in caplog.records)
+
+
+def test_a_backfill_checks_the_source_once_and_reconciles_every_date(
+    dirty_db_factory: Callable[[str, str], DirtyDb],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """N backfill dates: the checks run once (errors stop it before any snapshot), while
+    each date still logs its reconciliation line."""
+    computed_at = datetime(2026, 7, 1, 2, 0)
+    dates = [date(2025, 12, 31), date(2026, 3, 31), AS_OF]
+    bad = dirty_db_factory("duckdb", "errors")
+    with pytest.raises(DataError, match="orders_duplicate_id") as stopped:
+        backfill_snapshots(_settings(bad.url, tmp_path), bad.engine, dates, computed_at)
+    assert stopped.value.exit_code == ExitCode.DATA
+    with bad.engine.connect() as conn:  # stopped before the first date's snapshots
+        assert conn.execute(text("select count(*) from kpi_snapshots")).scalar() == 0
+
+    db = dirty_db_factory("duckdb", "warnings")
+    with caplog.at_level(logging.INFO, logger="crm_batch.source.quality"):
+        rows = backfill_snapshots(_settings(db.url, tmp_path), db.engine, dates, computed_at)
+    assert rows > 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if m.startswith("data checks as of")] == [
+        m for m in messages if m.startswith(f"data checks as of {AS_OF.isoformat()}")
+    ]
+    assert sum(m.startswith("data checks as of") for m in messages) == 1
+    warned = [m.split(":")[0] for m in messages if m.startswith("data warning")]
+    assert sorted(warned) == sorted(f"data warning {name}" for name in EXPECTED_WARNINGS)
+    reconciled = [m for m in messages if m.startswith("revenue as of")]
+    assert [m.split(" ")[3] for m in reconciled] == [d.isoformat() for d in dates]
 
 
 def test_totals_reconcile_with_the_source(

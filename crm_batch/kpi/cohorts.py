@@ -21,6 +21,19 @@ import pandas as pd
 
 #: The first column of :func:`cohort_matrix`; the others are months since (0, 1, ...).
 SIZE_COLUMN = "cohort_size"
+#: Cohorts (months) shown in the cohort matrix.
+COHORT_MONTHS = 12
+
+
+def cohort_start(as_of: date, cohorts: int = COHORT_MONTHS) -> date:
+    """First day of the oldest of the last ``cohorts`` cohort months up to ``as_of``'s month.
+
+    cohort_activity.sql counts only customers whose first paid order is on or after
+    this day: older cohorts are not in the matrix, and leaving them out spares the
+    database most of the (customer, month) rows.
+    """
+    index = as_of.year * 12 + as_of.month - 1 - (cohorts - 1)
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def _month_index(yyyymm: pd.Series | np.ndarray) -> np.ndarray:
@@ -32,7 +45,9 @@ def _label(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def cohort_matrix(activity: pd.DataFrame, as_of: date, cohorts: int = 12) -> pd.DataFrame:
+def cohort_matrix(
+    activity: pd.DataFrame, as_of: date, cohorts: int = COHORT_MONTHS
+) -> pd.DataFrame:
     """The retention matrix of the last ``cohorts`` cohort months up to ``as_of``'s month.
 
     Index: cohort month ``YYYY-MM`` (named ``cohort_month``); columns: ``cohort_size``

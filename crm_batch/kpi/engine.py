@@ -55,8 +55,8 @@ from crm_batch.source.sql_files import SqlCatalog
 
 #: The repository's sql/ folder: used when no catalog is given.
 DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-#: Cohorts (months) shown in the cohort matrix.
-COHORT_MONTHS = 12
+#: Cohorts (months) shown in the cohort matrix (cohort_activity.sql returns only these).
+COHORT_MONTHS = cohorts.COHORT_MONTHS
 #: Register columns kept in the start-of-period table: its tiers feed the migration
 #: matrix and the touches' segments only, so names and contacts are not copied there.
 START_COLUMNS = ("customer_id", "team", "signup_date")

@@ -125,9 +125,8 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
         row_of_code[codes] = np.arange(len(codes))
         row_of_code[-1] = -1  # a missing key (code -1) matches nothing
         rows = row_of_code[register_codes]
-        found = rows >= 0
         for column in frame.columns.drop("customer_id"):
-            columns[column] = _spread(frame[column], rows, found)
+            columns[column] = _spread(frame[column], rows)
     t = pd.Timestamp(as_of)
     orders = columns["orders_total"].to_numpy(dtype="float64")
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -135,8 +134,8 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
     derived = {
         "recency_days": _days_between(columns["last_order_date"], t),
         "tenure_days": _days_between(columns["first_order_date"], t),
-        "aov": pd.Series(np.where(orders > 0, aov, np.nan)),
-        "has_paid_order": pd.Series(orders > 0),
+        "aov": pd.Series(np.where(orders > 0, aov, np.nan), copy=False),
+        "has_paid_order": pd.Series(orders > 0, copy=False),
     }
     # one frame without stacking the new columns into 2-D blocks (a copy of every column
     # of a million rows); copy-on-write keeps the register's frame safe from changes
@@ -191,18 +190,22 @@ def _check_unique(frame: pd.DataFrame, codes: np.ndarray, n_codes: int, source: 
     )
 
 
-def _spread(values: pd.Series, rows: np.ndarray, found: np.ndarray) -> pd.Series:
-    """``values`` placed on the register's rows; counts 0, amounts 0.0, others missing."""
+def _spread(values: pd.Series, rows: np.ndarray) -> pd.Series:
+    """``values`` placed on the register's rows (``rows``: row in ``values``, -1 for
+    none); counts 0, amounts 0.0, others missing.
+
+    Numbers are gathered in one pass from the values with the fill value appended, so
+    row -1 picks the fill; pandas would copy each new million-row array again, hence
+    ``copy=False``.
+    """
     if pd.api.types.is_integer_dtype(values):
-        out = np.zeros(len(rows), dtype="int64")
-        out[found] = values.to_numpy(dtype="int64", na_value=0)[rows[found]]
-        return pd.Series(out)
+        source = values.to_numpy(dtype="int64", na_value=0)
+        return pd.Series(np.append(source, 0)[rows], copy=False)
     if pd.api.types.is_float_dtype(values):
-        out = np.zeros(len(rows), dtype="float64")
-        out[found] = np.nan_to_num(values.to_numpy(dtype="float64"), nan=0.0)[rows[found]]
-        return pd.Series(out)
+        source = np.nan_to_num(values.to_numpy(dtype="float64"), nan=0.0)
+        return pd.Series(np.append(source, 0.0)[rows], copy=False)
     # dates, timestamps, text: take with -1 = missing
-    return pd.Series(values.array.take(rows, allow_fill=True))
+    return pd.Series(values.array.take(rows, allow_fill=True), copy=False)
 
 
 def _days_between(dates: pd.Series, t: pd.Timestamp) -> pd.Series:

@@ -81,14 +81,39 @@ def _parse_integer_keys(array: object) -> tuple[np.ndarray, np.ndarray] | None:
     return ints.fill_null(0).to_numpy(zero_copy_only=False).astype("int64"), missing
 
 
+#: _sorted_unique results by id of the (cached) int64 array of a key column; None for
+#: keys that are their own sorted unique values (the entry must not hold the array, or
+#: it would never go).
+_SORTED: dict[int, tuple[weakref.ref, tuple[np.ndarray | None, np.ndarray]]] = {}
+
+
+def _sorted_unique(values: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct present keys in ascending order and the position of each one's first
+    occurrence. Cached per array (the register is searched by many frames, and sorting
+    a million keys costs more than the search); keys already strictly ascending (as
+    customers.sql returns integer ids) need no sort at all."""
+    numbers, missing = values
+    cached = _SORTED.get(id(numbers))
+    if cached is None or cached[0]() is not numbers:
+        result: tuple[np.ndarray | None, np.ndarray]
+        if not missing.any() and bool((numbers[1:] > numbers[:-1]).all()):
+            result = (None, np.arange(len(numbers), dtype="int64"))
+        else:
+            present = np.flatnonzero(~missing)
+            unique, first = np.unique(numbers[present], return_index=True)
+            result = (unique, present[first])
+        key = id(numbers)
+        cached = (weakref.ref(numbers, lambda _: _SORTED.pop(key, None)), result)
+        _SORTED[key] = cached
+    unique, first_position = cached[1]
+    return (numbers if unique is None else unique), first_position
+
+
 def _integer_positions(
     keys: list[tuple[np.ndarray, np.ndarray]], values: tuple[np.ndarray, np.ndarray]
 ) -> list[np.ndarray]:
     """:func:`positions_many` on integer keys: sorted unique values and binary search."""
-    numbers, missing = values
-    present = np.flatnonzero(~missing)
-    unique, first = np.unique(numbers[present], return_index=True)
-    first_position = present[first]
+    unique, first_position = _sorted_unique(values)
     found = []
     for key_numbers, key_missing in keys:
         if len(unique) == 0:

@@ -10,7 +10,9 @@ Python computes every window boundary and passes it as a bind parameter, so the 
 needs no dialect-specific date arithmetic (params.py). Extra parameters here:
 ``attribution_end`` / ``attribution_end_at``: the last day (and the midnight after it)
 on which an order can still be attributed to a touch of the period: the period's
-clipped end + ``campaign_attribution_days``, at most T.
+clipped end + ``campaign_attribution_days``, at most T; ``cohort_start`` (cohort_activity
+only): first day of the oldest cohort month the matrix shows
+(:func:`crm_batch.kpi.cohorts.cohort_start`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_batch.config import ThresholdSettings
+from crm_batch.kpi.cohorts import cohort_start
 from crm_batch.periods import Period
 from crm_batch.source.db import dialect_name, run_query
-from crm_batch.source.extract import SourceFrames, as_of_params, extract_as_of
+from crm_batch.source.extract import SourceFrames, as_of_params, contiguous, extract_as_of
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
 
@@ -121,7 +124,7 @@ def extract_start(
     """
     query = catalog.get("customer_facts", dialect_name(engine))
     started = time.perf_counter()
-    facts = run_query(engine, query, as_of_params(day, thresholds))
+    facts = contiguous(run_query(engine, query, as_of_params(day, thresholds)))
     log.debug(
         "extract customer_facts as of %s: %d rows in %.2fs",
         day.isoformat(),
@@ -154,9 +157,11 @@ def extract_period(
     for field, query_name in PERIOD_QUERIES.items():
         query = catalog.get(query_name, dialect)
         # the cohort matrix ends with the period; every other query sees T (as_of)
-        bound = {**params, "as_of": clipped.end} if field == "cohort_activity" else params
+        bound = params
+        if field == "cohort_activity":
+            bound = {**params, "as_of": clipped.end, "cohort_start": cohort_start(clipped.end)}
         started = time.perf_counter()
-        frames[field] = run_query(engine, query, bound)
+        frames[field] = contiguous(run_query(engine, query, bound))
         log.debug(
             "extract %s for %s: %d rows in %.2fs",
             query_name,
@@ -168,7 +173,9 @@ def extract_period(
     start = extract_start(engine, catalog, clipped.start - timedelta(days=1), thresholds, end)
     register = end.customers
     if clipped.end < as_of:
-        register = run_query(engine, catalog.get("customers", dialect), {"as_of": as_of})
+        register = contiguous(
+            run_query(engine, catalog.get("customers", dialect), {"as_of": as_of})
+        )
     return PeriodFrames(
         period=clipped, as_of=as_of, start=start, end=end, register=register, **frames
     )

@@ -18,15 +18,27 @@ with ids as (
     where c.customer_id is not null
 ),
 
-failing as (
+case_groups as (
+    -- a group with two spellings has a lowest and a highest one that differ: no
+    -- count(distinct) over every group, only over the failing ones below
     select
         lower(id_text) as case_group,
         min(id_text) as customer_id,
-        max(id_text) as other_id,
-        count(distinct id_text) as variants
+        max(id_text) as other_id
     from ids
     group by lower(id_text)
-    having count(distinct id_text) > 1
+    having min(id_text) <> max(id_text)
+),
+
+failing as (
+    select
+        g.case_group as case_group,
+        g.customer_id as customer_id,
+        g.other_id as other_id,
+        count(distinct i.id_text) as variants
+    from case_groups as g
+    inner join ids as i on lower(i.id_text) = g.case_group
+    group by g.case_group, g.customer_id, g.other_id
 ),
 
 ranked as (

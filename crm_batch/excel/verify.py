@@ -11,7 +11,6 @@ workbook in well under a second): only the id column of each sheet is parsed.
 from __future__ import annotations
 
 import hashlib
-import io
 import posixpath
 import re
 import zipfile
@@ -70,12 +69,12 @@ class WorkbookSummary:
 
 
 def ids_checksum(ids: Sequence[object]) -> str:
-    """sha256 of the ids in order (empty cells as ""), as :func:`verify_workbook` reads."""
-    digest = hashlib.sha256()
-    for value in ids:
-        digest.update(("" if value is None else str(value)).encode("utf-8", "surrogatepass"))
-        digest.update(b"\0")
-    return digest.hexdigest()
+    """sha256 of the ids in order (empty cells as ""), each followed by a NUL byte, as
+    :func:`verify_workbook` reads them (hashed in one piece: the same digest as id by id)."""
+    if not len(ids):
+        return hashlib.sha256().hexdigest()
+    text = "\0".join(["" if value is None else str(value) for value in ids]) + "\0"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _unescape(text: str) -> str:
@@ -205,42 +204,100 @@ def _verify(package: _Package, expected: WorkbookSummary) -> None:
                 raise WorkbookError(f"no button is bound to macro {macro}")
 
 
-def _shared_strings(package: _Package) -> list[str]:
-    if "xl/sharedStrings.xml" not in package.parts:
-        return []
-    strings = []
-    with io.BytesIO(package.parts["xl/sharedStrings.xml"]) as stream:
-        for _, element in ElementTree.iterparse(stream):
-            if element.tag == f"{{{_NS['m']}}}si":
-                strings.append(_item_text(element))
-                element.clear()
-    return strings
+class _SharedStrings:
+    """The shared string table, decoded on demand: only the strings the id columns use.
+
+    The items are located with one regular expression over the part; an item that is a
+    single plain ``<t>`` (no markup, entity or CR inside) is its text after the
+    ``_xHHHH_`` escapes, anything else (rich text runs, entities) goes through the XML
+    parser. The number of items must match the part's ``uniqueCount``.
+    """
+
+    def __init__(self, xml: bytes | None) -> None:
+        self.items: list[bytes] = []
+        self.cache: dict[int, str] = {}
+        if xml is None:
+            return
+        self.items = [m or b"" for m in _SI_ITEM.findall(xml)]
+        head = _SST_COUNT.search(xml[:1000])
+        if head is not None and int(head.group(1)) != len(self.items):
+            raise WorkbookError(
+                f"the shared string table lists {len(self.items):,} items, not the "
+                f"{int(head.group(1)):,} it declares"
+            )
+
+    def texts(self, indexes: list[int]) -> list[str]:
+        """The strings at ``indexes``, in order."""
+        cache, decode = self.cache, self.__getitem__
+        return [cache[i] if i in cache else decode(i) for i in indexes]
+
+    def __getitem__(self, index: int) -> str:
+        text = self.cache.get(index)
+        if text is None:
+            try:
+                item = self.items[index]
+            except IndexError:
+                raise WorkbookError(f"shared string {index} does not exist") from None
+            plain = _PLAIN_ITEM.fullmatch(item)
+            if plain is not None:
+                text = plain.group(1).decode("utf-8")
+                if "_x" in text:
+                    text = _unescape(text)
+            else:
+                element = ElementTree.fromstring(b'<si xmlns="%s">%s</si>' % (_NS_MAIN, item))
+                text = _item_text(element)
+            self.cache[index] = text
+        return text
 
 
+def _shared_strings(package: _Package) -> _SharedStrings:
+    return _SharedStrings(package.parts.get("xl/sharedStrings.xml"))
+
+
+_NS_MAIN = _NS["m"].encode("ascii")
+_SI_ITEM = re.compile(rb"<si(?:>(.*?)</si>|\s*/>)", re.S)
+_SST_COUNT = re.compile(rb'<sst\b[^>]*\buniqueCount="(\d+)"')
+_PLAIN_ITEM = re.compile(rb'<t(?: xml:space="preserve")?>([^<&\r]*)</t>')
+_A_SHARED = re.compile(rb'<c r="A(\d+)" t="s"><v>(\d+)</v></c>')
 _A_CELL = re.compile(rb'<c r="A(\d+)"([^>]*?)(?:/>|>(.*?)</c>)', re.S)
 _VALUE = re.compile(rb"<v>(.*?)</v>", re.S)
 _INLINE = re.compile(rb"<is>(.*?)</is>", re.S)
 
 
-def _first_column(sheet_xml: bytes, shared: list[str], rows: int) -> list[str | None]:
+def _first_column(sheet_xml: bytes, shared: _SharedStrings, rows: int) -> list[str | None]:
     """Column A of rows 2 .. rows + 1 as text (shared or inline strings, numbers)."""
     values: dict[int, str] = {}
-    for match in _A_CELL.finditer(sheet_xml):
-        row = int(match.group(1))
-        if row < 2 or row > rows + 1:
+    last = rows + 1
+    strings = shared.__getitem__
+    plain = _A_SHARED.findall(sheet_xml)
+    if len(plain) == sheet_xml.count(b'<c r="A'):
+        # every cell of column A (and none of AA, AB, ...) is a plain shared string, as
+        # XlsxWriter writes text: no second look at attributes and body needed
+        numbers = [int(number) for number, _ in plain]
+        if numbers == list(range(1, rows + 2)):  # the header and every data row, in order
+            return shared.texts([int(index) for _, index in plain[1:]])
+        for number, index in plain:
+            row = int(number)
+            if 2 <= row <= last:
+                values[row] = strings(int(index))
+        return [values.get(row) for row in range(2, rows + 2)]
+    for number, attributes, body in _A_CELL.findall(sheet_xml):
+        row = int(number)
+        if row < 2 or row > last:
             continue
-        attributes, body = match.group(2), match.group(3) or b""
-        value = _VALUE.search(body)
+        if body[:3] == b"<v>" and body[-4:] == b"</v>" and b"<" not in body[3:-4]:
+            value = body[3:-4]  # the usual <v>..</v> body, without a second search
+        else:
+            found = _VALUE.search(body)
+            value = found.group(1) if found else None
         if b't="s"' in attributes and value:
-            values[row] = shared[int(value.group(1))]
+            values[row] = strings(int(value))
         elif b't="inlineStr"' in attributes:
             inline = _INLINE.search(body)
             element = ElementTree.fromstring(
-                b'<is xmlns="%s">' % _NS["m"].encode()
-                + (inline.group(1) if inline else b"")
-                + b"</is>"
+                b'<is xmlns="%s">' % _NS_MAIN + (inline.group(1) if inline else b"") + b"</is>"
             )
             values[row] = _item_text(element)
         elif value:
-            values[row] = _unescape(value.group(1).decode("utf-8"))
+            values[row] = _unescape(value.decode("utf-8"))
     return [values.get(row) for row in range(2, rows + 2)]

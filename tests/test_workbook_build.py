@@ -658,6 +658,18 @@ def test_verify_catches_a_damaged_or_different_file(
     with pytest.raises(WorkbookError, match="cannot be read back"):
         verify_workbook(cut, summary)
 
+    # a shared-string table that lost an item (ids would be read from the wrong strings)
+    shrunk = tmp_path / "shrunk.xlsm"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(shrunk, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/sharedStrings.xml":
+                cut_at = data.rindex(b"<si>")
+                data = data[:cut_at] + data[data.index(b"</si>", cut_at) + len(b"</si>") :]
+            target.writestr(item, data)
+    with pytest.raises(WorkbookError):
+        verify_workbook(shrunk, summary)
+
 
 def test_money_formats() -> None:
     assert money_format("CNY") == '"¥"#,##0.00;[Red]-"¥"#,##0.00'

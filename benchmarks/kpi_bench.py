@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/kpi_bench.py                   # 1M customers, 10M orders
     .venv/bin/python benchmarks/kpi_bench.py --skip-postgres   # the embedded database only
+    .venv/bin/python benchmarks/kpi_bench.py --skip-duckdb --query-workers 1,2 --repeat 3
+        # PostgreSQL only, one query at a time against two at a time, alternately
     .venv/bin/python benchmarks/kpi_bench.py --customers 20000 --orders 200000 --as-of 2026-05-15
 
 What it does:
@@ -42,6 +44,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -113,6 +116,7 @@ class Meter:
     stages: list[Stage] = field(default_factory=list)
     _open: list[Stage] = field(default_factory=list)
     resettable: bool = True
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _fold(self) -> None:
         peak = _status_kib("VmHWM") / 1024
@@ -136,11 +140,27 @@ class Meter:
             self._open.pop()
 
     def wrap(self, module: Any, attribute: str, label: Callable[..., str]) -> None:
-        """Replace ``module.attribute`` by a measured call named ``label(*args)``."""
+        """Replace ``module.attribute`` by a measured call named ``label(*args)``.
+
+        Calls from worker threads (queries run at the same time) are timed on their own
+        and listed under the stage open in the main thread; their peak is the process
+        peak during that stage so far (the per-stage reset belongs to the main thread).
+        """
         original = getattr(module, attribute)
 
         @functools.wraps(original)
         def measured(*args: Any, **kwargs: Any) -> Any:
+            if threading.current_thread() is not threading.main_thread():
+                entry = Stage(label(*args, **kwargs))
+                started = time.perf_counter()
+                result = original(*args, **kwargs)
+                entry.seconds = time.perf_counter() - started
+                entry.rows = _rows(result)
+                entry.peak_mb = _status_kib("VmHWM") / 1024
+                with self._lock:
+                    entry.depth = len(self._open)
+                    self.stages.append(entry)
+                return result
             with self.stage(label(*args, **kwargs)) as entry:
                 result = original(*args, **kwargs)
                 entry.rows = _rows(result)
@@ -218,8 +238,12 @@ def _holds_demo(url: str, spec: DataSpec) -> bool:
     )
 
 
-def ensure_data(spec: DataSpec, pg_url: str | None, pg_schema: str) -> dict[str, str]:
-    """Build whatever is missing; returns target -> 'reused' or 'built in N s'."""
+def ensure_data(
+    spec: DataSpec, pg_url: str | None, pg_schema: str, *, duckdb: bool = True
+) -> dict[str, str]:
+    """Build whatever is missing; returns target -> 'reused' or 'built in N s'.
+
+    ``duckdb``: False leaves the DuckDB file alone (another job may hold it open)."""
     from sqlalchemy import text
 
     from crm_batch.source.db import make_engine
@@ -227,12 +251,12 @@ def ensure_data(spec: DataSpec, pg_url: str | None, pg_schema: str) -> dict[str,
 
     report: dict[str, str] = {}
     todo: list[str] = []
-    if spec.duckdb_path.exists() and _holds_demo(spec.duckdb_url(), spec):
+    if duckdb and spec.duckdb_path.exists() and _holds_demo(spec.duckdb_url(), spec):
         shown = spec.duckdb_path
         report["duckdb"] = (
             f"reused {shown.relative_to(REPO) if shown.is_relative_to(REPO) else shown}"
         )
-    else:
+    elif duckdb:
         todo.append("duckdb")
     if pg_url is not None:
         admin = make_engine(pg_url, connect_timeout=5).execution_options(
@@ -429,7 +453,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.worker == "data":
         spec = DataSpec(args.customers, args.orders, args.seed, args.end_date, args.duckdb_path)
         pg = None if args.skip_postgres else args.pg_url
-        result: dict[str, Any] = ensure_data(spec, pg, args.pg_schema)
+        result: dict[str, Any] = ensure_data(spec, pg, args.pg_schema, duckdb=not args.skip_duckdb)
     elif args.worker == "kpis":
         result = worker_kpis(args.url, args.as_of)
     else:
@@ -441,8 +465,12 @@ def run_worker(args: argparse.Namespace) -> int:
 def spawn_median(repeat: int, worker: str, *extra: str) -> dict[str, Any]:
     """``worker`` run ``repeat`` times, each in a fresh process: per stage the median
     seconds and the highest peak (stages matched by name)."""
-    runs = [spawn(worker, *extra) for _ in range(repeat)]
-    if repeat == 1:
+    return merge_runs([spawn(worker, *extra) for _ in range(repeat)])
+
+
+def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several results of one job: per stage the median seconds and the highest peak."""
+    if len(runs) == 1:
         return runs[0]
     merged = dict(runs[0])
     stages = []
@@ -461,10 +489,13 @@ def spawn_median(repeat: int, worker: str, *extra: str) -> dict[str, Any]:
     return merged
 
 
-def spawn(worker: str, *extra: str) -> dict[str, Any]:
-    """Run ``worker`` in a fresh interpreter; its JSON result (stderr passes through)."""
+def spawn(worker: str, *extra: str, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``worker`` in a fresh interpreter; its JSON result (stderr passes through).
+
+    ``environ``: variables to set for the child (e.g. the query workers)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, *extra]
-    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
+    env = {**os.environ, **environ} if environ else None
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, env=env)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line.removeprefix(RESULT_PREFIX))
@@ -512,7 +543,9 @@ def print_report(
             if (stage["name"], stage["depth"]) not in names:
                 names.append((stage["name"], stage["depth"]))
     databases = list(runs)
-    header = f"{'stage':<58}" + "".join(f"{db + ' s':>13}{'peak MB':>9}" for db in databases)
+    width = {db: max(13, len(db) + 5) for db in databases}
+    columns = "".join(f"{db + ' s':>{width[db]}}{'peak MB':>9}" for db in databases)
+    header = f"{'stage':<58}{columns}"
     print(header)
     print("-" * len(header))
     for name, depth in names:
@@ -520,9 +553,9 @@ def print_report(
         for db in databases:
             stage = _stage_map(runs[db]).get(name)
             if stage is None:
-                cells += f"{'':>13}{'':>9}"
+                cells += f"{'':>{width[db]}}{'':>9}"
             else:
-                cells += f"{stage['seconds']:13.2f}{stage['peak_mb']:9.0f}"
+                cells += f"{stage['seconds']:{width[db]}.2f}{stage['peak_mb']:9.0f}"
         print(f"{'  ' * depth + name:<58}{cells}")
     print()
     for result in baselines.values():
@@ -539,7 +572,7 @@ def print_report(
         print(f"{'PASS' if ok else 'MISS'}  {text}")
 
     total_name = "full KPI set (kpis --by-team)"
-    if "duckdb" in runs and "lifetimes" in baselines:
+    if "duckdb" in runs and "lifetimes" in baselines:  # with one --query-workers value
         facts = _facts_seconds(runs["duckdb"], as_of)
         lifetimes_s = baselines["lifetimes"]["stages"][0]["seconds"]
         speedup = lifetimes_s / facts if facts > 0 else float("inf")
@@ -549,13 +582,10 @@ def print_report(
             f"customer_table) vs lifetimes {lifetimes_s:.2f} s: {speedup:.1f}x "
             f"(target >= {FACTS_SPEEDUP_TARGET:.0f}x)",
         )
-    for db, limit in (("duckdb", DUCKDB_SECONDS_TARGET), ("postgresql", POSTGRES_SECONDS_TARGET)):
-        if db in runs:
-            seconds = _stage_map(runs[db])[total_name]["seconds"]
-            verdict(
-                seconds < limit,
-                f"full KPI set on {db}: {seconds:.1f} s (target < {limit:.0f} s)",
-            )
+    for db in runs:
+        limit = DUCKDB_SECONDS_TARGET if db.startswith("duckdb") else POSTGRES_SECONDS_TARGET
+        seconds = _stage_map(runs[db])[total_name]["seconds"]
+        verdict(seconds < limit, f"full KPI set on {db}: {seconds:.1f} s (target < {limit:.0f} s)")
     for db, result in runs.items():
         verdict(
             result["peak_mb"] < PEAK_MB_TARGET,
@@ -591,6 +621,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-postgres", action="store_true", help="DuckDB only")
     parser.add_argument(
+        "--skip-duckdb",
+        action="store_true",
+        help="PostgreSQL only (no DuckDB file is opened or built; implies --skip-baselines)",
+    )
+    parser.add_argument(
+        "--query-workers",
+        help="queries run at the same time in the KPI runs (CRM_BATCH_QUERY_WORKERS), or a "
+        "comma list to compare, e.g. 1,2: each value is one column, the values run "
+        "alternately in every round (default: crm-batch's own default)",
+    )
+    parser.add_argument(
         "--duckdb-path",
         type=Path,
         help="DuckDB file holding the demo (default var/bench/demo_...duckdb; e.g. a private "
@@ -623,15 +664,33 @@ def main(argv: list[str] | None = None) -> int:
     common += ["--seed", str(spec.seed), "--end-date", spec.end_date.isoformat()]
     common += ["--as-of", args.as_of.isoformat(), "--pg-url", args.pg_url]
     common += ["--pg-schema", args.pg_schema]
-    data = spawn("data", *common, *(["--skip-postgres"] if args.skip_postgres else []))
-    targets = {"duckdb": spec.duckdb_url()}
+    if args.skip_duckdb and args.skip_postgres:
+        parser.error("--skip-duckdb with --skip-postgres leaves nothing to measure")
+    if args.query_workers and not all(
+        w.strip().isdigit() for w in args.query_workers.split(",") if w.strip()
+    ):
+        parser.error(f"--query-workers {args.query_workers}: expected numbers such as 2 or 1,2")
+    skips = ["--skip-postgres"] if args.skip_postgres else []
+    skips += ["--skip-duckdb"] if args.skip_duckdb else []
+    data = spawn("data", *common, *skips)
+    targets = {} if args.skip_duckdb else {"duckdb": spec.duckdb_url()}
     if not args.skip_postgres:
         targets["postgresql"] = postgres_url(args.pg_url, args.pg_schema)
-    runs = {
-        db: spawn_median(args.repeat, "kpis", *common, "--url", url) for db, url in targets.items()
-    }
+    variants: list[tuple[str, str, dict[str, str]]] = []  # (column, url, child environment)
+    worker_counts = [w.strip() for w in (args.query_workers or "").split(",") if w.strip()]
+    for db, url in targets.items():
+        if not worker_counts:
+            variants.append((db, url, {}))
+        for count in worker_counts:
+            column = f"{db} w{count}" if len(worker_counts) > 1 else db
+            variants.append((column, url, {"CRM_BATCH_QUERY_WORKERS": count}))
+    rounds: dict[str, list[dict[str, Any]]] = {column: [] for column, _, _ in variants}
+    for _ in range(args.repeat):  # alternate the variants so each round sees the same load
+        for column, url, environ in variants:
+            rounds[column].append(spawn("kpis", *common, "--url", url, environ=environ))
+    runs = {column: merge_runs(results) for column, results in rounds.items()}
     baselines: dict[str, dict[str, Any]] = {}
-    if not args.skip_baselines:
+    if not args.skip_baselines and not args.skip_duckdb:
         for kind in BASELINES:
             baselines[kind] = spawn_median(args.repeat, kind, *common, "--url", spec.duckdb_url())
     return 0 if print_report(spec, args.as_of, data, runs, baselines, args.repeat) else 1

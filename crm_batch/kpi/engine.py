@@ -295,8 +295,12 @@ def load_frames(
     as_of: date,
     thresholds: ThresholdSettings,
     catalog: SqlCatalog | None = None,
+    *,
+    workers: int | None = None,
 ) -> PeriodFrames:
-    """``source`` itself when it is already extracted, else :func:`extract_period`."""
+    """``source`` itself when it is already extracted, else :func:`extract_period`
+    (``workers``: queries run at the same time, default
+    :func:`~crm_batch.source.concurrent.query_workers`)."""
     if isinstance(source, PeriodFrames):
         if source.period != clip_period(period, as_of) or source.as_of != as_of:
             raise ValueError(
@@ -304,7 +308,8 @@ def load_frames(
                 f"{source.as_of.isoformat()}, not {period.label} as of {as_of.isoformat()}"
             )
         return source
-    return extract_period(source, catalog or SqlCatalog(DEFAULT_SQL_DIR), period, as_of, thresholds)
+    catalog = catalog or SqlCatalog(DEFAULT_SQL_DIR)
+    return extract_period(source, catalog, period, as_of, thresholds, workers=workers)
 
 
 def compute_period(

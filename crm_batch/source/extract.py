@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -20,9 +21,10 @@ from sqlalchemy.engine import Engine
 
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.churn import quiet_window
+from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.params import standard_params
-from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.source.sql_files import SqlCatalog, SqlQuery
 
 log = logging.getLogger(__name__)
 
@@ -68,27 +70,55 @@ def as_of_params(as_of: date, thresholds: ThresholdSettings) -> dict[str, Any]:
 
 
 def extract_as_of(
-    engine: Engine, catalog: SqlCatalog, as_of: date, thresholds: ThresholdSettings
+    engine: Engine,
+    catalog: SqlCatalog,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    *,
+    workers: int | None = None,
 ) -> SourceFrames:
     """Run the as-of queries on ``engine`` (dialect variants picked from ``catalog``).
 
-    Logs each query's row count and wall time at INFO level.
+    ``workers``: queries run at the same time (:func:`~crm_batch.source.concurrent.
+    query_workers` picks the default). Logs each query's row count and wall time at
+    DEBUG level.
     """
+    tasks = as_of_tasks(engine, catalog, as_of, thresholds)
+    frames = run_concurrently(tasks, query_workers(engine, workers))
+    return SourceFrames(as_of=as_of, **frames)
+
+
+def as_of_tasks(
+    engine: Engine, catalog: SqlCatalog, as_of: date, thresholds: ThresholdSettings
+) -> list[tuple[str, Callable[[], pd.DataFrame]]]:
+    """The as-of queries as (SourceFrames field, fetch) pairs, in :data:`AS_OF_QUERIES`
+    order, for :func:`~crm_batch.source.concurrent.run_concurrently`."""
     dialect = dialect_name(engine)
     params = as_of_params(as_of, thresholds)
-    frames: dict[str, pd.DataFrame] = {}
-    for field, query_name in AS_OF_QUERIES.items():
-        query = catalog.get(query_name, dialect)
+    return [
+        (field, fetch_task(engine, catalog.get(name, dialect), params, f"as of {as_of}"))
+        for field, name in AS_OF_QUERIES.items()
+    ]
+
+
+def fetch_task(
+    engine: Engine, query: SqlQuery, params: Mapping[str, Any], scope: str
+) -> Callable[[], pd.DataFrame]:
+    """A call that runs ``query`` into a :func:`contiguous` frame and logs its time."""
+
+    def fetch() -> pd.DataFrame:
         started = time.perf_counter()
-        frames[field] = contiguous(run_query(engine, query, params))
+        frame = contiguous(run_query(engine, query, params))
         log.debug(
-            "extract %s as of %s: %d rows in %.2fs",
-            query_name,
-            as_of.isoformat(),
-            len(frames[field]),
+            "extract %s %s: %d rows in %.2fs",
+            query.name,
+            scope,
+            len(frame),
             time.perf_counter() - started,
         )
-    return SourceFrames(as_of=as_of, **frames)
+        return frame
+
+    return fetch
 
 
 def contiguous(frame: pd.DataFrame) -> pd.DataFrame:

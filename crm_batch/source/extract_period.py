@@ -17,8 +17,7 @@ only): first day of the oldest cohort month the matrix shows
 
 from __future__ import annotations
 
-import logging
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -29,12 +28,17 @@ from sqlalchemy.engine import Engine
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.cohorts import cohort_start
 from crm_batch.periods import Period
-from crm_batch.source.db import dialect_name, run_query
-from crm_batch.source.extract import SourceFrames, as_of_params, contiguous, extract_as_of
+from crm_batch.source.concurrent import query_workers, run_concurrently
+from crm_batch.source.db import dialect_name
+from crm_batch.source.extract import (
+    AS_OF_QUERIES,
+    SourceFrames,
+    as_of_params,
+    as_of_tasks,
+    fetch_task,
+)
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
-
-log = logging.getLogger(__name__)
 
 #: The sql/ queries of a period, by :class:`PeriodFrames` field.
 PERIOD_QUERIES: dict[str, str] = {
@@ -122,15 +126,19 @@ def extract_start(
     rows customers.sql returns for ``day``), and the service, referral and churn-window
     frames are empty (churn warnings are judged at the period's end only).
     """
+    return start_frames(start_facts_task(engine, catalog, day, thresholds)(), day, end)
+
+
+def start_facts_task(
+    engine: Engine, catalog: SqlCatalog, day: date, thresholds: ThresholdSettings
+) -> Callable[[], pd.DataFrame]:
+    """The fetch of customer_facts.sql as of ``day`` (see :func:`extract_start`)."""
     query = catalog.get("customer_facts", dialect_name(engine))
-    started = time.perf_counter()
-    facts = contiguous(run_query(engine, query, as_of_params(day, thresholds)))
-    log.debug(
-        "extract customer_facts as of %s: %d rows in %.2fs",
-        day.isoformat(),
-        len(facts),
-        time.perf_counter() - started,
-    )
+    return fetch_task(engine, query, as_of_params(day, thresholds), f"as of {day}")
+
+
+def start_frames(facts: pd.DataFrame, day: date, end: SourceFrames) -> SourceFrames:
+    """The start-of-period frames from its order ``facts`` and the end's frames."""
     customers = end.customers[end.customers["signup_date"] <= pd.Timestamp(day)]
     return SourceFrames(
         as_of=day,
@@ -142,40 +150,63 @@ def extract_start(
     )
 
 
+#: Queries that read every order row: started first, so the short ones fill the gaps
+#: and no long query starts last (keys of the tasks :func:`extract_period` builds).
+FIRST_STARTED = (
+    "end.facts",
+    "start.facts",
+    "period.first_orders",
+    "period.cohort_activity",
+    "end.churn_window",
+    "period.period_orders",
+)
+
+
 def extract_period(
     engine: Engine,
     catalog: SqlCatalog,
     period: Period,
     as_of: date,
     thresholds: ThresholdSettings,
+    *,
+    workers: int | None = None,
 ) -> PeriodFrames:
-    """Run the period and as-of queries for ``period`` (clipped to ``as_of``)."""
+    """Run the period and as-of queries for ``period`` (clipped to ``as_of``).
+
+    All of them are independent: up to ``workers`` run at the same time (default:
+    :func:`~crm_batch.source.concurrent.query_workers`); the frames are the same
+    whichever order they finish in.
+    """
     clipped = clip_period(period, as_of)
     dialect = dialect_name(engine)
     params = period_params(clipped, as_of, thresholds)
-    frames: dict[str, pd.DataFrame] = {}
+    tasks: list[tuple[str, Callable[[], pd.DataFrame]]] = []
     for field, query_name in PERIOD_QUERIES.items():
         query = catalog.get(query_name, dialect)
         # the cohort matrix ends with the period; every other query sees T (as_of)
         bound = params
         if field == "cohort_activity":
             bound = {**params, "as_of": clipped.end, "cohort_start": cohort_start(clipped.end)}
-        started = time.perf_counter()
-        frames[field] = contiguous(run_query(engine, query, bound))
-        log.debug(
-            "extract %s for %s: %d rows in %.2fs",
-            query_name,
-            clipped.label,
-            len(frames[field]),
-            time.perf_counter() - started,
-        )
-    end = extract_as_of(engine, catalog, clipped.end, thresholds)
-    start = extract_start(engine, catalog, clipped.start - timedelta(days=1), thresholds, end)
-    register = end.customers
+        tasks.append((f"period.{field}", fetch_task(engine, query, bound, f"for {clipped.label}")))
+    end_tasks = as_of_tasks(engine, catalog, clipped.end, thresholds)
+    tasks.extend((f"end.{field}", fetch) for field, fetch in end_tasks)
+    start_day = clipped.start - timedelta(days=1)
+    tasks.append(("start.facts", start_facts_task(engine, catalog, start_day, thresholds)))
     if clipped.end < as_of:
-        register = contiguous(
-            run_query(engine, catalog.get("customers", dialect), {"as_of": as_of})
-        )
+        customers = catalog.get("customers", dialect)
+        register = fetch_task(engine, customers, {"as_of": as_of}, f"as of {as_of}")
+        tasks.append(("register", register))
+    results = run_concurrently(tasks, query_workers(engine, workers), start_first=FIRST_STARTED)
+    end = SourceFrames(
+        as_of=clipped.end, **{field: results[f"end.{field}"] for field in AS_OF_QUERIES}
+    )
+    start = start_frames(results["start.facts"], start_day, end)
+    frames = {field: results[f"period.{field}"] for field in PERIOD_QUERIES}
     return PeriodFrames(
-        period=clipped, as_of=as_of, start=start, end=end, register=register, **frames
+        period=clipped,
+        as_of=as_of,
+        start=start,
+        end=end,
+        register=results.get("register", end.customers),
+        **frames,
     )

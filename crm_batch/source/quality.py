@@ -22,6 +22,7 @@ customer, customer not yet registered, dated after T, undated).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import unicodedata
@@ -35,6 +36,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_batch.errors import DataError, SqlContractError
+from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name, run_query, safe_url
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
@@ -315,26 +317,33 @@ def check_source(
     *,
     today: date | None = None,
     sample_rows: int = SAMPLE_ROWS,
+    workers: int | None = None,
 ) -> QualityReport:
     """Run every check of ``catalog_dir`` on ``engine`` for business date ``as_of``.
 
     ``today``: the day of the run, for future-dated orders (see :func:`check_params`).
-    A check that the database rejects raises :class:`SqlContractError` naming its file.
+    ``workers``: checks run at the same time (default:
+    :func:`~crm_batch.source.concurrent.query_workers`); the report lists them in file
+    order either way. A check that the database rejects raises
+    :class:`SqlContractError` naming its file.
     """
     catalog = SqlCatalog(catalog_dir)
     dialect = dialect_name(engine)
     params = check_params(as_of, today, sample_rows)
     started = time.perf_counter()
-    results = []
-    for name in check_names(catalog):
-        query = catalog.get(name, dialect)
+    queries = {name: catalog.get(name, dialect) for name in check_names(catalog)}
+    for query in queries.values():
         first = query.columns[0]  # the header contract guarantees at least one column
         if (first.name, first.type) != ("failing_rows", "int"):
             raise SqlContractError(
                 f"{query.path}: a check's first column must be 'failing_rows int' (the "
                 "number of failing rows, repeated on every sample row)"
             )
-        frame = run_query(engine, query, params)
+    tasks = [(name, functools.partial(run_query, engine, q, params)) for name, q in queries.items()]
+    frames = run_concurrently(tasks, query_workers(engine, workers))
+    results = []
+    for name, query in queries.items():
+        frame = frames[name]
         failing = 0
         if len(frame):
             first = frame["failing_rows"].iloc[0]

@@ -1,6 +1,6 @@
 @echo off
 rem crm-batch on Windows, next to Excel: creates the nightly and quarterly tasks in Task
-rem Scheduler (see deploy\README.md). Run once from an elevated prompt; edit CRM_HOME
+rem Scheduler (see "Deployment" in README.md). Run once from an elevated prompt; edit CRM_HOME
 rem (where crm-batch and its crm_batch.toml live) and the account first. /RP * asks for
 rem the account's password, so the tasks run whether or not the user is logged on.
 rem Times are the machine's local time: set them to schedule.nightly_at and

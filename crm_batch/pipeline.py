@@ -2,15 +2,19 @@
 
 :func:`run_stages` is the frame every scheduled job shares: take the run lock (file,
 then database), close stale runs, record the run and each stage in ``batch_runs``, run
-the stages in order and log what each did. A stage is a named function of the
-:class:`RunContext` that returns a :class:`StageOutcome`; later stages (harvest,
-workbooks, PDF reports, delivery) are added to :data:`NIGHTLY_STAGES` as they exist.
+the stages in order (retrying idempotent stages on transient failures) and log what
+each did. A stage is a named function of the :class:`RunContext` that returns a
+:class:`StageOutcome`.
 
-The nightly run of business date T computes the quarter-to-date KPIs of T for the
-company and every team (extraction and data checks included) and stores them as the
-snapshots of T, replacing T's previous snapshots in one transaction: running a date
-twice gives the same outputs, and a run that dies between stages leaves the previous
-snapshots as they were.
+The nightly run of business date T (:data:`NIGHTLY_STAGES`): ``kpis`` (extraction, data
+checks, the quarter-to-date KPIs of the company and every team), ``snapshots`` (T's rows
+replaced in one transaction), ``harvest`` (staff inputs of the folder's other
+workbooks), ``workbooks`` (each team's workbook harvested, rebuilt and replaced
+atomically), ``reports`` (diagnosis PDFs) and ``delivery`` (e-mail, when asked). The
+quarterly run of a quarter (:data:`QUARTERLY_STAGES`, business date = its last day):
+``reviews`` and ``delivery``. Running a date twice gives the same outputs and sends
+nothing twice; a run that dies between stages leaves every previous output as it was
+(each is written to a temporary file or in a transaction and then put in place).
 
 Heavy modules (pandas, the KPI engine, database drivers) are imported only after the
 file lock is taken, so a refused second run exits within a fraction of a second.

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import html as html_lib
-import http.server
 import math
 import os
 import re
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
@@ -110,30 +108,6 @@ def engine(settings: Settings) -> Iterator[object]:
 def data(settings: Settings, engine) -> QuarterData:
     """The quarter's data for the company and every team, gathered once."""
     return gather_quarter(settings, engine, QUARTER)
-
-
-@pytest.fixture(scope="module")
-def canary() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP server that records every request it receives."""
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def hostile_names(base: str) -> list[str]:

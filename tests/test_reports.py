@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import html as html_lib
-import http.server
 import math
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -308,30 +305,6 @@ def test_fetcher_serves_templates_and_data_uris() -> None:
     data = fetcher.fetch("data:text/plain;base64,aGk=")
     assert data.read() == b"hi"
     data.close()
-
-
-@pytest.fixture
-def canary() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP server that records every request it receives."""
-    hits: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            hits.append(self.path)
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *_args: object) -> None:
-            return
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_foreign_resources_stop_the_render_and_reach_nothing(

@@ -63,7 +63,10 @@ def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _kpi_rows(report: PeriodReport, names: tuple[str, ...], language: str, currency: str):
+def kpi_rows(
+    report: PeriodReport, names: tuple[str, ...], language: str, currency: str
+) -> list[dict[str, Any]]:
+    """KPI table rows (label, formatted value, definition) of ``names``, for both reports."""
     kpis = registry()
     return [
         {
@@ -178,7 +181,10 @@ def _candidates(report: PeriodReport, language: str, currency: str) -> list[dict
     ]
 
 
-def _funnel_rows(frame: pd.DataFrame, language: str, currency: str, name: str):
+def funnel_rows(
+    frame: pd.DataFrame, language: str, currency: str, name: str
+) -> list[dict[str, Any]]:
+    """Campaign funnel rows (by channel or campaign, per ``name``), formatted for tables."""
     rows = []
     for row in frame.itertuples(index=False):
         title = getattr(row, name)
@@ -266,13 +272,13 @@ def diagnosis_context(
             + generated_at.strftime(" %H:%M"),
         },
         "findings": [{"severity": f.severity, "number": f.number, "text": f.text} for f in found],
-        "headline": _kpi_rows(report, HEADLINE_KPIS, language, currency),
+        "headline": kpi_rows(report, HEADLINE_KPIS, language, currency),
         "tiers": _format_distribution(tiers, language, currency),
         "value_tiers": _format_distribution(value_tiers, language, currency),
-        "pareto": _kpi_rows(report, ("pareto_revenue_share", "buyers_12m"), language, currency),
+        "pareto": kpi_rows(report, ("pareto_revenue_share", "buyers_12m"), language, currency),
         "matrix": _matrix(report.customers, language, currency),
         "churn": {
-            "kpis": _kpi_rows(
+            "kpis": kpi_rows(
                 report,
                 ("churn_warnings_count", "churn_warnings_high", "revenue_at_risk", "churn_rate"),
                 language,
@@ -286,19 +292,19 @@ def diagnosis_context(
             if warnings_total > TOP_CALLS
             else "",
         },
-        "repurchase": _kpi_rows(report, REPURCHASE_KPIS, language, currency),
+        "repurchase": kpi_rows(report, REPURCHASE_KPIS, language, currency),
         "referral": {
-            "kpis": _kpi_rows(report, REFERRAL_KPIS, language, currency),
+            "kpis": kpi_rows(report, REFERRAL_KPIS, language, currency),
             "candidates": _candidates(report, language, currency),
         },
-        "service": _kpi_rows(report, SERVICE_KPIS, language, currency),
+        "service": kpi_rows(report, SERVICE_KPIS, language, currency),
         "campaigns": {
-            "kpis": _kpi_rows(report, CAMPAIGN_KPIS, language, currency),
-            "channels": _funnel_rows(report.funnel_by_channel, language, currency, "channel"),
-            "campaigns": _funnel_rows(
+            "kpis": kpi_rows(report, CAMPAIGN_KPIS, language, currency),
+            "channels": funnel_rows(report.funnel_by_channel, language, currency, "channel"),
+            "campaigns": funnel_rows(
                 report.funnel_by_campaign, language, currency, "campaign_name"
             ),
         },
-        "definitions": _kpi_rows(report, tuple(report.kpis), language, currency),
+        "definitions": kpi_rows(report, tuple(report.kpis), language, currency),
         "charts": _charts(report, tiers, value_tiers, language),
     }

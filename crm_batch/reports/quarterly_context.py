@@ -26,7 +26,7 @@ from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.migration import NONE_LABEL, TIER_ORDER
 from crm_batch.kpi.playbook import ACTIONS, action_text, label
 from crm_batch.reports import charts, localfmt
-from crm_batch.reports.context import _funnel_rows, _kpi_rows, display_text
+from crm_batch.reports.context import display_text, funnel_rows, kpi_rows
 from crm_batch.reports.messages import message, messages
 from crm_batch.reports.quarterly_accounts import (
     TOP_BIG,
@@ -227,7 +227,7 @@ def migration_section(
     )
     slipped = slipped_accounts(data, scope)
     return {
-        "kpis": _kpi_rows(report, MIGRATION_KPIS, language, currency),
+        "kpis": kpi_rows(report, MIGRATION_KPIS, language, currency),
         "chart": chart,
         "moves": moves,
         "slipped": [
@@ -256,7 +256,7 @@ def winback_section(
     """Win-back KPIs and the won-back accounts with the most revenue in the quarter."""
     won = won_back_accounts(data, scope)
     return {
-        "kpis": _kpi_rows(data.report(scope), WINBACK_KPIS, language, currency),
+        "kpis": kpi_rows(data.report(scope), WINBACK_KPIS, language, currency),
         "accounts": [
             {
                 "customer": display_text(row.name),
@@ -422,9 +422,9 @@ def quarterly_context(
         "cohort_chart": cohort_chart(data, team, language) if len(report.cohort_matrix) else "",
         "winback": winback_section(data, team, language, currency),
         "campaigns": {
-            "kpis": _kpi_rows(report, CAMPAIGN_KPIS, language, currency),
-            "channels": _funnel_rows(report.funnel_by_channel, language, currency, "channel"),
-            "campaigns": _funnel_rows(
+            "kpis": kpi_rows(report, CAMPAIGN_KPIS, language, currency),
+            "channels": funnel_rows(report.funnel_by_channel, language, currency, "channel"),
+            "campaigns": funnel_rows(
                 report.funnel_by_campaign, language, currency, "campaign_name"
             ),
         },
@@ -433,5 +433,5 @@ def quarterly_context(
             "rows": team_rows(data, language, currency) if team is None else [],
             "columns": [(name, kpis[name].label(language)) for name in TEAM_KPIS],
         },
-        "definitions": _kpi_rows(report, tuple(report.kpis), language, currency),
+        "definitions": kpi_rows(report, tuple(report.kpis), language, currency),
     }

@@ -29,12 +29,14 @@ from sqlalchemy.engine import URL
 
 import crm_batch.source.db as db
 from crm_batch.config import SHIPPED_SQL_DIR, ThresholdSettings
+from crm_batch.kpi import keys as keys_module
 from crm_batch.kpi import migration, segments
 from crm_batch.kpi.cohorts import cohort_start
 from crm_batch.kpi.engine import TeamViews
 from crm_batch.kpi.facts import _days_between
-from crm_batch.kpi.keys import integer_keys, positions, positions_many
+from crm_batch.kpi.keys import has_duplicate_keys, integer_keys, positions, positions_many
 from crm_batch.source.extract import as_of_params, contiguous
+from crm_batch.source.ids import remembered_integer_keys
 from crm_batch.source.params import standard_params
 from crm_batch.source.quality import check_params
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery, parse_sql_file
@@ -277,6 +279,66 @@ def test_integer_and_text_lookups_agree() -> None:
     np.testing.assert_array_equal(positions(text_keys, values), _first_positions(text_keys, values))
     mixed = positions(_ids(["007", "5", None]), _ids(["5", "007", "5"]))
     np.testing.assert_array_equal(mixed, [1, 0, -1])
+
+
+@pytest.mark.parametrize(
+    ("numbers", "shape"),
+    [
+        (np.random.default_rng(4).permutation(np.arange(-300, 1_700)), "dense"),
+        (np.arange(0, 4_000_000, 2_000), "sorted"),  # too sparse for a table, ascending
+        (np.random.default_rng(5).permutation(np.arange(0, 4_000_000, 2_000)), "sorted"),
+        (np.random.default_rng(6).integers(0, 900, 2_000), "sorted"),  # repeated keys
+    ],
+)
+def test_integer_index_shapes_find_first_positions_like_text(
+    numbers: np.ndarray, shape: str
+) -> None:
+    """Each shape of the integer index (direct table, binary search over ascending or
+    sorted keys, repeated keys) gives the positions a plain Python lookup gives."""
+    rng = np.random.default_rng(8)
+    values = _ids([None if i % 211 == 5 else str(n) for i, n in enumerate(numbers)])
+    probes = np.concatenate([rng.choice(numbers, 600), rng.integers(-5_000, 4_100_000, 400)])
+    keys = _ids([None, *(str(n) for n in probes)])
+    numeric = integer_keys(values)
+    assert numeric is not None
+    assert (keys_module._integer_index(numeric).slots is not None) is (shape == "dense")
+    np.testing.assert_array_equal(positions(keys, values), _first_positions(keys, values))
+
+
+@pytest.mark.parametrize(
+    ("values", "repeated"),
+    [
+        (["3", "1", "2", None, None], False),  # missing ids are not repeats
+        (["3", "1", "3"], True),  # dense table
+        (["1", "2", "9000000000", "9000000000"], True),  # sparse: sorted
+        ([str(n) for n in range(0, 10**7, 1000)], False),  # ascending
+        (["a", "b", None, None], False),  # text
+        (["a", "b", "a"], True),
+        (["7", "007"], False),  # text, not integers: different customers
+        ([], False),
+    ],
+)
+def test_has_duplicate_keys(values: list[object], repeated: bool) -> None:
+    assert has_duplicate_keys(_ids(values)) is repeated
+
+
+def test_integer_ids_from_the_database_come_with_their_integers(tmp_path: Path) -> None:
+    """conform_arrow keeps the integers of an integer id column, and integer_keys gives
+    exactly what parsing the text would (one chunk, so contiguous keeps the column)."""
+    query = _query(tmp_path, COLUMNS)
+    table = pa.concat_tables([_arrow_table(), _arrow_table()])  # two chunks
+    ids = db.conform_arrow(table, query)["key_int"]
+    found, remembered = remembered_integer_keys(ids)
+    assert found
+    assert remembered is not None
+    parsed = keys_module._parse_integer_keys(keys_module._arrow(ids))
+    assert parsed is not None
+    for got, want in zip(remembered, parsed, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert ids.array._pa_array.num_chunks == 1
+    assert contiguous(ids.to_frame())["key_int"].array._pa_array is ids.array._pa_array
+    # text ids are not remembered as integers by the database layer
+    assert not remembered_integer_keys(db.conform_arrow(table, query)["key_text"])[0]
 
 
 @pytest.mark.parametrize(

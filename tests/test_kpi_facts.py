@@ -394,14 +394,23 @@ def test_facts_of_unregistered_ids_are_dropped_and_missing_facts_are_zero() -> N
     assert table.loc["b", "tickets_open"] == 0
 
 
+@pytest.mark.parametrize("key", ["a", "7"])  # text ids and integer ids
 @pytest.mark.parametrize("field", ["customers", "facts", "service"])
-def test_duplicate_customer_rows_are_a_data_error_naming_the_query(field: str) -> None:
-    rows = [{"customer_id": "a"}, {"customer_id": "a"}]
+def test_duplicate_customer_rows_are_a_data_error_naming_the_query(field: str, key: str) -> None:
+    rows = [{"customer_id": key}, {"customer_id": "9"}, {"customer_id": key}]
     if field == "customers":
-        frames = source_frames(register("a", "a"))
+        frames = source_frames(register(key, "9", key))
         source = "customers.sql"
     else:
-        frames = source_frames(register("a"), **{field: rows})
+        frames = source_frames(register(key), **{field: rows})
         source = f"{AS_OF_QUERIES[field]}.sql"
-    with pytest.raises(DataError, match=rf"{source} returned 1 duplicate customer_id.*\ba\b"):
+    with pytest.raises(DataError, match=rf"{source} returned 1 duplicate customer_id.*\b{key}\b"):
+        customer_table(frames, T)
+
+
+def test_duplicates_outside_the_register_are_an_error_too() -> None:
+    """A query must return one row per customer even for ids the register lacks."""
+    rows = [{"customer_id": "5"}, {"customer_id": "123456789"}, {"customer_id": "123456789"}]
+    frames = source_frames(register("5", "6"), facts=rows)
+    with pytest.raises(DataError, match=r"customer_facts.sql returned 1 duplicate.*123456789"):
         customer_table(frames, T)

@@ -21,7 +21,6 @@ prospects included. Facts of ids missing from the register are not in the table.
 
 from __future__ import annotations
 
-import itertools
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -30,7 +29,7 @@ import pandas as pd
 
 from crm_batch.errors import DataError
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import integer_keys
+from crm_batch.kpi.keys import has_duplicate_keys, positions_many
 
 if TYPE_CHECKING:
     from crm_batch.source.extract import SourceFrames
@@ -115,27 +114,31 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
     """
     customers = frames.customers.reset_index(drop=True)
     joined = [(getattr(frames, field), source) for field, source in _JOINED]
-    (register_codes, *frame_codes), n_codes = _key_codes([customers, *(f for f, _ in joined)])
-    _check_unique(customers, register_codes, n_codes, "customers.sql")
+    for frame, source in [(customers, "customers.sql"), *joined]:
+        _check_unique(frame, source)
+    # the register row of every frame row (one index of the register's ids for all)
+    found_in_register = positions_many(
+        [frame["customer_id"] for frame, _ in joined], customers["customer_id"]
+    )
     columns: dict[str, pd.Series] = {}
-    for (frame, source), codes in zip(joined, frame_codes, strict=True):
-        _check_unique(frame, codes, n_codes, source)
-        # row of each register customer in ``frame`` (-1: none)
-        row_of_code = np.full(n_codes + 1, -1, dtype="int64")
-        row_of_code[codes] = np.arange(len(codes))
-        row_of_code[-1] = -1  # a missing key (code -1) matches nothing
-        rows = row_of_code[register_codes]
+    for (frame, _), found in zip(joined, found_in_register, strict=True):
+        # the frame row of every register customer (-1: none)
+        rows = np.full(len(customers), -1, dtype="int64")
+        matched = np.flatnonzero(found >= 0)
+        rows[found[matched]] = matched
+        absent = rows < 0
         for column in frame.columns.drop("customer_id"):
-            columns[column] = _spread(frame[column], rows)
+            columns[column] = _spread(frame[column], rows, absent)
     t = pd.Timestamp(as_of)
-    orders = columns["orders_total"].to_numpy(dtype="float64")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        aov = columns["revenue_total"].to_numpy(dtype="float64") / orders
+    orders = columns["orders_total"].to_numpy()
+    has_orders = orders > 0
+    aov = np.full(len(orders), np.nan)
+    np.divide(columns["revenue_total"].to_numpy(), orders, out=aov, where=has_orders)
     derived = {
         "recency_days": _days_between(columns["last_order_date"], t),
         "tenure_days": _days_between(columns["first_order_date"], t),
-        "aov": pd.Series(np.where(orders > 0, aov, np.nan), copy=False),
-        "has_paid_order": pd.Series(orders > 0, copy=False),
+        "aov": pd.Series(aov, copy=False),
+        "has_paid_order": pd.Series(has_orders, copy=False),
     }
     # one frame without stacking the new columns into 2-D blocks (a copy of every column
     # of a million rows); copy-on-write keeps the register's frame safe from changes
@@ -157,60 +160,54 @@ def fact_kpis(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _key_codes(frames: list[pd.DataFrame]) -> tuple[list[np.ndarray], int]:
-    """customer_id of each frame as integer codes shared by all frames (-1 = missing).
-
-    One factorization of all keys together: matching integers is much faster than
-    hashing text keys once per join. Returns the codes per frame and the number of codes.
-    """
-    bounds = np.cumsum([0, *(len(f) for f in frames)])
-    numeric = [integer_keys(f["customer_id"]) for f in frames]
-    if all(n is not None for n in numeric):  # integer ids: factorize int64, not text
-        numbers = np.concatenate([n[0] for n in numeric])  # type: ignore[index]
-        missing = np.concatenate([n[1] for n in numeric])  # type: ignore[index]
-        codes = np.full(len(numbers), -1, dtype="int64")
-        present_codes, uniques = pd.factorize(numbers[~missing])
-        codes[~missing] = present_codes
-        return [codes[a:b] for a, b in itertools.pairwise(bounds)], len(uniques)
-    keys = pd.concat([f["customer_id"] for f in frames], ignore_index=True)
-    codes, uniques = pd.factorize(keys)
-    codes = codes.astype("int64")
-    return [codes[a:b] for a, b in itertools.pairwise(bounds)], len(uniques)
-
-
-def _check_unique(frame: pd.DataFrame, codes: np.ndarray, n_codes: int, source: str) -> None:
-    counts = np.bincount(codes[codes >= 0], minlength=n_codes)
-    if (counts <= 1).all():
+def _check_unique(frame: pd.DataFrame, source: str) -> None:
+    """Raise :class:`DataError` naming ``source`` when a customer_id occurs twice."""
+    if not has_duplicate_keys(frame["customer_id"]):
         return
-    duplicated = frame["customer_id"][counts[np.maximum(codes, 0)] > 1]
-    sample = ", ".join(duplicated.astype(str).unique()[:5])
+    ids = frame["customer_id"].dropna()
+    repeated = ids[ids.duplicated(keep=False)].astype(str)
+    extra = len(repeated) - repeated.nunique()
+    sample = ", ".join(repeated.unique()[:5])
     raise DataError(
-        f"{source} returned {int((counts[counts > 1] - 1).sum())} duplicate customer_id "
-        f"row(s) (e.g. {sample}); it must return at most one row per customer"
+        f"{source} returned {extra} duplicate customer_id row(s) (e.g. {sample}); it must "
+        "return at most one row per customer"
     )
 
 
-def _spread(values: pd.Series, rows: np.ndarray) -> pd.Series:
+def _spread(values: pd.Series, rows: np.ndarray, absent: np.ndarray) -> pd.Series:
     """``values`` placed on the register's rows (``rows``: row in ``values``, -1 for
-    none); counts 0, amounts 0.0, others missing.
+    none, ``absent`` = ``rows < 0``); counts 0, amounts 0.0, others missing.
 
-    Numbers are gathered in one pass from the values with the fill value appended, so
-    row -1 picks the fill; pandas would copy each new million-row array again, hence
-    ``copy=False``.
+    Numbers are gathered straight into the one new array the column needs and the
+    absent rows zeroed in place: on a million rows each extra temporary array costs
+    more (fresh memory) than the gather itself. pandas would copy the new array again,
+    hence ``copy=False``.
     """
+    numeric = pd.api.types.is_integer_dtype(values) or pd.api.types.is_float_dtype(values)
+    if numeric and len(values) == 0:
+        kind = "int64" if pd.api.types.is_integer_dtype(values) else "float64"
+        return pd.Series(np.zeros(len(rows), dtype=kind), copy=False)
     if pd.api.types.is_integer_dtype(values):
-        source = values.to_numpy(dtype="int64", na_value=0)
-        return pd.Series(np.append(source, 0)[rows], copy=False)
+        gathered = values.to_numpy(dtype="int64", na_value=0).take(rows)  # -1: last row
+        gathered[absent] = 0
+        return pd.Series(gathered, copy=False)
     if pd.api.types.is_float_dtype(values):
-        source = np.nan_to_num(values.to_numpy(dtype="float64"), nan=0.0)
-        return pd.Series(np.append(source, 0.0)[rows], copy=False)
+        gathered = values.to_numpy(dtype="float64").take(rows)
+        gathered[absent] = 0.0
+        if values.hasnans:
+            np.nan_to_num(gathered, copy=False, nan=0.0)
+        return pd.Series(gathered, copy=False)
     # dates, timestamps, text: take with -1 = missing
     return pd.Series(values.array.take(rows, allow_fill=True), copy=False)
 
 
 def _days_between(dates: pd.Series, t: pd.Timestamp) -> pd.Series:
-    """Whole days from each date to ``t`` (floored like ``Timedelta.days``), NA for NaT."""
-    nanos = dates.to_numpy(dtype="datetime64[ns]")
-    missing = np.isnat(nanos)
-    days = (t.as_unit("ns").asm8 - nanos).astype("int64") // (86_400 * 10**9)
-    return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, days), missing), index=dates.index)
+    """Whole days from each date to ``t`` (floored like ``Timedelta.days``), NA for NaT.
+
+    Computed in one new int64 array (nanoseconds, then days in place)."""
+    nanos = dates.to_numpy(dtype="datetime64[ns]").view("int64")
+    missing = np.isnat(nanos.view("datetime64[ns]"))
+    days = np.subtract(t.as_unit("ns").value, nanos)  # NaT wraps around; zeroed below
+    days //= 86_400 * 10**9
+    days[missing] = 0
+    return pd.Series(pd.arrays.IntegerArray(days, missing), index=dates.index)

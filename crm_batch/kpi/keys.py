@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from crm_batch.source.ids import remember_integer_keys, remembered_integer_keys
 
 try:  # pandas' Arrow-backed strings come with pyarrow
     import pyarrow as pa
@@ -43,28 +46,22 @@ def _arrow(values: pd.Series | pd.Index) -> object:
     return array.cast(pa.large_string())  # type: ignore[union-attr]
 
 
-#: integer_keys results by id of the immutable Arrow array behind a string column (the
-#: entry goes when the array does; Arrow arrays are not hashable).
-_INTEGER_KEYS: dict[int, tuple[weakref.ref, tuple[np.ndarray, np.ndarray] | None]] = {}
-
-
 def integer_keys(values: pd.Series | pd.Index) -> tuple[np.ndarray, np.ndarray] | None:
     """The keys as int64 and a mask of missing keys, or None unless every present key is
     a canonical decimal integer (``"7"``, ``"-12"``; not ``"007"``, ``"+7"`` or ``"7.0"``).
 
     Canonical means the text is exactly what the integer prints as, so two keys are equal
-    as text exactly when they are equal as integers. Cached per Arrow-backed column.
+    as text exactly when they are equal as integers. Ids the database sent as integers
+    come with their integer form (:mod:`crm_batch.source.ids`); others are parsed once
+    per Arrow-backed column and remembered.
     """
     if pc is None:  # pragma: no cover - pyarrow is installed with pandas here
         return None
-    backing = getattr(pd.Series(values).array, "_pa_array", None)
-    cached = _INTEGER_KEYS.get(id(backing)) if backing is not None else None
-    if cached is not None and cached[0]() is backing:
-        return cached[1]
+    found, result = remembered_integer_keys(values)
+    if found:
+        return result
     result = _parse_integer_keys(_arrow(values))
-    if backing is not None:
-        key = id(backing)
-        _INTEGER_KEYS[key] = (weakref.ref(backing, lambda _: _INTEGER_KEYS.pop(key, None)), result)
+    remember_integer_keys(values, result)
     return result
 
 
@@ -81,48 +78,101 @@ def _parse_integer_keys(array: object) -> tuple[np.ndarray, np.ndarray] | None:
     return ints.fill_null(0).to_numpy(zero_copy_only=False).astype("int64"), missing
 
 
-#: _sorted_unique results by id of the (cached) int64 array of a key column; None for
-#: keys that are their own sorted unique values (the entry must not hold the array, or
-#: it would never go).
-_SORTED: dict[int, tuple[weakref.ref, tuple[np.ndarray | None, np.ndarray]]] = {}
+#: The widest key range, per key, that :class:`_IntegerIndex` covers with a direct
+#: table (4 slots of 8 bytes per key at most; ids of one register are usually dense).
+_DENSE_SLOTS_PER_KEY = 4
 
 
-def _sorted_unique(values: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct present keys in ascending order and the position of each one's first
-    occurrence. Cached per array (the register is searched by many frames, and sorting
-    a million keys costs more than the search); keys already strictly ascending (as
-    customers.sql returns integer ids) need no sort at all."""
+@dataclass(frozen=True)
+class _IntegerIndex:
+    """Where each distinct integer key first occurs in a key column.
+
+    Dense (``slots`` set): unique keys spanning a narrow range get a direct table,
+    ``slots[key - low]`` = position or -1, so a lookup is one array access. Otherwise
+    ``unique`` (ascending) and ``first_position`` for a binary search.
+    """
+
+    low: int = 0
+    slots: np.ndarray | None = None
+    unique: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
+    first_position: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="int64"))
+    has_duplicates: bool = False
+
+    def find(self, numbers: np.ndarray, missing: np.ndarray) -> np.ndarray:
+        """Position of each key's first occurrence, -1 when absent or missing."""
+        if self.slots is not None:
+            offsets = numbers - self.low
+            inside = (offsets >= 0) & (offsets < len(self.slots)) & ~missing
+            found = np.full(len(numbers), -1, dtype="int64")
+            found[inside] = self.slots[offsets[inside]]
+            return found
+        unique, first_position = self.unique, self.first_position
+        if len(unique) == 0:
+            return np.full(len(numbers), -1, dtype="int64")
+        slot = np.minimum(np.searchsorted(unique, numbers), len(unique) - 1)
+        hit = (unique[slot] == numbers) & ~missing
+        return np.where(hit, first_position[slot], -1).astype("int64")
+
+
+#: _integer_index results by id of the (cached) int64 array of a key column (the entry
+#: must not hold the array, or it would never go).
+_INDEXES: dict[int, tuple[weakref.ref, _IntegerIndex]] = {}
+
+
+def _integer_index(values: tuple[np.ndarray, np.ndarray]) -> _IntegerIndex:
+    """The :class:`_IntegerIndex` of an integer key column, cached per array (the
+    register is searched by many frames, and indexing a million keys costs more than a
+    search). Keys already strictly ascending (as customers.sql returns integer ids)
+    are their own sorted unique values."""
     numbers, missing = values
-    cached = _SORTED.get(id(numbers))
-    if cached is None or cached[0]() is not numbers:
-        result: tuple[np.ndarray | None, np.ndarray]
-        if not missing.any() and bool((numbers[1:] > numbers[:-1]).all()):
-            result = (None, np.arange(len(numbers), dtype="int64"))
-        else:
-            present = np.flatnonzero(~missing)
-            unique, first = np.unique(numbers[present], return_index=True)
-            result = (unique, present[first])
-        key = id(numbers)
-        cached = (weakref.ref(numbers, lambda _: _SORTED.pop(key, None)), result)
-        _SORTED[key] = cached
-    unique, first_position = cached[1]
-    return (numbers if unique is None else unique), first_position
+    cached = _INDEXES.get(id(numbers))
+    if cached is not None and cached[0]() is numbers:
+        return cached[1]
+    index = _build_integer_index(numbers, missing)
+    key = id(numbers)
+    _INDEXES[key] = (weakref.ref(numbers, lambda _: _INDEXES.pop(key, None)), index)
+    return index
+
+
+def _build_integer_index(numbers: np.ndarray, missing: np.ndarray) -> _IntegerIndex:
+    present = np.flatnonzero(~missing) if missing.any() else None
+    keys = numbers if present is None else numbers[present]
+    positions_of_keys = np.arange(len(numbers), dtype="int64") if present is None else present
+    if len(keys) and (span := int(keys.max()) - int(keys.min()) + 1) <= max(
+        _DENSE_SLOTS_PER_KEY * len(keys), 1024
+    ):
+        low = int(keys.min())
+        slots = np.full(span, -1, dtype="int64")
+        slots[keys - low] = positions_of_keys
+        # with a repeated key only one of its writes survives (which one numpy does not
+        # promise), so reading every key back finds the repeats
+        if bool((slots[keys - low] == positions_of_keys).all()):
+            return _IntegerIndex(low=low, slots=slots)
+    if present is None and bool((numbers[1:] > numbers[:-1]).all()):
+        return _IntegerIndex(unique=numbers, first_position=positions_of_keys)
+    unique, first = np.unique(keys, return_index=True)
+    return _IntegerIndex(
+        unique=unique,
+        first_position=positions_of_keys[first],
+        has_duplicates=len(unique) < len(keys),
+    )
+
+
+def has_duplicate_keys(values: pd.Series | pd.Index) -> bool:
+    """Whether a present (non-missing) key occurs more than once in ``values``."""
+    numeric = integer_keys(values)
+    if numeric is not None:
+        return _integer_index(numeric).has_duplicates
+    present = pd.Series(values).dropna()
+    return bool(present.duplicated().any())
 
 
 def _integer_positions(
     keys: list[tuple[np.ndarray, np.ndarray]], values: tuple[np.ndarray, np.ndarray]
 ) -> list[np.ndarray]:
-    """:func:`positions_many` on integer keys: sorted unique values and binary search."""
-    unique, first_position = _sorted_unique(values)
-    found = []
-    for key_numbers, key_missing in keys:
-        if len(unique) == 0:
-            found.append(np.full(len(key_numbers), -1, dtype="int64"))
-            continue
-        slot = np.minimum(np.searchsorted(unique, key_numbers), len(unique) - 1)
-        hit = (unique[slot] == key_numbers) & ~key_missing
-        found.append(np.where(hit, first_position[slot], -1).astype("int64"))
-    return found
+    """:func:`positions_many` on integer keys: a direct table or a binary search."""
+    index = _integer_index(values)
+    return [index.find(numbers, missing) for numbers, missing in keys]
 
 
 def positions_many(

@@ -54,6 +54,7 @@ from crm_batch.errors import (
     SqlContractError,
     StageTimeoutError,
 )
+from crm_batch.source.ids import remember_integer_keys
 from crm_batch.source.sql_files import SqlQuery
 
 log = logging.getLogger(__name__)
@@ -567,6 +568,17 @@ def _string_series(column: pa.ChunkedArray) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(column))
 
 
+def _integer_id_series(column: pa.ChunkedArray) -> pd.Series:
+    """Integer ids as text in one chunk, with the integers remembered for joins
+    (:mod:`crm_batch.source.ids`: the KPI layer need not parse the text back)."""
+    ints = pc.cast(column, pa.int64())
+    ints = ints.combine_chunks() if ints.num_chunks else pa.array([], type=pa.int64())
+    series = _string_series(pa.chunked_array([pc.cast(ints, pa.large_string())]))
+    numbers = ints.fill_null(0).to_numpy(zero_copy_only=False)
+    remember_integer_keys(series, (numbers, ints.is_null().to_numpy(zero_copy_only=False)))
+    return series
+
+
 def _arrow_series(column: pa.ChunkedArray, kind: str, timezone: str | None) -> pd.Series | None:
     """One Arrow column as its header type's pandas series; None for the generic path.
 
@@ -587,7 +599,9 @@ def _arrow_series(column: pa.ChunkedArray, kind: str, timezone: str | None) -> p
     kind_type = column.type
     if kind in {"id", "text"}:
         textual = pa.types.is_string(kind_type) or pa.types.is_large_string(kind_type)
-        if not (textual or (kind == "id" and pa.types.is_integer(kind_type))):
+        if kind == "id" and pa.types.is_integer(kind_type):
+            return _integer_id_series(column)
+        if not textual:
             return None
         return _string_series(pc.cast(column, pa.large_string()))
     if kind in {"date", "timestamp"}:
@@ -599,7 +613,9 @@ def _arrow_series(column: pa.ChunkedArray, kind: str, timezone: str | None) -> p
             values = pd.Series(nanos.to_numpy(), dtype="datetime64[ns]")
         else:
             return None
-        return values.dt.normalize() if kind == "date" else values
+        if kind == "date" and not pa.types.is_date(kind_type):  # a date type has no time
+            return values.dt.normalize()
+        return values
     if kind == "int":
         integral = pa.types.is_decimal(kind_type) and kind_type.scale == 0
         if not (pa.types.is_integer(kind_type) or integral):

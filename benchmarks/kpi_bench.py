@@ -18,9 +18,12 @@ What it does:
 2. One child process per job, so the peaks are separable and nothing is cached between
    them: the full KPI set as ``run_batch.py kpis --by-team`` computes it
    (:func:`crm_batch.kpi_job.run_kpis` with every team, the quarter of ``--as-of`` to
-   date), once on DuckDB and once on PostgreSQL; lifetimes'
+   date), once on DuckDB and once on PostgreSQL; the per-customer facts step alone on
+   DuckDB (customer_facts.sql run and fetched, then customer_table; the frames
+   customer_table joins the facts with are read first, untimed); lifetimes'
    ``summary_data_from_transaction_data`` and a plain pandas groupby on the same paid
-   orders (read from DuckDB first, not timed).
+   orders (read from DuckDB first, not timed). The facts step and the baselines
+   alternate round by round, so they see the same load.
 3. Inside the KPI run, each stage is timed by wrapping the functions the run calls (every
    sql/ query, customer_table, segment_customers, churn_warnings, the rest of prepare,
    each period_report); peak memory is the process's peak resident set during the stage
@@ -28,9 +31,11 @@ What it does:
    /proc/self/clear_refs), so numpy and Arrow buffers count, not only Python objects.
 
 Targets (issue 3): the per-customer facts step (customer_facts.sql run and fetched, plus
-customer_table) at least 10x faster than lifetimes' summary on DuckDB; the full KPI set
-under 15 s on DuckDB and under 45 s on PostgreSQL including transfer; peak memory under
-4 GB. Prints a table and one PASS/MISS line per target. Never part of the unit tests.
+customer_table), measured alone like lifetimes' summary, at least 10x faster than that
+summary on DuckDB (the same step inside the full run, where two other queries share the
+CPUs, is printed as a note); the full KPI set under 15 s on DuckDB and under 45 s on
+PostgreSQL including transfer; peak memory under 4 GB. Prints a table and one PASS/MISS
+line per target. Never part of the unit tests.
 """
 
 from __future__ import annotations
@@ -59,6 +64,11 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 BENCH_DIR = REPO / "var" / "bench"
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 RESULT_PREFIX = "KPI_BENCH_RESULT "
+
+#: What every child runs with, baselines included, so all jobs allocate memory alike:
+#: crm_batch sets this default when imported (crm_batch/__init__.py); an explicit
+#: value in the benchmark's own environment wins for every job.
+NUMPY_ENVIRONMENT = {"NUMPY_MADVISE_HUGEPAGE": os.environ.get("NUMPY_MADVISE_HUGEPAGE", "0")}
 
 #: Issue 3's targets.
 FACTS_SPEEDUP_TARGET = 10.0
@@ -448,6 +458,37 @@ def worker_baseline(kind: str, duckdb_url: str, as_of: date) -> dict[str, Any]:
     }
 
 
+FACTS_STEP = "per-customer facts step alone (customer_facts.sql + customer_table)"
+
+
+def worker_facts(url: str, as_of: date) -> dict[str, Any]:
+    """The per-customer facts step on its own, as the baselines are measured: the other
+    as-of frames customer_table joins (register, service, referrals, churn window) are
+    read first, untimed, like the baselines' orders; then customer_facts.sql is run and
+    fetched and customer_table builds the table, with nothing else running."""
+    from crm_batch.config import load_settings
+    from crm_batch.kpi.facts import customer_table
+    from crm_batch.source.db import make_engine
+    from crm_batch.source.extract import SourceFrames, as_of_tasks
+    from crm_batch.source.sql_files import SqlCatalog
+
+    meter = Meter()
+    settings = load_settings(REPO / "crm_batch.toml", database_url=url, environ={}, cwd=REPO)
+    engine = make_engine(url, statement_timeout=settings.statement_timeout_seconds)
+    tasks = dict(as_of_tasks(engine, SqlCatalog(settings.sql_dir), as_of, settings.thresholds))
+    inputs = {field: fetch() for field, fetch in tasks.items() if field != "facts"}
+    with meter.stage(FACTS_STEP) as total:
+        with meter.stage(f"sql customer_facts (as_of {as_of})") as entry:
+            facts = tasks["facts"]()
+            entry.rows = len(facts)
+        with meter.stage(f"customer_table ({as_of})") as entry:
+            table = customer_table(SourceFrames(as_of=as_of, facts=facts, **inputs), as_of)
+            entry.rows = len(table)
+        total.rows = len(table)
+    engine.dispose()
+    return {"stages": [vars(s) for s in meter.stages], "resettable": meter.resettable}
+
+
 def run_worker(args: argparse.Namespace) -> int:
     """Child-process entry: run one job and print its result as one JSON line."""
     if args.worker == "data":
@@ -456,16 +497,12 @@ def run_worker(args: argparse.Namespace) -> int:
         result: dict[str, Any] = ensure_data(spec, pg, args.pg_schema, duckdb=not args.skip_duckdb)
     elif args.worker == "kpis":
         result = worker_kpis(args.url, args.as_of)
+    elif args.worker == "facts":
+        result = worker_facts(args.url, args.as_of)
     else:
         result = worker_baseline(args.worker, args.url, args.as_of)
     print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
     return 0
-
-
-def spawn_median(repeat: int, worker: str, *extra: str) -> dict[str, Any]:
-    """``worker`` run ``repeat`` times, each in a fresh process: per stage the median
-    seconds and the highest peak (stages matched by name)."""
-    return merge_runs([spawn(worker, *extra) for _ in range(repeat)])
 
 
 def merge_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -494,7 +531,7 @@ def spawn(worker: str, *extra: str, environ: dict[str, str] | None = None) -> di
 
     ``environ``: variables to set for the child (e.g. the query workers)."""
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", worker, *extra]
-    env = {**os.environ, **environ} if environ else None
+    env = {**os.environ, **NUMPY_ENVIRONMENT, **(environ or {})}
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, env=env)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -503,6 +540,16 @@ def spawn(worker: str, *extra: str, environ: dict[str, str] | None = None) -> di
 
 
 # -- the report ------------------------------------------------------------------------
+
+
+def _kernel_setting(name: str) -> str:
+    """The selected value of a transparent huge page setting ("?" where unreadable)."""
+    try:
+        text = Path(f"/sys/kernel/mm/transparent_hugepage/{name}").read_text(encoding="ascii")
+    except OSError:
+        return "?"
+    chosen = [word for word in text.split() if word.startswith("[")]
+    return chosen[0].strip("[]") if chosen else text.strip()
 
 
 def _stage_map(result: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -525,6 +572,7 @@ def print_report(
     runs: dict[str, dict[str, Any]],
     baselines: dict[str, dict[str, Any]],
     repeat: int = 1,
+    facts: dict[str, Any] | None = None,
 ) -> bool:
     """The stage table, the baselines and one PASS/MISS line per target; True if all pass."""
     print()
@@ -533,6 +581,10 @@ def print_report(
         f"(seed {spec.seed}), as_of {as_of}, period {as_of.year}Q{(as_of.month - 1) // 3 + 1} "
         f"to date, {os.cpu_count()} CPUs"
         + (f", median of {repeat} runs (peak: highest)" if repeat > 1 else "")
+    )
+    print(
+        f"  every job: NUMPY_MADVISE_HUGEPAGE={NUMPY_ENVIRONMENT['NUMPY_MADVISE_HUGEPAGE']}, "
+        f"transparent huge pages {_kernel_setting('enabled')}, defrag {_kernel_setting('defrag')}"
     )
     for target, note in data.items():
         print(f"  data {target}: {note}")
@@ -558,6 +610,11 @@ def print_report(
                 cells += f"{stage['seconds']:{width[db]}.2f}{stage['peak_mb']:9.0f}"
         print(f"{'  ' * depth + name:<58}{cells}")
     print()
+    for stage in (facts or {}).get("stages", []):
+        print(
+            f"{'  ' * stage['depth'] + stage['name']:<58}{stage['seconds']:13.2f}"
+            f"{stage['peak_mb']:9.0f}   ({stage['rows']:,} rows)"
+        )
     for result in baselines.values():
         for stage in result["stages"]:
             print(
@@ -572,16 +629,22 @@ def print_report(
         print(f"{'PASS' if ok else 'MISS'}  {text}")
 
     total_name = "full KPI set (kpis --by-team)"
-    if "duckdb" in runs and "lifetimes" in baselines:  # with one --query-workers value
-        facts = _facts_seconds(runs["duckdb"], as_of)
+    if facts is not None and "lifetimes" in baselines:
+        alone = _stage_map(facts)[FACTS_STEP]["seconds"]
         lifetimes_s = baselines["lifetimes"]["stages"][0]["seconds"]
-        speedup = lifetimes_s / facts if facts > 0 else float("inf")
+        speedup = lifetimes_s / alone if alone > 0 else float("inf")
         verdict(
             speedup >= FACTS_SPEEDUP_TARGET,
-            f"per-customer facts step on DuckDB {facts:.2f} s (customer_facts.sql + "
-            f"customer_table) vs lifetimes {lifetimes_s:.2f} s: {speedup:.1f}x "
+            f"per-customer facts step on DuckDB {alone:.2f} s (customer_facts.sql + "
+            f"customer_table, alone) vs lifetimes {lifetimes_s:.2f} s: {speedup:.1f}x "
             f"(target >= {FACTS_SPEEDUP_TARGET:.0f}x)",
         )
+        if "duckdb" in runs:  # with one --query-workers value
+            in_run = _facts_seconds(runs["duckdb"], as_of)
+            print(
+                f"note  inside the full KPI run, where other queries share the CPUs, the "
+                f"same step took {in_run:.2f} s ({lifetimes_s / in_run:.1f}x lifetimes)"
+            )
     for db in runs:
         limit = DUCKDB_SECONDS_TARGET if db.startswith("duckdb") else POSTGRES_SECONDS_TARGET
         seconds = _stage_map(runs[db])[total_name]["seconds"]
@@ -690,10 +753,17 @@ def main(argv: list[str] | None = None) -> int:
             rounds[column].append(spawn("kpis", *common, "--url", url, environ=environ))
     runs = {column: merge_runs(results) for column, results in rounds.items()}
     baselines: dict[str, dict[str, Any]] = {}
+    facts: dict[str, Any] | None = None
     if not args.skip_baselines and not args.skip_duckdb:
-        for kind in BASELINES:
-            baselines[kind] = spawn_median(args.repeat, kind, *common, "--url", spec.duckdb_url())
-    return 0 if print_report(spec, args.as_of, data, runs, baselines, args.repeat) else 1
+        # the facts step and lifetimes alternate, so both see the same load
+        solo: dict[str, list[dict[str, Any]]] = {kind: [] for kind in ("facts", *BASELINES)}
+        for _ in range(args.repeat):
+            for kind, results in solo.items():
+                results.append(spawn(kind, *common, "--url", spec.duckdb_url()))
+        facts = merge_runs(solo.pop("facts"))
+        baselines = {kind: merge_runs(results) for kind, results in solo.items()}
+    passed = print_report(spec, args.as_of, data, runs, baselines, args.repeat, facts)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -336,3 +336,25 @@ def test_kpis_targets_compare_with_the_same_quarter_a_year_earlier(demo_dir: Pat
     opt_out = by_kpi["opt_out_rate"]
     assert (opt_out["rule"], opt_out["target"]) == ("max", 0.03)
     assert opt_out["met"] is (opt_out["actual"] <= 0.03)
+
+
+@pytest.mark.parametrize(("given", "expected"), [(None, "False"), ("1", "True")])
+def test_importing_crm_batch_turns_numpys_huge_page_advice_off_unless_set(
+    given: str | None, expected: str
+) -> None:
+    """crm_batch/__init__.py sets NUMPY_MADVISE_HUGEPAGE=0 before NumPy loads (see its
+    docstring for the measurement); a value the user set wins."""
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if given is not None:
+        env["NUMPY_MADVISE_HUGEPAGE"] = given
+    probe = (
+        "import crm_batch, numpy\n"
+        "getter = getattr(numpy._core.multiarray, '_get_madvise_hugepage', None)\n"
+        "print('unknown' if getter is None else getter())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    if done.stdout.strip() == "unknown":
+        pytest.skip("this NumPy does not report its huge page advice")
+    assert done.stdout.strip() == expected

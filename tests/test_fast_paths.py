@@ -305,6 +305,16 @@ def test_integer_index_shapes_find_first_positions_like_text(
     np.testing.assert_array_equal(positions(keys, values), _first_positions(keys, values))
 
 
+def test_integer_index_never_matches_keys_at_the_int64_limits() -> None:
+    """A key minus the table's low end wraps around near the int64 limits; such keys are
+    outside the table, never a wrapped match."""
+    top = 2**63 - 1
+    values = _ids([str(n) for n in range(top - 2_000, top + 1)])  # dense, ends at the top
+    keys = _ids([str(-(2**63)), str(-(2**63) + 1_000), str(top), str(top - 2_000), "0"])
+    assert keys_module._integer_index(integer_keys(values)).slots is not None  # type: ignore[arg-type]
+    np.testing.assert_array_equal(positions(keys, values), [-1, -1, 2_000, 0, -1])
+
+
 @pytest.mark.parametrize(
     ("values", "repeated"),
     [

@@ -124,8 +124,12 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
     for (frame, _), found in zip(joined, found_in_register, strict=True):
         # the frame row of every register customer (-1: none)
         rows = np.full(len(customers), -1, dtype="int64")
-        matched = np.flatnonzero(found >= 0)
-        rows[found[matched]] = matched
+        registered = found >= 0
+        if registered.all():  # the usual case: no temporary copy of the positions
+            rows[found] = np.arange(len(found))
+        else:
+            matched = np.flatnonzero(registered)
+            rows[found[matched]] = matched
         absent = rows < 0
         for column in frame.columns.drop("customer_id"):
             columns[column] = _spread(frame[column], rows, absent)

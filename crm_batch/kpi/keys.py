@@ -101,10 +101,18 @@ class _IntegerIndex:
     def find(self, numbers: np.ndarray, missing: np.ndarray) -> np.ndarray:
         """Position of each key's first occurrence, -1 when absent or missing."""
         if self.slots is not None:
+            # two new arrays however many keys: offsets, then the slots they point at
+            # compare the keys themselves: key - low may wrap around for keys near the
+            # int64 limits, the keys inside the table's range never do
+            high = self.low + len(self.slots) - 1
+            outside = (numbers < self.low) | (numbers > high) | missing
             offsets = numbers - self.low
-            inside = (offsets >= 0) & (offsets < len(self.slots)) & ~missing
-            found = np.full(len(numbers), -1, dtype="int64")
-            found[inside] = self.slots[offsets[inside]]
+            any_outside = bool(outside.any())
+            if any_outside:
+                offsets[outside] = 0
+            found = self.slots.take(offsets)
+            if any_outside:
+                found[outside] = -1
             return found
         unique, first_position = self.unique, self.first_position
         if len(unique) == 0:

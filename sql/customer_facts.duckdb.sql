@@ -1,12 +1,13 @@
 -- customer_facts: DuckDB variant of customer_facts.sql: the same rows, in no particular
---   order (the per-customer table joins them by key). DuckDB aggregates by hashing, so
---   its cost is about one hash probe per order row plus one update per aggregate. The
---   rows are therefore split at T-365 days: the older rows get the five lifetime
---   aggregates, the rows of the last 365 days (a third of them on a three-year history,
---   and the table's zone maps skip the rest) get those five plus the 90-day and quarter
---   ones, and the two are added up. Every row is aggregated once (the portable shape
---   updates every aggregate for every row; a lifetime pass plus a 12-month pass would
---   read the recent rows twice); the four rolling quarters are one bit mask.
+--   order (the per-customer table joins them by key). DuckDB aggregates by hashing: its
+--   cost is about one hash probe per order row plus one update per aggregate, and
+--   every FILTER clause is one more pass over the rows. So each row is aggregated once,
+--   by plain aggregates over rows already selected: paid orders up to T-365 days (the
+--   five lifetime values), paid orders of the last 365 days (those plus the 90-day and
+--   quarter values; the table's zone maps skip the older row groups) and refunds (a few
+--   percent of the rows); the three small results are then joined. About a quarter
+--   less CPU than one lifetime pass plus one 12-month pass (measured on 10 M orders,
+--   README "Performance"). The four rolling quarters are one bit mask.
 -- params:
 --   as_of date: the business date T (inclusive)
 --   start_12m date: T - 365 days; the 12-month window is (start_12m, T]
@@ -26,75 +27,91 @@
 --   revenue_90d money: net revenue in (T-90, T]
 --   refunds_total money: refunded amounts, lifetime (positive)
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
--- adapt: As customer_facts.sql: map your order lines onto (customer_id, order_date,
---   amount, status) in the order_lines CTE the same way in both files.
-with order_lines as not materialized (
-    -- both aggregations read the orders directly (materialized, DuckDB would first
-    -- store the ten million order lines, because two CTEs read them)
+-- adapt: As customer_facts.sql, but here the orders table is read in three places
+--   (paid before T-365, paid since, refunded): map your order lines onto (customer_id,
+--   order_date, amount, status) in each, or delete this file to use the portable query.
+with paid_before_12m as (
     select
         o.customer_id as customer_id,
-        o.order_date as order_date,
-        o.status = 'paid' as is_order,
-        case when o.status = 'paid' then o.amount else -o.amount end as net_amount
+        min(o.order_date) as first_order_date,
+        max(o.order_date) as last_order_date,
+        count(*) as orders,
+        sum(o.amount) as paid
     from orders as o
-    where o.status in ('paid', 'refunded')
-      and o.order_date <= :as_of
+    where o.status = 'paid'
+      and o.order_date <= :start_12m
+    group by o.customer_id
 ),
 
-before_12m as (
+paid_last_12m as (
     select
-        customer_id,
-        min(order_date) filter (where is_order) as first_order_date,
-        max(order_date) filter (where is_order) as last_order_date,
-        count(*) filter (where is_order) as orders,
-        sum(net_amount) as revenue,
-        -sum(net_amount) filter (where not is_order) as refunds
-    from order_lines
-    where order_date <= :start_12m
-    group by customer_id
-),
-
-last_12m as (
-    select
-        customer_id,
-        min(order_date) filter (where is_order) as first_order_date,
-        max(order_date) filter (where is_order) as last_order_date,
-        count(*) filter (where is_order) as orders,
-        sum(net_amount) as revenue,
-        -sum(net_amount) filter (where not is_order) as refunds,
-        count(*) filter (where is_order and order_date > :start_90d) as orders_90d,
-        sum(net_amount) filter (where order_date > :start_90d) as revenue_90d,
+        o.customer_id as customer_id,
+        min(o.order_date) as first_order_date,
+        max(o.order_date) as last_order_date,
+        count(*) as orders,
+        sum(o.amount) as paid,
+        count(*) filter (where o.order_date > :start_90d) as orders_90d,
+        sum(o.amount) filter (where o.order_date > :start_90d) as paid_90d,
         -- one bit per rolling quarter with a paid order, then the bits set
         bit_count(bit_or(
             case
-                when not is_order then 0
-                when order_date <= :q1_end then 1
-                when order_date <= :q2_end then 2
-                when order_date <= :q3_end then 4
+                when o.order_date <= :q1_end then 1
+                when o.order_date <= :q2_end then 2
+                when o.order_date <= :q3_end then 4
                 else 8
             end
         )) as quarters_active_4q
-    from order_lines
-    where order_date > :start_12m
-    group by customer_id
+    from orders as o
+    where o.status = 'paid'
+      and o.order_date > :start_12m
+      and o.order_date <= :as_of
+    group by o.customer_id
 ),
 
-final as (
+refunds as (
+    select
+        o.customer_id as customer_id,
+        sum(o.amount) as refunded,
+        sum(o.amount) filter (where o.order_date > :start_12m) as refunded_12m,
+        sum(o.amount) filter (where o.order_date > :start_90d) as refunded_90d
+    from orders as o
+    where o.status = 'refunded'
+      and o.order_date <= :as_of
+    group by o.customer_id
+),
+
+paid as (
     select
         coalesce(r.customer_id, b.customer_id) as customer_id,
         coalesce(b.first_order_date, r.first_order_date) as first_order_date,
         coalesce(r.last_order_date, b.last_order_date) as last_order_date,
         coalesce(b.orders, 0) + coalesce(r.orders, 0) as orders_total,
-        coalesce(b.revenue, 0) + coalesce(r.revenue, 0) as revenue_total,
+        coalesce(b.paid, 0) + coalesce(r.paid, 0) as paid_total,
         coalesce(r.orders, 0) as orders_12m,
-        coalesce(r.revenue, 0) as revenue_12m,
+        coalesce(r.paid, 0) as paid_12m,
         coalesce(r.orders_90d, 0) as orders_90d,
-        coalesce(r.revenue_90d, 0) as revenue_90d,
-        coalesce(b.refunds, 0) + coalesce(r.refunds, 0) as refunds_total,
+        coalesce(r.paid_90d, 0) as paid_90d,
         coalesce(r.quarters_active_4q, 0) as quarters_active_4q
-    from before_12m as b
+    from paid_before_12m as b
     -- rows without a customer id form one group in each (is not distinct from: NULL = NULL)
-    full join last_12m as r on r.customer_id is not distinct from b.customer_id
+    full join paid_last_12m as r on r.customer_id is not distinct from b.customer_id
+),
+
+final as (
+    select
+        coalesce(p.customer_id, f.customer_id) as customer_id,
+        p.first_order_date as first_order_date,
+        p.last_order_date as last_order_date,
+        coalesce(p.orders_total, 0) as orders_total,
+        coalesce(p.paid_total, 0) - coalesce(f.refunded, 0) as revenue_total,
+        coalesce(p.orders_12m, 0) as orders_12m,
+        coalesce(p.paid_12m, 0) - coalesce(f.refunded_12m, 0) as revenue_12m,
+        coalesce(p.orders_90d, 0) as orders_90d,
+        coalesce(p.paid_90d, 0) - coalesce(f.refunded_90d, 0) as revenue_90d,
+        coalesce(f.refunded, 0) as refunds_total,
+        coalesce(p.quarters_active_4q, 0) as quarters_active_4q
+    from paid as p
+    full join refunds as f on f.customer_id is not distinct from p.customer_id
 )
 
 select * from final

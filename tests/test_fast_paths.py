@@ -34,7 +34,13 @@ from crm_batch.kpi import migration, segments
 from crm_batch.kpi.cohorts import cohort_start
 from crm_batch.kpi.engine import TeamViews
 from crm_batch.kpi.facts import _days_between
-from crm_batch.kpi.keys import has_duplicate_keys, integer_keys, positions, positions_many
+from crm_batch.kpi.keys import (
+    align_to,
+    has_duplicate_keys,
+    integer_keys,
+    positions,
+    positions_many,
+)
 from crm_batch.source.extract import as_of_params, contiguous
 from crm_batch.source.ids import remembered_integer_keys
 from crm_batch.source.params import standard_params
@@ -330,6 +336,41 @@ def test_integer_index_never_matches_keys_at_the_int64_limits() -> None:
 )
 def test_has_duplicate_keys(values: list[object], repeated: bool) -> None:
     assert has_duplicate_keys(_ids(values)) is repeated
+
+
+def _naive_alignment(register: list[object], column: list[object]) -> tuple[list[int], bool]:
+    """align_to's answer worked out in plain Python: per register key, the row of the
+    column holding it (last one wins; only asked when no key repeats)."""
+    present = [key for key in column if key is not None]
+    row_of = {key: row for row, key in enumerate(column) if key is not None}
+    return [row_of.get(key, -1) for key in register], len(present) != len(set(present))
+
+
+@pytest.mark.parametrize("text", [False, True])
+@pytest.mark.parametrize("seed", range(6))
+def test_align_to_matches_plain_python(seed: int, text: bool) -> None:
+    """Rows and the repeat flag, for columns with unregistered ids, missing ids and
+    repeats inside and outside the register, on the integer and the text path."""
+    rng = np.random.default_rng(seed)
+
+    def key(n: int) -> str:
+        return f"c{n}" if text else str(n)
+
+    register = [key(n) for n in rng.permutation(300)[:250]]
+    columns = []
+    for _ in range(4):
+        ids: list[object] = [key(n) for n in rng.permutation(400)[: rng.integers(0, 300)]]
+        if rng.random() < 0.5 and ids:  # a repeat, of a registered id or not
+            ids.append(ids[int(rng.integers(0, len(ids)))])
+        if rng.random() < 0.5:
+            ids += [None, None]  # missing ids are never repeats
+        columns.append(ids)
+    alignments = align_to(_ids(register), [_ids(c) for c in columns])
+    for column, alignment in zip(columns, alignments, strict=True):
+        rows, repeated = _naive_alignment(register, column)
+        assert alignment.repeated is repeated
+        if not repeated:
+            np.testing.assert_array_equal(alignment.rows, rows)
 
 
 def test_integer_ids_from_the_database_come_with_their_integers(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import pandas as pd
 
 from crm_batch.errors import DataError
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import has_duplicate_keys, positions_many
+from crm_batch.kpi.keys import align_to, has_duplicate_keys
 
 if TYPE_CHECKING:
     from crm_batch.source.extract import SourceFrames
@@ -113,26 +113,17 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
     Raises :class:`DataError` when a query returns the same customer_id twice.
     """
     customers = frames.customers.reset_index(drop=True)
+    if has_duplicate_keys(customers["customer_id"]):
+        raise _duplicates_error(customers, "customers.sql")
     joined = [(getattr(frames, field), source) for field, source in _JOINED]
-    for frame, source in [(customers, "customers.sql"), *joined]:
-        _check_unique(frame, source)
-    # the register row of every frame row (one index of the register's ids for all)
-    found_in_register = positions_many(
-        [frame["customer_id"] for frame, _ in joined], customers["customer_id"]
-    )
+    alignments = align_to(customers["customer_id"], [frame["customer_id"] for frame, _ in joined])
     columns: dict[str, pd.Series] = {}
-    for (frame, _), found in zip(joined, found_in_register, strict=True):
-        # the frame row of every register customer (-1: none)
-        rows = np.full(len(customers), -1, dtype="int64")
-        registered = found >= 0
-        if registered.all():  # the usual case: no temporary copy of the positions
-            rows[found] = np.arange(len(found))
-        else:
-            matched = np.flatnonzero(registered)
-            rows[found[matched]] = matched
-        absent = rows < 0
+    for (frame, source), alignment in zip(joined, alignments, strict=True):
+        if alignment.repeated:
+            raise _duplicates_error(frame, source)
+        absent = alignment.rows < 0
         for column in frame.columns.drop("customer_id"):
-            columns[column] = _spread(frame[column], rows, absent)
+            columns[column] = _spread(frame[column], alignment.rows, absent)
     t = pd.Timestamp(as_of)
     orders = columns["orders_total"].to_numpy()
     has_orders = orders > 0
@@ -164,15 +155,13 @@ def fact_kpis(table: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def _check_unique(frame: pd.DataFrame, source: str) -> None:
-    """Raise :class:`DataError` naming ``source`` when a customer_id occurs twice."""
-    if not has_duplicate_keys(frame["customer_id"]):
-        return
+def _duplicates_error(frame: pd.DataFrame, source: str) -> DataError:
+    """The error for a query that returned a customer_id twice, with a sample of them."""
     ids = frame["customer_id"].dropna()
     repeated = ids[ids.duplicated(keep=False)].astype(str)
     extra = len(repeated) - repeated.nunique()
     sample = ", ".join(repeated.unique()[:5])
-    raise DataError(
+    return DataError(
         f"{source} returned {extra} duplicate customer_id row(s) (e.g. {sample}); it must "
         "return at most one row per customer"
     )

@@ -213,6 +213,37 @@ def positions_many(
     return np.split(flat, np.cumsum(lengths)[:-1])
 
 
+@dataclass(frozen=True)
+class Alignment:
+    """Where the rows of a register sit in another frame keyed by the same ids."""
+
+    rows: np.ndarray  #: per register row, the frame row with its key (-1: none)
+    repeated: bool  #: a present key occurs more than once in the frame
+
+
+def align_to(register: pd.Series, keys: Sequence[pd.Series]) -> list[Alignment]:
+    """For each key column, the row holding each register key, and whether a key repeats.
+
+    One lookup per column in the register's index (built once): a key the column holds
+    twice shows as two rows claiming one register row, so no separate index of the
+    column is needed; only keys the register lacks (usually none) are checked apart.
+    """
+    found_per_column = positions_many(keys, register)
+    alignments = []
+    for column, found in zip(keys, found_per_column, strict=True):
+        rows = np.full(len(register), -1, dtype="int64")
+        registered = found >= 0
+        everyone = bool(registered.all())
+        claimants = np.arange(len(found)) if everyone else np.flatnonzero(registered)
+        claimed = found if everyone else found[claimants]
+        rows[claimed] = claimants
+        repeated = not bool((rows[claimed] == claimants).all())
+        if not repeated and not everyone:
+            repeated = has_duplicate_keys(pd.Series(column).iloc[np.flatnonzero(~registered)])
+        alignments.append(Alignment(rows, repeated))
+    return alignments
+
+
 def positions(keys: pd.Series | pd.Index, values: pd.Series | pd.Index) -> np.ndarray:
     """For each key, the position of its first occurrence in ``values``; -1 when absent."""
     return positions_many([keys], values)[0]

@@ -394,6 +394,32 @@ def test_facts_of_unregistered_ids_are_dropped_and_missing_facts_are_zero() -> N
     assert table.loc["b", "tickets_open"] == 0
 
 
+def test_dates_follow_their_customer_and_absent_ones_are_missing() -> None:
+    """Dates are placed by customer like the numbers: the date of an unregistered id is
+    dropped, a registered customer without facts gets NaT and no recency."""
+    frames = source_frames(
+        register("a", "b", "c"),
+        facts=[
+            {"customer_id": "c", "first_order_date": date(2024, 3, 1),
+             "last_order_date": T - timedelta(days=10), "orders_total": 3},
+            {"customer_id": "zz", "first_order_date": date(2020, 1, 1),
+             "last_order_date": date(2020, 1, 2), "orders_total": 1},
+            {"customer_id": "a", "first_order_date": T, "last_order_date": T,
+             "orders_total": 1},
+        ],
+        service=[{"customer_id": "b", "tickets_open": 1,
+                  "oldest_open_complaint_at": datetime(2026, 3, 30, 8, 30)}],
+    )  # fmt: skip
+    table = customer_table(frames, T).set_index("customer_id")
+    assert table.loc["c", "first_order_date"] == pd.Timestamp("2024-03-01")
+    assert table.loc["c", "recency_days"] == 10
+    assert table.loc["a", "tenure_days"] == 0
+    assert pd.isna(table.loc["b", "first_order_date"])
+    assert pd.isna(table.loc["b", "recency_days"])
+    assert table.loc["b", "oldest_open_complaint_at"] == pd.Timestamp("2026-03-30 08:30")
+    assert pd.isna(table.loc["a", "oldest_open_complaint_at"])
+
+
 @pytest.mark.parametrize("key", ["a", "7"])  # text ids and integer ids
 @pytest.mark.parametrize("field", ["customers", "facts", "service"])
 def test_duplicate_customer_rows_are_a_data_error_naming_the_query(field: str, key: str) -> None:

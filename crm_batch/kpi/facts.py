@@ -190,7 +190,11 @@ def _spread(values: pd.Series, rows: np.ndarray, absent: np.ndarray) -> pd.Serie
         if values.hasnans:
             np.nan_to_num(gathered, copy=False, nan=0.0)
         return pd.Series(gathered, copy=False)
-    # dates, timestamps, text: take with -1 = missing
+    if values.dtype == "datetime64[ns]" and len(values):  # as numbers, NaT where absent
+        nanos = values.to_numpy().view("int64").take(rows)
+        nanos[absent] = np.datetime64("NaT", "ns").view("int64")
+        return pd.Series(nanos.view("datetime64[ns]"), copy=False)
+    # other dates and timestamps, text: take with -1 = missing
     return pd.Series(values.array.take(rows, allow_fill=True), copy=False)
 
 
@@ -203,4 +207,4 @@ def _days_between(dates: pd.Series, t: pd.Timestamp) -> pd.Series:
     days = np.subtract(t.as_unit("ns").value, nanos)  # NaT wraps around; zeroed below
     days //= 86_400 * 10**9
     days[missing] = 0
-    return pd.Series(pd.arrays.IntegerArray(days, missing), index=dates.index)
+    return pd.Series(pd.arrays.IntegerArray(days, missing), index=dates.index, copy=False)

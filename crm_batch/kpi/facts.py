@@ -21,6 +21,8 @@ prospects included. Facts of ids missing from the register are not in the table.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -33,6 +35,9 @@ from crm_batch.kpi.keys import align_to, has_duplicate_keys
 
 if TYPE_CHECKING:
     from crm_batch.source.extract import SourceFrames
+
+#: Threads that place the joined columns on the register's rows.
+_SPREAD_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 #: Frames joined onto the register, with the sql/ file each comes from (for messages).
 _JOINED = (
@@ -117,13 +122,17 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
         raise _duplicates_error(customers, "customers.sql")
     joined = [(getattr(frames, field), source) for field, source in _JOINED]
     alignments = align_to(customers["customer_id"], [frame["customer_id"] for frame, _ in joined])
-    columns: dict[str, pd.Series] = {}
+    jobs: dict[str, tuple[pd.Series, np.ndarray, np.ndarray]] = {}
     for (frame, source), alignment in zip(joined, alignments, strict=True):
         if alignment.repeated:
             raise _duplicates_error(frame, source)
         absent = alignment.rows < 0
         for column in frame.columns.drop("customer_id"):
-            columns[column] = _spread(frame[column], alignment.rows, absent)
+            jobs[column] = (frame[column], alignment.rows, absent)
+    # NumPy's gathers release the GIL, and on a million rows the time goes into them
+    # and into first touching their new arrays: two threads do it in about half the time
+    with ThreadPoolExecutor(max_workers=_SPREAD_THREADS) as pool:
+        columns = dict(zip(jobs, pool.map(lambda job: _spread(*job), jobs.values()), strict=True))
     t = pd.Timestamp(as_of)
     orders = columns["orders_total"].to_numpy()
     has_orders = orders > 0

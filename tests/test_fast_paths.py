@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,38 @@ def test_arrow_typing_matches_row_typing(tmp_path: Path) -> None:
     slow = db.conform_frame(rows, query)
     pd.testing.assert_frame_equal(fast, slow)
     assert fast["key_int"].tolist()[0] == "9007199254740993"
+
+
+def _decimal_types() -> list[pa.DataType]:
+    types = [pa.decimal128(38, 2), pa.decimal128(14, 2), pa.decimal128(38, 0), pa.decimal128(20, 6)]
+    types.append(pa.decimal256(50, 2))
+    for name, precision in (("decimal32", 9), ("decimal64", 18)):  # pyarrow >= 18
+        if hasattr(pa, name):
+            types.append(getattr(pa, name)(precision, 2))
+    return types
+
+
+@pytest.mark.parametrize("decimal_type", _decimal_types(), ids=str)
+def test_decimals_become_the_nearest_float_like_python_decimals(
+    decimal_type: pa.DataType,
+) -> None:
+    """Money read through Arrow equals money read as Python decimals, bit for bit
+    (Arrow's own cast turned 19.99 into 19.990000000000002): nulls, sliced and chunked
+    arrays, values past 2**53 and past int64 included."""
+    rng = np.random.default_rng(11)
+    scale, digits = decimal_type.scale, decimal_type.precision
+    unscaled = [int(v) for v in rng.integers(-(10**8), 10**8, 3_000)]
+    unscaled += [1999, -330, 0, 10 ** (digits - 1) - 1, -(10 ** (digits - 1) - 1)]
+    if digits > 18:
+        unscaled += [2**53 + 1, -(2**53) - 3, 2**63 + 5, -(2**64) - 7]
+    values = [Decimal(n).scaleb(-scale) for n in unscaled]
+    values[::97] = [None] * len(values[::97])
+    array = pa.array(values, decimal_type)
+    column = pa.chunked_array([array.slice(0, 1_000), array.slice(1_000).slice(7)])
+    expected = [None if v is None else float(v) for v in values[:1_000] + values[1_007:]]
+    got = db.decimal_floats(column)
+    want = np.array([np.nan if v is None else v for v in expected])
+    np.testing.assert_array_equal(got, want)
 
 
 def test_arrow_typing_of_an_empty_result_keeps_dtypes_and_a_chunk(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ The benchmark (benchmarks/kpi_bench.py) measures the speed; these tests pin the 
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from datetime import date, datetime
@@ -43,7 +44,7 @@ from crm_batch.kpi.keys import (
     positions_many,
 )
 from crm_batch.source.extract import as_of_params, contiguous
-from crm_batch.source.ids import remembered_integer_keys
+from crm_batch.source.ids import IdentityCache, remembered_integer_keys
 from crm_batch.source.params import standard_params
 from crm_batch.source.quality import check_params
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery, parse_sql_file
@@ -620,3 +621,14 @@ def test_dialect_variants_return_the_rows_of_their_portable_query(
             pd.testing.assert_frame_equal(frames[0], frames[1], obj=name)
     finally:
         engine.dispose()
+
+
+def test_identity_cache_finds_the_same_object_only_and_forgets_it_with_the_object() -> None:
+    cache = IdentityCache()
+    kept, other = np.arange(3), np.arange(3)
+    cache.put(kept, "index")
+    assert cache.get(kept) == (True, "index")
+    assert cache.get(other) == (False, None)  # equal values, another object
+    del kept
+    gc.collect()
+    assert not cache._entries  # the entry went with its array

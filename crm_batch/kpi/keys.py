@@ -17,14 +17,17 @@ positions are the same either way.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from crm_batch.source.ids import remember_integer_keys, remembered_integer_keys
+from crm_batch.source.ids import (
+    IdentityCache,
+    remember_integer_keys,
+    remembered_integer_keys,
+)
 
 try:  # pandas' Arrow-backed strings come with pyarrow
     import pyarrow as pa
@@ -101,9 +104,8 @@ class _IntegerIndex:
     def find(self, numbers: np.ndarray, missing: np.ndarray) -> np.ndarray:
         """Position of each key's first occurrence, -1 when absent or missing."""
         if self.slots is not None:
-            # two new arrays however many keys: offsets, then the slots they point at
-            # compare the keys themselves: key - low may wrap around for keys near the
-            # int64 limits, the keys inside the table's range never do
+            # range checks on the keys themselves (key - low may wrap around near the
+            # int64 limits; inside the range it never does), then one gather
             high = self.low + len(self.slots) - 1
             outside = (numbers < self.low) | (numbers > high) | missing
             offsets = numbers - self.low
@@ -122,9 +124,8 @@ class _IntegerIndex:
         return np.where(hit, first_position[slot], -1).astype("int64")
 
 
-#: _integer_index results by id of the (cached) int64 array of a key column (the entry
-#: must not hold the array, or it would never go).
-_INDEXES: dict[int, tuple[weakref.ref, _IntegerIndex]] = {}
+#: _integer_index results per (cached) int64 array of a key column.
+_INDEXES = IdentityCache()
 
 
 def _integer_index(values: tuple[np.ndarray, np.ndarray]) -> _IntegerIndex:
@@ -133,12 +134,10 @@ def _integer_index(values: tuple[np.ndarray, np.ndarray]) -> _IntegerIndex:
     search). Keys already strictly ascending (as customers.sql returns integer ids)
     are their own sorted unique values."""
     numbers, missing = values
-    cached = _INDEXES.get(id(numbers))
-    if cached is not None and cached[0]() is numbers:
-        return cached[1]
-    index = _build_integer_index(numbers, missing)
-    key = id(numbers)
-    _INDEXES[key] = (weakref.ref(numbers, lambda _: _INDEXES.pop(key, None)), index)
+    found, index = _INDEXES.get(numbers)
+    if not found:
+        index = _build_integer_index(numbers, missing)
+        _INDEXES.put(numbers, index)
     return index
 
 
@@ -146,10 +145,9 @@ def _build_integer_index(numbers: np.ndarray, missing: np.ndarray) -> _IntegerIn
     present = np.flatnonzero(~missing) if missing.any() else None
     keys = numbers if present is None else numbers[present]
     positions_of_keys = np.arange(len(numbers), dtype="int64") if present is None else present
-    if len(keys) and (span := int(keys.max()) - int(keys.min()) + 1) <= max(
-        _DENSE_SLOTS_PER_KEY * len(keys), 1024
-    ):
-        low = int(keys.min())
+    low = int(keys.min()) if len(keys) else 0
+    span = int(keys.max()) - low + 1 if len(keys) else 0
+    if span and span <= max(_DENSE_SLOTS_PER_KEY * len(keys), 1024):
         slots = np.full(span, -1, dtype="int64")
         slots[keys - low] = positions_of_keys
         # with a repeated key only one of its writes survives (which one numpy does not

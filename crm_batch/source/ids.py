@@ -21,10 +21,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-#: (int64 keys, missing mask) or None (not integers) by id of the Arrow array behind a
-#: string column. Arrow arrays are not hashable, hence the id and the weak reference
-#: that proves the id still names the same array.
-_KEYS: dict[int, tuple[weakref.ref, tuple[np.ndarray, np.ndarray] | None]] = {}
+
+class IdentityCache:
+    """Values kept per live object, looked up by identity, dropped when the object goes.
+
+    For objects that cannot be dict keys or whose equality is not identity (Arrow and
+    NumPy arrays): the entry is keyed by ``id(obj)`` and holds a weak reference that
+    proves the id still names the same object. It must not hold the object itself, or
+    the entry would keep it alive.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref, Any]] = {}
+
+    def get(self, obj: Any) -> tuple[bool, Any]:
+        """(found, value) for ``obj``."""
+        entry = self._entries.get(id(obj))
+        if entry is None or entry[0]() is not obj:
+            return False, None
+        return True, entry[1]
+
+    def put(self, obj: Any, value: Any) -> None:
+        """Keep ``value`` for ``obj`` until ``obj`` is garbage collected."""
+        key = id(obj)
+        self._entries[key] = (weakref.ref(obj, lambda _: self._entries.pop(key, None)), value)
+
+
+#: (int64 keys, missing mask) or None (not integers) per Arrow array behind a string
+#: column.
+_KEYS = IdentityCache()
 
 
 def arrow_backing(values: pd.Series | pd.Index) -> Any:
@@ -39,10 +64,8 @@ def remember_integer_keys(
     the integer form of the text column ``values``. Columns not backed by Arrow are
     not recorded (their arrays are mutable)."""
     backing = arrow_backing(values)
-    if backing is None:
-        return
-    key = id(backing)
-    _KEYS[key] = (weakref.ref(backing, lambda _: _KEYS.pop(key, None)), keys)
+    if backing is not None:
+        _KEYS.put(backing, keys)
 
 
 def remembered_integer_keys(
@@ -52,7 +75,4 @@ def remembered_integer_keys(
     backing = arrow_backing(values)
     if backing is None:
         return False, None
-    entry = _KEYS.get(id(backing))
-    if entry is None or entry[0]() is not backing:
-        return False, None
-    return True, entry[1]
+    return _KEYS.get(backing)

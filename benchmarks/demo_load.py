@@ -18,8 +18,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from crm_batch.source.db import make_engine, safe_url
+from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo
+from crm_batch.urls import safe_url
 
 
 def main(argv: list[str] | None = None) -> int:

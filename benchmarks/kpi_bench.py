@@ -17,7 +17,7 @@ What it does:
    (e.g. a private copy: DuckDB locks a file that another job holds open).
 2. One child process per job, so the peaks are separable and nothing is cached between
    them: the full KPI set as ``run_batch.py kpis --by-team`` computes it
-   (:func:`crm_batch.kpi_job.run_kpis` with every team, the quarter of ``--as-of`` to
+   (:func:`crm_batch.app.kpis.run_kpis` with every team, the quarter of ``--as-of`` to
    date), once on DuckDB and once on PostgreSQL; the per-customer facts step alone on
    DuckDB (customer_facts.sql run and fetched, then customer_table; the frames
    customer_table joins the facts with are read first, untimed); lifetimes'
@@ -317,9 +317,9 @@ MEASURED_MODULES = (
     "crm_batch.source.extract_period",
     "crm_batch.source.quality",
     "crm_batch.kpi.engine",
-    "crm_batch.kpi_job",
+    "crm_batch.app.kpis",
 )
-#: Stages of run_kpis by the name it calls them under (crm_batch.kpi_job).
+#: Stages of run_kpis by the name it calls them under (crm_batch.app.kpis).
 JOB_STAGES = {
     "verify_source": "data checks (verify_source)",
     "load_frames": "extraction (all queries)",
@@ -349,8 +349,8 @@ def worker_kpis(url: str, as_of: date) -> dict[str, Any]:
     """The full KPI set (``kpis --by-team``) with every stage measured."""
     meter = Meter()
     with meter.stage("imports"):
+        from crm_batch.app.kpis import run_kpis, snapshot_period
         from crm_batch.config import load_settings
-        from crm_batch.kpi_job import run_kpis, snapshot_period
         from crm_batch.source.db import make_engine
 
         modules = {}
@@ -364,7 +364,7 @@ def worker_kpis(url: str, as_of: date) -> dict[str, Any]:
     meter.wrap(engine_module, "customer_table", _label_table)
     meter.wrap(engine_module, "segment_customers", _label_segments)
     meter.wrap(engine_module, "churn_warnings", lambda *a, **k: "churn_warnings")
-    job = modules["crm_batch.kpi_job"]
+    job = modules["crm_batch.app.kpis"]
     for attribute, label in JOB_STAGES.items():
         if hasattr(job, attribute):  # the data checks exist only in newer versions
             meter.wrap(job, attribute, lambda *a, label=label, **k: label)

@@ -122,9 +122,9 @@ def _dump_jobs(job_dir: Path, run, teams, settings, history) -> None:  # type: i
 
 def scenario_demo(work: Path) -> dict:
     """The demo company of ``run_batch.py demo``, with 8 quarters of snapshots."""
+    from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates, snapshot_period
     from crm_batch.config import load_settings
     from crm_batch.excel.teamdata import read_history
-    from crm_batch.kpi_job import backfill_snapshots, run_kpis, snapshot_dates, snapshot_period
     from crm_batch.source.db import make_engine
     from crm_batch.source.demo import generate_demo, load_demo
 
@@ -154,8 +154,8 @@ def _now():  # type: ignore[no-untyped-def]
 def scenario_million(work: Path, teams: int) -> dict:
     """1M customers split into ``teams`` synthetic teams (see the module docs)."""
     from benchmarks.kpi_bench import DataSpec, ensure_data
+    from crm_batch.app.kpis import run_kpis, snapshot_period
     from crm_batch.config import load_settings
-    from crm_batch.kpi_job import run_kpis, snapshot_period
     from crm_batch.source.db import make_engine
 
     spec = DataSpec(customers=1_000_000, orders=10_000_000, seed=42, end_date=AS_OF)

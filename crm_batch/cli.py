@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +100,10 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def default_as_of(settings: Settings) -> date:
-    """Yesterday in the configured timezone: the nightly run closes the previous day."""
-    return datetime.now(settings.tz).date() - timedelta(days=1)
+    """The default business date (:func:`crm_batch.app.dates.default_business_date`)."""
+    from crm_batch.app.dates import default_business_date
+
+    return default_business_date(settings)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -209,14 +211,13 @@ def demo(
     the company's KPIs and where the workbooks and reports are. --database-only
     stops after loading the database.
     """
-    from crm_batch.demo_job import (
+    from crm_batch.app.demo import (
         build_demo_database,
         demo_history,
-        demo_kpis,
-        demo_runs,
         demo_settings,
         demo_summary,
     )
+    from crm_batch.jobs.demo import demo_kpis, demo_runs
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
@@ -266,7 +267,7 @@ def status(
     config_file: str | None, database_url: str | None, as_of: date | None, runs: int
 ) -> None:
     """Show the settings in use, the database, what it holds and the last runs."""
-    from crm_batch.status import status_report
+    from crm_batch.app.status import status_report
 
     settings = load_settings(config_file, database_url=database_url)
     report, healthy = status_report(settings, as_of or default_as_of(settings), runs=runs)
@@ -361,57 +362,40 @@ def kpis(
       run_batch.py kpis --customers-out customers.csv
       run_batch.py kpis --period 2026Q3 --targets     against the [targets] settings
     """
-    from crm_batch.kpi_job import (
+    from crm_batch.app.kpis import compute
+    from crm_batch.exports.kpis import (
         as_csv,
         as_json,
         as_table,
-        run_kpis,
-        snapshot_period,
-        store_snapshots,
-        target_tables,
         targets_as_text,
         write_customers_csv,
     )
-    from crm_batch.source.db import engine_from_settings
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
-    chosen = period or snapshot_period(business_date)
-    if snapshot and chosen != snapshot_period(business_date):
-        raise click.UsageError("--snapshot stores the business date's quarter; drop --period")
-    engine = engine_from_settings(settings)
-    try:
-        started = time.perf_counter()
-        run = run_kpis(
-            settings,
-            engine,
-            business_date,
-            chosen,
-            teams=list(teams),
-            all_teams=by_team or snapshot,
-        )
-        log.info(
-            "kpis %s as of %s: %d scope(s) in %.1fs",
-            run.period.label,
-            business_date.isoformat(),
-            len(run.reports),
-            time.perf_counter() - started,
-        )
-        if snapshot:
-            rows = store_snapshots(engine, run, datetime.now(settings.tz))
-            log.info("stored %d snapshot rows for %s", rows, business_date.isoformat())
-        if customers_out is not None:
-            scope = teams[0] if len(teams) == 1 else None
-            count = write_customers_csv(
-                run.reports[scope], customers_out, lang or settings.language
-            )
-            log.info("wrote %d customers to %s", count, customers_out)
-        if snapshot and not (by_team or teams):
-            run = type(run)(run.as_of, run.period, {None: run.reports[None]}, run.requested)
-        goals = target_tables(settings, engine, run) if with_targets else None
-    finally:
-        engine.dispose()
+    started = time.perf_counter()
+    result = compute(
+        settings,
+        business_date,
+        period,
+        teams=teams,
+        all_teams=by_team,
+        snapshot=snapshot,
+        with_targets=with_targets,
+    )
+    run, goals = result.run, result.targets
+    log.info(
+        "kpis %s as of %s: %d scope(s) in %.1fs",
+        run.period.label,
+        business_date.isoformat(),
+        len(run.reports),
+        time.perf_counter() - started,
+    )
     language = lang or settings.language
+    if customers_out is not None:
+        scope = teams[0] if len(teams) == 1 else None
+        count = write_customers_csv(run.reports[scope], customers_out, language)
+        log.info("wrote %d customers to %s", count, customers_out)
     if output_format == "json":
         click.echo(as_json(run, goals))
     elif output_format == "csv":
@@ -444,7 +428,7 @@ def nightly(
     Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
     6 already running, 7 timeout.
     """
-    from crm_batch.pipeline import run_nightly
+    from crm_batch.jobs.pipeline import run_nightly
 
     if catch_up and as_of is not None:
         raise click.UsageError("--catch-up picks the business dates itself; drop --as-of")
@@ -478,9 +462,9 @@ def harvest(config_file: str | None, database_url: str | None, as_of: date | Non
     Exit codes: 0 ok, 3 configuration, 4 a workbook could not be read (the others were
     stored), 5 database unavailable, 6 already running.
     """
+    from crm_batch.app.runlog import local_now
     from crm_batch.excel.refresh import HarvestReport, harvest_all
-    from crm_batch.pipeline import RunContext, Stage, StageOutcome, run_stages
-    from crm_batch.runlog import local_now
+    from crm_batch.jobs.pipeline import RunContext, Stage, StageOutcome, run_stages
 
     if as_of is not None:
         raise click.UsageError("harvest reads the workbooks as they are now; drop --as-of")
@@ -539,26 +523,14 @@ def report_diagnosis(
       run_batch.py report diagnosis --team Shanghai --lang en
       run_batch.py report diagnosis --all-teams
     """
-    from crm_batch.kpi_job import run_kpis, snapshot_period
+    from crm_batch.app.kpis import compute
     from crm_batch.reports.diagnosis import write_diagnoses
-    from crm_batch.source.db import engine_from_settings
 
     if team and all_teams:
         raise click.UsageError("--team and --all-teams exclude each other")
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
-    engine = engine_from_settings(settings)
-    try:
-        run = run_kpis(
-            settings,
-            engine,
-            business_date,
-            snapshot_period(business_date),
-            teams=[team] if team else [],
-            all_teams=all_teams,
-        )
-    finally:
-        engine.dispose()
+    run = compute(settings, business_date, teams=[team] if team else [], all_teams=all_teams).run
     started = time.perf_counter()
     rendered = write_diagnoses(settings, run, languages=[lang] if lang else None)
     log.info("rendered %d reports in %.1fs", len(rendered), time.perf_counter() - started)
@@ -622,8 +594,8 @@ def quarterly(
       run_batch.py quarterly --quarter 2026Q2 --team Shanghai --lang en
       run_batch.py quarterly --send
     """
+    from crm_batch.jobs.pipeline import quarterly_stages, run_quarterly
     from crm_batch.periods import last_complete_quarter
-    from crm_batch.pipeline import quarterly_stages, run_quarterly
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)

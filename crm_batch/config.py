@@ -35,6 +35,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from crm_batch.errors import ConfigError
+from crm_batch.i18n import Language
+from crm_batch.urls import safe_url
 
 CONFIG_FILE_NAME = "crm_batch.toml"
 
@@ -49,7 +51,6 @@ ENV_DATA_DIR = "CRM_BATCH_DATA_DIR"
 ENV_SQL_DIR = "CRM_BATCH_SQL_DIR"
 ENV_SMTP_PASSWORD = "CRM_BATCH_SMTP_PASSWORD"
 
-Language = Literal["zh-CN", "en"]
 #: Paths and times are written as strings in TOML, so these two accept strings.
 LaxPath = Annotated[Path, Strict(False)]
 LaxTime = Annotated[time, Strict(False)]
@@ -360,11 +361,11 @@ class Settings(BaseModel):
     @field_serializer("database_url")
     def _hide_password(self, url: URL) -> str:
         """Dumps (``model_dump``, JSON) show the URL as text without its password."""
-        return _safe_url(url)
+        return safe_url(url)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, (_safe_url(value) if name == "database_url" else value)
+            yield name, (safe_url(value) if name == "database_url" else value)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -559,12 +560,6 @@ def _password_out_of_query(url: URL) -> URL:
     password = value[0] if isinstance(value, tuple) else value
     url = url.difference_update_query(keys)
     return url if url.password else url.set(password=password)
-
-
-def _safe_url(url: Any) -> str:
-    from crm_batch.source.db import safe_url  # pandas is loaded only when settings are shown
-
-    return safe_url(url)
 
 
 def _read_secret_file(path: Path, setting: str) -> str:

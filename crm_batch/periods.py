@@ -94,3 +94,50 @@ def last_complete_quarter(as_of: date) -> Period:
     """The last quarter that ended on or before ``as_of``."""
     current = period_containing(as_of, "quarter")
     return current if current.end == as_of else current.previous()
+
+
+# -- calendar windows of the KPI definitions ---------------------------------------------
+# Computed here, below both layers, because the SQL extraction binds them and the KPI
+# layer reads what the SQL returned with the same boundaries.
+
+#: Cohorts (months) shown in the cohort matrix.
+COHORT_MONTHS = 12
+
+
+def months_before(first_of_month: date, months: int) -> date:
+    """The first day of the month ``months`` months before ``first_of_month``'s month."""
+    index = first_of_month.year * 12 + first_of_month.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+@dataclass(frozen=True)
+class QuietWindow:
+    """Calendar boundaries of the churn warning for one T (all first days of months).
+
+    Lookback ``[lookback_start, quiet_start)``, quiet months ``[quiet_start, quiet_end)``,
+    the incomplete month of T ``[quiet_end, T]`` (empty when T is a month's last day).
+    """
+
+    lookback_start: date
+    quiet_start: date
+    quiet_end: date
+
+
+def quiet_window(as_of: date, quiet_months: int, lookback_months: int) -> QuietWindow:
+    """The ``quiet_months`` full calendar months completed by ``as_of`` and the
+    ``lookback_months`` before them (settings ``thresholds.churn_quiet_months`` and
+    ``thresholds.churn_lookback_months``)."""
+    next_day = as_of + timedelta(days=1)
+    quiet_end = next_day if next_day.day == 1 else as_of.replace(day=1)
+    quiet_start = months_before(quiet_end, quiet_months)
+    return QuietWindow(months_before(quiet_start, lookback_months), quiet_start, quiet_end)
+
+
+def cohort_start(as_of: date, cohorts: int = COHORT_MONTHS) -> date:
+    """First day of the oldest of the last ``cohorts`` cohort months up to ``as_of``'s month.
+
+    cohort_activity.sql counts only customers whose first paid order is on or after
+    this day: older cohorts are not in the matrix, and leaving them out spares the
+    database most of the (customer, month) rows.
+    """
+    return months_before(date(as_of.year, as_of.month, 1), cohorts - 1)

@@ -241,14 +241,9 @@ def due_business_dates(
     """The business dates ``serve`` would run at start-up now, oldest first; with
     ``catch_up = "none"`` the latest due date unless it already ran. For one-shot runs
     from cron or a systemd timer (``nightly --catch-up``)."""
-    from crm_batch.runlog import ok_business_dates
-    from crm_batch.source.db import engine_from_settings
+    from crm_batch.app.runlog import completed_dates
 
-    engine = engine_from_settings(settings)
-    try:
-        ok = ok_business_dates(engine, cadence.kind)
-    finally:
-        engine.dispose()
+    ok = completed_dates(settings, cadence.kind)
 
     def refuse(day: date) -> None:
         raise AssertionError("due_business_dates never runs a job")
@@ -279,20 +274,12 @@ def serve(
     """Run the nightly job at its slots, and the quarterly reviews on the first day of each
     quarter, until ``stop`` is set (by SIGTERM/SIGINT). Each poll runs the due nightly
     dates first, so a quarter's reviews read the snapshots of its last day."""
+    from crm_batch.app.runlog import completed_dates
+    from crm_batch.jobs.pipeline import run_nightly, run_quarterly
     from crm_batch.periods import period_containing
-    from crm_batch.pipeline import run_nightly, run_quarterly
-    from crm_batch.runlog import ok_business_dates
-    from crm_batch.source.db import engine_from_settings
 
     def recorded_ok_dates(kind: str) -> Callable[[], set[date]]:
-        def read() -> set[date]:
-            engine = engine_from_settings(settings)  # short-lived: DuckDB admits one process
-            try:
-                return ok_business_dates(engine, kind)
-            finally:
-                engine.dispose()
-
-        return read
+        return lambda: completed_dates(settings, kind)
 
     def review(quarter_end: date) -> object:
         quarter = period_containing(quarter_end, "quarter")

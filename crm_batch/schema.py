@@ -170,7 +170,7 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         PrimaryKeyConstraint("run_id", "stage"),
     )
     Table(
-        "deliveries",  # the e-mail sent-ledger (crm_batch.delivery.ledger)
+        "deliveries",  # the e-mail sent-ledger (crm_batch.app.ledger)
         md,
         Column("message_id", String(320), primary_key=True),
         Column("recipient", String(254), nullable=False),

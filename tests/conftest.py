@@ -38,8 +38,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine, make_url
 
 from crm_batch.periods import Period, parse_period
-from crm_batch.source.db import make_engine, safe_url
+from crm_batch.source.db import make_engine
 from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.urls import safe_url
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO_DIR / "sql"

@@ -30,6 +30,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
+from crm_batch.app.engines import build_engine
+from crm_batch.app.ledger import SENDING, deliveries_table
 from crm_batch.config import Settings, load_settings
 from crm_batch.delivery import (
     Delivery,
@@ -42,10 +44,9 @@ from crm_batch.delivery import (
     plan_deliveries,
     unaddressed_reports,
 )
-from crm_batch.delivery.ledger import SENDING, deliveries_table
 from crm_batch.delivery.mail import check_header_text, message_id
 from crm_batch.errors import ConfigError, DataError, ExitCode
-from crm_batch.source.db import engine_from_settings, make_engine
+from crm_batch.source.db import make_engine
 
 NOW = datetime(2026, 7, 1, 2, 40, tzinfo=ZoneInfo("Asia/Shanghai"))
 PASSWORD = "s3cr3t-Pa55word!"
@@ -253,7 +254,7 @@ def reports(tmp_path: Path, version: bytes = b"v1") -> list[ReportFile]:
 
 
 def ledger_rows(settings: Settings) -> dict[str, Any]:
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(deliveries_table())).mappings().all()
@@ -446,7 +447,7 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
     files = reports(tmp_path)
     waits = Waits()
 
-    report = deliver(settings, engine_from_settings(settings), files, now=NOW, sleep=waits)
+    report = deliver(settings, build_engine(settings), files, now=NOW, sleep=waits)
 
     assert report.ok
     assert waits == []
@@ -478,7 +479,7 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
         r: m["Message-ID"] for r, m in by_recipient.items()
     }
 
-    again = deliver(settings, SentLedger(engine_from_settings(settings)), files, now=NOW)
+    again = deliver(settings, SentLedger(build_engine(settings)), files, now=NOW)
 
     assert len(handler.messages) == 4  # nothing new arrived
     assert again.sent == []
@@ -489,7 +490,7 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
 
     # a re-rendered (changed) team PDF is a new message: only its manager gets it
     pdf(files[1].pdf, b"east v2")
-    third = deliver(settings, engine_from_settings(settings), files, now=NOW)
+    third = deliver(settings, build_engine(settings), files, now=NOW)
     assert [o.delivery.recipient for o in third.sent] == ["east.manager@example.com"]
     assert len(handler.messages) == 5
 
@@ -521,7 +522,7 @@ def test_starttls_with_a_trusted_certificate_and_login_keeps_the_password_out_of
     )
     caplog.set_level(logging.DEBUG)
 
-    report = deliver(settings, engine_from_settings(settings), reports(tmp_path), now=NOW)
+    report = deliver(settings, build_engine(settings), reports(tmp_path), now=NOW)
 
     assert len(report.sent) == 4
     assert len(handler.messages) == 4
@@ -557,7 +558,7 @@ def test_a_wrong_password_fails_at_once_without_leaking_it(
     waits = Waits()
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, engine_from_settings(settings), reports(tmp_path), sleep=waits)
+        deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
 
     assert raised.value.exit_code == ExitCode.DEPENDENCY
     assert "rejected the login" in str(raised.value)
@@ -582,7 +583,7 @@ def test_an_untrusted_certificate_is_refused(
     waits = Waits()
 
     with pytest.raises(DeliveryError, match="does not verify") as raised:
-        deliver(settings, engine_from_settings(settings), reports(tmp_path), sleep=waits)
+        deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
 
     assert "email.ca_file" in str(raised.value)
     assert handler.ehlo_count == 1  # one attempt, nothing after
@@ -603,7 +604,7 @@ def test_implicit_tls_on_an_smtps_port(
         tmp_path, port, {"ssl": "true", "ca_file": f'"{certificates["cert"]}"'}
     )
 
-    report = deliver(settings, engine_from_settings(settings), reports(tmp_path)[:1], now=NOW)
+    report = deliver(settings, build_engine(settings), reports(tmp_path)[:1], now=NOW)
 
     assert [o.delivery.recipient for o in report.sent] == ["boss@example.com", "cfo@example.com"]
     assert len(handler.messages) == 2
@@ -618,7 +619,7 @@ def test_a_5xx_reply_fails_that_message_at_once(
     waits = Waits()
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, engine_from_settings(settings), reports(tmp_path), sleep=waits)
+        deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
 
     error = raised.value
     assert error.exit_code == ExitCode.DEPENDENCY
@@ -640,7 +641,7 @@ def test_a_4xx_reply_is_retried_and_delivered_exactly_once(
     settings = make_settings(tmp_path, port)
     waits = Waits()
 
-    report = deliver(settings, engine_from_settings(settings), reports(tmp_path)[:1], sleep=waits)
+    report = deliver(settings, build_engine(settings), reports(tmp_path)[:1], sleep=waits)
 
     first = report.sent[0]
     assert (first.delivery.recipient, first.attempts) == ("boss@example.com", 2)
@@ -661,7 +662,7 @@ def test_a_server_closing_the_connection_is_reconnected(
     settings = make_settings(tmp_path, port)
     waits = Waits()
 
-    report = deliver(settings, engine_from_settings(settings), reports(tmp_path), sleep=waits)
+    report = deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
 
     assert [o.attempts for o in report.sent] == [2, 1, 1, 1]
     assert len(waits) == 1
@@ -687,7 +688,7 @@ def test_retries_share_one_budget_across_messages(
         time.sleep(seconds)
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, engine_from_settings(settings), reports(tmp_path), sleep=sleep)
+        deliver(settings, build_engine(settings), reports(tmp_path), sleep=sleep)
 
     assert sum(waits) <= 0.6  # the waits of all four messages fit in one budget
     assert len(raised.value.report.failed) == 4  # each message still got its first attempt
@@ -705,7 +706,7 @@ def test_partial_recipient_refusal_is_reported_per_recipient(
     waits = Waits()
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, engine_from_settings(settings), files, now=NOW, sleep=waits)
+        deliver(settings, build_engine(settings), files, now=NOW, sleep=waits)
 
     report = raised.value.report
     assert [o.delivery.recipient for o in report.failed] == ["cfo@example.com"]
@@ -726,7 +727,7 @@ def test_partial_recipient_refusal_is_reported_per_recipient(
 
     # once the address works, a re-run sends only the missing message
     handler.refuse.clear()
-    again = deliver(settings, engine_from_settings(settings), files, now=NOW)
+    again = deliver(settings, build_engine(settings), files, now=NOW)
     assert [o.delivery.recipient for o in again.sent] == ["cfo@example.com"]
     assert len(again.skipped_already_sent) == 3
     assert len(handler.messages) == 4
@@ -745,7 +746,7 @@ def test_a_silent_server_times_out_and_the_run_does_not_hang(tmp_path: Path) -> 
         started = time.monotonic()
 
         with pytest.raises(DeliveryTimeoutError) as raised:
-            deliver(settings, engine_from_settings(settings), reports(tmp_path), sleep=waits)
+            deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
         elapsed = time.monotonic() - started
 
     assert raised.value.exit_code == ExitCode.TIMEOUT
@@ -770,7 +771,7 @@ def test_a_line_break_in_a_team_name_is_rejected_before_connecting(
     report = ReportFile("diagnosis", team, "2026-06-30", "en", reports(tmp_path)[1].pdf)
 
     with pytest.raises(DataError, match=r"team name .* line break") as raised:
-        deliver(settings, engine_from_settings(settings), [report], now=NOW)
+        deliver(settings, build_engine(settings), [report], now=NOW)
 
     assert raised.value.exit_code == ExitCode.DATA
     assert handler.ehlo_count == 0
@@ -785,7 +786,7 @@ def test_an_interrupted_send_is_sent_again_with_the_same_message_id(
     handler, port = smtp_server()
     settings = make_settings(tmp_path, port)
     east = reports(tmp_path)[1]
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     ledger = SentLedger(engine)
     ledger.ensure()
     delivery = Delivery(east, "east.manager@example.com", "manager")
@@ -820,7 +821,7 @@ def test_delivery_needs_email_enabled_and_a_password_for_the_user(
     off = settings.model_copy(
         update={"email": settings.email.model_copy(update={"enabled": False})}
     )
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     with pytest.raises(ConfigError, match="enabled = true"):
         deliver(off, engine, reports(tmp_path))
 

@@ -561,7 +561,7 @@ def test_mariadb_without_local_files_falls_back_to_inserts(
 
 
 def test_demo_history_covers_quarter_ends_month_ends_and_the_tiles_comparison_day() -> None:
-    from crm_batch.demo_job import demo_history_dates
+    from crm_batch.app.demo import demo_history_dates
 
     dates = demo_history_dates(date(2026, 11, 24), 2)
     # the 12 month ends before November 2026 (they include the quarter ends of Q3 and Q2,

@@ -33,7 +33,6 @@ import crm_batch.source.db as db
 from crm_batch.config import SHIPPED_SQL_DIR, ThresholdSettings
 from crm_batch.kpi import keys as keys_module
 from crm_batch.kpi import migration, segments
-from crm_batch.kpi.cohorts import cohort_start
 from crm_batch.kpi.engine import TeamViews
 from crm_batch.kpi.facts import _days_between
 from crm_batch.kpi.keys import (
@@ -43,6 +42,7 @@ from crm_batch.kpi.keys import (
     positions,
     positions_many,
 )
+from crm_batch.periods import cohort_start
 from crm_batch.source.extract import as_of_params, contiguous
 from crm_batch.source.ids import IdentityCache, remembered_integer_keys
 from crm_batch.source.params import standard_params

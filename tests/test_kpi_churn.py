@@ -23,13 +23,12 @@ from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.churn import (
     KPIS,
     WARNING_COLUMNS,
-    QuietWindow,
     churn_warnings,
-    quiet_window,
     warning_kpis,
 )
 from crm_batch.kpi.facts import customer_table
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
+from crm_batch.periods import QuietWindow, quiet_window
 from crm_batch.source.extract import extract_as_of
 
 THRESHOLDS = ThresholdSettings()
@@ -59,13 +58,14 @@ THRESHOLDS = ThresholdSettings()
 def test_quiet_window(
     as_of: date, lookback_start: date, quiet_start: date, quiet_end: date
 ) -> None:
-    assert quiet_window(as_of, THRESHOLDS) == QuietWindow(lookback_start, quiet_start, quiet_end)
+    assert quiet_window(
+        as_of, THRESHOLDS.churn_quiet_months, THRESHOLDS.churn_lookback_months
+    ) == QuietWindow(lookback_start, quiet_start, quiet_end)
 
 
 def test_quiet_window_months_are_settings() -> None:
-    thresholds = ThresholdSettings(churn_quiet_months=1, churn_lookback_months=6)
     # T = 2026-07-15: quiet month June, lookback December 2025 .. May 2026
-    assert quiet_window(date(2026, 7, 15), thresholds) == QuietWindow(
+    assert quiet_window(date(2026, 7, 15), 1, 6) == QuietWindow(
         date(2025, 12, 1), date(2026, 6, 1), date(2026, 7, 1)
     )
 

@@ -21,6 +21,7 @@ from fixtures.canonical import load_canonical
 from sqlalchemy.engine import URL
 
 from crm_batch.kpi import cohorts, migration
+from crm_batch.periods import cohort_start
 from crm_batch.source.db import dialect_name, make_engine, run_query
 from crm_batch.source.sql_files import SqlCatalog
 
@@ -161,7 +162,7 @@ def test_sql_cohort_matrix_equals_a_double_loop(
         load_canonical(engine, data, "int")
         for as_of in (date(2025, 12, 31), date(2026, 1, 15), date(2026, 6, 30)):
             query = CATALOG.get("cohort_activity", dialect_name(engine))
-            params = {"as_of": as_of, "cohort_start": cohorts.cohort_start(as_of)}
+            params = {"as_of": as_of, "cohort_start": cohort_start(as_of)}
             counts = run_query(engine, query, params)
             for team in (None, "North"):
                 chosen = counts if team is None else counts[counts["team"] == team]
@@ -247,8 +248,8 @@ def test_value_tier_migration() -> None:
 
 def test_cohort_start_is_the_first_day_of_the_oldest_cohort_shown() -> None:
     # 12 cohorts up to June 2026: July 2025 .. June 2026
-    assert cohorts.cohort_start(date(2026, 6, 30)) == date(2025, 7, 1)
-    assert cohorts.cohort_start(date(2026, 1, 15)) == date(2025, 2, 1)
-    assert cohorts.cohort_start(date(2026, 12, 1)) == date(2026, 1, 1)
-    assert cohorts.cohort_start(date(2026, 3, 31), cohorts=1) == date(2026, 3, 1)
-    assert cohorts.cohort_start(date(2026, 3, 31), cohorts=3) == date(2026, 1, 1)
+    assert cohort_start(date(2026, 6, 30)) == date(2025, 7, 1)
+    assert cohort_start(date(2026, 1, 15)) == date(2025, 2, 1)
+    assert cohort_start(date(2026, 12, 1)) == date(2026, 1, 1)
+    assert cohort_start(date(2026, 3, 31), cohorts=1) == date(2026, 3, 1)
+    assert cohort_start(date(2026, 3, 31), cohorts=3) == date(2026, 1, 1)

@@ -16,11 +16,12 @@ from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
 from sqlalchemy.engine import URL
 from test_cli import run_cli
 
+from crm_batch.app.engines import build_engine
+from crm_batch.app.locking import Holder, database_lock, file_lock, read_holder, try_advisory_lock
+from crm_batch.app.runlog import FAILED, OK, PROCESS_DIED, RUN_STAGE
 from crm_batch.errors import AlreadyRunningError, ExitCode
-from crm_batch.locking import Holder, database_lock, file_lock, read_holder, try_advisory_lock
-from crm_batch.pipeline import run_nightly
-from crm_batch.runlog import FAILED, OK, PROCESS_DIED, RUN_STAGE
-from crm_batch.source.db import engine_from_settings, make_engine
+from crm_batch.jobs.pipeline import run_nightly
+from crm_batch.source.db import make_engine
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,7 @@ import sys, time
 from datetime import date
 from pathlib import Path
 from crm_batch.config import load_settings
-from crm_batch.pipeline import Stage, StageOutcome, run_nightly
+from crm_batch.jobs.pipeline import Stage, StageOutcome, run_nightly
 
 def wait_to_be_killed(context):
     Path(sys.argv[2]).write_text("inside", encoding="utf-8")
@@ -107,7 +108,7 @@ def test_a_second_run_exits_6_at_once_and_a_killed_run_does_not_block(tmp_path: 
     assert third.returncode == 0, third.stderr
     assert f"nightly {DEMO_DAY.isoformat()}: ok" in third.stdout
 
-    engine = engine_from_settings(folder_settings(folder))
+    engine = build_engine(folder_settings(folder))
     try:
         rows = run_rows(engine)
     finally:
@@ -168,7 +169,7 @@ def test_a_run_against_a_locked_database_stops_before_doing_anything(
             run_nightly(settings, DEMO_DAY)
     finally:
         other_machine.dispose()
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         assert run_rows(engine) == []  # nothing recorded, nothing written
     finally:

@@ -41,7 +41,7 @@ def test_json_lines_carry_level_logger_and_masked_message(
 
     setup_logging(0, "json")
     try:
-        logging.getLogger("crm_batch.pipeline").warning(
+        logging.getLogger("crm_batch.jobs.pipeline").warning(
             "cannot connect to %s", "postgresql://crm:hunter2@db/sales"
         )
         try:
@@ -53,7 +53,7 @@ def test_json_lines_carry_level_logger_and_masked_message(
     lines = capsys.readouterr().err.strip().splitlines()
     first, second = (json.loads(line) for line in lines)
     assert first["level"] == "WARNING"
-    assert first["logger"] == "crm_batch.pipeline"
+    assert first["logger"] == "crm_batch.jobs.pipeline"
     assert first["message"] == "cannot connect to postgresql://crm:***@db/sales"
     assert first["time"].endswith("+00:00")
     assert second["message"] == "failed with mysql://r:***@h/db"
@@ -91,7 +91,7 @@ def test_log_lines_go_above_an_active_bar(
     try:
         for team in progress.track(["Shanghai", "Beijing"], "KPIs by team", "team"):
             assert progress.bar_active()
-            logging.getLogger("crm_batch.kpi_job").info("team %s done", team)
+            logging.getLogger("crm_batch.app.kpis").info("team %s done", team)
         assert not progress.bar_active()
     finally:
         progress.set_enabled(None)
@@ -101,7 +101,7 @@ def test_log_lines_go_above_an_active_bar(
     assert "team Shanghai done" in err
     assert "team Beijing done" in err
     # each log line is whole, on its own line (not glued to the bar's carriage returns)
-    assert any(line.endswith("crm_batch.kpi_job: team Beijing done") for line in err.splitlines())
+    assert any(line.endswith("crm_batch.app.kpis: team Beijing done") for line in err.splitlines())
 
 
 def test_without_a_terminal_nothing_but_log_lines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,9 +13,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL
 from test_cli import run_cli
 
+from crm_batch.app.engines import build_engine
+from crm_batch.app.runlog import FAILED, OK, RUN_STAGE
+from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ExitCode
-from crm_batch.pipeline import (
+from crm_batch.jobs.pipeline import (
     NIGHTLY_STAGES,
     RunContext,
     Stage,
@@ -23,9 +26,6 @@ from crm_batch.pipeline import (
     run_nightly,
     store_kpi_snapshots,
 )
-from crm_batch.runlog import FAILED, OK, RUN_STAGE
-from crm_batch.snapshots import read_snapshots
-from crm_batch.source.db import engine_from_settings
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -43,7 +43,7 @@ def duckdb_settings(tmp_path: Path) -> Settings:
 
 
 def snapshots(settings: Settings) -> pd.DataFrame:
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         return read_snapshots(engine)
     finally:
@@ -51,7 +51,7 @@ def snapshots(settings: Settings) -> pd.DataFrame:
 
 
 def runs(settings: Settings) -> list[dict]:
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         return run_rows(engine)
     finally:

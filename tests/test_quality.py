@@ -36,10 +36,10 @@ from sqlalchemy import Column, MetaData, String, Table, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine
 
+from crm_batch.app.kpis import backfill_snapshots, run_kpis
 from crm_batch.config import ThresholdSettings, load_settings
 from crm_batch.errors import DataError, ExitCode, SqlContractError
 from crm_batch.kpi.facts import customer_table
-from crm_batch.kpi_job import backfill_snapshots, run_kpis
 from crm_batch.periods import parse_period
 from crm_batch.schema import SOURCE_TABLES, build_metadata
 from crm_batch.source.db import make_engine

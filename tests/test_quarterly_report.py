@@ -29,18 +29,20 @@ from fixtures.canonical import canonical_frames, load_canonical
 from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
+from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates, target_tables
+from crm_batch.app.snapshots import read_snapshots
 from crm_batch.cli import main
 from crm_batch.config import Settings, TargetSettings, load_settings
 from crm_batch.errors import ConfigError
+from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.messages import LANGUAGES, message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.targets import target_table
-from crm_batch.kpi_job import backfill_snapshots, run_kpis, snapshot_dates, target_tables
 from crm_batch.periods import parse_period
-from crm_batch.reports import localfmt, quarterly, render
+from crm_batch.reports import quarterly, render
 from crm_batch.reports import quarterly_accounts as qa
 from crm_batch.reports import quarterly_context as qc
 from crm_batch.reports import quarterly_targets as qt
-from crm_batch.reports.messages import LANGUAGES, message, messages
 from crm_batch.reports.quarterly import output_paths, quarterly_html, review_plan, write_quarterly
 from crm_batch.reports.quarterly_data import (
     QuarterData,
@@ -50,7 +52,6 @@ from crm_batch.reports.quarterly_data import (
     gather_quarter,
     trend_quarters,
 )
-from crm_batch.snapshots import read_snapshots
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo
 
@@ -303,7 +304,7 @@ def test_attainment_gap_and_changes_match_hand_computed_values(data: QuarterData
     assert rows["opt_out_rate"]["rule"] == "at most 3.00%"
     # ROI: baseline 50 % -> target 75 %; a negative actual has no attainment but misses
     assert rows["campaign_roi"]["target"] == "75.0%"
-    assert rows["campaign_roi"]["attainment"] == localfmt.DASH
+    assert rows["campaign_roi"]["attainment"] == fmt.DASH
     assert rows["campaign_roi"]["met_key"] == "missed"
     # actions: missed targets only, lowest attainment first, undefined last; gap = target - actual
     actions = qt.action_rows(hand, None, "en", "CNY")
@@ -323,8 +324,8 @@ def test_attainment_gap_and_changes_match_hand_computed_values(data: QuarterData
     assert repurchase["change_q_class"] == "better"
     buyers = compared["Buyers in the period"]
     assert (buyers["change_q"], buyers["change_q_class"]) == ("-10", "worse")
-    assert (buyers["baseline"], buyers["target"], buyers["attainment"]) == (localfmt.DASH,) * 3
-    assert compared["Churn rate"]["actual"] == localfmt.DASH  # not in the hand history
+    assert (buyers["baseline"], buyers["target"], buyers["attainment"]) == (fmt.DASH,) * 3
+    assert compared["Churn rate"]["actual"] == fmt.DASH  # not in the hand history
     zh = {row["kpi"]: row for row in qt.target_rows(hand.target_tables[None], "zh-CN", "CNY")}
     assert zh["repurchase_rate"]["rule"] == "较 2025Q2 提升 35%"
     assert zh["opt_out_rate"]["met"] == "未达标"
@@ -336,7 +337,7 @@ def test_change_text_by_unit() -> None:
     assert qt.change_text(kpis["revenue_12m"], 50, "en", "CNY") == "+CNY 50.00"
     assert qt.change_text(kpis["churn_rate"], 0.021, "zh-CN", "CNY") == "+2.1 个百分点"
     assert qt.change_text(kpis["satisfaction_mean"], -0.25, "en", "CNY") == "-0.25"
-    assert qt.change_text(kpis["period_buyers"], math.nan, "en", "CNY") == localfmt.DASH
+    assert qt.change_text(kpis["period_buyers"], math.nan, "en", "CNY") == fmt.DASH
     assert qt.trend_class(kpis["churn_rate"], 0.02) == "worse"
     assert qt.trend_class(kpis["campaign_touches"], 5) == ""
 
@@ -474,9 +475,9 @@ def test_zh_pdf_sections_values_pages_and_font(
     kpis = registry()
     current = data.report(None).kpis
     for name in ("period_buyers", "repurchase_rate", "churn_rate", "winback_customers"):
-        assert localfmt.kpi_value(kpis[name], current[name], "zh-CN", "CNY") in text, name
+        assert fmt.kpi_value(kpis[name], current[name], "zh-CN", "CNY") in text, name
     previous = data.history[data.previous].get(None, "period_buyers")
-    assert localfmt.kpi_value(kpis["period_buyers"], previous, "zh-CN", "CNY") in text
+    assert fmt.kpi_value(kpis["period_buyers"], previous, "zh-CN", "CNY") in text
     # hostile names are printed as text and nothing was fetched
     squeezed = re.sub(r"\s+", "", text)  # a long name may wrap inside its cell
     for name in hostile_names(canary[0]):

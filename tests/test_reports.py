@@ -23,11 +23,13 @@ from click.testing import CliRunner
 from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
+from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.cli import main
 from crm_batch.config import Settings, load_settings
 from crm_batch.errors import DataError
-from crm_batch.kpi_job import KpiRun, run_kpis, snapshot_period
-from crm_batch.reports import diagnosis, findings, localfmt, render
+from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.messages import LANGUAGES, message, messages
+from crm_batch.reports import diagnosis, findings, render
 from crm_batch.reports.context import MAX_NAME_CHARS, diagnosis_context, display_text
 from crm_batch.reports.diagnosis import (
     diagnosis_html,
@@ -36,7 +38,6 @@ from crm_batch.reports.diagnosis import (
     scope_slug,
     write_diagnosis,
 )
-from crm_batch.reports.messages import LANGUAGES, message, messages
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import HOSTILE_NAMES, generate_demo, load_demo
 
@@ -135,20 +136,20 @@ def test_every_template_text_exists_in_both_languages() -> None:
 
 
 def test_locale_formatting() -> None:
-    assert localfmt.money(12345.6, "zh-CN", "CNY") == "¥12,346"
-    assert localfmt.money(12345.6, "en", "CNY") == "CNY 12,346"
-    assert localfmt.money(-5.5, "en", "EUR") == "-EUR 5.50"
-    assert localfmt.percent(0.2534) == "25.3%"
-    assert localfmt.percent(math.nan) == localfmt.DASH
-    assert localfmt.day(date(2026, 6, 30), "zh-CN") == "2026年6月30日"
-    assert localfmt.day(date(2026, 6, 30), "en") == "30 Jun 2026"
-    assert localfmt.day(pd.NaT, "en") == localfmt.DASH
+    assert fmt.money(12345.6, "zh-CN", "CNY") == "¥12,346"
+    assert fmt.money(12345.6, "en", "CNY") == "CNY 12,346"
+    assert fmt.money(-5.5, "en", "EUR") == "-EUR 5.50"
+    assert fmt.percent(0.2534) == "25.3%"
+    assert fmt.percent(math.nan) == fmt.DASH
+    assert fmt.day(date(2026, 6, 30), "zh-CN") == "2026年6月30日"
+    assert fmt.day(date(2026, 6, 30), "en") == "30 Jun 2026"
+    assert fmt.day(pd.NaT, "en") == fmt.DASH
 
 
 def test_display_text_makes_one_short_line() -> None:
     assert display_text("王\n小明") == "王 小明"
-    assert display_text(None) == localfmt.DASH
-    assert display_text(pd.NA) == localfmt.DASH
+    assert display_text(None) == fmt.DASH
+    assert display_text(pd.NA) == fmt.DASH
     cut = display_text(LONG_NAME)
     assert len(cut) == MAX_NAME_CHARS
     assert cut.endswith("…")
@@ -441,7 +442,7 @@ def test_a_scope_without_data_renders_with_dashes(run: KpiRun) -> None:
     page = render.render_html("diagnosis.html", context)
     assert messages("en")["text.no_warnings"] in page
     assert messages("en")["text.no_campaigns"] in page
-    assert localfmt.DASH in page
+    assert fmt.DASH in page
 
 
 def test_the_pareto_curve_of_many_customers_stays_small() -> None:

@@ -9,6 +9,8 @@ import pytest
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
 from sqlalchemy.engine import URL
 
+from crm_batch.app.engines import build_engine
+from crm_batch.app.runlog import OK, RUN_STAGE
 from crm_batch.config import RetrySettings
 from crm_batch.errors import (
     DataError,
@@ -16,10 +18,9 @@ from crm_batch.errors import (
     PermanentDependencyError,
     StageTimeoutError,
 )
-from crm_batch.pipeline import NIGHTLY_STAGES, RunContext, Stage, StageOutcome, run_nightly
+from crm_batch.jobs.pipeline import NIGHTLY_STAGES, RunContext, Stage, StageOutcome, run_nightly
 from crm_batch.retry import call_with_retries, is_transient
-from crm_batch.runlog import OK, RUN_STAGE
-from crm_batch.source.db import check_connection, engine_from_settings, make_engine
+from crm_batch.source.db import check_connection, make_engine
 
 
 class Flaky:
@@ -139,7 +140,7 @@ def test_a_stage_that_fails_transiently_is_run_again_and_the_run_succeeds(
     assert len(calls) == 3
     assert len(waits) == 2
     assert [(s.name, s.rows) for s in result.stages] == [("flaky", 7)]
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         rows = [r for r in run_rows(engine) if r["run_id"] == result.run_id]
     finally:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import URL
 
-from crm_batch.runlog import (
+from crm_batch.app.runlog import (
     FAILED,
     OK,
     PROCESS_DIED,

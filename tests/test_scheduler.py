@@ -17,6 +17,8 @@ import pytest
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
 from test_cli import REPO
 
+from crm_batch.app.engines import build_engine
+from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import ScheduleSettings
 from crm_batch.errors import AlreadyRunningError, DataError
 from crm_batch.scheduler import (
@@ -29,8 +31,6 @@ from crm_batch.scheduler import (
     nightly_slot,
     serve,
 )
-from crm_batch.snapshots import read_snapshots
-from crm_batch.source.db import engine_from_settings
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -261,7 +261,7 @@ def test_serve_at_the_slot_writes_what_nightly_writes(tmp_path: Path) -> None:
     stop = threading.Event()
 
     def nightly_job(day: date) -> None:
-        from crm_batch.pipeline import run_nightly
+        from crm_batch.jobs.pipeline import run_nightly
 
         run_nightly(settings, day)
 
@@ -280,7 +280,7 @@ def test_serve_at_the_slot_writes_what_nightly_writes(tmp_path: Path) -> None:
     )
     # 02:31 on 2026-07-01, before the 06:00 quarterly slot: Q1's review is the one due
     assert reviews == [d("2026-03-31")]
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         runs = [r for r in run_rows(engine) if r["stage"] == "run"]
         served = read_snapshots(engine)
@@ -289,10 +289,10 @@ def test_serve_at_the_slot_writes_what_nightly_writes(tmp_path: Path) -> None:
     assert [(r["business_date"], r["status"]) for r in runs] == [(DEMO_DAY, "ok")]
     assert set(served["as_of"].dt.date) == {DEMO_DAY}
 
-    from crm_batch.pipeline import run_nightly
+    from crm_batch.jobs.pipeline import run_nightly
 
     run_nightly(settings, DEMO_DAY)
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         nightly = read_snapshots(engine)
     finally:
@@ -336,7 +336,7 @@ def test_due_business_dates_for_one_shot_catch_up_runs(tmp_path: Path) -> None:
     assert due_business_dates(settings, clock=lambda: slot - timedelta(minutes=1)) == [
         DEMO_DAY - timedelta(days=1)
     ]
-    from crm_batch.pipeline import run_nightly
+    from crm_batch.jobs.pipeline import run_nightly
 
     run_nightly(settings, DEMO_DAY)
     three_nights_later = slot + timedelta(days=3, hours=1)

@@ -13,8 +13,8 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, Engine
 from test_kpi_facts import BACKEND_PARAMS
 
+from crm_batch.app.snapshots import SNAPSHOT_COLUMNS, read_snapshots, write_snapshots
 from crm_batch.schema import build_metadata
-from crm_batch.snapshots import SNAPSHOT_COLUMNS, read_snapshots, write_snapshots
 from crm_batch.source.db import make_engine
 
 D1, D2, D3 = date(2026, 3, 31), date(2026, 6, 30), date(2026, 9, 30)

@@ -27,10 +27,12 @@ with warnings.catch_warnings():  # oletools uses pyparsing's deprecated camelCas
     warnings.simplefilter("ignore", DeprecationWarning)
     from oletools.olevba import VBA_Parser, decompress_stream
 
-from crm_batch.excel import cfb, ovba_compression, vba_project
-from crm_batch.excel.cfb import CfbError, write_compound_file
-from crm_batch.excel.ovba_compression import CompressionError, compress, decompress
-from crm_batch.excel.vba_project import (
+from crm_batch.excel.vba import cfb
+from crm_batch.excel.vba import compression as ovba_compression
+from crm_batch.excel.vba import project as vba_project
+from crm_batch.excel.vba.cfb import CfbError, write_compound_file
+from crm_batch.excel.vba.compression import CompressionError, compress, decompress
+from crm_batch.excel.vba.project import (
     ModuleKind,
     VbaModule,
     VbaProjectError,
@@ -428,8 +430,7 @@ def test_buttons_module_calls_one_python_action_per_button() -> None:
     assert (module.name, module.kind) == ("Buttons", ModuleKind.PROCEDURAL)
     subs = re.findall(r'Public Sub (\w+)\(\)\r\n    RunPython "([^"]+)"\r\nEnd Sub', module.source)
     assert dict(subs) == {
-        macro: f"import crm_batch.excel.buttons as b; {call}"
-        for macro, call in BUTTON_MACROS.items()
+        macro: f"import crm_batch.buttons as b; {call}" for macro, call in BUTTON_MACROS.items()
     }
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from openpyxl.utils import get_column_letter
 
+from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.config import Settings, load_settings
 from crm_batch.excel import layout
 from crm_batch.excel.cells import MAX_CELL_CHARS, WorkbookError
@@ -41,7 +42,6 @@ from crm_batch.excel.workbook import (
     verify_workbook,
 )
 from crm_batch.kpi.playbook import label
-from crm_batch.kpi_job import KpiRun, run_kpis, snapshot_period
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo
 

@@ -28,9 +28,10 @@ from fixtures.team_workbook import TEAM, copy_demo, demo_with_workbook, workbook
 from fixtures.xlremote import actions, book_payload, remote_engine
 from sqlalchemy import text
 
+from crm_batch import buttons
+from crm_batch.buttons import config_file_for, formula_constant
 from crm_batch.config import load_settings
-from crm_batch.excel import buttons, layout
-from crm_batch.excel.buttons import config_file_for, formula_constant
+from crm_batch.excel import layout
 from crm_batch.source.db import make_engine
 
 ENV_OVERRIDES = (

@@ -31,10 +31,10 @@ from fixtures.team_workbook import TEAM, build_demo_workbook, workbook_path
 from fixtures.xlremote import actions, remote_book, remote_engine
 from sqlalchemy import text
 
+from crm_batch.app.engines import build_engine
 from crm_batch.excel import layout
-from crm_batch.excel.vba_project import VbaModule, read_module_file
+from crm_batch.excel.vba.project import VbaModule, read_module_file
 from crm_batch.excel.workbook import SHIPPED_VBA_DIR, VBA_PROJECT_NAME
-from crm_batch.source.db import engine_from_settings
 
 PRESS_SCRIPT = Path(__file__).resolve().parent / "libreoffice" / "press_buttons.py"
 #: The Python with LibreOffice's UNO bridge (Debian's python3-uno installs for it).
@@ -44,9 +44,9 @@ WATCHED_CELL = "ZZ1"  # on the first sheet (the Dashboard); empty in a team work
 
 #: What each button must run (issue 4: one macro per button calling RunPython).
 EXPECTED_COMMANDS = {
-    "RefreshData": "import crm_batch.excel.buttons as b; b.refresh()",
-    "SaveFollowups": "import crm_batch.excel.buttons as b; b.save_followups()",
-    "MakeMyPdf": "import crm_batch.excel.buttons as b; b.make_pdf()",
+    "RefreshData": "import crm_batch.buttons as b; b.refresh()",
+    "SaveFollowups": "import crm_batch.buttons as b; b.save_followups()",
+    "MakeMyPdf": "import crm_batch.buttons as b; b.make_pdf()",
 }
 
 FAKE_XLWINGS = f"""Attribute VB_Name = "xlwings"
@@ -97,7 +97,7 @@ def _test_modules() -> list[VbaModule]:
 def pressed(office: None, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """The demo folder, and what pressing every button of the test variant did."""
     folder = demo_folder(tmp_path_factory.mktemp("libreoffice") / "demo")
-    engine = engine_from_settings(folder_settings(folder))
+    engine = build_engine(folder_settings(folder))
     try:
         with engine.begin() as conn:
             ids = (

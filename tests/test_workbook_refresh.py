@@ -25,6 +25,8 @@ from sqlalchemy.engine import Engine
 from test_cli import run_cli
 from test_workbook_harvest import FORMULA_NOTE, HTML_NOTE
 
+from crm_batch.app.engines import build_engine
+from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.config import Settings, WorkbookSettings
 from crm_batch.excel import layout, refresh
 from crm_batch.excel.cells import MAX_CELL_CHARS, WorkbookError
@@ -42,8 +44,6 @@ from crm_batch.excel.refresh import (
     team_workbook_paths,
     workbook_stem,
 )
-from crm_batch.kpi_job import KpiRun, run_kpis, snapshot_period
-from crm_batch.source.db import engine_from_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*extension is not supported:UserWarning")
 
@@ -59,7 +59,7 @@ class Demo:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.settings = folder_settings(folder)
-        self.engine = engine_from_settings(self.settings)
+        self.engine = build_engine(self.settings)
         self.run: KpiRun = run_kpis(
             self.settings,
             self.engine,
@@ -549,7 +549,7 @@ def test_harvest_command_end_to_end(env: Demo) -> None:
 
 @pytest.mark.slow
 def test_the_nightly_stages_harvest_and_refresh_every_team(env: Demo) -> None:
-    from crm_batch.pipeline import NIGHTLY_STAGES, run_nightly
+    from crm_batch.jobs.pipeline import NIGHTLY_STAGES, run_nightly
 
     nightly(env, T1)
     path = workbook(env)

@@ -6,7 +6,7 @@ Public API: :func:`deliver` (plan, skip what was sent, send, report),
 the errors :class:`DeliveryError` (exit 5) and :class:`DeliveryTimeoutError` (exit 7).
 """
 
-from crm_batch.delivery.ledger import SentLedger
+from crm_batch.app.ledger import SentLedger
 from crm_batch.delivery.mail import build_message, message_id
 from crm_batch.delivery.plan import Delivery, ReportFile, plan_deliveries, unaddressed_reports
 from crm_batch.delivery.send import (

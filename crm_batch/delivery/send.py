@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from crm_batch.app.ledger import FAILED, SENDING, SENT, SentLedger
 from crm_batch.config import Settings
-from crm_batch.delivery.ledger import FAILED, SENDING, SENT, SentLedger
 from crm_batch.delivery.mail import build_message, message_id, pdf_digest, sender_domain
 from crm_batch.delivery.plan import (
     Delivery,

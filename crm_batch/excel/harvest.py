@@ -51,6 +51,7 @@ from crm_batch.errors import DataError
 from crm_batch.excel import layout
 from crm_batch.excel.cells import TRUNCATION_MARKER
 from crm_batch.excel.layout import StaffInput
+from crm_batch.i18n.workbook_texts import HARVEST_TEXTS
 from crm_batch.schema import build_metadata
 
 log = logging.getLogger(__name__)
@@ -70,37 +71,6 @@ _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}
 _NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _REL_OFFICE_DOCUMENT = "/officeDocument"
 _REL_TABLE = "/table"
-
-# messages staff see in the save_problem column: (zh-CN, en)
-_MESSAGES: dict[str, tuple[str, str]] = {
-    "no_customer": ("缺少客户编号", "no customer ID"),
-    "customer_too_long": (
-        "客户编号超过{limit}个字符",
-        "the customer ID is longer than {limit} characters",
-    ),
-    "unknown_outcome": (
-        "未知的跟进结果“{value}”:请从下拉列表中选择({choices})",
-        "unknown outcome “{value}”: choose one from the list ({choices})",
-    ),
-    "bad_date": (
-        "“{value}”不是有效日期:请输入日期,例如 2026-07-15",
-        "“{value}” is not a date: type a date such as 2026-07-15",
-    ),
-    "entered_by_too_long": (
-        "填写人超过{limit}个字符",
-        "“Entered by” is longer than {limit} characters",
-    ),
-    "note_too_long": ("备注超过{limit}个字符", "the note is longer than {limit} characters"),
-    "nothing": (
-        "没有可保存的内容:请填写跟进结果、备注或下次联系日期",
-        "nothing to save: fill in an outcome, a note or a next contact date",
-    ),
-}
-
-
-def _message(key: str, language: str, **values: object) -> str:
-    zh, en = _MESSAGES[key]
-    return (zh if language == "zh-CN" else en).format(**values)
 
 
 class NotATeamWorkbookError(DataError):
@@ -250,9 +220,11 @@ def parse_staff_row(cells: Mapping[str, object], sheet_row: int, language: str) 
     problems: list[str] = []
     customer_id = _id_text(cells.get("customer_id")) or ""
     if not customer_id:
-        problems.append(_message("no_customer", language))
+        problems.append(HARVEST_TEXTS.text("no_customer", language))
     elif len(customer_id) > CUSTOMER_ID_MAX_LENGTH:
-        problems.append(_message("customer_too_long", language, limit=CUSTOMER_ID_MAX_LENGTH))
+        problems.append(
+            HARVEST_TEXTS.text("customer_too_long", language, limit=CUSTOMER_ID_MAX_LENGTH)
+        )
 
     outcome_cell = cells.get("outcome")
     outcome: str | None = None
@@ -260,7 +232,7 @@ def parse_staff_row(cells: Mapping[str, object], sheet_row: int, language: str) 
         outcome = layout.outcome_key(outcome_cell if isinstance(outcome_cell, str) else None)
         if outcome is None:
             problems.append(
-                _message(
+                HARVEST_TEXTS.text(
                     "unknown_outcome",
                     language,
                     value=_short(clean_text(outcome_cell)),
@@ -270,7 +242,9 @@ def parse_staff_row(cells: Mapping[str, object], sheet_row: int, language: str) 
 
     note = clean_text(cells.get("note"))
     if note is not None and len(note) > NOTE_STORE_MAX_LENGTH:
-        problems.append(_message("note_too_long", language, limit=f"{NOTE_STORE_MAX_LENGTH:,}"))
+        problems.append(
+            HARVEST_TEXTS.text("note_too_long", language, limit=f"{NOTE_STORE_MAX_LENGTH:,}")
+        )
 
     date_cell = cells.get("next_contact_date")
     next_contact: date | None = None
@@ -278,16 +252,18 @@ def parse_staff_row(cells: Mapping[str, object], sheet_row: int, language: str) 
         try:
             next_contact = parse_date_cell(date_cell)
         except (ValueError, OverflowError):
-            problems.append(_message("bad_date", language, value=_short(clean_text(date_cell))))
+            problems.append(
+                HARVEST_TEXTS.text("bad_date", language, value=_short(clean_text(date_cell)))
+            )
 
     entered_by = clean_text(cells.get("entered_by"))
     if entered_by is not None and len(entered_by) > layout.ENTERED_BY_MAX_LENGTH:
         problems.append(
-            _message("entered_by_too_long", language, limit=layout.ENTERED_BY_MAX_LENGTH)
+            HARVEST_TEXTS.text("entered_by_too_long", language, limit=layout.ENTERED_BY_MAX_LENGTH)
         )
 
     if not problems and outcome is None and note is None and next_contact is None:
-        problems.append(_message("nothing", language))
+        problems.append(HARVEST_TEXTS.text("nothing", language))
     return StaffInput(
         customer_id=customer_id,
         outcome=outcome,

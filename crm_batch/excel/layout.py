@@ -2,7 +2,7 @@
 
 This module is the contract between the workbook writer (:mod:`crm_batch.excel.workbook`),
 the harvest of staff inputs (:mod:`crm_batch.excel.harvest`) and the xlwings button
-handlers (:mod:`crm_batch.excel.buttons`). Code finds data in a workbook by the stable
+handlers (:mod:`crm_batch.buttons`). Code finds data in a workbook by the stable
 names defined here (table names, defined names, column keys), never by tab title, cell
 position or file name: staff rename tabs, sort and filter tables, and the language of the
 labels is a setting.
@@ -19,12 +19,12 @@ from datetime import date
 from typing import Literal
 
 from crm_batch.errors import ConfigError
+from crm_batch.i18n import LANGUAGES
 
 #: Bumped when a table's columns or a defined name change incompatibly; stored in the
 #: workbook as :data:`NAME_LAYOUT` so a reader can tell which layout it is looking at.
 LAYOUT_VERSION = 1
 
-LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 
 #: Sheet keys (stable, English), in tab order. "orphaned" exists only when there are
 #: orphaned notes.

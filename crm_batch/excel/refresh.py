@@ -68,8 +68,8 @@ from crm_batch.excel.workbook import build_team_workbook, verify_workbook
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from crm_batch.excel.vba_project import VbaModule
-    from crm_batch.kpi_job import KpiRun
+    from crm_batch.app.kpis import KpiRun
+    from crm_batch.excel.vba.project import VbaModule
 
 log = logging.getLogger(__name__)
 

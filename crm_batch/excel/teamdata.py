@@ -1,6 +1,6 @@
 """What a team workbook shows, as plain data: assembled from a KPI run, no database access.
 
-:func:`team_workbook_data` takes a :class:`~crm_batch.kpi_job.KpiRun` (the nightly run),
+:func:`team_workbook_data` takes a :class:`~crm_batch.app.kpis.KpiRun` (the nightly run),
 the stored follow-ups and, optionally, the stored KPI snapshots, and returns a
 :class:`TeamWorkbookData`: the Dashboard's KPI tiles and trend, and one frame per table
 sheet keyed by :mod:`crm_batch.excel.layout`'s column keys (raw category keys, not yet
@@ -42,6 +42,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from crm_batch.app.kpis import KpiRun
+from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.excel import layout
 from crm_batch.excel.cells import (
@@ -55,8 +57,6 @@ from crm_batch.excel.layout import Column, OrphanedNote, StaffInput
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.playbook import action_text, label
-from crm_batch.kpi_job import KpiRun
-from crm_batch.snapshots import read_snapshots
 
 #: Dashboard KPIs measured at a point in time (not summed over the period).
 POINT_IN_TIME_KPIS = frozenset(

@@ -53,7 +53,7 @@ from crm_batch.excel.teamdata import (
     sheet_columns,
     sheet_rows,
 )
-from crm_batch.excel.vba_project import (
+from crm_batch.excel.vba.project import (
     VbaModule,
     build_vba_project,
     excel_document_modules,

@@ -29,8 +29,7 @@ then customer_id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -108,28 +107,6 @@ _ACTION_KEYS = tuple(dict.fromkeys(WARNING_ACTIONS[k] for k in ("complaint", *LE
 _LEVEL_ACTION = np.array([_ACTION_KEYS.index(WARNING_ACTIONS[level]) for level in LEVELS])
 
 
-@dataclass(frozen=True)
-class QuietWindow:
-    """Calendar boundaries of the churn warning for one T (all first days of months).
-
-    Lookback ``[lookback_start, quiet_start)``, quiet months ``[quiet_start, quiet_end)``,
-    the incomplete month of T ``[quiet_end, T]`` (empty when T is a month's last day).
-    """
-
-    lookback_start: date
-    quiet_start: date
-    quiet_end: date
-
-
-def quiet_window(as_of: date, thresholds: ThresholdSettings) -> QuietWindow:
-    """The quiet months completed by ``as_of`` and the lookback months before them."""
-    next_day = as_of + timedelta(days=1)
-    quiet_end = next_day if next_day.day == 1 else as_of.replace(day=1)
-    quiet_start = _months_before(quiet_end, thresholds.churn_quiet_months)
-    lookback_start = _months_before(quiet_start, thresholds.churn_lookback_months)
-    return QuietWindow(lookback_start, quiet_start, quiet_end)
-
-
 def churn_warnings(table: pd.DataFrame, as_of: date, thresholds: ThresholdSettings) -> pd.DataFrame:
     """The churn watchlist as of ``as_of``: one row per warned customer.
 
@@ -201,8 +178,3 @@ def warning_kpis(warnings: pd.DataFrame) -> dict[str, float]:
         "churn_warnings_high": float((warnings["level"] == "high").sum()),
         "revenue_at_risk": float(warnings["revenue_at_risk"].sum()),
     }
-
-
-def _months_before(first_of_month: date, months: int) -> date:
-    index = first_of_month.year * 12 + first_of_month.month - 1 - months
-    return date(index // 12, index % 12 + 1, 1)

@@ -19,21 +19,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from crm_batch.periods import COHORT_MONTHS
+
 #: The first column of :func:`cohort_matrix`; the others are months since (0, 1, ...).
 SIZE_COLUMN = "cohort_size"
-#: Cohorts (months) shown in the cohort matrix.
-COHORT_MONTHS = 12
-
-
-def cohort_start(as_of: date, cohorts: int = COHORT_MONTHS) -> date:
-    """First day of the oldest of the last ``cohorts`` cohort months up to ``as_of``'s month.
-
-    cohort_activity.sql counts only customers whose first paid order is on or after
-    this day: older cohorts are not in the matrix, and leaving them out spares the
-    database most of the (customer, month) rows.
-    """
-    index = as_of.year * 12 + as_of.month - 1 - (cohorts - 1)
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def _month_index(yyyymm: pd.Series | np.ndarray) -> np.ndarray:

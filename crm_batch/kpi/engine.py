@@ -48,15 +48,13 @@ from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.facts import customer_table
 from crm_batch.kpi.keys import attach, positions, positions_many, take
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
-from crm_batch.periods import Period
+from crm_batch.periods import COHORT_MONTHS, Period
 from crm_batch.source.extract import SourceFrames
 from crm_batch.source.extract_period import PeriodFrames, clip_period, extract_period
 from crm_batch.source.sql_files import SqlCatalog
 
 #: The repository's sql/ folder: used when no catalog is given.
 DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-#: Cohorts (months) shown in the cohort matrix (cohort_activity.sql returns only these).
-COHORT_MONTHS = cohorts.COHORT_MONTHS
 #: Register columns kept in the start-of-period table: its tiers feed the migration
 #: matrix and the touches' segments only, so names and contacts are not copied there.
 START_COLUMNS = ("customer_id", "team", "signup_date")
@@ -366,7 +364,7 @@ def snapshot_values(
     reports: Mapping[str | None, PeriodReport],
 ) -> dict[tuple[str, str], dict[str, float]]:
     """:func:`compute_teams`' reports as ``{(scope, team): {kpi: value}}`` for
-    :func:`crm_batch.snapshots.write_snapshots` (scope ``all`` has team ``''``)."""
+    :func:`crm_batch.app.snapshots.write_snapshots` (scope ``all`` has team ``''``)."""
     return {
         ("all", "") if team is None else ("team", team): report.kpis
         for team, report in reports.items()

@@ -14,11 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.messages import channel_label, message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import PeriodReport
 from crm_batch.kpi.playbook import GROUP_ACTIONS, action_text, label
-from crm_batch.reports import charts, findings, localfmt
-from crm_batch.reports.messages import channel_label, message, messages
+from crm_batch.reports import charts, findings
 
 #: Longest customer/owner name shown in a table cell; longer ones end with an ellipsis.
 MAX_NAME_CHARS = 60
@@ -56,10 +57,10 @@ def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
     is left to the template engine.
     """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return localfmt.DASH
+        return fmt.DASH
     text = " ".join(str(value).split())
     if not text:
-        return localfmt.DASH
+        return fmt.DASH
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -72,7 +73,7 @@ def kpi_rows(
         {
             "name": name,
             "label": kpis[name].label(language),
-            "value": localfmt.kpi_value(kpis[name], report.kpis.get(name), language, currency),
+            "value": fmt.kpi_value(kpis[name], report.kpis.get(name), language, currency),
             "definition": kpis[name].definition(language),
             "direction": kpis[name].direction,
         }
@@ -106,10 +107,10 @@ def _format_distribution(rows: list[dict[str, Any]], language: str, currency: st
     return [
         {
             "label": row["label"],
-            "customers": localfmt.number(row["customers"]),
-            "customer_share": localfmt.percent(row["customer_share"]),
-            "revenue": localfmt.money(row["revenue"], language, currency),
-            "revenue_share": localfmt.percent(row["revenue_share"]),
+            "customers": fmt.number(row["customers"]),
+            "customer_share": fmt.percent(row["customer_share"]),
+            "revenue": fmt.money(row["revenue"], language, currency),
+            "revenue_share": fmt.percent(row["revenue_share"]),
         }
         for row in rows
     ]
@@ -127,10 +128,8 @@ def _matrix(customers: pd.DataFrame, language: str, currency: str) -> list[dict[
                 {
                     "key": key,
                     "label": label(key, language),
-                    "customers": localfmt.number(len(chosen)),
-                    "revenue": localfmt.money(
-                        float(chosen["revenue_12m"].sum()), language, currency
-                    ),
+                    "customers": fmt.number(len(chosen)),
+                    "revenue": fmt.money(float(chosen["revenue_12m"].sum()), language, currency),
                     "action": action_text(GROUP_ACTIONS[key], language),
                 }
             )
@@ -158,8 +157,8 @@ def _warnings(report: PeriodReport, language: str, currency: str) -> list[dict[s
             "level": label(str(row.level), language),
             "level_key": str(row.level),
             "signals": _signals(row, language),
-            "last_order": localfmt.day(row.last_order_date, language),
-            "revenue_at_risk": localfmt.money(row.revenue_at_risk, language, currency),
+            "last_order": fmt.day(row.last_order_date, language),
+            "revenue_at_risk": fmt.money(row.revenue_at_risk, language, currency),
             "action": action_text(str(row.warning_action_key), language),
         }
         for row in ranked.itertuples(index=False)
@@ -173,9 +172,9 @@ def _candidates(report: PeriodReport, language: str, currency: str) -> list[dict
             "team": display_text(row.team),
             "owner": display_text(row.owner),
             "value_tier": label(str(row.value_tier), language),
-            "referrals": localfmt.number(row.referrals_successful),
-            "orders_12m": localfmt.number(row.orders_12m),
-            "revenue_12m": localfmt.money(row.revenue_12m, language, currency),
+            "referrals": fmt.number(row.referrals_successful),
+            "orders_12m": fmt.number(row.orders_12m),
+            "revenue_12m": fmt.money(row.revenue_12m, language, currency),
         }
         for row in report.advocate_candidates.head(TOP_CALLS).itertuples(index=False)
     ]
@@ -193,15 +192,15 @@ def funnel_rows(
                 "name": channel_label(str(title), language)
                 if name == "channel"
                 else display_text(title),
-                "touches": localfmt.number(row.touches),
-                "opened": localfmt.number(row.opened),
-                "clicked": localfmt.number(row.clicked),
-                "conversions": localfmt.number(row.conversions),
-                "conversion_rate": localfmt.percent(row.conversion_rate),
-                "revenue": localfmt.money(row.revenue, language, currency),
-                "cost": localfmt.money(row.cost, language, currency),
-                "roi": localfmt.percent(row.roi, 0),
-                "opt_out_rate": localfmt.percent(row.opt_out_rate),
+                "touches": fmt.number(row.touches),
+                "opened": fmt.number(row.opened),
+                "clicked": fmt.number(row.clicked),
+                "conversions": fmt.number(row.conversions),
+                "conversion_rate": fmt.percent(row.conversion_rate),
+                "revenue": fmt.money(row.revenue, language, currency),
+                "cost": fmt.money(row.cost, language, currency),
+                "roi": fmt.percent(row.roi, 0),
+                "opt_out_rate": fmt.percent(row.opt_out_rate),
             }
         )
     return rows
@@ -264,12 +263,10 @@ def diagnosis_context(
             "company": display_text(company_name, 200),
             "scope": scope,
             "is_company": report.team is None,
-            "as_of": localfmt.day(report.as_of, language),
+            "as_of": fmt.day(report.as_of, language),
             "period": period.label,
-            "period_span": f"{localfmt.day(period.start, language)} – "
-            f"{localfmt.day(period.end, language)}",
-            "generated": localfmt.day(generated_at.date(), language)
-            + generated_at.strftime(" %H:%M"),
+            "period_span": f"{fmt.day(period.start, language)} – {fmt.day(period.end, language)}",
+            "generated": fmt.day(generated_at.date(), language) + generated_at.strftime(" %H:%M"),
         },
         "findings": [{"severity": f.severity, "number": f.number, "text": f.text} for f in found],
         "headline": kpi_rows(report, HEADLINE_KPIS, language, currency),

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from crm_batch.app.kpis import KpiRun
 from crm_batch.config import Settings
-from crm_batch.kpi_job import KpiRun
 from crm_batch.reports.context import diagnosis_context
 from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
 

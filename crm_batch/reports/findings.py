@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from crm_batch.reports import localfmt
-from crm_batch.reports.messages import channel_label, message
+from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.messages import channel_label, message
 
 #: "Has not ordered for 3 months": the lifecycle's dormant threshold (days).
 QUIET_DAYS = 90
@@ -70,7 +70,7 @@ def find(
 ) -> list[Finding]:
     """The findings of one scope, most important first (empty when nothing fires)."""
     rules = rules or FindingRules()
-    pct = localfmt.percent
+    pct = fmt.percent
     found: list[Finding] = []
 
     def add(key: str, severity: str, number: str, **values: object) -> None:
@@ -90,29 +90,29 @@ def find(
     at_risk = _value(kpis, "revenue_at_risk")
     warnings = _value(kpis, "churn_warnings_count")
     if revenue > 0 and warnings > 0 and at_risk / revenue >= rules.revenue_at_risk_share:
-        amount = localfmt.money(at_risk, language, currency)
+        amount = fmt.money(at_risk, language, currency)
         add(
             "revenue_at_risk",
             "high",
             amount,
-            count=localfmt.number(warnings),
+            count=fmt.number(warnings),
             amount=amount,
             share=pct(at_risk / revenue, 0),
         )
 
     high = _value(kpis, "churn_warnings_high")
     if high > 0:
-        add("high_warnings", "high", localfmt.number(high), count=localfmt.number(high))
+        add("high_warnings", "high", fmt.number(high), count=fmt.number(high))
 
     groups = customers["value_group"].astype("object")
     sleeping = customers[groups.isin(["high_dormant", "high_churned"])]
     if len(sleeping):
-        amount = localfmt.money(float(sleeping["revenue_12m"].sum()), language, currency)
+        amount = fmt.money(float(sleeping["revenue_12m"].sum()), language, currency)
         add(
             "dormant_high_value",
             "medium",
-            localfmt.number(len(sleeping)),
-            count=localfmt.number(len(sleeping)),
+            fmt.number(len(sleeping)),
+            count=fmt.number(len(sleeping)),
             amount=amount,
         )
 
@@ -142,12 +142,12 @@ def find(
 
     open_complaints = _value(kpis, "open_complaints")
     if open_complaints > 0:
-        count = localfmt.number(open_complaints)
+        count = fmt.number(open_complaints)
         add("open_complaints", "medium", count, count=count)
 
     referred = _value(kpis, "referral_share_new")
     if referred < rules.referral_share:
-        candidates = localfmt.number(_value(kpis, "advocate_candidates"))
+        candidates = fmt.number(_value(kpis, "advocate_candidates"))
         add(
             "referral_share_low",
             "info",

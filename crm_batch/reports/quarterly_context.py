@@ -22,12 +22,13 @@ import math
 from datetime import datetime
 from typing import Any
 
+from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.messages import message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.migration import NONE_LABEL, TIER_ORDER
 from crm_batch.kpi.playbook import ACTIONS, action_text, label
-from crm_batch.reports import charts, localfmt
+from crm_batch.reports import charts
 from crm_batch.reports.context import display_text, funnel_rows, kpi_rows
-from crm_batch.reports.messages import message, messages
 from crm_batch.reports.quarterly_accounts import (
     TOP_BIG,
     big_customers,
@@ -98,15 +99,13 @@ def comparison_rows(
                 "year_ago": kpi_text(kpi, last_year, language, currency),
                 "change_y": change_text(kpi, change_y, language, currency),
                 "change_y_class": trend_class(kpi, change_y),
-                "baseline": localfmt.DASH
+                "baseline": fmt.DASH
                 if target is None
                 else kpi_text(kpi, target["baseline"], language, currency),
-                "target": localfmt.DASH
+                "target": fmt.DASH
                 if target is None
                 else kpi_text(kpi, target["target"], language, currency),
-                "attainment": localfmt.DASH
-                if target is None
-                else localfmt.percent(target["attainment"], 0),
+                "attainment": fmt.DASH if target is None else fmt.percent(target["attainment"], 0),
             }
         )
     return rows
@@ -122,7 +121,7 @@ def glance_cards(
     cards = [
         {
             "label": t["glance.revenue"],
-            "value": localfmt.money(revenue_now, language, currency),
+            "value": fmt.money(revenue_now, language, currency),
             "change": "",
             "change_class": "",
             "note": t["glance.revenue_note"],
@@ -184,7 +183,7 @@ def source_notes(data: QuarterData, language: str) -> list[str]:
     """Where each quarter's values came from (stored snapshot, computed, recomputed)."""
     notes = []
     for quarter, values in data.history.items():
-        day = localfmt.day(quarter.end, language)
+        day = fmt.day(quarter.end, language)
         notes.append(message(f"source.{values.source}", language, quarter=quarter.label, day=day))
     return notes
 
@@ -214,7 +213,7 @@ def migration_section(
                         "move": f"{_tier_label(start, language)} → {_tier_label(end, language)}",
                         "direction": t["migration.up"] if up else t["migration.down"],
                         "direction_key": "better" if up else "worse",
-                        "customers": localfmt.number(count),
+                        "customers": fmt.number(count),
                     }
                 )
     names = [_tier_label(str(tier), language) for tier in matrix.index]
@@ -236,12 +235,12 @@ def migration_section(
                 "team": display_text(row.team),
                 "owner": display_text(row.owner),
                 "move": f"{row.tier_start} → {row.tier_end}",
-                "revenue_start": localfmt.money(row.revenue_start, language, currency),
-                "revenue_end": localfmt.money(row.revenue_12m, language, currency),
-                "last_order": localfmt.day(row.last_order_date, language),
+                "revenue_start": fmt.money(row.revenue_start, language, currency),
+                "revenue_end": fmt.money(row.revenue_12m, language, currency),
+                "last_order": fmt.day(row.last_order_date, language),
                 "action": action_text(str(row.next_action_key), language)
                 if isinstance(row.next_action_key, str) and row.next_action_key in ACTIONS
-                else localfmt.DASH,
+                else fmt.DASH,
             }
             for row in slipped.head(TOP_ACCOUNTS).itertuples(index=False)
         ],
@@ -262,10 +261,10 @@ def winback_section(
                 "customer": display_text(row.name),
                 "team": display_text(row.team),
                 "owner": display_text(row.owner),
-                "last_before": localfmt.day(row.last_order_before_date, language),
-                "days_away": localfmt.number(row.days_away),
-                "orders": localfmt.number(row.orders_in_period),
-                "revenue": localfmt.money(row.revenue_in_period, language, currency),
+                "last_before": fmt.day(row.last_order_before_date, language),
+                "days_away": fmt.number(row.days_away),
+                "orders": fmt.number(row.orders_in_period),
+                "revenue": fmt.money(row.revenue_in_period, language, currency),
                 "value_tier": label(str(row.value_tier), language),
             }
             for row in won.head(TOP_ACCOUNTS).itertuples(index=False)
@@ -291,11 +290,9 @@ def big_customer_section(
                 "team": display_text(row.team),
                 "owner": display_text(row.owner),
                 "tier": label(str(row.tier), language),
-                "revenue_12m": localfmt.money(row.revenue_12m, language, currency),
-                "revenue_q": localfmt.money(row.revenue_q, language, currency),
-                "previous_rank": t["big.new_entrant"]
-                if entrant
-                else localfmt.number(row.previous_rank),
+                "revenue_12m": fmt.money(row.revenue_12m, language, currency),
+                "revenue_q": fmt.money(row.revenue_q, language, currency),
+                "previous_rank": t["big.new_entrant"] if entrant else fmt.number(row.previous_rank),
                 "entrant": entrant,
             }
         )
@@ -315,10 +312,10 @@ def big_customer_section(
                 "customer": display_text(row.name),
                 "team": display_text(row.team),
                 "owner": display_text(row.owner),
-                "previous_rank": localfmt.number(row.rank),
-                "rank_now": localfmt.number(row.rank_now),
-                "revenue_start": localfmt.money(row.revenue_12m, language, currency),
-                "revenue_now": localfmt.money(row.revenue_now, language, currency),
+                "previous_rank": fmt.number(row.rank),
+                "rank_now": fmt.number(row.rank_now),
+                "revenue_start": fmt.money(row.revenue_12m, language, currency),
+                "revenue_now": fmt.money(row.revenue_now, language, currency),
             }
             for row in left.itertuples(index=False)
         ],
@@ -331,7 +328,7 @@ def cohort_chart(data: QuarterData, scope: Scope, language: str) -> str:
     matrix = data.report(scope).cohort_matrix
     months = [column for column in matrix.columns if column != "cohort_size"]
     rows = [
-        f"{month} ({localfmt.number(size)})"
+        f"{month} ({fmt.number(size)})"
         for month, size in zip(matrix.index, matrix["cohort_size"], strict=True)
     ]
     return charts.heatmap(
@@ -354,7 +351,7 @@ def team_rows(data: QuarterData, language: str, currency: str) -> list[dict[str,
         known = table["met"].dropna()
         row = {
             "team": display_text(team),
-            "revenue_q": localfmt.money(quarter_revenue(data, team), language, currency),
+            "revenue_q": fmt.money(quarter_revenue(data, team), language, currency),
             "targets_met": f"{int(known.sum())} / {len(table)}",
         }
         for name in TEAM_KPIS:
@@ -392,14 +389,12 @@ def quarterly_context(
             "company": display_text(company_name, 200),
             "scope": t["scope.all"] if team is None else display_text(team),
             "is_company": team is None,
-            "as_of": localfmt.day(data.run.as_of, language),
+            "as_of": fmt.day(data.run.as_of, language),
             "period": quarter.label,
-            "period_span": f"{localfmt.day(quarter.start, language)} – "
-            f"{localfmt.day(quarter.end, language)}",
+            "period_span": f"{fmt.day(quarter.start, language)} – {fmt.day(quarter.end, language)}",
             "previous": data.previous.label,
             "year_before": data.year_before.label,
-            "generated": localfmt.day(generated_at.date(), language)
-            + generated_at.strftime(" %H:%M"),
+            "generated": fmt.day(generated_at.date(), language) + generated_at.strftime(" %H:%M"),
         },
         "glance": glance_cards(data, team, language, currency),
         "targets": {

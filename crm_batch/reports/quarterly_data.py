@@ -4,12 +4,12 @@ One :class:`QuarterData` serves every scope's review (the company and each team)
 the source is extracted once per report run:
 
 * the quarter itself is computed from the source data as of its last day (every team
-  in one pass, as :func:`crm_batch.kpi_job.run_kpis` does), keeping the prepared
+  in one pass, as :func:`crm_batch.app.kpis.run_kpis` does), keeping the prepared
   period: its start-of-quarter tiers feed the list of accounts that slipped, its
   per-customer quarter revenue the big-customer and win-back lists;
 * earlier quarters (the trend lines' last 8 quarters, the previous quarter, the same
   quarter last year) come from ``kpi_snapshots``: the snapshot of a quarter's last day
-  holds that quarter's values (:mod:`crm_batch.kpi_job`). A quarter whose snapshot is
+  holds that quarter's values (:mod:`crm_batch.app.kpis`). A quarter whose snapshot is
   missing (or lacks a scope) is recomputed from the source data for every scope in one
   extraction (:func:`crm_batch.kpi.engine.compute_teams`: a team created after that
   quarter gets zeros and dashes, where ``run_kpis`` would reject it as unknown), and the
@@ -17,7 +17,7 @@ the source is extracted once per report run:
 * targets use the KPI engine's rules (:func:`crm_batch.kpi.targets.target_table`) with
   the baselines of :func:`crm_batch.kpi.targets.baseline_periods`, measured at
   :func:`crm_batch.kpi.targets.baseline_as_of` exactly as
-  :func:`crm_batch.kpi_job.target_tables` does; a baseline quarter measured at its
+  :func:`crm_batch.app.kpis.target_tables` does; a baseline quarter measured at its
   last day is read from the same quarter values instead of being computed again.
 """
 
@@ -34,6 +34,8 @@ from typing import Literal
 import pandas as pd
 from sqlalchemy import Engine
 
+from crm_batch.app.kpis import KpiRun, run_kpis
+from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
 from crm_batch.kpi import targets
@@ -43,9 +45,7 @@ from crm_batch.kpi.engine import (
     PreparedPeriod,
     compute_teams,
 )
-from crm_batch.kpi_job import KpiRun, run_kpis
 from crm_batch.periods import Period, last_complete_quarter
-from crm_batch.snapshots import read_snapshots
 from crm_batch.source.sql_files import SqlCatalog
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def quarter_targets(
     run: KpiRun,
     history: dict[Period, QuarterValues],
 ) -> dict[Scope, pd.DataFrame]:
-    """The target table of every scope (columns as :func:`crm_batch.kpi_job.target_tables`).
+    """The target table of every scope (columns as :func:`crm_batch.app.kpis.target_tables`).
 
     A baseline that is a quarter measured at its last day comes from ``history`` (the
     snapshot of that day, or its recomputation); any other baseline period is computed

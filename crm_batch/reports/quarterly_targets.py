@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.messages import channel_label, message
 from crm_batch.kpi.definitions import KpiDefinition, registry
 from crm_batch.kpi.playbook import ACTIONS, GROUP_ACTIONS, PROSPECT_ACTION, label
-from crm_batch.reports import localfmt
-from crm_batch.reports.messages import channel_label, message
 from crm_batch.reports.quarterly_data import QuarterData, Scope
 
 #: A KPI that misses its target -> the playbook action that moves it (the seeds' plans).
@@ -61,19 +61,19 @@ CAMPAIGN_ACTION_KPIS = ("campaign_roi", "opt_out_rate", "campaign_conversion_rat
 
 
 def kpi_text(kpi: KpiDefinition, value: float, language: str, currency: str) -> str:
-    """A value of ``kpi`` as the report shows it (:func:`localfmt.kpi_value`)."""
-    return localfmt.kpi_value(kpi, value, language, currency)
+    """A value of ``kpi`` as the report shows it (:func:`fmt.kpi_value`)."""
+    return fmt.kpi_value(kpi, value, language, currency)
 
 
 def change_text(kpi: KpiDefinition, change: float, language: str, currency: str) -> str:
     """A difference of two values of ``kpi`` with its sign: ``+2.5 pp``, ``-¥1,200``."""
     if change is None or not math.isfinite(change):
-        return localfmt.DASH
+        return fmt.DASH
     if kpi.unit in ("ratio", "ratio_delta"):
         points = f"{change * 100:+,.{kpi.decimals}f}"
         return f"{points} 个百分点" if language == "zh-CN" else f"{points} pp"
     if kpi.unit == "money":
-        shown = localfmt.money(abs(change), language, currency)
+        shown = fmt.money(abs(change), language, currency)
         return ("+" if change >= 0 else "-") + shown
     if kpi.unit == "count":
         return f"{change:+,.0f}"
@@ -104,9 +104,7 @@ def difference(current: float, earlier: float) -> float:
 def _rule_text(row: Any, kpi: KpiDefinition, language: str, currency: str) -> str:
     if row.rule == "change":
         key = "rule.change_down" if row.direction == "down" else "rule.change_up"
-        return message(
-            key, language, change=localfmt.percent(row.change, 0), period=row.baseline_period
-        )
+        return message(key, language, change=fmt.percent(row.change, 0), period=row.baseline_period)
     return message(
         f"rule.{row.rule}", language, value=kpi_text(kpi, row.target, language, currency)
     )
@@ -114,7 +112,7 @@ def _rule_text(row: Any, kpi: KpiDefinition, language: str, currency: str) -> st
 
 def _met_text(met: Any, language: str) -> tuple[str, str]:
     if pd.isna(met):
-        return localfmt.DASH, ""
+        return fmt.DASH, ""
     return (message("met.yes", language), "met") if met else (message("met.no", language), "missed")
 
 
@@ -134,7 +132,7 @@ def target_rows(table: pd.DataFrame, language: str, currency: str) -> list[dict[
                 "baseline": kpi_text(kpi, row.baseline, language, currency),
                 "target": kpi_text(kpi, row.target, language, currency),
                 "actual": kpi_text(kpi, row.actual, language, currency),
-                "attainment": localfmt.percent(row.attainment, 0),
+                "attainment": fmt.percent(row.attainment, 0),
                 "met": met,
                 "met_key": met_key,
             }
@@ -153,7 +151,7 @@ def _focus(key: str, data: QuarterData, scope: Scope, language: str) -> str:
             "action.focus",
             language,
             group=names(label(group, language) for group in groups),
-            count=localfmt.number(count),
+            count=fmt.number(count),
         )
     if key == PROSPECT_ACTION:
         count = int((customers["lifecycle"].astype("object") == "prospect").sum())
@@ -161,18 +159,18 @@ def _focus(key: str, data: QuarterData, scope: Scope, language: str) -> str:
             "action.focus",
             language,
             group=label("prospect", language),
-            count=localfmt.number(count),
+            count=fmt.number(count),
         )
     kpis = data.report(scope).kpis
     if key == "reward_and_refer":
         return message(
             "action.focus_candidates",
             language,
-            count=localfmt.number(kpis.get("advocate_candidates")),
+            count=fmt.number(kpis.get("advocate_candidates")),
         )
     if key == "resolve_complaint":
         return message(
-            "action.focus_complaints", language, count=localfmt.number(kpis.get("open_complaints"))
+            "action.focus_complaints", language, count=fmt.number(kpis.get("open_complaints"))
         )
     return ""
 
@@ -197,9 +195,9 @@ def _channel_evidence(data: QuarterData, scope: Scope, kpi: str, language: str) 
         "action.channels",
         language,
         worst=channel_label(str(low["channel"]), language),
-        worst_value=localfmt.percent(float(low[column]), decimals),
+        worst_value=fmt.percent(float(low[column]), decimals),
         best=channel_label(str(high["channel"]), language),
-        best_value=localfmt.percent(float(high[column]), decimals),
+        best_value=fmt.percent(float(high[column]), decimals),
     )
 
 
@@ -236,7 +234,7 @@ def action_rows(
                 "actual": kpi_text(kpi, row.actual, language, currency),
                 "target": kpi_text(kpi, row.target, language, currency),
                 "gap": change_text(kpi, row.target - row.actual, language, currency),
-                "attainment": localfmt.percent(row.attainment, 0),
+                "attainment": fmt.percent(row.attainment, 0),
                 "title": title,
                 "detail": detail,
                 "evidence": evidence,

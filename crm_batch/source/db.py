@@ -42,11 +42,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.types import UserDefinedType
 
-from crm_batch.config import Settings
 from crm_batch.errors import (
     DataError,
     DependencyError,
@@ -56,14 +55,9 @@ from crm_batch.errors import (
 )
 from crm_batch.source.ids import remember_integer_keys
 from crm_batch.source.sql_files import SqlQuery
+from crm_batch.urls import normalize_url, safe_url
 
 log = logging.getLogger(__name__)
-
-#: Drivers we install: a bare ``postgresql://`` or ``mysql://`` URL is routed to them.
-_DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
-
-#: URL query keys whose values are secrets (drivers accept ``?password=...`` too).
-_SECRET_QUERY_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword", "secret", "token"})
 
 #: MySQL/MariaDB: the client gives up this long after the server-side statement limit,
 #: so that the server's own "statement timeout" error normally arrives first.
@@ -73,25 +67,6 @@ _MYSQL_CLIENT_GRACE_SECONDS = 5.0
 _DOLLAR_DIALECT = PGDialect_psycopg(paramstyle="numeric_dollar")
 #: SQLSTATE classes meaning "the server or the connection failed", not the query.
 _PG_UNAVAILABLE_CLASSES = ("08", "53", "57P", "58")
-
-
-def normalize_url(url: URL | str) -> URL:
-    """Route bare dialect names to the drivers crm-batch installs."""
-    url = make_url(url)
-    backend, driver = url.get_backend_name(), url.get_driver_name()
-    wanted = _DEFAULT_DRIVERS.get(backend)
-    if wanted and "+" not in url.drivername and driver != wanted:
-        url = url.set(drivername=f"{backend}+{wanted}")
-    return url
-
-
-def safe_url(url: URL | str) -> str:
-    """The URL as text with the password (also a ``?password=`` query) shown as ``***``."""
-    url = make_url(url)
-    secrets = {key: "***" for key in url.query if key.lower() in _SECRET_QUERY_KEYS}
-    if secrets:
-        url = url.update_query_dict(secrets)
-    return url.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
 
 
 def dialect_name(engine: Engine) -> str:
@@ -853,12 +828,3 @@ def as_date(value: date | datetime | str) -> date:
     if isinstance(value, date):
         return value
     return date.fromisoformat(value)
-
-
-def engine_from_settings(settings: Settings, url: URL | None = None) -> Engine:
-    """An engine for the configured database (or ``url``) with the configured timeouts."""
-    return make_engine(
-        settings.database_url if url is None else url,
-        connect_timeout=settings.connect_timeout_seconds,
-        statement_timeout=settings.statement_timeout_seconds,
-    )

@@ -20,7 +20,7 @@ import pyarrow as pa
 from sqlalchemy.engine import Engine
 
 from crm_batch.config import ThresholdSettings
-from crm_batch.kpi.churn import quiet_window
+from crm_batch.periods import quiet_window
 from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.params import standard_params
@@ -60,7 +60,7 @@ class SourceFrames:
 def as_of_params(as_of: date, thresholds: ThresholdSettings) -> dict[str, Any]:
     """The bind parameters of the as-of queries: the standard set plus the churn window."""
     params = standard_params(as_of, complaint_open_hours=thresholds.complaint_open_hours)
-    window = quiet_window(as_of, thresholds)
+    window = quiet_window(as_of, thresholds.churn_quiet_months, thresholds.churn_lookback_months)
     params.update(
         lookback_start=window.lookback_start,
         quiet_start=window.quiet_start,

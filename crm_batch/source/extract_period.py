@@ -12,7 +12,7 @@ needs no dialect-specific date arithmetic (params.py). Extra parameters here:
 on which an order can still be attributed to a touch of the period: the period's
 clipped end + ``campaign_attribution_days``, at most T; ``cohort_start`` (cohort_activity
 only): first day of the oldest cohort month the matrix shows
-(:func:`crm_batch.kpi.cohorts.cohort_start`).
+(:func:`crm_batch.periods.cohort_start`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,7 @@ import pandas as pd
 from sqlalchemy.engine import Engine
 
 from crm_batch.config import ThresholdSettings
-from crm_batch.kpi.cohorts import cohort_start
-from crm_batch.periods import Period
+from crm_batch.periods import Period, cohort_start
 from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name
 from crm_batch.source.extract import (

@@ -37,9 +37,10 @@ from sqlalchemy.engine import Engine
 
 from crm_batch.errors import DataError, SqlContractError
 from crm_batch.source.concurrent import query_workers, run_concurrently
-from crm_batch.source.db import dialect_name, run_query, safe_url
+from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.urls import safe_url
 
 log = logging.getLogger(__name__)
 

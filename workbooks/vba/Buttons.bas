@@ -5,13 +5,13 @@ Attribute VB_Name = "Buttons"
 Option Explicit
 
 Public Sub RefreshData()
-    RunPython "import crm_batch.excel.buttons as b; b.refresh()"
+    RunPython "import crm_batch.buttons as b; b.refresh()"
 End Sub
 
 Public Sub SaveFollowups()
-    RunPython "import crm_batch.excel.buttons as b; b.save_followups()"
+    RunPython "import crm_batch.buttons as b; b.save_followups()"
 End Sub
 
 Public Sub MakeMyPdf()
-    RunPython "import crm_batch.excel.buttons as b; b.make_pdf()"
+    RunPython "import crm_batch.buttons as b; b.make_pdf()"
 End Sub

@@ -52,8 +52,8 @@ from tqdm import tqdm
 
 from crm_batch.errors import ConfigError, DataError, DependencyError
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
-from crm_batch.source.db import safe_url
 from crm_batch.source.demo.model import TEXT_ID_FORMAT, DemoData
+from crm_batch.urls import safe_url
 
 #: The marker table: its presence says the canonical tables beside it are a demo.
 DEMO_INFO_TABLE = "crm_batch_demo_info"

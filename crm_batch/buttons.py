@@ -1,7 +1,7 @@
 """The Python behind the team workbook's buttons: Refresh data, Save follow-ups, Make my PDF.
 
 Each Dashboard button runs a macro of ``workbooks/vba/Buttons.bas`` that calls xlwings'
-``RunPython "import crm_batch.excel.buttons as b; b.<action>()"``. xlwings starts Python;
+``RunPython "import crm_batch.buttons as b; b.<action>()"``. xlwings starts Python;
 the handler gets the open workbook from ``xlwings.Book.caller()`` and changes it through
 xlwings only: the workbook is open in Excel, so it is never written as a file here, and
 what staff typed but did not save yet stays in place.
@@ -47,13 +47,14 @@ from crm_batch.errors import CrmBatchError, ExitCode
 from crm_batch.excel import layout
 from crm_batch.excel.cells import clean_text
 from crm_batch.excel.layout import StaffInput
+from crm_batch.i18n.workbook_texts import BUTTON_TEXTS
 from crm_batch.logs import LOG_FORMAT, SecretMaskingFilter, mask_secrets
 
 if TYPE_CHECKING:
     import xlwings
 
+    from crm_batch.app.kpis import KpiRun
     from crm_batch.excel.teamdata import TeamWorkbookData
-    from crm_batch.kpi_job import KpiRun
 
 log = logging.getLogger(__name__)
 
@@ -73,47 +74,6 @@ NUMBER_FORMATS: dict[str, str] = {
     "score": "0",
 }
 
-# The messages staff see, in the workbook's language.
-_MESSAGES: dict[str, tuple[str, str]] = {
-    "refresh.done": (
-        "已刷新{team}的数据(截至{as_of}):{customers}位客户,{watchlist}位流失预警,"
-        "{care}条关怀提醒,{advocates}位推荐大使,{followups}行跟进记录。",
-        "Refreshed {team} (data as of {as_of}): {customers} customers, {watchlist} on the "
-        "watchlist, {care} care dates, {advocates} advocates, {followups} follow-up rows.",
-    ),
-    "refresh.kept": (
-        "另有{count}行未保存的跟进记录属于已不在本团队的客户,已保留在表格末尾,请先保存。",
-        "{count} unsaved follow-up rows belong to customers no longer in this team; they "
-        "are kept at the end of the table: save them first.",
-    ),
-    "refresh.dashboard_kept": (
-        "仪表板的布局与当前版本不同,将在夜间重建时更新。",
-        "The Dashboard is laid out differently from this version's: it is updated by the "
-        "nightly rebuild.",
-    ),
-    "save.nothing": (
-        "没有需要保存的内容:跟进记录表中没有填写任何跟进结果、备注、下次联系日期或填写人。",
-        "Nothing to save: no Follow-ups row has an outcome, note, next contact date or "
-        "name filled in.",
-    ),
-    "save.done": (
-        "已保存{inserted}条跟进记录到数据库({already}条之前已保存)。",
-        "Saved {inserted} follow-ups to the database ({already} were saved before).",
-    ),
-    "save.problems": (
-        "{count}行无法保存,请查看“保存问题”列并修改后重试:第{rows}行。",
-        "{count} rows could not be saved: see the Save problem column, correct them and "
-        "click Save again (rows {rows}).",
-    ),
-    "pdf.ready": ("您的报告已生成:{path}", "Your report is ready: {path}"),
-    "error.expected": ("{action}未完成:{reason}", "{action} did not finish: {reason}"),
-    "error.unexpected": (
-        "{action}因意外错误而停止({kind})。详细信息见日志:{log}",
-        "{action} stopped because of an unexpected error ({kind}). The details are in "
-        "the log: {log}",
-    ),
-    "error.no_log": ("未写入日志文件", "no log file was written"),
-}
 
 _ACTIONS: dict[str, str] = {
     "refresh": "button.RefreshData",
@@ -223,8 +183,8 @@ def _run(
         if database is not None:
             return _fail(book, title, language, database)
         log.exception("button %s failed unexpectedly", action)
-        where = str(log_file) if log_file else _message("error.no_log", language)
-        message = _message(
+        where = str(log_file) if log_file else BUTTON_TEXTS.text("error.no_log", language)
+        message = BUTTON_TEXTS.text(
             "error.unexpected", language, action=title, kind=type(exc).__name__, log=where
         )
         _alert(book, message, title, critical=True)
@@ -238,7 +198,7 @@ def _run(
 def _fail(book: xlwings.Book, title: str, language: str, reason: str) -> ButtonResult:
     reason = mask_secrets(reason)
     log.error("%s: %s", title, reason)
-    message = _message("error.expected", language, action=title, reason=reason)
+    message = BUTTON_TEXTS.text("error.expected", language, action=title, reason=reason)
     _alert(book, message, title, critical=True)
     return ButtonResult(False, message)
 
@@ -252,11 +212,6 @@ def _database_error(exc: Exception) -> str | None:
     origin = getattr(exc, "orig", None) or exc
     lines = str(origin).strip().splitlines()
     return f"database error: {lines[0] if lines else type(origin).__name__}"
-
-
-def _message(key: str, language: str, **values: object) -> str:
-    zh, en = _MESSAGES[key]
-    return (zh if language == "zh-CN" else en).format(**values)
 
 
 def _alert(book: xlwings.Book, message: str, title: str, *, critical: bool = False) -> None:
@@ -585,15 +540,15 @@ def write_column(view: TableView, key: str, values: Sequence[Any], number_format
 
 
 def _refresh(ctx: ButtonContext, as_of: date | None) -> str:
+    from crm_batch.app.engines import build_engine
+    from crm_batch.app.kpis import run_kpis, snapshot_period
     from crm_batch.excel import harvest, teamdata
-    from crm_batch.kpi_job import run_kpis, snapshot_period
-    from crm_batch.source.db import engine_from_settings
 
     # read every table first: a workbook missing one fails before anything is computed
     views = {key: read_table(ctx.book, key) for key in (*COMPUTED_SHEETS, "followups")}
     views["followups"].require(("customer_id", *layout.INPUT_COLUMNS, *layout.STATUS_COLUMNS))
     day = as_of or business_date(ctx.settings)
-    engine = engine_from_settings(ctx.settings)
+    engine = build_engine(ctx.settings)
     try:
         run = run_kpis(ctx.settings, engine, day, snapshot_period(day), teams=[ctx.team])
         customers = run.reports[ctx.team].customers["customer_id"]
@@ -614,7 +569,7 @@ def _refresh(ctx: ButtonContext, as_of: date | None) -> str:
     counts["followups"] = write_table(views["followups"], columns, rows, formats)
     dashboard = refresh_dashboard(ctx.book, data, ctx.language)
     _set_name(ctx.book, layout.NAME_AS_OF, day.isoformat())
-    message = _message(
+    message = BUTTON_TEXTS.text(
         "refresh.done",
         ctx.language,
         team=ctx.team,
@@ -622,9 +577,9 @@ def _refresh(ctx: ButtonContext, as_of: date | None) -> str:
         **{key: f"{count:,}" for key, count in counts.items()},
     )
     if kept:
-        message += " " + _message("refresh.kept", ctx.language, count=kept)
+        message += " " + BUTTON_TEXTS.text("refresh.kept", ctx.language, count=kept)
     if not dashboard:
-        message += " " + _message("refresh.dashboard_kept", ctx.language)
+        message += " " + BUTTON_TEXTS.text("refresh.dashboard_kept", ctx.language)
     return message
 
 
@@ -788,8 +743,8 @@ def _set_name(book: xlwings.Book, name: str, value: str) -> None:
 
 
 def _save_followups(ctx: ButtonContext, now: datetime | None) -> str:
+    from crm_batch.app.engines import build_engine
     from crm_batch.excel import harvest
-    from crm_batch.source.db import engine_from_settings
 
     view = read_table(ctx.book, "followups")
     view.require(("customer_id", *layout.INPUT_COLUMNS, *layout.STATUS_COLUMNS))
@@ -800,9 +755,9 @@ def _save_followups(ctx: ButtonContext, now: datetime | None) -> str:
             sheet_row = view.first_body_row + index
             inputs.append(harvest.parse_staff_row(cells, sheet_row, ctx.language))
     if not inputs:
-        return _message("save.nothing", ctx.language)
+        return BUTTON_TEXTS.text("save.nothing", ctx.language)
     stamp = (now or datetime.now(ctx.settings.tz)).replace(tzinfo=None, microsecond=0)
-    engine = engine_from_settings(ctx.settings)
+    engine = build_engine(ctx.settings)
     try:
         result = harvest.store_followups(
             engine, ctx.team, inputs, source_workbook=_book_name(ctx.book), now=stamp
@@ -830,12 +785,12 @@ def _save_followups(ctx: ButtonContext, now: datetime | None) -> str:
     write_column(view, "save_problem", problems, NUMBER_FORMATS["text"])
 
     bad = [staff.sheet_row for staff in inputs if staff.problem]
-    message = _message(
+    message = BUTTON_TEXTS.text(
         "save.done", ctx.language, inserted=result.inserted, already=result.already_stored
     )
     if bad:
         rows = ", ".join(str(n) for n in bad[:20]) + (" …" if len(bad) > 20 else "")
-        message += " " + _message("save.problems", ctx.language, count=len(bad), rows=rows)
+        message += " " + BUTTON_TEXTS.text("save.problems", ctx.language, count=len(bad), rows=rows)
     return message
 
 
@@ -843,12 +798,12 @@ def _save_followups(ctx: ButtonContext, now: datetime | None) -> str:
 
 
 def _make_pdf(ctx: ButtonContext, as_of: date | None, open_file: bool) -> str:
-    from crm_batch.kpi_job import run_kpis, snapshot_period
+    from crm_batch.app.engines import build_engine
+    from crm_batch.app.kpis import run_kpis, snapshot_period
     from crm_batch.reports.diagnosis import write_diagnosis
-    from crm_batch.source.db import engine_from_settings
 
     day = as_of or ctx.as_of or business_date(ctx.settings)
-    engine = engine_from_settings(ctx.settings)
+    engine = build_engine(ctx.settings)
     try:
         run = run_kpis(ctx.settings, engine, day, snapshot_period(day), teams=[ctx.team])
     finally:
@@ -857,7 +812,7 @@ def _make_pdf(ctx: ButtonContext, as_of: date | None, open_file: bool) -> str:
     log.info("diagnosis report of %r written to %s", ctx.team, report.pdf)
     if open_file and _is_desktop(ctx.book) and open_document(report.pdf):
         return ""
-    return _message("pdf.ready", ctx.language, path=report.pdf)
+    return BUTTON_TEXTS.text("pdf.ready", ctx.language, path=report.pdf)
 
 
 def _is_desktop(book: xlwings.Book) -> bool:

@@ -4,8 +4,8 @@ Implements [MS-OVBA] 2.3: the ``PROJECT`` stream (2.3.1), ``PROJECTwm`` (2.3.3),
 ``VBA`` storage with ``_VBA_PROJECT`` (2.3.4.1, version 0xFFFF so Office ignores the
 absent performance caches and compiles from source), the compressed ``dir`` stream
 (2.3.4.2) and one module stream per module holding only its compressed source at
-offset 0 (2.3.4.3). The container is written by :mod:`crm_batch.excel.cfb` and
-compressed with :mod:`crm_batch.excel.ovba_compression`.
+offset 0 (2.3.4.3). The container is written by :mod:`crm_batch.excel.vba.cfb` and
+compressed with :mod:`crm_batch.excel.vba.compression`.
 
 Module text is declared as code page 1252 (PROJECTCODEPAGE, as xlwings' own standalone
 workbook) and restricted to ASCII, which every Windows ANSI code page reads the same, so
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crm_batch.errors import CrmBatchError, ExitCode
-from crm_batch.excel.cfb import write_compound_file
-from crm_batch.excel.ovba_compression import CHUNK_SIZE, compress
+from crm_batch.excel.vba.cfb import write_compound_file
+from crm_batch.excel.vba.compression import CHUNK_SIZE, compress
 
 CODE_PAGE = 1252
 LCID_EN_US = 0x0409

@@ -1,4 +1,5 @@
-"""Numbers, money, percentages and dates as a reader of zh-CN or English expects them.
+"""Numbers, money, percentages and dates as a reader of zh-CN or English expects them:
+the one formatter of every number a person reads (tables, workbooks tiles, PDFs).
 
 Two locales only, so a small formatter instead of a locale library: both use ``,`` for
 thousands and ``.`` for decimals; they differ in dates (``2026年6月30日`` / ``30 Jun
@@ -10,8 +11,18 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime
+from typing import Protocol
 
-from crm_batch.kpi.definitions import KpiDefinition
+
+class Measured(Protocol):
+    """What formatting needs of a KPI definition: its unit and decimals."""
+
+    @property
+    def unit(self) -> str: ...
+
+    @property
+    def decimals(self) -> int: ...
+
 
 DASH = "–"
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -61,7 +72,7 @@ def day(value: date | datetime | None, language: str) -> str:
     return f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
 
 
-def kpi_value(kpi: KpiDefinition, value: float | None, language: str, currency: str) -> str:
+def kpi_value(kpi: Measured, value: float | None, language: str, currency: str) -> str:
     """A registry KPI formatted by its unit for ``language``."""
     if _missing(value):
         return DASH

@@ -9,26 +9,21 @@ quarter's last day holds that quarter's final figures.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import logging
 import math
 import time
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine
 
+from crm_batch.app.dates import today
+from crm_batch.app.engines import open_engine
+from crm_batch.app.snapshots import write_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
-from crm_batch.files import atomic_output
-from crm_batch.formatting import format_kpi, spreadsheet_safe
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import (
@@ -39,18 +34,13 @@ from crm_batch.kpi.engine import (
     prepare,
     snapshot_values,
 )
-from crm_batch.kpi.playbook import action_text
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
-from crm_batch.snapshots import write_snapshots
 from crm_batch.source.extract_period import clip_period
 from crm_batch.source.quality import log_reconciliation, verify_source
 from crm_batch.source.sql_files import SqlCatalog
 
 log = logging.getLogger(__name__)
-
-JSON_FORMAT = "crm-batch-kpis"
-JSON_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -135,11 +125,62 @@ def run_kpis(
     )
 
 
+@dataclass(frozen=True)
+class KpiResult:
+    """What :func:`compute` returns: the run and, when asked, its target tables."""
+
+    run: KpiRun
+    targets: dict[str | None, pd.DataFrame] | None = None
+
+
+def compute(
+    settings: Settings,
+    as_of: date,
+    period: Period | None = None,
+    *,
+    teams: Sequence[str] = (),
+    all_teams: bool = False,
+    snapshot: bool = False,
+    with_targets: bool = False,
+    verify: bool = True,
+) -> KpiResult:
+    """The KPI set of ``period`` (default: the quarter of ``as_of``, to date) for the
+    company or ``teams`` (every team with ``all_teams``), on its own connection.
+
+    ``snapshot`` also stores the business date's rows for the company and every team
+    (only for the default period); ``with_targets`` adds the target tables
+    (:func:`target_tables`); ``verify`` runs the data checks first (:func:`run_kpis`).
+    """
+    chosen = period or snapshot_period(as_of)
+    if snapshot and chosen != snapshot_period(as_of):
+        raise ConfigError(
+            f"snapshots hold the business date's quarter ({snapshot_period(as_of).label}), "
+            f"not {chosen.label}: drop --period"
+        )
+    with open_engine(settings) as engine:
+        run = run_kpis(
+            settings,
+            engine,
+            as_of,
+            chosen,
+            teams=list(teams),
+            all_teams=all_teams or snapshot,
+            verify=verify,
+        )
+        if snapshot:
+            rows = store_snapshots(engine, run, datetime.now(settings.tz))
+            log.info("stored %d snapshot rows for %s", rows, as_of.isoformat())
+            if not (all_teams or teams):  # stored for everyone, shown for the company
+                run = replace(run, reports={None: run.reports[None]}, prepared=None)
+        goals = target_tables(settings, engine, run) if with_targets else None
+    return KpiResult(run, goals)
+
+
 def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:
     """Run the data checks of ``sql/checks/`` for business date ``as_of``: one
     :class:`~crm_batch.errors.DataError` lists every failing error check (exit code 4);
     each warning is logged."""
-    verify_source(engine, settings.sql_dir, as_of, today=datetime.now(settings.tz).date())
+    verify_source(engine, settings.sql_dir, as_of, today=today(settings))
 
 
 def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
@@ -189,151 +230,6 @@ def backfill_snapshots(
     return rows
 
 
-def _json_number(value: float) -> float | int | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
-
-
-def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None = None) -> str:
-    """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README)."""
-    document: dict[str, Any] = {
-        "format": JSON_FORMAT,
-        "version": JSON_VERSION,
-        "as_of": run.as_of.isoformat(),
-        "period": {
-            "label": run.period.label,
-            "kind": run.period.kind,
-            "start": run.period.start.isoformat(),
-            "end": run.period.end.isoformat(),
-        },
-        "results": [
-            {
-                "scope": "all" if team is None else "team",
-                "team": team,
-                "kpis": {name: _json_number(value) for name, value in report.kpis.items()},
-            }
-            for team, report in run.reports.items()
-        ],
-    }
-    if targets_by_scope is not None:
-        for result, team in zip(document["results"], run.reports, strict=True):
-            result["targets"] = [
-                {
-                    "kpi": row.kpi,
-                    "rule": row.rule,
-                    "baseline_period": row.baseline_period,
-                    "baseline": _json_number(row.baseline),
-                    "target": _json_number(row.target),
-                    "actual": _json_number(row.actual),
-                    "attainment": _json_number(row.attainment),
-                    "met": None if pd.isna(row.met) else bool(row.met),
-                }
-                for row in targets_by_scope[team].itertuples(index=False)
-            ]
-    return json.dumps(document, ensure_ascii=False, indent=2)
-
-
-def as_csv(run: KpiRun) -> str:
-    """Long CSV: as_of, period, scope, team, kpi, value (raw values, rates as fractions)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["as_of", "period", "scope", "team", "kpi", "value"])
-    for team, report in run.reports.items():
-        for name, value in report.kpis.items():
-            shown = "" if value is None or not math.isfinite(value) else repr(float(value))
-            writer.writerow(
-                [
-                    run.as_of.isoformat(),
-                    run.period.label,
-                    "all" if team is None else "team",
-                    spreadsheet_safe(team or ""),
-                    name,
-                    shown,
-                ]
-            )
-    return buffer.getvalue()
-
-
-def as_table(run: KpiRun, language: str, currency: str) -> str:
-    """An aligned text table: one row per KPI, one column per scope."""
-    kpis = registry()
-    scopes = list(run.reports)
-    title_all = "全公司" if language == "zh-CN" else "all"
-    header = ["KPI", *[title_all if s is None else s for s in scopes]]
-    rows = [header]
-    names = list(next(iter(run.reports.values())).kpis) if run.reports else []
-    for name in names:
-        kpi = kpis[name]
-        rows.append(
-            [
-                kpi.label(language),
-                *[
-                    format_kpi(kpi, run.reports[s].kpis.get(name), currency=currency)
-                    for s in scopes
-                ],
-            ]
-        )
-    if language == "zh-CN":
-        title = f"截至 {run.as_of.isoformat()} 的指标,期间 {run.period.label}"
-    else:
-        title = f"KPIs as of {run.as_of.isoformat()}, period {run.period.label}"
-    span = f"({run.period.start.isoformat()} – {run.period.end.isoformat()})"
-    return f"{title} {span}\n{_align(rows)}"
-
-
-def _display_width(text: str) -> int:
-    """Terminal columns: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1 for ch in text)
-
-
-def _pad(text: str, width: int, *, left: bool) -> str:
-    gap = " " * (width - _display_width(text))
-    return text + gap if left else gap + text
-
-
-#: Columns of ``--customers-out`` in order (see the README's KPI reference).
-CUSTOMER_COLUMNS = (
-    "customer_id", "name", "team", "owner", "region", "signup_date",
-    "first_order_date", "last_order_date", "recency_days", "tenure_days",
-    "orders_total", "revenue_total", "orders_12m", "revenue_12m", "orders_90d", "revenue_90d",
-    "aov", "quarters_active_4q", "tickets_open", "complaints_open_over_limit",
-    "referrals_made", "referrals_successful",
-    "r_score", "f_score", "m_score", "rfm_segment", "tier", "value_tier", "lifecycle",
-    "value_group", "churn_warning_level", "revenue_at_risk", "next_action",
-)  # fmt: skip
-
-_TEXT_COLUMNS = ("name", "team", "owner", "region")
-
-
-def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
-    """The per-customer table: facts, scores, tiers, segment, lifecycle, warning, action.
-
-    The next action is the churn warning's action when the customer has a warning,
-    else the value x lifecycle group's playbook action.
-    """
-    table = report.customers.copy()
-    warnings = report.churn_warnings.set_index("customer_id")
-    table["churn_warning_level"] = table["customer_id"].map(warnings["level"]).astype("object")
-    table["revenue_at_risk"] = table["customer_id"].map(warnings["revenue_at_risk"])
-    action_key = table["customer_id"].map(warnings["warning_action_key"]).astype("object")
-    action_key = action_key.where(action_key.notna(), table["next_action_key"].astype("object"))
-    texts = {key: action_text(key, language) for key in action_key.dropna().unique()}
-    table["next_action"] = action_key.map(texts)
-    out = table.loc[:, list(CUSTOMER_COLUMNS)]
-    for column in _TEXT_COLUMNS:
-        out[column] = out[column].astype("object").map(spreadsheet_safe, na_action="ignore")
-    return out
-
-
-def write_customers_csv(report: PeriodReport, path: Path, language: str) -> int:
-    """Write :func:`customer_rows` to ``path`` (UTF-8 with BOM so Excel reads Chinese)."""
-    rows = customer_rows(report, language)
-    with atomic_output(path, "w", encoding="utf-8-sig") as stream:
-        rows.to_csv(stream, index=False, date_format="%Y-%m-%d", lineterminator="\n")
-    return len(rows)
-
-
 def target_tables(
     settings: Settings, engine: Engine, run: KpiRun
 ) -> dict[str | None, pd.DataFrame]:
@@ -378,51 +274,3 @@ def target_tables(
         table.insert(3, "baseline_as_of", [baselines[by_kpi[name]][0] for name in table["kpi"]])
         tables[scope] = table
     return tables
-
-
-def targets_as_text(tables: dict[str | None, pd.DataFrame], language: str, currency: str) -> str:
-    """The target tables as aligned text, one block per scope."""
-    kpis = registry()
-    zh = language == "zh-CN"
-    header = (
-        ["目标", "基准期", "基准值", "目标值", "实际值", "达成率", "达标"]
-        if zh
-        else ["Target", "Baseline period", "Baseline", "Target", "Actual", "Attainment", "Met"]
-    )
-    blocks = []
-    for scope, table in tables.items():
-        rows = [header]
-        for record in table.itertuples(index=False):
-            kpi = kpis[record.kpi]
-            met = (
-                "–"
-                if pd.isna(record.met)
-                else (("是" if record.met else "否") if zh else ("yes" if record.met else "no"))
-            )
-            attainment = "–" if pd.isna(record.attainment) else f"{record.attainment * 100:,.0f} %"
-            rows.append(
-                [
-                    kpi.label(language),
-                    record.baseline_period,
-                    format_kpi(kpi, record.baseline, currency=currency),
-                    format_kpi(kpi, record.target, currency=currency),
-                    format_kpi(kpi, record.actual, currency=currency),
-                    attainment,
-                    met,
-                ]
-            )
-        title = ("全公司" if zh else "all") if scope is None else scope
-        blocks.append(title + "\n" + _align(rows))
-    return "\n\n".join(blocks)
-
-
-def _align(rows: list[list[str]]) -> str:
-    widths = [max(_display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for index, row in enumerate(rows):
-        cells = [_pad(row[0], widths[0], left=True)]
-        cells += [_pad(cell, widths[i + 1], left=False) for i, cell in enumerate(row[1:])]
-        lines.append("  ".join(cells).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)

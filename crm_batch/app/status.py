@@ -17,11 +17,9 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from crm_batch.config import Settings
-from crm_batch.errors import DependencyError
-from crm_batch.locking import Holder, read_holder
-from crm_batch.logs import mask_secrets
-from crm_batch.runlog import (
+from crm_batch.app.engines import build_engine
+from crm_batch.app.locking import Holder, read_holder
+from crm_batch.app.runlog import (
     FAILED,
     OK,
     RUN_STAGE,
@@ -30,8 +28,12 @@ from crm_batch.runlog import (
     runs_table,
     stale_runs,
 )
+from crm_batch.config import Settings
+from crm_batch.errors import DependencyError
+from crm_batch.logs import mask_secrets
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
-from crm_batch.source.db import check_connection, engine_from_settings, safe_url
+from crm_batch.source.db import check_connection
+from crm_batch.urls import safe_url
 
 
 def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[str, bool]:
@@ -56,7 +58,7 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
             "`run_batch.py demo` builds the demo database there"
         )
         return "\n".join(lines), False
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         check_connection(engine)
     except DependencyError as exc:

@@ -28,6 +28,8 @@ import psutil
 from sqlalchemy import Engine, Table, and_, inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from crm_batch.app.engines import open_engine
+from crm_batch.config import Settings
 from crm_batch.logs import mask_secrets
 from crm_batch.schema import build_metadata
 
@@ -284,6 +286,13 @@ def ok_business_dates(engine: Engine, kind: str) -> set[date]:
     )
     with engine.connect() as conn:
         return {_as_date(value) for (value,) in conn.execute(query).all()}
+
+
+def completed_dates(settings: Settings, kind: str) -> set[date]:
+    """:func:`ok_business_dates` on a short-lived connection of its own (DuckDB admits
+    one process at a time, so a waiting scheduler must not hold one open)."""
+    with open_engine(settings) as engine:
+        return ok_business_dates(engine, kind)
 
 
 def _as_date(value: date | datetime | str) -> date:

@@ -8,12 +8,13 @@ the automatic findings. Every key exists in both languages (a test checks it).
 
 from __future__ import annotations
 
-from typing import Literal
+from crm_batch.i18n import LANGUAGES, Language, language_index
+from crm_batch.i18n.catalog import Catalog
 
-ReportLanguage = Literal["zh-CN", "en"]
-LANGUAGES: tuple[ReportLanguage, ...] = ("zh-CN", "en")
+ReportLanguage = Language
+__all__ = ["LANGUAGES", "REPORT_TEXTS", "ReportLanguage", "channel_label", "message", "messages"]
 
-_MESSAGES: dict[str, tuple[str, str]] = {
+_TEXTS: dict[str, tuple[str, str]] = {
     # cover and running header
     "diagnosis.title": ("客户现状诊断报告", "Customer status diagnosis"),
     "diagnosis.subject": (
@@ -259,7 +260,10 @@ _MESSAGES: dict[str, tuple[str, str]] = {
         "Limit how often and when customers are contacted, send only relevant content to "
         "matching groups and honour opt-outs at once, to keep opt-outs within 3%.",
     ),
-    "action.campaign_conversion_rate.title": ("优化触达内容与时机", "Improve content and timing"),
+    "action.campaign_conversion_rate.title": (
+        "优化触达内容与时机",
+        "Improve content and timing",
+    ),
     "action.campaign_conversion_rate": (
         "分析未转化原因(触达时机、内容匹配度),按客户分层定制内容并测试发送时间。",
         "Find why touches did not convert (timing, relevance), tailor the content to each "
@@ -342,6 +346,7 @@ _MESSAGES: dict[str, tuple[str, str]] = {
     "text.no_big": ("没有近12个月有销售额的客户。", "No customer has 12-month revenue."),
     "text.no_teams": ("没有团队数据。", "No team data."),
 }
+REPORT_TEXTS = Catalog(_TEXTS)
 
 CHANNELS: dict[str, tuple[str, str]] = {
     "sms": ("短信", "SMS"),
@@ -353,15 +358,13 @@ CHANNELS: dict[str, tuple[str, str]] = {
 
 
 def message(key: str, language: str, **values: object) -> str:
-    """The text of ``key`` in ``language`` with ``values`` filled in (KeyError if unknown)."""
-    zh, en = _MESSAGES[key]
-    text = zh if language == "zh-CN" else en
-    return text.format(**values) if values else text
+    """The report text of ``key`` in ``language`` with ``values`` filled in."""
+    return REPORT_TEXTS.text(key, language, **values)
 
 
 def messages(language: str) -> dict[str, str]:
-    """Every fixed text of ``language`` by key (templates receive this as ``t``)."""
-    return {key: (zh if language == "zh-CN" else en) for key, (zh, en) in _MESSAGES.items()}
+    """Every report text of ``language`` by key (templates receive this as ``t``)."""
+    return REPORT_TEXTS.all(language)
 
 
 def channel_label(channel: str, language: str) -> str:
@@ -369,4 +372,4 @@ def channel_label(channel: str, language: str) -> str:
     names = CHANNELS.get(channel)
     if names is None:
         return channel
-    return names[0] if language == "zh-CN" else names[1]
+    return names[language_index(language)]

@@ -32,16 +32,22 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from crm_batch.app.locking import Holder, database_lock, file_lock
+from crm_batch.app.runlog import (
+    close_stale_runs,
+    ensure_runs_table,
+    local_now,
+    open_runs,
+    record_run,
+)
 from crm_batch.config import RetrySettings, Settings
 from crm_batch.errors import AlreadyRunningError, ConfigError
-from crm_batch.locking import Holder, database_lock, file_lock
 from crm_batch.periods import Period
-from crm_batch.runlog import close_stale_runs, ensure_runs_table, local_now, open_runs, record_run
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from crm_batch.kpi_job import KpiRun
+    from crm_batch.app.kpis import KpiRun
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +123,7 @@ class RunResult:
 def compute_kpis(context: RunContext) -> StageOutcome:
     """Extract and validate the source data and compute the quarter-to-date KPIs of the
     business date for the company and every team."""
-    from crm_batch.kpi_job import run_kpis, snapshot_period
+    from crm_batch.app.kpis import run_kpis, snapshot_period
 
     run = run_kpis(
         context.settings,
@@ -134,7 +140,7 @@ def compute_kpis(context: RunContext) -> StageOutcome:
 
 def store_kpi_snapshots(context: RunContext) -> StageOutcome:
     """Replace the business date's rows in ``kpi_snapshots`` with the computed KPIs."""
-    from crm_batch.kpi_job import store_snapshots
+    from crm_batch.app.kpis import store_snapshots
 
     if context.kpis is None:
         raise RuntimeError("the snapshots stage needs the kpis stage before it")
@@ -148,8 +154,8 @@ def harvest_workbooks(context: RunContext) -> StageOutcome:
     idempotent). The current team workbooks are harvested by the ``workbooks`` stage from
     the very bytes it then replaces, so no file is read twice. A workbook that cannot be
     read is logged and left alone; it does not stop the night."""
+    from crm_batch.app.runlog import local_now
     from crm_batch.excel.refresh import harvest_all, team_workbook_paths
-    from crm_batch.runlog import local_now
 
     teams = [team for team in _kpis_of(context, "harvest").reports if team is not None]
     current = team_workbook_paths(context.settings, teams).values()
@@ -162,8 +168,8 @@ def harvest_workbooks(context: RunContext) -> StageOutcome:
 def refresh_workbooks(context: RunContext) -> StageOutcome:
     """Rebuild every team's workbook from the run's KPIs with the staff inputs merged back
     by customer id, and replace the old one atomically (with a backup)."""
+    from crm_batch.app.runlog import local_now
     from crm_batch.excel.refresh import refresh_team_workbooks
-    from crm_batch.runlog import local_now
 
     run = _kpis_of(context, "workbooks")
     report = refresh_team_workbooks(
@@ -246,9 +252,9 @@ def run_stages(
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.enter_context(file_lock(settings.data_dir, holder))
-        from crm_batch.source.db import check_connection, engine_from_settings
+        from crm_batch.app.engines import build_engine, check_connection
 
-        engine = engine_from_settings(settings)
+        engine = build_engine(settings)
         stack.callback(engine.dispose)
         day = business_date.isoformat()
         call_with_retries(

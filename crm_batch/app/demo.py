@@ -1,4 +1,4 @@
-"""The ``demo`` job: generate the demo company, load it safely, summarise it.
+"""The demo company: generate it, load it safely, summarise it, store its history.
 
 A file database (DuckDB, SQLite) is built in a temporary file next to the target
 and moved into place only when complete, so a failed or interrupted build leaves
@@ -12,28 +12,21 @@ import logging
 import os
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
-if TYPE_CHECKING:
-    from crm_batch.pipeline import RunResult
-
+from crm_batch.app.engines import build_engine
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
-from crm_batch.periods import last_complete_quarter, period_containing
+from crm_batch.periods import period_containing
 from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
-from crm_batch.source.db import (
-    dialect_name,
-    engine_from_settings,
-    run_query,
-    safe_url,
-)
+from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.urls import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +64,7 @@ def build_demo_database(
         progress=progress,
     )
     if target is None:
-        engine = engine_from_settings(settings, url)
+        engine = build_engine(settings, url)
         try:
             return demo_data.load_demo(
                 engine, data, id_type=id_type, replace=replace, progress=progress
@@ -81,7 +74,7 @@ def build_demo_database(
 
     building = target.with_name(f"{target.name}.building-{os.getpid()}")
     _remove_database_files(building)
-    engine = engine_from_settings(settings, url.set(database=str(building)))
+    engine = build_engine(settings, url.set(database=str(building)))
     try:
         counts = demo_data.load_demo(engine, data, id_type=id_type, replace=True, progress=progress)
     except BaseException:
@@ -102,7 +95,7 @@ def build_demo_database(
 
 def demo_summary(settings: Settings, as_of: date) -> str:
     """Customers, orders and net revenue by team and year, as a text table."""
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         catalog = SqlCatalog(settings.sql_dir)
         query = catalog.get("revenue_by_team_year", dialect_name(engine))
@@ -139,8 +132,8 @@ def demo_history_dates(as_of: date, history_quarters: int) -> list[date]:
     and the outputs read: the last ``history_quarters`` quarter ends (quarterly
     comparisons, 8-quarter trends), the last 12 month ends (the workbooks' monthly trend)
     and the same day of the previous quarter (the Dashboard tiles' previous values)."""
+    from crm_batch.app.kpis import snapshot_dates, snapshot_period
     from crm_batch.kpi import targets
-    from crm_batch.kpi_job import snapshot_dates, snapshot_period
 
     dates = set(snapshot_dates(as_of, history_quarters))
     if history_quarters:
@@ -157,10 +150,10 @@ def demo_history(settings: Settings, as_of: date, history_quarters: int) -> int:
     """Store the snapshots of :func:`demo_history_dates` (what months of nightly runs
     would have left), so the workbooks' tiles and trends and the quarterly review's
     comparisons have history; rows written."""
-    from crm_batch.kpi_job import backfill_snapshots
+    from crm_batch.app.kpis import backfill_snapshots
 
     dates = demo_history_dates(as_of, history_quarters)
-    engine = engine_from_settings(settings)
+    engine = build_engine(settings)
     try:
         rows = backfill_snapshots(settings, engine, dates, datetime.now(settings.tz))
     finally:
@@ -176,28 +169,6 @@ def demo_settings(settings: Settings) -> Settings:
         return settings
     reports = settings.reports.model_copy(update={"languages": ["zh-CN", "en"]})
     return settings.model_copy(update={"reports": reports})
-
-
-def demo_runs(settings: Settings, as_of: date) -> list[RunResult]:
-    """The nightly run of ``as_of`` and the quarterly run of the last finished quarter,
-    as ``serve`` would run them (run lock, run log), without sending e-mail."""
-    from crm_batch.pipeline import run_nightly, run_quarterly
-
-    nightly = run_nightly(settings, as_of)
-    quarterly = run_quarterly(settings, last_complete_quarter(as_of), send=False)
-    return [nightly, quarterly]
-
-
-def demo_kpis(settings: Settings, as_of: date) -> str:
-    """The company's KPI table of ``as_of`` (quarter to date)."""
-    from crm_batch.kpi_job import as_table, run_kpis, snapshot_period
-
-    engine = engine_from_settings(settings)
-    try:
-        run = run_kpis(settings, engine, as_of, snapshot_period(as_of), verify=False)
-    finally:
-        engine.dispose()
-    return as_table(run, settings.language, settings.currency)
 
 
 def _format_money_table(frame: pd.DataFrame) -> str:
@@ -230,7 +201,7 @@ def _remove_database_files(path: Path) -> None:
 
 def _refuse_foreign_database(settings: Settings, url: URL) -> None:
     """Raise DataError if the target holds canonical tables the demo did not create."""
-    engine = engine_from_settings(settings, url)
+    engine = build_engine(settings, url)
     try:
         tables = set(inspect(engine).get_table_names())
     finally:

@@ -1,0 +1,239 @@
+"""KPI results for people and other tools: stable JSON, long CSV, aligned text tables
+and the per-customer CSV (``kpis --customers-out``).
+
+The JSON document is the documented interface (README: format ``crm-batch-kpis``, key =
+registry name); text tables use the reader's language and number formats
+(:mod:`crm_batch.i18n.numbers`). Text from the database reaches CSV cells through
+:func:`spreadsheet_safe`, so a spreadsheet never runs it as a formula.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from crm_batch.app.kpis import KpiRun
+from crm_batch.files import atomic_output
+from crm_batch.i18n.numbers import kpi_value
+from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.engine import PeriodReport
+from crm_batch.kpi.playbook import action_text
+
+JSON_FORMAT = "crm-batch-kpis"
+JSON_VERSION = 1
+
+#: A cell whose text starts with one of these is a formula in Excel/LibreOffice/Sheets.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def spreadsheet_safe(text: str | None) -> str | None:
+    """Text that a spreadsheet will show as text, never run as a formula.
+
+    A leading formula character gets a ``'`` in front (the OWASP advice for CSV
+    injection); everything else is unchanged. Numbers must not pass through here.
+    """
+    if text is None:
+        return None
+    if text.startswith(FORMULA_TRIGGERS):
+        return "'" + text
+    return text
+
+
+def _json_number(value: float) -> float | int | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
+
+
+def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None = None) -> str:
+    """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README)."""
+    document: dict[str, Any] = {
+        "format": JSON_FORMAT,
+        "version": JSON_VERSION,
+        "as_of": run.as_of.isoformat(),
+        "period": {
+            "label": run.period.label,
+            "kind": run.period.kind,
+            "start": run.period.start.isoformat(),
+            "end": run.period.end.isoformat(),
+        },
+        "results": [
+            {
+                "scope": "all" if team is None else "team",
+                "team": team,
+                "kpis": {name: _json_number(value) for name, value in report.kpis.items()},
+            }
+            for team, report in run.reports.items()
+        ],
+    }
+    if targets_by_scope is not None:
+        for result, team in zip(document["results"], run.reports, strict=True):
+            result["targets"] = [
+                {
+                    "kpi": row.kpi,
+                    "rule": row.rule,
+                    "baseline_period": row.baseline_period,
+                    "baseline": _json_number(row.baseline),
+                    "target": _json_number(row.target),
+                    "actual": _json_number(row.actual),
+                    "attainment": _json_number(row.attainment),
+                    "met": None if pd.isna(row.met) else bool(row.met),
+                }
+                for row in targets_by_scope[team].itertuples(index=False)
+            ]
+    return json.dumps(document, ensure_ascii=False, indent=2)
+
+
+def as_csv(run: KpiRun) -> str:
+    """Long CSV: as_of, period, scope, team, kpi, value (raw values, rates as fractions)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["as_of", "period", "scope", "team", "kpi", "value"])
+    for team, report in run.reports.items():
+        for name, value in report.kpis.items():
+            shown = "" if value is None or not math.isfinite(value) else repr(float(value))
+            writer.writerow(
+                [
+                    run.as_of.isoformat(),
+                    run.period.label,
+                    "all" if team is None else "team",
+                    spreadsheet_safe(team or ""),
+                    name,
+                    shown,
+                ]
+            )
+    return buffer.getvalue()
+
+
+def as_table(run: KpiRun, language: str, currency: str) -> str:
+    """An aligned text table: one row per KPI, one column per scope."""
+    kpis = registry()
+    scopes = list(run.reports)
+    title_all = "全公司" if language == "zh-CN" else "all"
+    header = ["KPI", *[title_all if s is None else s for s in scopes]]
+    rows = [header]
+    names = list(next(iter(run.reports.values())).kpis) if run.reports else []
+    for name in names:
+        kpi = kpis[name]
+        rows.append(
+            [
+                kpi.label(language),
+                *[
+                    kpi_value(kpi, run.reports[s].kpis.get(name), language, currency)
+                    for s in scopes
+                ],
+            ]
+        )
+    if language == "zh-CN":
+        title = f"截至 {run.as_of.isoformat()} 的指标,期间 {run.period.label}"
+    else:
+        title = f"KPIs as of {run.as_of.isoformat()}, period {run.period.label}"
+    span = f"({run.period.start.isoformat()} – {run.period.end.isoformat()})"
+    return f"{title} {span}\n{_align(rows)}"
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in {"W", "F"} else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, left: bool) -> str:
+    gap = " " * (width - _display_width(text))
+    return text + gap if left else gap + text
+
+
+#: Columns of ``--customers-out`` in order (see the README's KPI reference).
+CUSTOMER_COLUMNS = (
+    "customer_id", "name", "team", "owner", "region", "signup_date",
+    "first_order_date", "last_order_date", "recency_days", "tenure_days",
+    "orders_total", "revenue_total", "orders_12m", "revenue_12m", "orders_90d", "revenue_90d",
+    "aov", "quarters_active_4q", "tickets_open", "complaints_open_over_limit",
+    "referrals_made", "referrals_successful",
+    "r_score", "f_score", "m_score", "rfm_segment", "tier", "value_tier", "lifecycle",
+    "value_group", "churn_warning_level", "revenue_at_risk", "next_action",
+)  # fmt: skip
+
+_TEXT_COLUMNS = ("name", "team", "owner", "region")
+
+
+def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
+    """The per-customer table: facts, scores, tiers, segment, lifecycle, warning, action.
+
+    The next action is the churn warning's action when the customer has a warning,
+    else the value x lifecycle group's playbook action.
+    """
+    table = report.customers.copy()
+    warnings = report.churn_warnings.set_index("customer_id")
+    table["churn_warning_level"] = table["customer_id"].map(warnings["level"]).astype("object")
+    table["revenue_at_risk"] = table["customer_id"].map(warnings["revenue_at_risk"])
+    action_key = table["customer_id"].map(warnings["warning_action_key"]).astype("object")
+    action_key = action_key.where(action_key.notna(), table["next_action_key"].astype("object"))
+    texts = {key: action_text(key, language) for key in action_key.dropna().unique()}
+    table["next_action"] = action_key.map(texts)
+    out = table.loc[:, list(CUSTOMER_COLUMNS)]
+    for column in _TEXT_COLUMNS:
+        out[column] = out[column].astype("object").map(spreadsheet_safe, na_action="ignore")
+    return out
+
+
+def write_customers_csv(report: PeriodReport, path: Path, language: str) -> int:
+    """Write :func:`customer_rows` to ``path`` (UTF-8 with BOM so Excel reads Chinese)."""
+    rows = customer_rows(report, language)
+    with atomic_output(path, "w", encoding="utf-8-sig") as stream:
+        rows.to_csv(stream, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+    return len(rows)
+
+
+def targets_as_text(tables: dict[str | None, pd.DataFrame], language: str, currency: str) -> str:
+    """The target tables as aligned text, one block per scope."""
+    kpis = registry()
+    zh = language == "zh-CN"
+    header = (
+        ["目标", "基准期", "基准值", "目标值", "实际值", "达成率", "达标"]
+        if zh
+        else ["Target", "Baseline period", "Baseline", "Target", "Actual", "Attainment", "Met"]
+    )
+    blocks = []
+    for scope, table in tables.items():
+        rows = [header]
+        for record in table.itertuples(index=False):
+            kpi = kpis[record.kpi]
+            met = (
+                "–"
+                if pd.isna(record.met)
+                else (("是" if record.met else "否") if zh else ("yes" if record.met else "no"))
+            )
+            attainment = "–" if pd.isna(record.attainment) else f"{record.attainment * 100:,.0f} %"
+            rows.append(
+                [
+                    kpi.label(language),
+                    record.baseline_period,
+                    kpi_value(kpi, record.baseline, language, currency),
+                    kpi_value(kpi, record.target, language, currency),
+                    kpi_value(kpi, record.actual, language, currency),
+                    attainment,
+                    met,
+                ]
+            )
+        title = ("全公司" if zh else "all") if scope is None else scope
+        blocks.append(title + "\n" + _align(rows))
+    return "\n\n".join(blocks)
+
+
+def _align(rows: list[list[str]]) -> str:
+    widths = [max(_display_width(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [_pad(row[0], widths[0], left=True)]
+        cells += [_pad(cell, widths[i + 1], left=False) for i, cell in enumerate(row[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

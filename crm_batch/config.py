@@ -372,6 +372,19 @@ class Settings(BaseModel):
         """The configured timezone as a :class:`ZoneInfo`."""
         return ZoneInfo(self.timezone)
 
+    def team(self, name: str) -> TeamSettings:
+        """The settings of team ``name``: its ``[[teams]]`` entry, else the defaults for
+        a team found only in the data (the general language, no manager address)."""
+        for entry in self.teams:
+            if entry.name == name:
+                return entry
+        return TeamSettings(name=name, language=self.language)
+
+    def language_of(self, team: str | None) -> Language:
+        """The language of a team's workbook and reports; None (the company): the
+        general language."""
+        return self.language if team is None else self.team(team).language
+
     def smtp_password(self) -> str | None:
         """The SMTP password from the environment or the password file (never logged)."""
         if os.environ.get(ENV_SMTP_PASSWORD):

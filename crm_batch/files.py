@@ -1,4 +1,5 @@
-"""Atomic file output: write beside the target, then move into place.
+"""Files: atomic output (write beside the target, then move into place) and the one
+rule that turns a team name into a file name.
 
 A failed or killed run never leaves a half-written file where a user expects a
 complete one: the old file stays until the new one is complete and flushed.
@@ -7,11 +8,18 @@ complete one: the old file stays until the new one is complete and flushed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+_STEM_MAX = 80
+_WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?", re.IGNORECASE)
+_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 
 
 @contextlib.contextmanager
@@ -41,3 +49,31 @@ def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically."""
     with atomic_output(path, "w", encoding) as stream:
         stream.write(text)
+
+
+def _safe_stem(team: str) -> bool:
+    return (
+        0 < len(team) <= _STEM_MAX
+        and team == team.strip()
+        and not team.endswith(".")
+        and not team.startswith((".", "~"))
+        and _UNSAFE.search(team) is None
+        and _WINDOWS_RESERVED.fullmatch(team) is None
+        and unicodedata.normalize("NFC", team) == team
+    )
+
+
+def file_stem(team: str) -> str:
+    """The file-name stem of a team's workbook and reports, safe on every OS: the one rule
+    for turning a team name into a file name.
+
+    The team name itself when it is a safe file name (``Shanghai``, ``华东一组``), else
+    a slug of it plus 8 hex digits of its sha256 (``team-a-b-3f2a9c1d`` for ``Team A/B``),
+    so two teams never share a file.
+    """
+    if _safe_stem(team):
+        return team
+    text = unicodedata.normalize("NFKC", team).strip().lower()
+    slug = re.sub(r"[^\w-]+", "-", text, flags=re.UNICODE).strip("-_")[:60]
+    digest = hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
+    return f"{slug}-{digest}" if slug else f"team-{digest}"

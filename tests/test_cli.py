@@ -94,7 +94,7 @@ def test_demo_leaves_team_workbooks_and_reports_in_both_languages(demo_dir: Path
     for language in ("zh-CN", "en"):
         assert f"diagnosis_all_2026-06-30_{language}.pdf" in pdfs
         assert f"quarterly_all_2026Q2_{language}.pdf" in pdfs  # 2026-06-30 ends Q2
-        assert f"quarterly_shanghai_2026Q2_{language}.pdf" in pdfs
+        assert f"quarterly_Shanghai_2026Q2_{language}.pdf" in pdfs
     assert len(pdfs) == 2 * 2 * 9  # two reports x two languages x (company + 8 teams)
     assert "nightly 2026-06-30: ok in" in stdout
     assert "quarterly 2026-06-30: ok in" in stdout

@@ -288,7 +288,7 @@ def test_quarterly_send_ends_with_exit_7_when_the_mail_server_hangs(
     elapsed = time.monotonic() - started
     assert result.returncode == ExitCode.TIMEOUT, result.stderr
     assert "manager@example.com" in result.stderr
-    assert (folder / "output" / "reports" / "quarterly_shanghai_2026Q2_en.pdf").is_file()
+    assert (folder / "output" / "reports" / "quarterly_Shanghai_2026Q2_en.pdf").is_file()
     settings = folder_settings(folder)
     last = [r for r in runs(settings) if r["stage"] == "delivery"][-1]
     assert last["status"] == FAILED

@@ -543,7 +543,7 @@ def test_cli_renders_a_team_review_in_english(settings: Settings, tmp_path: Path
         main, ["quarterly", *common, "--quarter", "2026Q2", "--team", TEAM, "--lang", "en"]
     )
     assert result.exit_code == 0, result.output
-    pdf = reports / "quarterly_shanghai_2026Q2_en.pdf"
+    pdf = reports / "quarterly_Shanghai_2026Q2_en.pdf"
     summary = result.stdout.strip().splitlines()
     assert summary[0].startswith("quarterly 2026-06-30: ok in ")  # run as kind quarterly
     assert summary[1].split()[:2] == ["reviews", "1"]  # one review: the team's, in English

@@ -157,8 +157,9 @@ def test_display_text_makes_one_short_line() -> None:
 
 def test_scope_slug_is_file_system_safe() -> None:
     assert scope_slug(None) == "all"
-    assert scope_slug("Shanghai") == "shanghai"
-    assert scope_slug("华东 / 一部") == "华东-一部"
+    assert scope_slug("Shanghai") == "Shanghai"  # the workbook's stem (files.file_stem)
+    assert scope_slug("华东 / 一部").startswith("华东-一部-")
+    assert scope_slug("Team A/B") != scope_slug("Team A-B")
     assert "/" not in scope_slug("../../etc")
     assert ".." not in scope_slug("../../etc")
     assert scope_slug("All").startswith("team-")

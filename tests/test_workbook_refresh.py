@@ -42,8 +42,8 @@ from crm_batch.excel.refresh import (
     prune_backups,
     refresh_team_workbooks,
     team_workbook_paths,
-    workbook_stem,
 )
+from crm_batch.files import file_stem
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*extension is not supported:UserWarning")
 
@@ -466,15 +466,15 @@ def test_an_unreadable_workbook_is_left_alone_with_the_reason(env: Demo) -> None
 
 
 def test_workbook_file_names_are_safe_and_distinct(tmp_path: Path) -> None:
-    assert workbook_stem("Shanghai") == "Shanghai"
-    assert workbook_stem("华东一组") == "华东一组"
-    assert workbook_stem("Team A") == "Team A"
+    assert file_stem("Shanghai") == "Shanghai"
+    assert file_stem("华东一组") == "华东一组"
+    assert file_stem("Team A") == "Team A"
     for unsafe in ("Team A/B", "CON", "a:b", " padded ", "dots.", "..", "x\ty", "~$x", "a" * 90):
-        stem = workbook_stem(unsafe)
+        stem = file_stem(unsafe)
         assert stem != unsafe
         assert not set(stem) & set('<>:"/\\|?*\t')
         assert len(stem) <= 70
-    assert workbook_stem("Team A/B") != workbook_stem("Team A:B")
+    assert file_stem("Team A/B") != file_stem("Team A:B")
     settings = Settings.model_construct(workbooks_dir=tmp_path)
     paths = team_workbook_paths(settings, ["East", "east", "West"])
     assert paths["West"] == tmp_path / "West.xlsm"

@@ -40,7 +40,6 @@ import secrets
 import shutil
 import stat
 import time
-import unicodedata
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,8 +61,9 @@ from crm_batch.excel.harvest import (
     with_saved_at,
 )
 from crm_batch.excel.layout import OrphanedNote, StaffInput
-from crm_batch.excel.teamdata import read_history, team_language, team_workbook_data
+from crm_batch.excel.teamdata import read_history, team_workbook_data
 from crm_batch.excel.workbook import build_team_workbook, verify_workbook
+from crm_batch.files import file_stem
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -75,9 +75,6 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".xlsm"
 BACKUP_FOLDER = "backup"
-_STEM_MAX = 80
-_WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?", re.IGNORECASE)
-_UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 _BACKUP_STAMP = re.compile(r" (\d{4}-\d{2}-\d{2} \d{6})(?:-\d+)?\.xlsm")
 
 
@@ -90,33 +87,6 @@ class WorkbookRefreshError(CrmBatchError):
 # -- file names -------------------------------------------------------------------------
 
 
-def _safe_stem(team: str) -> bool:
-    return (
-        0 < len(team) <= _STEM_MAX
-        and team == team.strip()
-        and not team.endswith(".")
-        and not team.startswith((".", "~"))
-        and _UNSAFE.search(team) is None
-        and _WINDOWS_RESERVED.fullmatch(team) is None
-        and unicodedata.normalize("NFC", team) == team
-    )
-
-
-def workbook_stem(team: str) -> str:
-    """The file name (without ``.xlsm``) of ``team``'s workbook, safe on every OS.
-
-    The team name itself when it is a safe file name (``Shanghai``, ``华东一组``), else
-    a slug of it plus 8 hex digits of its sha256 (``team-a-b-3f2a9c1d`` for ``Team A/B``),
-    so two teams never share a file.
-    """
-    if _safe_stem(team):
-        return team
-    text = unicodedata.normalize("NFKC", team).strip().lower()
-    slug = re.sub(r"[^\w-]+", "-", text, flags=re.UNICODE).strip("-_")[:60]
-    digest = hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
-    return f"{slug}-{digest}" if slug else f"team-{digest}"
-
-
 def team_workbook_paths(settings: Settings, teams: Iterable[str]) -> dict[str, Path]:
     """Each team's workbook path in ``paths.workbooks_dir``.
 
@@ -124,7 +94,7 @@ def team_workbook_paths(settings: Settings, teams: Iterable[str]) -> dict[str, P
     form, as do names that are not safe file names.
     """
     teams = list(dict.fromkeys(teams))
-    stems = {team: workbook_stem(team) for team in teams}
+    stems = {team: file_stem(team) for team in teams}
     folded: dict[str, int] = {}
     for stem in stems.values():
         folded[stem.casefold()] = folded.get(stem.casefold(), 0) + 1
@@ -588,7 +558,7 @@ def refresh_team_workbook(
     report = run.reports[team]
     customers = _company_customers(run) if customers is None else customers
     team_ids = set(report.customers["customer_id"].astype("string"))
-    language = team_language(settings, team)
+    language = settings.team(team).language
 
     # (a) read once, harvest from exactly those bytes, store
     read = _read_snapshot(path)

@@ -165,14 +165,6 @@ def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def team_language(settings: Settings, team: str) -> str:
-    """The team's workbook language (its settings entry, else the general language)."""
-    for entry in settings.teams:
-        if entry.name == team:
-            return entry.language
-    return settings.language
-
-
 def read_history(engine: Engine, as_of: date) -> pd.DataFrame:
     """The stored team snapshots the Dashboards need (tiles' previous values, trend):
     every team, the dashboard KPIs, from 15 months before ``as_of`` up to it. One query
@@ -206,7 +198,7 @@ def team_workbook_data(
     report = run.reports.get(team)
     if report is None:
         raise WorkbookError(f"the KPI run has no report for team {team!r}: compute it first")
-    language = layout.check_language(language or team_language(settings, team))
+    language = layout.check_language(language or settings.team(team).language)
     generated_at = generated_at or datetime.now(settings.tz).replace(tzinfo=None)
     team_history = _team_history(history, team)
     requested = run.requested or run.period

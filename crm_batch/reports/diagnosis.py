@@ -8,8 +8,6 @@ One report per scope (the company or a team) and language, from a :class:`KpiRun
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from crm_batch.app.kpis import KpiRun
 from crm_batch.config import Settings
+from crm_batch.files import file_stem
 from crm_batch.reports.context import diagnosis_context
 from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
 
@@ -35,19 +34,19 @@ class RenderedReport:
 
 
 def scope_slug(team: str | None) -> str:
-    """``all`` for the company, else a file-name-safe slug of the team name.
-
-    Letters (including Chinese), digits, ``-`` and ``_`` are kept; runs of anything else
-    become one ``-``. A name with nothing left (or the reserved ``all``) gets a short
-    hash, so two teams never share a file name by accident.
-    """
+    """``all`` for the company, else the team's file-name stem
+    (:func:`crm_batch.files.file_stem`); a team named "all" in any letter case gets
+    the hashed form, so it never shares the company's file name."""
     if team is None:
         return "all"
-    text = unicodedata.normalize("NFKC", team).strip().lower()
-    slug = re.sub(r"[^\w-]+", "-", text, flags=re.UNICODE).strip("-_")[:60]
-    if not slug or slug == "all":
-        slug = "team-" + hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
-    return slug
+    stem = file_stem(team)
+    if stem.lower() == "all":
+        return f"all-team-{_digest(team)}"
+    return stem
+
+
+def _digest(team: str) -> str:
+    return hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
 
 
 def output_paths(settings: Settings, team: str | None, period: str, language: str):
@@ -57,13 +56,8 @@ def output_paths(settings: Settings, team: str | None, period: str, language: st
 
 
 def report_language(settings: Settings, team: str | None, language: str | None) -> str:
-    """The language asked for, else the team's configured language, else the general one."""
-    if language:
-        return language
-    for configured in settings.teams:
-        if team is not None and configured.name == team:
-            return configured.language
-    return settings.language
+    """The language asked for, else the scope's language (:meth:`Settings.language_of`)."""
+    return language or settings.language_of(team)
 
 
 def diagnosis_html(settings: Settings, run: KpiRun, team: str | None, language: str) -> str:

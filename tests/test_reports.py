@@ -162,7 +162,7 @@ def test_scope_slug_is_file_system_safe() -> None:
     assert scope_slug("Team A/B") != scope_slug("Team A-B")
     assert "/" not in scope_slug("../../etc")
     assert ".." not in scope_slug("../../etc")
-    assert scope_slug("All").startswith("team-")
+    assert scope_slug("All").startswith("all-team-")  # never the company's "all"
     assert scope_slug("???").startswith("team-")
     assert scope_slug("???") != scope_slug("!!!")
 

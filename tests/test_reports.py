@@ -416,7 +416,7 @@ def test_cli_renders_a_team_report_in_english(settings: Settings, tmp_path: Path
         ],
     )
     assert result.exit_code == 0, result.output
-    pdf = reports / f"diagnosis_shanghai_{AS_OF.isoformat()}_en.pdf"
+    pdf = reports / f"diagnosis_Shanghai_{AS_OF.isoformat()}_en.pdf"
     assert result.stdout.strip().splitlines()[-1] == str(pdf)
     assert pdf.with_suffix(".html").exists()
     reader = PdfReader(pdf)

@@ -361,7 +361,7 @@ def test_make_pdf_writes_the_team_report_and_names_it(demo: Demo) -> None:
     result = buttons.make_pdf(workbook)  # of the workbook's data date, crm_as_of
 
     assert result.ok, result.message
-    pdf = demo.folder / "output" / "reports" / f"diagnosis_shanghai_{DEMO_DAY}_en.pdf"
+    pdf = demo.folder / "output" / "reports" / f"diagnosis_Shanghai_{DEMO_DAY}_en.pdf"
     assert pdf.read_bytes().startswith(b"%PDF-")
     (shown,) = alerts(actions(workbook))
     assert shown["mode"] == "info"

@@ -23,6 +23,7 @@ from crm_batch import __version__
 from crm_batch.config import Settings, load_settings
 from crm_batch.errors import ConfigError, CrmBatchError, ExitCode
 from crm_batch.logs import json_lines, mask_secrets, setup_logging
+from crm_batch.runtime import prepare_process
 
 log = logging.getLogger("crm_batch")
 
@@ -127,6 +128,7 @@ def main(verbose: int, quiet: bool, log_format: str) -> None:
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 data invalid,
     5 dependency unavailable, 6 already running, 7 timeout.
     """
+    prepare_process()  # before any command loads NumPy
     setup_logging(-1 if quiet else verbose, log_format)
 
 

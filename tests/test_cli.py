@@ -339,22 +339,32 @@ def test_kpis_targets_compare_with_the_same_quarter_a_year_earlier(demo_dir: Pat
 
 
 @pytest.mark.parametrize(("given", "expected"), [(None, "False"), ("1", "True")])
-def test_importing_crm_batch_turns_numpys_huge_page_advice_off_unless_set(
+def test_the_cli_turns_numpys_huge_page_advice_off_unless_set(
     given: str | None, expected: str
 ) -> None:
-    """crm_batch/__init__.py sets NUMPY_MADVISE_HUGEPAGE=0 before NumPy loads (see its
-    docstring for the measurement); a value the user set wins."""
+    """Every command sets NUMPY_MADVISE_HUGEPAGE=0 before NumPy loads
+    (crm_batch.runtime.prepare_process, whose docstring has the measurement); a value
+    the user set wins; importing the package alone changes nothing."""
     env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
     if given is not None:
         env["NUMPY_MADVISE_HUGEPAGE"] = given
     probe = (
-        "import crm_batch, numpy\n"
+        "import os, sys\n"
+        "import crm_batch\n"
+        "untouched = os.environ.get('NUMPY_MADVISE_HUGEPAGE')\n"
+        "from click.testing import CliRunner\n"
+        "from crm_batch.cli import main\n"
+        "assert 'numpy' not in sys.modules, 'the CLI module must not load NumPy'\n"
+        "CliRunner().invoke(main, ['status', '--help'], catch_exceptions=False)\n"
+        "import numpy\n"
         "getter = getattr(numpy._core.multiarray, '_get_madvise_hugepage', None)\n"
-        "print('unknown' if getter is None else getter())\n"
+        "print(untouched, 'unknown' if getter is None else getter())\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
     )
-    if done.stdout.strip() == "unknown":
+    untouched, advice = done.stdout.split()
+    assert untouched == str(given)
+    if advice == "unknown":
         pytest.skip("this NumPy does not report its huge page advice")
-    assert done.stdout.strip() == expected
+    assert advice == expected

@@ -68,11 +68,6 @@ def nightly_slot(business_date: date, at: time, tz: ZoneInfo) -> datetime:
     return local.astimezone(UTC)
 
 
-def latest_due_date(now: datetime, at: time, tz: ZoneInfo) -> date:
-    """The most recent business date whose nightly slot is at or before ``now``."""
-    return NIGHTLY.latest_due(now, at, tz)
-
-
 def _quarter_end_on_or_before(day: date) -> date:
     """The last day of the latest quarter that ended on or before ``day``."""
     end = period_containing(day, "quarter").end

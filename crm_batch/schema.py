@@ -187,15 +187,3 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("error", LONG_TEXT, nullable=True),
     )
     return md
-
-
-def create_output_tables(
-    engine: object, id_type: TypeEngine | type[TypeEngine] = BigInteger
-) -> None:
-    """Create the tables crm-batch writes (followups, snapshots, run log) if missing.
-
-    Used against a company's own database, where the source tables already exist
-    under other names and are reached only through sql/.
-    """
-    md = build_metadata(id_type)
-    md.create_all(engine, tables=[md.tables[name] for name in OUTPUT_TABLES])  # type: ignore[arg-type]

@@ -27,7 +27,6 @@ from crm_batch.scheduler import (
     Cadence,
     NightlyScheduler,
     due_business_dates,
-    latest_due_date,
     nightly_slot,
     serve,
 )
@@ -218,7 +217,7 @@ def test_slot_times_around_daylight_saving_changes() -> None:
     autumn = nightly_slot(d("2026-10-24"), clock_time(2, 30), BERLIN)
     assert autumn == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     second_0230 = datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
-    assert latest_due_date(second_0230, clock_time(2, 30), BERLIN) == d("2026-10-24")
+    assert NIGHTLY.latest_due(second_0230, clock_time(2, 30), BERLIN) == d("2026-10-24")
 
 
 def test_a_quarters_review_is_due_on_the_first_day_of_the_next_quarter() -> None:

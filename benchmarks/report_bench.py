@@ -95,12 +95,12 @@ def worker(size: str, repeat: int) -> dict[str, Any]:
     """Child-process entry: build or reuse the data, time every report."""
     from benchmarks.kpi_bench import DataSpec, ensure_data
     from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates, snapshot_period
+    from crm_batch.app.quarter import gather_quarter
     from crm_batch.app.snapshots import read_snapshots
     from crm_batch.config import load_settings
     from crm_batch.periods import last_complete_quarter
     from crm_batch.reports.diagnosis import diagnosis_html
     from crm_batch.reports.quarterly import quarterly_html
-    from crm_batch.reports.quarterly_data import gather_quarter
     from crm_batch.source.db import make_engine
 
     customers, orders = SIZES[size]

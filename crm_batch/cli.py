@@ -597,18 +597,14 @@ def quarterly(
       run_batch.py quarterly --send
     """
     from crm_batch.jobs.pipeline import quarterly_stages, run_quarterly
-    from crm_batch.periods import last_complete_quarter
+    from crm_batch.periods import finished_quarter
 
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
-    chosen = quarter or last_complete_quarter(business_date)
-    if chosen.kind != "quarter":
-        raise click.BadParameter(f"{chosen.label} is not a quarter; use e.g. 2026Q3")
-    if chosen.end > business_date:
-        raise click.UsageError(
-            f"quarter {chosen.label} ends {chosen.end.isoformat()}, after the business date "
-            f"{business_date.isoformat()}: the review covers finished quarters"
-        )
+    try:
+        chosen = finished_quarter(quarter, business_date)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if send and not settings.email.enabled:
         raise ConfigError("--send needs e-mail turned on: set email.enabled = true in [email]")
     result = run_quarterly(

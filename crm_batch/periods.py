@@ -96,6 +96,24 @@ def last_complete_quarter(as_of: date) -> Period:
     return current if current.end == as_of else current.previous()
 
 
+def finished_quarter(quarter: Period | None, business_date: date) -> Period:
+    """The quarter a review of ``business_date`` covers: ``quarter``, or by default the
+    last one that ended on or before ``business_date`` (:func:`last_complete_quarter`).
+
+    The one check that a quarter is finished: ValueError (callers turn it into their
+    own error) when ``quarter`` is not a quarter or ends after ``business_date``.
+    """
+    chosen = quarter or last_complete_quarter(business_date)
+    if chosen.kind != "quarter":
+        raise ValueError(f"{chosen.label} is not a quarter: use e.g. 2026Q3")
+    if chosen.end > business_date:
+        raise ValueError(
+            f"quarter {chosen.label} ends {chosen.end.isoformat()}, after the business date "
+            f"{business_date.isoformat()}: the quarterly review covers finished quarters"
+        )
+    return chosen
+
+
 # -- calendar windows of the KPI definitions ---------------------------------------------
 # Computed here, below both layers, because the SQL extraction binds them and the KPI
 # layer reads what the SQL returned with the same boundaries.

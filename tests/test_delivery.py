@@ -8,6 +8,7 @@ backoff; the only real waits are the silent server's 0.5 s timeouts.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import shutil
@@ -253,6 +254,11 @@ def reports(tmp_path: Path, version: bytes = b"v1") -> list[ReportFile]:
     ]
 
 
+def ledger_of(settings: Settings) -> SentLedger:
+    """The sent-ledger on the settings' database, as the jobs layer builds it."""
+    return SentLedger(build_engine(settings))
+
+
 def ledger_rows(settings: Settings) -> dict[str, Any]:
     engine = build_engine(settings)
     try:
@@ -317,24 +323,25 @@ def test_a_report_in_several_languages_goes_out_in_the_recipients_language(
     }
 
 
-def test_kind_and_period_are_read_from_a_rendered_reports_file_name(tmp_path: Path) -> None:
+def test_a_rendered_report_is_planned_with_its_own_kind_and_period(tmp_path: Path) -> None:
+    """Delivery takes what the renderer says (kind, scope, period, language); it never
+    reads them back from the file name, so any name will do."""
     from crm_batch.reports.diagnosis import RenderedReport, output_paths
 
     settings = make_settings(tmp_path, 25)
-    pdf_path, html_path = output_paths(settings, SOUTH, "2026-06-30", "zh-CN")
-    rendered = RenderedReport(team=SOUTH, language="zh-CN", pdf=pdf_path, html=html_path)
-
-    item = ReportFile.from_rendered(rendered)
-
-    assert (item.kind, item.team, item.period, item.language) == (
-        "diagnosis",
-        SOUTH,
-        "2026-06-30",
-        "zh-CN",
+    _, html_path = output_paths(settings, SOUTH, "2026-06-30", "zh-CN")
+    odd = pdf(tmp_path / "report.pdf", b"south")
+    rendered = RenderedReport(
+        kind="quarterly", team=SOUTH, period="2026Q2", language="zh-CN", pdf=odd, html=html_path
     )
-    odd = RenderedReport(team=EAST, language="en", pdf=tmp_path / "report.pdf", html=html_path)
-    with pytest.raises(DataError, match=r"report\.pdf: cannot tell the report's kind"):
-        ReportFile.from_rendered(odd)
+
+    [planned] = plan_deliveries(settings, [rendered])
+
+    assert planned.report == ReportFile("quarterly", SOUTH, "2026Q2", "zh-CN", odd)
+    assert planned.recipient == "south.manager@example.com"
+    unknown = dataclasses.replace(rendered, kind="memo")
+    with pytest.raises(DataError, match="unknown report kind 'memo'"):
+        plan_deliveries(settings, [unknown])
 
 
 @pytest.mark.parametrize(
@@ -447,7 +454,7 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
     files = reports(tmp_path)
     waits = Waits()
 
-    report = deliver(settings, build_engine(settings), files, now=NOW, sleep=waits)
+    report = deliver(settings, ledger_of(settings), files, now=NOW, sleep=waits)
 
     assert report.ok
     assert waits == []
@@ -490,7 +497,7 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
 
     # a re-rendered (changed) team PDF is a new message: only its manager gets it
     pdf(files[1].pdf, b"east v2")
-    third = deliver(settings, build_engine(settings), files, now=NOW)
+    third = deliver(settings, ledger_of(settings), files, now=NOW)
     assert [o.delivery.recipient for o in third.sent] == ["east.manager@example.com"]
     assert len(handler.messages) == 5
 
@@ -522,7 +529,7 @@ def test_starttls_with_a_trusted_certificate_and_login_keeps_the_password_out_of
     )
     caplog.set_level(logging.DEBUG)
 
-    report = deliver(settings, build_engine(settings), reports(tmp_path), now=NOW)
+    report = deliver(settings, ledger_of(settings), reports(tmp_path), now=NOW)
 
     assert len(report.sent) == 4
     assert len(handler.messages) == 4
@@ -558,7 +565,7 @@ def test_a_wrong_password_fails_at_once_without_leaking_it(
     waits = Waits()
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
+        deliver(settings, ledger_of(settings), reports(tmp_path), sleep=waits)
 
     assert raised.value.exit_code == ExitCode.DEPENDENCY
     assert "rejected the login" in str(raised.value)
@@ -583,7 +590,7 @@ def test_an_untrusted_certificate_is_refused(
     waits = Waits()
 
     with pytest.raises(DeliveryError, match="does not verify") as raised:
-        deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
+        deliver(settings, ledger_of(settings), reports(tmp_path), sleep=waits)
 
     assert "email.ca_file" in str(raised.value)
     assert handler.ehlo_count == 1  # one attempt, nothing after
@@ -604,7 +611,7 @@ def test_implicit_tls_on_an_smtps_port(
         tmp_path, port, {"ssl": "true", "ca_file": f'"{certificates["cert"]}"'}
     )
 
-    report = deliver(settings, build_engine(settings), reports(tmp_path)[:1], now=NOW)
+    report = deliver(settings, ledger_of(settings), reports(tmp_path)[:1], now=NOW)
 
     assert [o.delivery.recipient for o in report.sent] == ["boss@example.com", "cfo@example.com"]
     assert len(handler.messages) == 2
@@ -619,7 +626,7 @@ def test_a_5xx_reply_fails_that_message_at_once(
     waits = Waits()
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
+        deliver(settings, ledger_of(settings), reports(tmp_path), sleep=waits)
 
     error = raised.value
     assert error.exit_code == ExitCode.DEPENDENCY
@@ -641,7 +648,7 @@ def test_a_4xx_reply_is_retried_and_delivered_exactly_once(
     settings = make_settings(tmp_path, port)
     waits = Waits()
 
-    report = deliver(settings, build_engine(settings), reports(tmp_path)[:1], sleep=waits)
+    report = deliver(settings, ledger_of(settings), reports(tmp_path)[:1], sleep=waits)
 
     first = report.sent[0]
     assert (first.delivery.recipient, first.attempts) == ("boss@example.com", 2)
@@ -662,7 +669,7 @@ def test_a_server_closing_the_connection_is_reconnected(
     settings = make_settings(tmp_path, port)
     waits = Waits()
 
-    report = deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
+    report = deliver(settings, ledger_of(settings), reports(tmp_path), sleep=waits)
 
     assert [o.attempts for o in report.sent] == [2, 1, 1, 1]
     assert len(waits) == 1
@@ -688,7 +695,7 @@ def test_retries_share_one_budget_across_messages(
         time.sleep(seconds)
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, build_engine(settings), reports(tmp_path), sleep=sleep)
+        deliver(settings, ledger_of(settings), reports(tmp_path), sleep=sleep)
 
     assert sum(waits) <= 0.6  # the waits of all four messages fit in one budget
     assert len(raised.value.report.failed) == 4  # each message still got its first attempt
@@ -706,7 +713,7 @@ def test_partial_recipient_refusal_is_reported_per_recipient(
     waits = Waits()
 
     with pytest.raises(DeliveryError) as raised:
-        deliver(settings, build_engine(settings), files, now=NOW, sleep=waits)
+        deliver(settings, ledger_of(settings), files, now=NOW, sleep=waits)
 
     report = raised.value.report
     assert [o.delivery.recipient for o in report.failed] == ["cfo@example.com"]
@@ -727,7 +734,7 @@ def test_partial_recipient_refusal_is_reported_per_recipient(
 
     # once the address works, a re-run sends only the missing message
     handler.refuse.clear()
-    again = deliver(settings, build_engine(settings), files, now=NOW)
+    again = deliver(settings, ledger_of(settings), files, now=NOW)
     assert [o.delivery.recipient for o in again.sent] == ["cfo@example.com"]
     assert len(again.skipped_already_sent) == 3
     assert len(handler.messages) == 4
@@ -746,7 +753,7 @@ def test_a_silent_server_times_out_and_the_run_does_not_hang(tmp_path: Path) -> 
         started = time.monotonic()
 
         with pytest.raises(DeliveryTimeoutError) as raised:
-            deliver(settings, build_engine(settings), reports(tmp_path), sleep=waits)
+            deliver(settings, ledger_of(settings), reports(tmp_path), sleep=waits)
         elapsed = time.monotonic() - started
 
     assert raised.value.exit_code == ExitCode.TIMEOUT
@@ -771,7 +778,7 @@ def test_a_line_break_in_a_team_name_is_rejected_before_connecting(
     report = ReportFile("diagnosis", team, "2026-06-30", "en", reports(tmp_path)[1].pdf)
 
     with pytest.raises(DataError, match=r"team name .* line break") as raised:
-        deliver(settings, build_engine(settings), [report], now=NOW)
+        deliver(settings, ledger_of(settings), [report], now=NOW)
 
     assert raised.value.exit_code == ExitCode.DATA
     assert handler.ehlo_count == 0
@@ -786,8 +793,7 @@ def test_an_interrupted_send_is_sent_again_with_the_same_message_id(
     handler, port = smtp_server()
     settings = make_settings(tmp_path, port)
     east = reports(tmp_path)[1]
-    engine = build_engine(settings)
-    ledger = SentLedger(engine)
+    ledger = ledger_of(settings)
     ledger.ensure()
     delivery = Delivery(east, "east.manager@example.com", "manager")
     expected_id = build_message(settings, delivery, now=NOW)["Message-ID"]
@@ -807,7 +813,7 @@ def test_an_interrupted_send_is_sent_again_with_the_same_message_id(
     )
     assert ledger.statuses([expected_id]) == {expected_id: SENDING}
 
-    report = deliver(settings, engine, [east], now=NOW)
+    report = deliver(settings, ledger, [east], now=NOW)
 
     assert [o.message_id for o in report.sent] == [expected_id]
     assert [m["Message-ID"] for m in handler.received()] == [expected_id]
@@ -821,22 +827,22 @@ def test_delivery_needs_email_enabled_and_a_password_for_the_user(
     off = settings.model_copy(
         update={"email": settings.email.model_copy(update={"enabled": False})}
     )
-    engine = build_engine(settings)
+    ledger = ledger_of(settings)
     with pytest.raises(ConfigError, match="enabled = true"):
-        deliver(off, engine, reports(tmp_path))
+        deliver(off, ledger, reports(tmp_path))
 
     monkeypatch.delenv("CRM_BATCH_SMTP_PASSWORD", raising=False)
     user = settings.model_copy(
         update={"email": settings.email.model_copy(update={"smtp_user": "u", "starttls": True})}
     )
     with pytest.raises(ConfigError, match="no password"):
-        deliver(user, engine, reports(tmp_path))
+        deliver(user, ledger, reports(tmp_path))
 
     missing_ca = settings.model_copy(
         update={"email": settings.email.model_copy(update={"ca_file": tmp_path / "none.pem"})}
     )
     with pytest.raises(ConfigError, match=r"email\.ca_file"):
-        deliver(missing_ca, engine, reports(tmp_path))
+        deliver(missing_ca, ledger, reports(tmp_path))
 
 
 def test_message_id_ignores_the_case_of_the_recipient(tmp_path: Path) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from typing import Any
 
 import pandas as pd
 import pytest
 
-from crm_batch.config import FileSettings, TargetSettings
+from crm_batch.app.kpis import run_kpis
+from crm_batch.app.targets import target_tables
+from crm_batch.config import FileSettings, TargetSettings, load_settings
 from crm_batch.errors import ConfigError
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
@@ -162,3 +165,53 @@ def test_baseline_as_of_is_never_after_as_of() -> None:
     q2 = parse_period("2026Q2")
     later = parse_period("2026Q3")  # a strange but possible setting
     assert targets.baseline_as_of(q2, date(2026, 6, 30), later) == date(2026, 6, 30)
+
+
+# --- the app's target tables on the canonical data (tests/fixtures/canonical.py) ----------
+
+Q2 = parse_period("2026Q2")
+T = date(2026, 6, 30)
+
+
+def canonical_tables(loaded_db_factory: Any, known: dict | None = None) -> pd.DataFrame:
+    """The company's target table of 2026Q2 as of its last day, as ``kpis --targets``
+    and the quarterly review compute it."""
+    db = loaded_db_factory("duckdb", "int")
+    url = db.url.render_as_string(hide_password=False)
+    settings = load_settings(None, database_url=url, environ={}).model_copy(update={"teams": ()})
+    assert settings.targets == FileSettings().targets  # the seeds' defaults
+    run = run_kpis(settings, db.engine, T, Q2)
+    return target_tables(settings, db.engine, run, known)[None].set_index("kpi")
+
+
+def test_target_table_against_last_year(loaded_db_factory: Any) -> None:
+    table = canonical_tables(loaded_db_factory)
+    assert set(table["period"]) == {"2026Q2"}
+    assert set(table["baseline_period"]) == {"2025Q2"}
+    assert set(table["baseline_as_of"]) == {date(2025, 6, 30)}
+    # 2025Q2: Alice ordered twice (06-29, 06-30), Guo once (05-26) -> 0.5; x 1.35
+    repurchase = table.loc["repurchase_rate"]
+    assert repurchase["baseline"] == 0.5
+    assert repurchase["target"] == pytest.approx(0.675)
+    assert repurchase["attainment"] == pytest.approx((1 / 6) / 0.675)
+    assert not repurchase["met"]
+    # no leads, tickets or touches in 2025Q2: no baseline, no target, unknown
+    for name in ("lead_conversion_rate", "satisfaction_mean", "campaign_roi"):
+        assert math.isnan(table.loc[name, "target"])
+        assert pd.isna(table.loc[name, "met"])
+    opt_out = table.loc["opt_out_rate"]
+    assert opt_out["target"] == 0.03
+    assert opt_out["attainment"] == pytest.approx(0.03 / (1 / 7))
+
+
+def test_known_baseline_values_are_used_instead_of_measuring_again(
+    loaded_db_factory: Any,
+) -> None:
+    """The quarterly review hands in its history: a baseline quarter measured at its last
+    day is read from there (a KPI missing from it is NaN), not extracted again."""
+    known = {parse_period("2025Q2"): {None: {"repurchase_rate": 0.4}}}
+    table = canonical_tables(loaded_db_factory, known)
+    assert table.loc["repurchase_rate", "baseline"] == 0.4
+    assert table.loc["repurchase_rate", "target"] == pytest.approx(0.54)  # 0.4 x 1.35
+    assert math.isnan(table.loc["opt_out_rate", "baseline"])
+    assert table.loc["opt_out_rate", "target"] == 0.03  # a bound needs no baseline

@@ -293,3 +293,24 @@ def test_quarterly_send_ends_with_exit_7_when_the_mail_server_hangs(
     last = [r for r in runs(settings) if r["stage"] == "delivery"][-1]
     assert last["status"] == FAILED
     assert elapsed < 120, elapsed  # a hang bound: rendering plus two 0.5 s attempts
+
+
+def test_a_quarter_that_has_not_finished_is_refused_before_any_run(tmp_path: Path) -> None:
+    """run_quarterly checks the one finished-quarter rule against the default business
+    date (yesterday) before it takes a lock or records a run."""
+    from datetime import datetime, timedelta
+
+    from crm_batch.config import load_settings
+    from crm_batch.errors import ConfigError
+    from crm_batch.jobs.pipeline import run_quarterly
+    from crm_batch.periods import parse_period, period_containing
+
+    url = f"duckdb:///{(tmp_path / 'none.duckdb').as_posix()}"
+    settings = load_settings(None, database_url=url, environ={}, cwd=tmp_path)
+    yesterday = datetime.now(settings.tz).date() - timedelta(days=1)
+    running = period_containing(yesterday + timedelta(days=1), "quarter")  # holds today
+    with pytest.raises(ConfigError, match="after the business date"):
+        run_quarterly(settings, running)
+    with pytest.raises(ConfigError, match="not a quarter"):
+        run_quarterly(settings, parse_period("2025-05"))
+    assert not (tmp_path / "none.duckdb").exists()  # no database opened

@@ -29,29 +29,22 @@ from fixtures.canonical import canonical_frames, load_canonical
 from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
-from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates, target_tables
+from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates
+from crm_batch.app.quarter import QuarterData, QuarterValues, gather_quarter, trend_quarters
 from crm_batch.app.snapshots import read_snapshots
+from crm_batch.app.targets import target_tables
 from crm_batch.cli import main
 from crm_batch.config import Settings, TargetSettings, load_settings
-from crm_batch.errors import ConfigError
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import LANGUAGES, message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.targets import target_table
-from crm_batch.periods import parse_period
+from crm_batch.periods import finished_quarter, parse_period
 from crm_batch.reports import quarterly, render
 from crm_batch.reports import quarterly_accounts as qa
 from crm_batch.reports import quarterly_context as qc
 from crm_batch.reports import quarterly_targets as qt
 from crm_batch.reports.quarterly import output_paths, quarterly_html, review_plan, write_quarterly
-from crm_batch.reports.quarterly_data import (
-    QuarterData,
-    QuarterValues,
-    check_finished,
-    default_quarter,
-    gather_quarter,
-    trend_quarters,
-)
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo
 
@@ -155,14 +148,15 @@ def zh_text(zh_pdf: Path) -> list[str]:
 
 
 def test_default_quarter_is_the_last_finished_one() -> None:
-    assert default_quarter(date(2026, 7, 1)) == parse_period("2026Q2")
-    assert default_quarter(date(2026, 6, 30)) == parse_period("2026Q1")  # Q2 not over yet
-    assert default_quarter(date(2026, 1, 1)) == parse_period("2025Q4")
-    check_finished(QUARTER, date(2026, 7, 1))
-    with pytest.raises(ConfigError, match="has not finished"):
-        check_finished(QUARTER, date(2026, 6, 30))
-    with pytest.raises(ConfigError, match="not a quarter"):
-        check_finished(parse_period("2026-05"), date(2026, 7, 1))
+    # by business date: the quarter's last day closes it
+    assert finished_quarter(None, date(2026, 6, 30)) == parse_period("2026Q2")
+    assert finished_quarter(None, date(2026, 6, 29)) == parse_period("2026Q1")  # Q2 not over
+    assert finished_quarter(None, date(2025, 12, 31)) == parse_period("2025Q4")
+    assert finished_quarter(QUARTER, date(2026, 6, 30)) == QUARTER
+    with pytest.raises(ValueError, match="after the business date 2026-06-29"):
+        finished_quarter(QUARTER, date(2026, 6, 29))
+    with pytest.raises(ValueError, match="not a quarter"):
+        finished_quarter(parse_period("2026-05"), date(2026, 7, 1))
     labels = [q.label for q in trend_quarters(QUARTER)]
     assert labels == [
         "2024Q3",
@@ -186,8 +180,9 @@ def test_review_plan_languages(settings: Settings) -> None:
     both = review_plan(chosen, [None, "B"], ["zh-CN", "en", "zh-CN"])
     assert both == [(None, "zh-CN"), (None, "en"), ("B", "zh-CN"), ("B", "en")]
     pdf, page = output_paths(chosen, "华东 / 一部", QUARTER, "en")
-    assert pdf.name == "quarterly_华东-一部_2026Q2_en.pdf"
-    assert page.name == "quarterly_华东-一部_2026Q2_en.html"
+    # an unsafe team name: its slug plus 8 hex digits of its hash (crm_batch.files.file_stem)
+    assert re.fullmatch(r"quarterly_华东-一部-[0-9a-f]{8}_2026Q2_en\.pdf", pdf.name)
+    assert page.name == pdf.name.removesuffix(".pdf") + ".html"
 
 
 # --- data: snapshots, recomputation, targets -------------------------------------------
@@ -225,8 +220,8 @@ def test_history_reads_snapshots_and_recomputes_the_rest(
 def test_targets_equal_the_kpi_jobs_target_tables(
     settings: Settings, engine, data: QuarterData
 ) -> None:
-    """Baselines from snapshots give the same table as kpi_job.target_tables, which
-    recomputes the baseline quarter from the source data."""
+    """Baselines read from the review's history (snapshots) give the same table as
+    target_tables without that history, which recomputes the baseline quarter."""
     run = dataclasses.replace(data.run, reports={None: data.report(None), TEAM: data.report(TEAM)})
     expected = target_tables(settings, engine, run)
     for scope in (None, TEAM):
@@ -523,9 +518,8 @@ def test_failed_render_leaves_the_previous_files(
     monkeypatch.setattr(render, "render_pool", lambda: InProcessPool())  # the patch applies
     with pytest.raises(RuntimeError, match="layout failed"):
         write_quarterly(settings, data, None, "zh-CN", GENERATED)
-    monkeypatch.setattr(quarterly, "gather_quarter", lambda *_a, **_k: data)
     with pytest.raises(RuntimeError, match="layout failed"):  # the batch path as well
-        quarterly.write_quarterly_reviews(settings, None, QUARTER, [TEAM], now=GENERATED)
+        quarterly.write_quarterly_reviews(settings, data, [TEAM], now=GENERATED)
     assert not output_paths(settings, TEAM, QUARTER, "zh-CN")[0].exists()
     assert pdf_path.read_bytes() == before_pdf
     assert html_path.read_bytes() == before_html

@@ -10,7 +10,6 @@ quarter's last day holds that quarter's final figures.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -22,10 +21,9 @@ from sqlalchemy import Engine
 from crm_batch.app.dates import today
 from crm_batch.app.engines import open_engine
 from crm_batch.app.snapshots import write_snapshots
+from crm_batch.app.targets import target_tables
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
-from crm_batch.kpi import targets
-from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
@@ -228,49 +226,3 @@ def backfill_snapshots(
             (datetime.now() - started).total_seconds(),
         )
     return rows
-
-
-def target_tables(
-    settings: Settings, engine: Engine, run: KpiRun
-) -> dict[str | None, pd.DataFrame]:
-    """Actual, baseline, target and attainment per targeted KPI, for each scope of ``run``.
-
-    Each distinct baseline period is computed once for all scopes, at the same distance
-    from its end as the run's date is from the run's period end
-    (:func:`crm_batch.kpi.targets.baseline_as_of`); a baseline before the data is NaN.
-    """
-    requested = run.requested or run.period
-    by_kpi = targets.baseline_periods(requested, settings.targets)
-    teams = [team for team in run.reports if team is not None]
-    baselines: dict[Period, tuple[date, KpiRun | None]] = {}
-    for base in dict.fromkeys(by_kpi.values()):
-        day = targets.baseline_as_of(requested, run.as_of, base)
-        baseline_run = (
-            run_kpis(
-                settings,
-                engine,
-                day,
-                base,
-                teams=teams,
-                include_company=None in run.reports,
-                verify=False,  # the run itself was computed after the checks
-            )
-            if day >= base.start
-            else None
-        )
-        baselines[base] = (day, baseline_run)
-    kpis = registry()
-    tables: dict[str | None, pd.DataFrame] = {}
-    for scope, report in run.reports.items():
-        values = {}
-        for name, base in by_kpi.items():
-            baseline_run = baselines[base][1]
-            values[name] = (
-                baseline_run.reports[scope].kpis.get(name, math.nan) if baseline_run else math.nan
-            )
-        table = targets.target_table(report.kpis, values, settings.targets, kpis)
-        table.insert(1, "period", run.period.label)
-        table.insert(2, "baseline_period", [by_kpi[name].label for name in table["kpi"]])
-        table.insert(3, "baseline_as_of", [baselines[by_kpi[name]][0] for name in table["kpi"]])
-        tables[scope] = table
-    return tables

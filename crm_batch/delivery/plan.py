@@ -13,24 +13,32 @@ summary.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
 
-if TYPE_CHECKING:  # the report modules load WeasyPrint; delivery needs only the paths
-    from crm_batch.reports.diagnosis import RenderedReport
-
-#: The report kinds that can be delivered (the first word of their file names).
+#: The report kinds that can be delivered.
 REPORT_KINDS = ("diagnosis", "quarterly")
 
-#: ``<kind>_<scope>_<period>_<language>.pdf`` (issue 5: the reports' file names); the
-#: scope slug may itself contain ``_``, kind, period and language never do.
-_FILE_NAME = re.compile(r"(?P<kind>[a-z]+)_(?P<scope>.+)_(?P<period>[^_]+)_(?P<language>[^_]+)")
+
+class Deliverable(Protocol):
+    """A rendered report as delivery reads it; :class:`ReportFile` and the reports'
+    ``RenderedReport`` (:mod:`crm_batch.reports.diagnosis`) are both one."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def team(self) -> str | None: ...
+    @property
+    def period(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+    @property
+    def pdf(self) -> Path: ...
 
 
 @dataclass(frozen=True)
@@ -43,33 +51,6 @@ class ReportFile:
     language: str  # "zh-CN" | "en"
     pdf: Path
 
-    @classmethod
-    def from_rendered(
-        cls, rendered: RenderedReport, *, kind: str | None = None, period: str | None = None
-    ) -> ReportFile:
-        """A :class:`RenderedReport`, its kind and period read from the PDF's file name
-        (``<kind>_<scope>_<period>_<language>.pdf``) unless given."""
-        from crm_batch.reports.diagnosis import scope_slug
-
-        match = _FILE_NAME.fullmatch(rendered.pdf.stem)
-        if (kind is None or period is None) and (
-            match is None
-            or match["language"] != rendered.language
-            or match["scope"] != scope_slug(rendered.team)
-        ):
-            raise DataError(
-                f"{rendered.pdf}: cannot tell the report's kind and period from its file "
-                "name (expected <kind>_<scope>_<period>_<language>.pdf); pass kind= and "
-                "period= explicitly"
-            )
-        return cls(
-            kind=kind if kind is not None else match["kind"],  # type: ignore[index]
-            team=rendered.team,
-            period=period if period is not None else match["period"],  # type: ignore[index]
-            language=rendered.language,
-            pdf=rendered.pdf,
-        )
-
 
 @dataclass(frozen=True)
 class Delivery:
@@ -80,17 +61,19 @@ class Delivery:
     role: str  # "manager" | "management"
 
 
-def as_report_file(report: ReportFile | RenderedReport) -> ReportFile:
+def as_report_file(report: Deliverable) -> ReportFile:
     """``report`` as a :class:`ReportFile`, checking its kind."""
-    item = report if isinstance(report, ReportFile) else ReportFile.from_rendered(report)
+    item = (
+        report
+        if isinstance(report, ReportFile)
+        else ReportFile(report.kind, report.team, report.period, report.language, report.pdf)
+    )
     if item.kind not in REPORT_KINDS:
         raise DataError(f"{item.pdf}: unknown report kind {item.kind!r} (one of {REPORT_KINDS})")
     return item
 
 
-def plan_deliveries(
-    settings: Settings, reports: Iterable[ReportFile | RenderedReport]
-) -> list[Delivery]:
+def plan_deliveries(settings: Settings, reports: Iterable[Deliverable]) -> list[Delivery]:
     """The messages to send for ``reports``, in a stable order (input order, then
     recipients in settings order); a report given twice is planned once."""
     files = _unique(as_report_file(report) for report in reports)
@@ -102,9 +85,7 @@ def plan_deliveries(
     return deliveries
 
 
-def unaddressed_reports(
-    settings: Settings, reports: Iterable[ReportFile | RenderedReport]
-) -> list[ReportFile]:
+def unaddressed_reports(settings: Settings, reports: Iterable[Deliverable]) -> list[ReportFile]:
     """The reports nobody is configured to receive (no manager_email / no management)."""
     files = _unique(as_report_file(report) for report in reports)
     return [report for report in files if not _recipients(settings, report.team)]

@@ -25,14 +25,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
-
-from sqlalchemy import Engine
 
 from crm_batch.app.ledger import FAILED, SENDING, SENT, SentLedger
 from crm_batch.config import Settings
 from crm_batch.delivery.mail import build_message, message_id, pdf_digest, sender_domain
 from crm_batch.delivery.plan import (
+    Deliverable,
     Delivery,
     ReportFile,
     as_report_file,
@@ -42,9 +40,6 @@ from crm_batch.delivery.plan import (
 from crm_batch.delivery.smtp import SmtpError, SmtpSession, SmtpTimeoutError, tls_context
 from crm_batch.errors import ConfigError, PermanentDependencyError, StageTimeoutError
 from crm_batch.retry import call_with_retries
-
-if TYPE_CHECKING:  # the report modules load WeasyPrint; delivery needs only the paths
-    from crm_batch.reports.diagnosis import RenderedReport
 
 log = logging.getLogger(__name__)
 
@@ -116,19 +111,20 @@ class DeliveryTimeoutError(StageTimeoutError):
 
 def deliver(
     settings: Settings,
-    engine_or_ledger: Engine | SentLedger,
-    reports: Iterable[ReportFile | RenderedReport],
+    ledger: SentLedger,
+    reports: Iterable[Deliverable],
     *,
     now: datetime | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DeliveryReport:
     """Send each report to its recipients from the settings, at most once per message.
 
-    ``now`` (timezone-aware; default: the current time in ``general.timezone``) dates the
-    messages; ``sleep`` waits between retries (injectable for tests). Raises ConfigError
-    when e-mail is not enabled or incomplete, DataError for bad header text or an
-    unreadable PDF (before connecting), and :class:`DeliveryError` /
-    :class:`DeliveryTimeoutError` when messages failed.
+    ``ledger`` records what was sent (:class:`crm_batch.app.ledger.SentLedger`, built by
+    the caller on the batch database); ``now`` (timezone-aware; default: the current time
+    in ``general.timezone``) dates the messages; ``sleep`` waits between retries
+    (injectable for tests). Raises ConfigError when e-mail is not enabled or incomplete,
+    DataError for bad header text or an unreadable PDF (before connecting), and
+    :class:`DeliveryError` / :class:`DeliveryTimeoutError` when messages failed.
     """
     email = settings.email
     if not email.enabled:
@@ -139,8 +135,6 @@ def deliver(
             "or email.smtp_password_file"
         )
     tls_context(settings)  # a bad ca_file is a ConfigError before anything else happens
-    ledger = engine_or_ledger if isinstance(engine_or_ledger, SentLedger) else None
-    ledger = ledger or SentLedger(engine_or_ledger)  # type: ignore[arg-type]
     ledger.ensure()
     now = now or datetime.now(settings.tz)
     if now.tzinfo is None:  # a naive time is local time in general.timezone

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+from crm_batch.app.dates import default_business_date
 from crm_batch.app.locking import Holder, database_lock, file_lock
 from crm_batch.app.runlog import (
     close_stale_runs,
@@ -42,7 +43,7 @@ from crm_batch.app.runlog import (
 )
 from crm_batch.config import RetrySettings, Settings
 from crm_batch.errors import AlreadyRunningError, ConfigError
-from crm_batch.periods import Period
+from crm_batch.periods import Period, finished_quarter
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -199,9 +200,10 @@ def deliver_reports(context: RunContext) -> StageOutcome:
     sends nothing twice); on only when the run asks for delivery."""
     if not context.send:
         return StageOutcome(0, "not asked to send")
+    from crm_batch.app.ledger import SentLedger
     from crm_batch.delivery import deliver
 
-    report = deliver(context.settings, context.engine, context.rendered)
+    report = deliver(context.settings, SentLedger(context.engine), context.rendered)
     return StageOutcome(len(report.sent), report.summary().splitlines()[0])
 
 
@@ -320,17 +322,18 @@ def write_reviews(
 ) -> StageOutcome:
     """Render the quarterly reviews of the quarter that ends on the business date: the
     company's and each team's (or only ``teams``'), in ``languages``, else
-    ``reports.languages``, else each one's configured language."""
+    ``reports.languages``, else each one's configured language. The quarter's data is
+    gathered once for every review (:func:`crm_batch.app.quarter.gather_quarter`)."""
+    from crm_batch.app.quarter import gather_quarter
     from crm_batch.periods import period_containing
     from crm_batch.reports.quarterly import write_quarterly_reviews
 
+    settings = context.settings
     quarter = period_containing(context.business_date, "quarter")
+    # the company review's team table needs every team; a team review only its own
+    data = gather_quarter(settings, context.engine, quarter, list(teams) if teams else None)
     rendered = write_quarterly_reviews(
-        context.settings,
-        context.engine,
-        quarter,
-        teams=teams,
-        languages=languages or context.settings.reports.languages or None,
+        settings, data, teams, languages or settings.reports.languages or None
     )
     context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}")
@@ -352,9 +355,15 @@ def run_quarterly(
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The quarterly run of ``quarter`` (its business date is the quarter's last day);
-    ``send`` mails the reviews (to the addresses in ``[email]``, never twice)."""
-    if quarter.kind != "quarter":
-        raise ConfigError(f"{quarter.label} is not a quarter (e.g. 2026Q3)")
+    ``send`` mails the reviews (to the addresses in ``[email]``, never twice).
+
+    Raises :class:`ConfigError` before anything runs unless ``quarter`` is a quarter that
+    ended by the default business date (:func:`crm_batch.periods.finished_quarter`).
+    """
+    try:
+        finished_quarter(quarter, default_business_date(settings))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return run_stages(settings, "quarterly", quarter.end, stages, send=send, sleep=sleep)
 
 

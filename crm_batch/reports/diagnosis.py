@@ -25,10 +25,16 @@ TEMPLATE = "diagnosis.html"
 
 @dataclass(frozen=True)
 class RenderedReport:
-    """Where one rendered report went."""
+    """One rendered report: what it is, for whom, and where it went.
 
-    team: str | None
-    language: str
+    It has the attributes :mod:`crm_batch.delivery` reads (kind, team, period, language,
+    pdf), so a run hands its rendered reports to delivery as they are.
+    """
+
+    kind: str  # "diagnosis" | "quarterly"
+    team: str | None  # None = the company-wide report
+    period: str  # the label in the file name: "2026-06-30", "2026Q3"
+    language: str  # "zh-CN" | "en"
     pdf: Path
     html: Path
 
@@ -77,14 +83,17 @@ def write_diagnosis(
 ) -> RenderedReport:
     """Render the diagnosis report of ``team`` and write its PDF and HTML atomically."""
     chosen = report_language(settings, team, language)
-    pdf_path, html_path = output_paths(settings, team, run.as_of.isoformat(), chosen)
+    period = run.as_of.isoformat()
+    pdf_path, html_path = output_paths(settings, team, period, chosen)
     write_report(
         diagnosis_html(settings, run, team, chosen),
         pdf_path,
         html_path,
         timeout_seconds=settings.reports.render_timeout_seconds,
     )
-    return RenderedReport(team=team, language=chosen, pdf=pdf_path, html=html_path)
+    return RenderedReport(
+        kind=REPORT, team=team, period=period, language=chosen, pdf=pdf_path, html=html_path
+    )
 
 
 def write_diagnoses(
@@ -97,16 +106,24 @@ def write_diagnoses(
     ``languages`` (default: each scope's configured language), side by side in the render
     workers; each report is written atomically when its PDF is ready."""
     chosen_scopes = list(run.reports) if scopes is None else list(scopes)
+    period = run.as_of.isoformat()
     jobs: list[ReportJob] = []
     rendered: list[RenderedReport] = []
     for scope in chosen_scopes:
         for language in languages or [report_language(settings, scope, None)]:
-            pdf_path, html_path = output_paths(settings, scope, run.as_of.isoformat(), language)
+            pdf_path, html_path = output_paths(settings, scope, period, language)
             jobs.append(
                 ReportJob(diagnosis_html(settings, run, scope, language), pdf_path, html_path)
             )
             rendered.append(
-                RenderedReport(team=scope, language=language, pdf=pdf_path, html=html_path)
+                RenderedReport(
+                    kind=REPORT,
+                    team=scope,
+                    period=period,
+                    language=language,
+                    pdf=pdf_path,
+                    html=html_path,
+                )
             )
     write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
     return rendered

@@ -2,9 +2,9 @@
 
 ``<reports_dir>/quarterly_<scope>_<quarter>_<lang>.pdf`` and ``.html``, scope ``all``
 or the team's slug (:func:`crm_batch.reports.diagnosis.scope_slug`), quarter such as
-``2026Q2``. :func:`write_quarterly_reviews` is the one entry point for the CLI and a
-pipeline stage: it gathers the quarter's data once (one extraction for every scope,
-history from ``kpi_snapshots``) and renders each review, atomically.
+``2026Q2``. :func:`write_quarterly_reviews` is what the quarterly run's ``reviews``
+stage calls: it renders each review from one :class:`~crm_batch.app.quarter.QuarterData`
+(gathered by :func:`crm_batch.app.quarter.gather_quarter`), atomically.
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
-
+from crm_batch.app.quarter import QuarterData
 from crm_batch.config import Settings
 from crm_batch.periods import Period
 from crm_batch.reports.diagnosis import RenderedReport, report_language, scope_slug
 from crm_batch.reports.quarterly_context import quarterly_context
-from crm_batch.reports.quarterly_data import QuarterData, check_finished, gather_quarter
 from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
 
 log = logging.getLogger(__name__)
@@ -79,7 +77,7 @@ def write_quarterly(
         html_path,
         timeout_seconds=settings.reports.render_timeout_seconds,
     )
-    return RenderedReport(team=team, language=chosen, pdf=pdf_path, html=html_path)
+    return _rendered(team, data.quarter, chosen, pdf_path, html_path)
 
 
 def review_plan(
@@ -99,49 +97,44 @@ def review_plan(
 
 def write_quarterly_reviews(
     settings: Settings,
-    engine: Engine,
-    quarter: Period,
+    data: QuarterData,
     teams: Sequence[str] | None = None,
     languages: Sequence[str] | None = None,
     *,
-    company: bool | None = None,
     now: datetime | None = None,
 ) -> list[RenderedReport]:
-    """Write the quarterly reviews of ``quarter``; the rendered files in order.
+    """Write the quarterly reviews of ``data``'s quarter; the rendered files in order.
 
-    Without ``teams``: the company-wide review and one per team (every team in the
-    settings and the data). With ``teams``: those teams' reviews only (add
-    ``company=True`` for the company's too). ``languages`` as in :func:`review_plan`.
-    The quarter must have finished (:class:`~crm_batch.errors.ConfigError` otherwise).
-    The data is gathered once; every review's HTML is built here and the PDFs render
-    side by side in the render workers, each written atomically when ready (the first
-    failure stops the batch; reviews not yet written keep their previous files).
+    Without ``teams``: the company-wide review and one per team of ``data``. With
+    ``teams``: those teams' reviews only. ``languages`` as in :func:`review_plan`. Every
+    review's HTML is built here and the PDFs render side by side in the render workers,
+    each written atomically when ready (the first failure stops the batch; reviews not
+    yet written keep their previous files).
     """
     now = now or datetime.now(settings.tz)
-    check_finished(quarter, now.date())
-    with_company = company if company is not None else not teams
-    started = time.perf_counter()
-    # the company review's team table needs every team; a team review only its own
-    data = gather_quarter(settings, engine, quarter, None if with_company else list(teams or []))
-    log.info(
-        "quarterly review %s: data ready in %.1fs", quarter.label, time.perf_counter() - started
-    )
-    scopes: list[str | None] = [None] if with_company else []
-    scopes += list(teams) if teams else data.teams()
+    scopes: list[str | None] = list(teams) if teams else [None, *data.teams()]
     jobs: list[ReportJob] = []
     rendered: list[RenderedReport] = []
     for scope, language in review_plan(settings, scopes, languages):
-        pdf_path, html_path = output_paths(settings, scope, quarter, language)
+        pdf_path, html_path = output_paths(settings, scope, data.quarter, language)
         page = quarterly_html(settings, data, scope, language, generated_at=now)
         jobs.append(ReportJob(page, pdf_path, html_path))
-        rendered.append(RenderedReport(team=scope, language=language, pdf=pdf_path, html=html_path))
+        rendered.append(_rendered(scope, data.quarter, language, pdf_path, html_path))
     started = time.perf_counter()
     # side by side in the render workers, each written atomically when its PDF is ready
     write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
     log.info(
         "quarterly review %s: %d PDF(s) rendered in %.1fs",
-        quarter.label,
+        data.quarter.label,
         len(jobs),
         time.perf_counter() - started,
     )
     return rendered
+
+
+def _rendered(
+    scope: str | None, quarter: Period, language: str, pdf: Path, html: Path
+) -> RenderedReport:
+    return RenderedReport(
+        kind=REPORT, team=scope, period=quarter.label, language=language, pdf=pdf, html=html
+    )

@@ -1,6 +1,6 @@
 """The quarterly review's account lists: who slipped, who came back, the big customers.
 
-Pure selections from a :class:`~crm_batch.reports.quarterly_data.QuarterData` for one
+Pure selections from a :class:`~crm_batch.app.quarter.QuarterData` for one
 scope (None = the company), returning frames of the end-of-quarter customer table with
 the columns the review adds. They follow the KPI engine's definitions, so their counts
 equal the KPIs (tier downgrades, won-back customers). The company table can hold a
@@ -14,8 +14,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from crm_batch.app.quarter import QuarterData, Scope
 from crm_batch.kpi.migration import NONE_LABEL, TIER_ORDER
-from crm_batch.reports.quarterly_data import QuarterData, Scope
 
 #: Size of the big-customer list (top accounts by 12-month revenue).
 TOP_BIG = 20

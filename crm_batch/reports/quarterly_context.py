@@ -1,6 +1,6 @@
 """The quarterly review's render context: plain data for ``quarterly.html``, one scope.
 
-Built from a :class:`~crm_batch.reports.quarterly_data.QuarterData` (computed once for
+Built from a :class:`~crm_batch.app.quarter.QuarterData` (computed once for
 every scope) for the company (``team=None``) or one team, in zh-CN or English. As in
 the diagnosis report, templates receive only dicts, lists and strings; database text
 goes through :func:`~crm_batch.reports.context.display_text` and is escaped by the
@@ -22,6 +22,7 @@ import math
 from datetime import datetime
 from typing import Any
 
+from crm_batch.app.quarter import QuarterData, Scope
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import message, messages
 from crm_batch.kpi.definitions import registry
@@ -36,7 +37,6 @@ from crm_batch.reports.quarterly_accounts import (
     slipped_accounts,
     won_back_accounts,
 )
-from crm_batch.reports.quarterly_data import QuarterData, Scope
 from crm_batch.reports.quarterly_targets import (
     action_rows,
     change_text,

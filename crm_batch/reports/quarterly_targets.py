@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from crm_batch.app.quarter import QuarterData, Scope
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import channel_label, message
 from crm_batch.kpi.definitions import KpiDefinition, registry
 from crm_batch.kpi.playbook import ACTIONS, GROUP_ACTIONS, PROSPECT_ACTION, label
-from crm_batch.reports.quarterly_data import QuarterData, Scope
 
 #: A KPI that misses its target -> the playbook action that moves it (the seeds' plans).
 KPI_ACTIONS: dict[str, str] = {

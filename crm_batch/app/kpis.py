@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 
 from crm_batch.app.dates import today
 from crm_batch.app.engines import open_engine
+from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import write_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
@@ -29,15 +30,15 @@ from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
-    load_frames,
     period_report,
     prepare,
     snapshot_values,
 )
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
-from crm_batch.source.extract_period import clip_period
-from crm_batch.source.quality import log_reconciliation, verify_source
+from crm_batch.source.extract_period import clip_period, extract_period
+from crm_batch.source.frames import PeriodFrames
+from crm_batch.source.quality import verify_source
 from crm_batch.source.sql_files import SqlCatalog
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,10 @@ def run_kpis(
         measured = clip_period(period, as_of)
     except ValueError as exc:
         raise ConfigError(f"--period {period.label}: {exc}") from None
-    catalog = SqlCatalog(settings.sql_dir)
     if verify:  # data checks first: errors stop the run with one report
         run_data_checks(settings, engine, as_of)
     started = time.perf_counter()
-    frames = load_frames(engine, period, as_of, settings.thresholds, catalog)
+    frames = load_frames(settings, engine, period, as_of)
     extracted = time.perf_counter()
     prepared = prepare(frames, settings.thresholds)
     log.info(
@@ -123,6 +123,30 @@ def run_kpis(
         requested=period,
         prepared=prepared if keep_prepared else None,
     )
+
+
+def load_frames(settings: Settings, engine: Engine, period: Period, as_of: date) -> PeriodFrames:
+    """Extract the frames of ``period`` (clipped to ``as_of``) through the configured
+    sql/ folder: every query of the period, run concurrently
+    (:func:`~crm_batch.source.extract_period.extract_period`)."""
+    return extract_period(engine, SqlCatalog(settings.sql_dir), period, as_of, settings.thresholds)
+
+
+def team_reports(
+    settings: Settings, engine: Engine, period: Period, as_of: date, teams: Sequence[str]
+) -> dict[str | None, PeriodReport]:
+    """The company's report (key ``None``) and those of ``teams``, from one extraction.
+
+    For recomputing a past period for the scopes of a current run: unlike
+    :func:`run_kpis` it neither runs the data checks nor reconciles, and a team without
+    customers in that period (created later) gets counts of 0 and NaN rates instead of
+    being rejected as unknown.
+    """
+    prepared = prepare(load_frames(settings, engine, period, as_of), settings.thresholds)
+    reports: dict[str | None, PeriodReport] = {None: period_report(prepared)}
+    for name in teams:
+        reports[name] = period_report(prepared, name)
+    return reports
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ the source is extracted once per report run:
   quarter last year) come from ``kpi_snapshots``: the snapshot of a quarter's last day
   holds that quarter's values (:mod:`crm_batch.app.kpis`). A quarter whose snapshot is
   missing (or lacks a scope) is recomputed from the source data for every scope in one
-  extraction (:func:`crm_batch.kpi.engine.compute_teams`: a team created after that
+  extraction (:func:`crm_batch.app.kpis.team_reports`: a team created after that
   quarter gets zeros and dashes, where ``run_kpis`` would reject it as unknown), and the
   report says which quarters were recomputed;
 * targets use the KPI engine's rules (:func:`crm_batch.kpi.targets.target_table`) with
@@ -34,19 +34,14 @@ from typing import Literal
 import pandas as pd
 from sqlalchemy import Engine
 
-from crm_batch.app.kpis import KpiRun, run_kpis
+from crm_batch.app.kpis import KpiRun, run_kpis, team_reports
 from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
-from crm_batch.kpi.engine import (
-    PeriodReport,
-    PreparedPeriod,
-    compute_teams,
-)
+from crm_batch.kpi.engine import PeriodReport, PreparedPeriod
 from crm_batch.periods import Period, last_complete_quarter
-from crm_batch.source.sql_files import SqlCatalog
 
 log = logging.getLogger(__name__)
 
@@ -182,9 +177,7 @@ def _recompute(
     """The KPIs of ``period`` as of ``as_of`` for the company and ``teams`` (one
     extraction). A team without customers then (created later) gets counts of 0 and
     NaN rates, as the engine gives any empty team; the source was checked already."""
-    reports = compute_teams(
-        engine, period, as_of, settings.thresholds, teams, catalog=SqlCatalog(settings.sql_dir)
-    )
+    reports = team_reports(settings, engine, period, as_of, teams)
     return {scope: report.kpis for scope, report in reports.items()}
 
 

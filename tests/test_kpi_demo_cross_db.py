@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import URL
 
-from crm_batch.app.kpis import as_json, run_kpis, target_tables
+from crm_batch.app.kpis import run_kpis, target_tables
 from crm_batch.config import load_settings
+from crm_batch.exports.kpis import as_json
 from crm_batch.periods import parse_period
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo

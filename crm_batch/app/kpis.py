@@ -1,10 +1,12 @@
-"""The ``kpis`` job: the KPI set of a period as of a date, for the company and teams.
+"""The KPI service: the KPI set of a period as of a date, for the company and teams.
 
-Renders it as a table for people, as stable JSON for other tools (documented in the
-README: key = registry name), or as long CSV; writes the per-customer table; stores
-snapshots. Snapshot convention: the values stored for business date T are those of
-the quarter containing T measured up to T (quarter to date), so the snapshot of a
-quarter's last day holds that quarter's final figures.
+:func:`run_kpis` is the one path from a database to KPI reports: the data checks, the
+extraction (:func:`load_frames`), the pure KPI engine (:mod:`crm_batch.kpi.engine`) and
+the revenue reconciliation (:mod:`crm_batch.app.reconciliation`). It also stores
+snapshots and computes target tables; the renderers live in :mod:`crm_batch.exports.kpis`.
+Snapshot convention: the values stored for business date T are those of the quarter
+containing T measured up to T (quarter to date), so the snapshot of a quarter's last
+day holds that quarter's final figures.
 """
 
 from __future__ import annotations

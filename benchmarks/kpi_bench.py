@@ -317,6 +317,7 @@ MEASURED_MODULES = (
     "crm_batch.source.extract_period",
     "crm_batch.source.quality",
     "crm_batch.kpi.engine",
+    "crm_batch.app.reconciliation",
     "crm_batch.app.kpis",
 )
 #: Stages of run_kpis by the name it calls them under (crm_batch.app.kpis).

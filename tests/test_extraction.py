@@ -37,17 +37,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL
 
 from crm_batch.errors import DataError, DependencyError, SqlContractError, StageTimeoutError
-from crm_batch.source.db import (
-    check_connection,
-    conform_frame,
-    dialect_name,
-    id_series,
-    make_engine,
-    run_query,
-    safe_url,
-)
+from crm_batch.source.conform import conform_frame, id_series
+from crm_batch.source.db import check_connection, dialect_name, make_engine, run_query
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery, parse_sql_file
+from crm_batch.urls import safe_url
 
 CATALOG = SqlCatalog(SQL_DIR)
 QUERY_NAMES = CATALOG.names()

@@ -43,6 +43,7 @@ from crm_batch.kpi.keys import (
     positions_many,
 )
 from crm_batch.periods import cohort_start
+from crm_batch.source import conform, pg_arrow
 from crm_batch.source.extract import as_of_params, contiguous
 from crm_batch.source.ids import IdentityCache, remembered_integer_keys
 from crm_batch.source.params import standard_params
@@ -95,10 +96,10 @@ def _arrow_table() -> pa.Table:
 def test_arrow_typing_matches_row_typing(tmp_path: Path) -> None:
     query = _query(tmp_path, COLUMNS)
     table = _arrow_table()
-    fast = db.conform_arrow(table, query)
+    fast = conform.conform_arrow(table, query)
     rows = pd.DataFrame({name: pd.Series(table.column(name).to_pylist(), dtype=object)
                          for name in table.column_names})  # fmt: skip
-    slow = db.conform_frame(rows, query)
+    slow = conform.conform_frame(rows, query)
     pd.testing.assert_frame_equal(fast, slow)
     assert fast["key_int"].tolist()[0] == "9007199254740993"
 
@@ -130,7 +131,7 @@ def test_decimals_become_the_nearest_float_like_python_decimals(
     array = pa.array(values, decimal_type)
     column = pa.chunked_array([array.slice(0, 1_000), array.slice(1_000).slice(7)])
     expected = [None if v is None else float(v) for v in values[:1_000] + values[1_007:]]
-    got = db.decimal_floats(column)
+    got = conform.decimal_floats(column)
     want = np.array([np.nan if v is None else v for v in expected])
     np.testing.assert_array_equal(got, want)
 
@@ -138,7 +139,7 @@ def test_decimals_become_the_nearest_float_like_python_decimals(
 def test_arrow_typing_of_an_empty_result_keeps_dtypes_and_a_chunk(tmp_path: Path) -> None:
     query = _query(tmp_path, COLUMNS)
     empty = pa.Table.from_batches([], schema=_arrow_table().schema)
-    frame = db.conform_arrow(empty, query)
+    frame = conform.conform_arrow(empty, query)
     assert len(frame) == 0
     assert str(frame["key_int"].dtype) == "string"
     assert str(frame["count_big"].dtype) == "Int64"
@@ -151,15 +152,15 @@ def test_arrow_typing_of_tz_aware_timestamps_keeps_the_sessions_wall_time(
 ) -> None:
     query = _query(tmp_path, {"stamp": "timestamp"})
     utc = pa.array([datetime(2026, 1, 5, 8, 30)], pa.timestamp("us", tz="UTC"))
-    frame = db.conform_arrow(pa.table({"stamp": utc}), query, timezone="Europe/Berlin")
+    frame = conform.conform_arrow(pa.table({"stamp": utc}), query, timezone="Europe/Berlin")
     assert frame["stamp"].tolist() == [pd.Timestamp("2026-01-05 09:30")]
 
 
 def test_a_value_that_does_not_convert_still_names_the_row(tmp_path: Path) -> None:
     query = _query(tmp_path, {"amount": "money"})
     table = pa.table({"amount": pa.array(["1.00", "ten"])})
-    with pytest.raises(db.DataError, match="row 2"):
-        db.conform_arrow(table, query)
+    with pytest.raises(conform.DataError, match="row 2"):
+        conform.conform_arrow(table, query)
 
 
 # -- PostgreSQL through ADBC ---------------------------------------------------------------
@@ -183,13 +184,13 @@ def test_postgres_typed_literals_and_parameters_give_the_same_frame(
     """Dates, times and numbers are written as typed literals (ADBC's COPY path); a text
     bind keeps server-side parameters. Both come through ADBC with the same values."""
     calls: list[str] = []
-    fetch = db._fetch_postgres_arrow
+    fetch = pg_arrow.fetch_arrow
 
     def spy(*args: object, **kwargs: object) -> object:
         calls.append("adbc")
         return fetch(*args, **kwargs)
 
-    monkeypatch.setattr(db, "_fetch_postgres_arrow", spy)
+    monkeypatch.setattr(pg_arrow, "fetch_arrow", spy)
     params = "--   day date: a day\n--   stamp timestamp: a time\n--   n int: a number"
     typed = "select :day as day, :stamp as stamp, :n + 1 as n"
     columns = {"day": "date", "stamp": "timestamp", "n": "int"}
@@ -217,13 +218,13 @@ def test_postgres_typed_literals_and_parameters_give_the_same_frame(
 
 
 def test_typed_literals_are_rendered_from_typed_values_only() -> None:
-    assert db._is_typed_literal(date(2026, 6, 30))
-    assert db._is_typed_literal(datetime(2026, 7, 1))
-    assert db._is_typed_literal(3)
-    assert db._is_typed_literal(0.25)
+    assert pg_arrow.is_typed_literal(date(2026, 6, 30))
+    assert pg_arrow.is_typed_literal(datetime(2026, 7, 1))
+    assert pg_arrow.is_typed_literal(3)
+    assert pg_arrow.is_typed_literal(0.25)
     for value in ("2026-06-30", True, float("nan"), None, datetime(2026, 7, 1).astimezone()):
-        assert not db._is_typed_literal(value), value
-    render = db._TypedLiteral().literal_processor(None)
+        assert not pg_arrow.is_typed_literal(value), value
+    render = pg_arrow.TypedLiteral().literal_processor(None)
     assert render(date(2026, 6, 30)) == "DATE '2026-06-30'"
     assert render(datetime(2026, 7, 1, 0, 0, 0, 5)) == "TIMESTAMP '2026-07-01 00:00:00.000005'"
     assert render(-7) == "-7"
@@ -257,7 +258,7 @@ def test_postgres_without_an_adbc_connection_uses_row_tuples(
     def unreachable(conn: object) -> str:
         return "host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2"
 
-    monkeypatch.setattr(db, "_libpq_conninfo", unreachable)
+    monkeypatch.setattr(pg_arrow, "libpq_conninfo", unreachable)
     query = _pg_query(tmp_path, "plain", {"n": "int"}, "", "select 1 as n")
     engine = db.make_engine(postgres_url, connect_timeout=5)
     try:
@@ -412,7 +413,7 @@ def test_integer_ids_from_the_database_come_with_their_integers(tmp_path: Path) 
     exactly what parsing the text would (one chunk, so contiguous keeps the column)."""
     query = _query(tmp_path, COLUMNS)
     table = pa.concat_tables([_arrow_table(), _arrow_table()])  # two chunks
-    ids = db.conform_arrow(table, query)["key_int"]
+    ids = conform.conform_arrow(table, query)["key_int"]
     found, remembered = remembered_integer_keys(ids)
     assert found
     assert remembered is not None
@@ -423,7 +424,7 @@ def test_integer_ids_from_the_database_come_with_their_integers(tmp_path: Path) 
     assert ids.array._pa_array.num_chunks == 1
     assert contiguous(ids.to_frame())["key_int"].array._pa_array is ids.array._pa_array
     # text ids are not remembered as integers by the database layer
-    assert not remembered_integer_keys(db.conform_arrow(table, query)["key_text"])[0]
+    assert not remembered_integer_keys(conform.conform_arrow(table, query)["key_text"])[0]
 
 
 @pytest.mark.parametrize(

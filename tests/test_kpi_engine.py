@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,9 @@ import pytest
 from conftest import SQL_DIR, LoadedDb
 from fixtures.canonical import customer_key
 
-from crm_batch.config import FileSettings, ThresholdSettings
+from crm_batch.app.kpis import KpiRun
+from crm_batch.app.targets import target_tables
+from crm_batch.config import ThresholdSettings, load_settings
 from crm_batch.kpi import engine
 from crm_batch.kpi.definitions import registry
 from crm_batch.periods import Period, parse_period
@@ -38,15 +41,25 @@ Q2 = parse_period("2026Q2")
 T = date(2026, 6, 30)
 NAN = float("nan")
 
-_REPORTS: dict[tuple[str, str, str, date], dict[str | None, engine.PeriodReport]] = {}
+_PREPARED: dict[tuple[str, str, str, date], engine.PreparedPeriod] = {}
+
+
+def prepared(db: LoadedDb, period: Period = Q2, as_of: date = T) -> engine.PreparedPeriod:
+    """The extracted, prepared period, once per database and date (as run_kpis does)."""
+    key = (db.backend, db.id_type, period.label, as_of)
+    if key not in _PREPARED:
+        frames = extract_period(db.engine, CATALOG, period, as_of, SETTINGS)
+        _PREPARED[key] = engine.prepare(frames, SETTINGS)
+    return _PREPARED[key]
 
 
 def reports(db: LoadedDb, period: Period = Q2, as_of: date = T) -> dict[str | None, Any]:
-    """Overall and per-team reports, computed once per database and date."""
-    key = (db.backend, db.id_type, period.label, as_of)
-    if key not in _REPORTS:
-        _REPORTS[key] = engine.compute_teams(db.engine, period, as_of, SETTINGS, catalog=CATALOG)
-    return _REPORTS[key]
+    """Overall (key None) and per-team reports of every team in the register."""
+    ready = prepared(db, period, as_of)
+    teams = sorted(ready.frames.register["team"].dropna().unique())
+    return {None: engine.period_report(ready)} | {
+        team: engine.period_report(ready, team) for team in teams
+    }
 
 
 def assert_values(got: dict[str, float], want: dict[str, float]) -> None:
@@ -153,9 +166,7 @@ def test_every_registry_kpi_has_a_value_in_registry_order(canonical_db: LoadedDb
 
 
 def test_a_team_without_customers_gives_zeros_and_nans(canonical_db: LoadedDb) -> None:
-    report = engine.compute_period(
-        canonical_db.engine, Q2, T, SETTINGS, team="Nowhere", catalog=CATALOG
-    )
+    report = engine.period_report(prepared(canonical_db), "Nowhere")
     kpis = report.kpis
     assert list(kpis) == list(registry())
     for name, kpi in registry().items():
@@ -240,15 +251,6 @@ def test_quarter_to_date_is_clipped_at_as_of(canonical_db: LoadedDb) -> None:
     )
 
 
-def test_precomputed_frames_give_the_same_report(loaded_db_factory: Any) -> None:
-    db = loaded_db_factory("duckdb", "text")
-    frames = extract_period(db.engine, CATALOG, Q2, T, SETTINGS)
-    from_frames = engine.compute_period_kpis(frames, Q2, T, SETTINGS)
-    assert_values(from_frames, reports(db)[None].kpis)
-    with pytest.raises(ValueError, match="extracted for 2026Q2"):
-        engine.compute_period_kpis(frames, parse_period("2026Q1"), T, SETTINGS)
-
-
 def by_customer(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
 
@@ -272,17 +274,17 @@ def test_a_period_after_as_of_is_refused() -> None:
         clip_period(parse_period("2026Q3"), T)
 
 
-def test_target_table_against_last_year(loaded_db_factory: Any) -> None:
+def test_target_table_against_last_year(loaded_db_factory: Any, tmp_path: Path) -> None:
+    """The service's target table: this quarter's actuals against last year's quarter,
+    whose baseline is computed on another database holding the same rows."""
     db = loaded_db_factory("sqlite", "int")
-    table = engine.compute_targets(
-        db.engine,
-        Q2,
-        T,
-        SETTINGS,
-        FileSettings().targets,
-        catalog=CATALOG,
-        actuals=reports(loaded_db_factory("duckdb", "int"))[None].kpis,
-    ).set_index("kpi")
+    settings = load_settings(
+        database_url=db.url.render_as_string(hide_password=False), environ={}, cwd=tmp_path
+    )
+    actual = reports(loaded_db_factory("duckdb", "int"))[None]
+    run = KpiRun(as_of=T, period=Q2, reports={None: actual}, requested=Q2)
+    table = target_tables(settings, db.engine, run)[None].set_index("kpi")
+    assert set(table["period"]) == {"2026Q2"}
     assert set(table["baseline_period"]) == {"2025Q2"}
     assert set(table["baseline_as_of"]) == {date(2025, 6, 30)}
     # 2025Q2: Alice ordered twice (06-29, 06-30), Guo once (05-26) -> 0.5; x 1.35

@@ -20,7 +20,8 @@ from sqlalchemy.engine import URL
 from crm_batch.config import ThresholdSettings
 from crm_batch.errors import DataError
 from crm_batch.kpi.facts import KPIS, customer_table, fact_kpis
-from crm_batch.source.db import conform_frame, make_engine
+from crm_batch.source.conform import conform_frame
+from crm_batch.source.db import make_engine
 from crm_batch.source.extract import AS_OF_QUERIES, SourceFrames, extract_as_of
 from crm_batch.source.sql_files import SqlCatalog
 

@@ -29,7 +29,7 @@ from crm_batch.kpi.segments import (
     segment_customers,
     segment_kpis,
 )
-from crm_batch.source.extract import SourceFrames
+from crm_batch.source.frames import SourceFrames
 
 THRESHOLDS = ThresholdSettings()
 

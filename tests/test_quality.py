@@ -37,6 +37,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine
 
 from crm_batch.app.kpis import backfill_snapshots, run_kpis
+from crm_batch.app.reconciliation import BUCKETS, Reconciliation, SourceBucket, reconcile
 from crm_batch.config import ThresholdSettings, load_settings
 from crm_batch.errors import DataError, ExitCode, SqlContractError
 from crm_batch.kpi.facts import customer_table
@@ -45,18 +46,14 @@ from crm_batch.schema import SOURCE_TABLES, build_metadata
 from crm_batch.source.db import make_engine
 from crm_batch.source.extract import extract_as_of
 from crm_batch.source.quality import (
-    BUCKETS,
     CHECK_RULES,
     MAX_VALUE_CHARS,
     RECONCILIATION_QUERY,
     CheckResult,
     QualityReport,
-    Reconciliation,
-    SourceBucket,
     check_names,
     check_params,
     check_source,
-    reconcile,
     rules_markdown,
     show_value,
 )
@@ -455,7 +452,7 @@ def test_warnings_only_data_runs_with_the_documented_handling(
     # a future-dated order changes no window
     assert table.loc["00001", "revenue_total"] == pytest.approx(1500.00)
 
-    with caplog.at_level(logging.INFO, logger="crm_batch.source.quality"):
+    with caplog.at_level(logging.INFO, logger="crm_batch"):  # checks and reconciliation
         run = run_kpis(_settings(db.url, tmp_path), db.engine, AS_OF, parse_period("2026Q2"))
     assert run.reports[None].kpis["customers_total"] == 17 - 1 + 3  # 16 after T; 18 unsigned
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -482,7 +479,7 @@ def test_a_backfill_checks_the_source_once_and_reconciles_every_date(
         assert conn.execute(text("select count(*) from kpi_snapshots")).scalar() == 0
 
     db = dirty_db_factory("duckdb", "warnings")
-    with caplog.at_level(logging.INFO, logger="crm_batch.source.quality"):
+    with caplog.at_level(logging.INFO, logger="crm_batch"):  # checks and reconciliation
         rows = backfill_snapshots(_settings(db.url, tmp_path), db.engine, dates, computed_at)
     assert rows > 0
     messages = [r.getMessage() for r in caplog.records]

@@ -1,10 +1,12 @@
-"""The ``kpis`` job: the KPI set of a period as of a date, for the company and teams.
+"""The KPI service: the KPI set of a period as of a date, for the company and teams.
 
-Renders it as a table for people, as stable JSON for other tools (documented in the
-README: key = registry name), or as long CSV; writes the per-customer table; stores
-snapshots. Snapshot convention: the values stored for business date T are those of
-the quarter containing T measured up to T (quarter to date), so the snapshot of a
-quarter's last day holds that quarter's final figures.
+:func:`run_kpis` is the one path from a database to KPI reports: the data checks, the
+extraction (:func:`load_frames`), the pure KPI engine (:mod:`crm_batch.kpi.engine`) and
+the revenue reconciliation (:mod:`crm_batch.app.reconciliation`). It also stores
+snapshots and computes target tables; the renderers live in :mod:`crm_batch.exports.kpis`.
+Snapshot convention: the values stored for business date T are those of the quarter
+containing T measured up to T (quarter to date), so the snapshot of a quarter's last
+day holds that quarter's final figures.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from sqlalchemy import Engine
 
 from crm_batch.app.dates import today
 from crm_batch.app.engines import open_engine
+from crm_batch.app.frames import load_frames
+from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import write_snapshots
 from crm_batch.app.targets import target_tables
 from crm_batch.config import Settings
@@ -27,7 +31,6 @@ from crm_batch.errors import ConfigError
 from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
-    load_frames,
     period_report,
     prepare,
     snapshot_values,
@@ -35,8 +38,7 @@ from crm_batch.kpi.engine import (
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
 from crm_batch.source.extract_period import clip_period
-from crm_batch.source.quality import log_reconciliation, verify_source
-from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.source.quality import verify_source
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +86,10 @@ def run_kpis(
         measured = clip_period(period, as_of)
     except ValueError as exc:
         raise ConfigError(f"--period {period.label}: {exc}") from None
-    catalog = SqlCatalog(settings.sql_dir)
     if verify:  # data checks first: errors stop the run with one report
         run_data_checks(settings, engine, as_of)
     started = time.perf_counter()
-    frames = load_frames(engine, period, as_of, settings.thresholds, catalog)
+    frames = load_frames(settings, engine, period, as_of)
     extracted = time.perf_counter()
     prepared = prepare(frames, settings.thresholds)
     log.info(

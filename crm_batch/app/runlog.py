@@ -32,6 +32,7 @@ from crm_batch.app.engines import open_engine
 from crm_batch.config import Settings
 from crm_batch.logs import mask_secrets
 from crm_batch.schema import build_metadata
+from crm_batch.source.conform import as_date
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ def ok_business_dates(engine: Engine, kind: str) -> set[date]:
         .distinct()
     )
     with engine.connect() as conn:
-        return {_as_date(value) for (value,) in conn.execute(query).all()}
+        return {as_date(value) for (value,) in conn.execute(query).all()}
 
 
 def completed_dates(settings: Settings, kind: str) -> set[date]:
@@ -293,12 +294,3 @@ def completed_dates(settings: Settings, kind: str) -> set[date]:
     one process at a time, so a waiting scheduler must not hold one open)."""
     with open_engine(settings) as engine:
         return ok_business_dates(engine, kind)
-
-
-def _as_date(value: date | datetime | str) -> date:
-    """A DATE column's value as a date (SQLite returns text on raw selects)."""
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])

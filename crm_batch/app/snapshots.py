@@ -21,7 +21,7 @@ from sqlalchemy import Table, delete, inspect, select
 from sqlalchemy.engine import Engine
 
 from crm_batch.schema import build_metadata
-from crm_batch.source.db import as_date
+from crm_batch.source.conform import as_date
 
 SCOPES = ("all", "team")
 SNAPSHOT_COLUMNS = ("as_of", "scope", "team", "kpi", "value", "computed_at")

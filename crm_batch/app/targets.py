@@ -20,12 +20,12 @@ from typing import Protocol
 import pandas as pd
 from sqlalchemy import Engine
 
+from crm_batch.app.frames import team_reports
 from crm_batch.config import Settings
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
-from crm_batch.kpi.engine import PeriodReport, load_frames, period_report, prepare
+from crm_batch.kpi.engine import PeriodReport
 from crm_batch.periods import Period
-from crm_batch.source.sql_files import SqlCatalog
 
 Scope = str | None
 #: KPI values by scope (None = the company): ``{scope: {kpi: value}}``.
@@ -62,12 +62,8 @@ def scope_values(
     the engine gives any empty team, where :func:`crm_batch.app.kpis.run_kpis` would
     reject it as unknown.
     """
-    frames = load_frames(engine, period, as_of, settings.thresholds, SqlCatalog(settings.sql_dir))
-    prepared = prepare(frames, settings.thresholds)
-    values: ScopeValues = {None: period_report(prepared).kpis} if include_company else {}
-    for team in teams:
-        values[team] = period_report(prepared, team).kpis
-    return values
+    reports = team_reports(settings, engine, period, as_of, teams, include_company=include_company)
+    return {scope: report.kpis for scope, report in reports.items()}
 
 
 def target_tables(

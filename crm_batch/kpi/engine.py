@@ -1,11 +1,11 @@
 """The KPI engine: the whole KPI set and the tables of one period, overall or per team.
 
-:func:`compute_period` is the one entry point the CLI, the snapshots, the workbooks and
-the PDF reports use. It takes the database (or already extracted
-:class:`~crm_batch.source.extract_period.PeriodFrames`), a period, the business date T
-and the thresholds, and returns a :class:`PeriodReport`: every registry KPI by name, and
-the campaign funnels, cohort matrix, tier migration matrix, care calendar, advocate
-candidates and churn watchlist as frames.
+Pure pandas: it takes the extracted :class:`~crm_batch.source.frames.PeriodFrames` of a
+period (the service :func:`crm_batch.app.kpis.run_kpis` extracts them) and the
+thresholds. :func:`prepare` aligns and segments the frames once for every team;
+:func:`period_report` then gives a :class:`PeriodReport` per scope: every registry KPI
+by name, and the campaign funnels, cohort matrix, tier migration matrix, care
+calendar, advocate candidates and churn watchlist as frames.
 
 Dates: the period is measured up to T (clipped: "this quarter" on a mid-quarter T is
 quarter to date). Point-in-time KPIs (customer counts, tiers, lifecycle, churn
@@ -15,22 +15,19 @@ calendar looks ahead from T itself.
 Teams: a team's KPIs use its customers (the register's current ``team``), its leads
 (the lead's ``team``) and the touches of its customers; referral credit goes to the
 referrer's team (:mod:`crm_batch.kpi.referral`). A team without customers gets counts
-of 0 and NaN rates, never an error. Extraction runs once; :func:`compute_teams` reuses it
-for every team.
+of 0 and NaN rates, never an error. One prepared period serves every team.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
 
-from crm_batch.config import TargetSettings, ThresholdSettings
+from crm_batch.config import ThresholdSettings
 from crm_batch.kpi import (
     campaigns,
     care,
@@ -41,7 +38,6 @@ from crm_batch.kpi import (
     referral,
     repurchase,
     service,
-    targets,
 )
 from crm_batch.kpi.churn import churn_warnings
 from crm_batch.kpi.definitions import registry
@@ -49,12 +45,8 @@ from crm_batch.kpi.facts import customer_table
 from crm_batch.kpi.keys import attach, positions, positions_many, take
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
 from crm_batch.periods import COHORT_MONTHS, Period
-from crm_batch.source.extract import SourceFrames
-from crm_batch.source.extract_period import PeriodFrames, clip_period, extract_period
-from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.source.frames import PeriodFrames, SourceFrames
 
-#: The repository's sql/ folder: used when no catalog is given.
-DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 #: Register columns kept in the start-of-period table: its tiers feed the migration
 #: matrix and the touches' segments only, so names and contacts are not copied there.
 START_COLUMNS = ("customer_id", "team", "signup_date")
@@ -287,125 +279,12 @@ def _in_registry_order(values: Mapping[str, float]) -> dict[str, float]:
     return {name: float(values[name]) for name in known if name in values}
 
 
-def load_frames(
-    source: Engine | PeriodFrames,
-    period: Period,
-    as_of: date,
-    thresholds: ThresholdSettings,
-    catalog: SqlCatalog | None = None,
-    *,
-    workers: int | None = None,
-) -> PeriodFrames:
-    """``source`` itself when it is already extracted, else :func:`extract_period`
-    (``workers``: queries run at the same time, default
-    :func:`~crm_batch.source.concurrent.query_workers`)."""
-    if isinstance(source, PeriodFrames):
-        if source.period != clip_period(period, as_of) or source.as_of != as_of:
-            raise ValueError(
-                f"the frames were extracted for {source.period.label} as of "
-                f"{source.as_of.isoformat()}, not {period.label} as of {as_of.isoformat()}"
-            )
-        return source
-    catalog = catalog or SqlCatalog(DEFAULT_SQL_DIR)
-    return extract_period(source, catalog, period, as_of, thresholds, workers=workers)
-
-
-def compute_period(
-    source: Engine | PeriodFrames,
-    period: Period,
-    as_of: date,
-    thresholds: ThresholdSettings,
-    team: str | None = None,
-    *,
-    catalog: SqlCatalog | None = None,
-) -> PeriodReport:
-    """The full KPI set and tables of ``period`` as of ``as_of``, overall or for ``team``."""
-    frames = load_frames(source, period, as_of, thresholds, catalog)
-    return period_report(prepare(frames, thresholds), team)
-
-
-def compute_period_kpis(
-    source: Engine | PeriodFrames,
-    period: Period,
-    as_of: date,
-    thresholds: ThresholdSettings,
-    team: str | None = None,
-    *,
-    catalog: SqlCatalog | None = None,
-) -> dict[str, float]:
-    """Registry name -> value for ``period`` as of ``as_of`` (rates as fractions)."""
-    return compute_period(source, period, as_of, thresholds, team, catalog=catalog).kpis
-
-
-def compute_teams(
-    source: Engine | PeriodFrames,
-    period: Period,
-    as_of: date,
-    thresholds: ThresholdSettings,
-    teams: Iterable[str] | None = None,
-    *,
-    catalog: SqlCatalog | None = None,
-) -> dict[str | None, PeriodReport]:
-    """Reports for everyone (key ``None``) and each team, from one extraction.
-
-    ``teams`` defaults to the teams found in the register (customers without a team
-    count only in the overall report).
-    """
-    prepared = prepare(load_frames(source, period, as_of, thresholds, catalog), thresholds)
-    if teams is None:
-        teams = sorted(prepared.frames.register["team"].dropna().unique())
-    reports: dict[str | None, PeriodReport] = {None: period_report(prepared)}
-    for name in teams:
-        reports[name] = period_report(prepared, name)
-    return reports
-
-
 def snapshot_values(
     reports: Mapping[str | None, PeriodReport],
 ) -> dict[tuple[str, str], dict[str, float]]:
-    """:func:`compute_teams`' reports as ``{(scope, team): {kpi: value}}`` for
+    """Reports by team (``None``: the company) as ``{(scope, team): {kpi: value}}`` for
     :func:`crm_batch.app.snapshots.write_snapshots` (scope ``all`` has team ``''``)."""
     return {
         ("all", "") if team is None else ("team", team): report.kpis
         for team, report in reports.items()
     }
-
-
-def compute_targets(
-    engine: Engine,
-    period: Period,
-    as_of: date,
-    thresholds: ThresholdSettings,
-    target_settings: Mapping[str, TargetSettings],
-    team: str | None = None,
-    *,
-    catalog: SqlCatalog | None = None,
-    actuals: Mapping[str, float] | None = None,
-) -> pd.DataFrame:
-    """The target table of ``period`` (:func:`crm_batch.kpi.targets.target_table`).
-
-    Each distinct baseline period is computed once, at :func:`targets.baseline_as_of`.
-    Pass ``actuals`` (a report's ``kpis``) to avoid computing the period again. Adds the
-    columns ``period`` and ``baseline_period`` (labels) and ``baseline_as_of``.
-    """
-    catalog = catalog or SqlCatalog(DEFAULT_SQL_DIR)
-    if actuals is None:
-        actuals = compute_period_kpis(engine, period, as_of, thresholds, team, catalog=catalog)
-    by_kpi = targets.baseline_periods(period, target_settings)
-    baseline_values: dict[str, float] = {}
-    computed: dict[Period, tuple[date, dict[str, float]]] = {}
-    for name, base in by_kpi.items():
-        if base not in computed:
-            day = targets.baseline_as_of(period, as_of, base)
-            values = (
-                compute_period_kpis(engine, base, day, thresholds, team, catalog=catalog)
-                if day >= base.start
-                else {}
-            )
-            computed[base] = (day, values)
-        baseline_values[name] = computed[base][1].get(name, float("nan"))
-    table = targets.target_table(actuals, baseline_values, target_settings, registry())
-    table.insert(1, "period", clip_period(period, as_of).label)
-    table.insert(2, "baseline_period", [by_kpi[name].label for name in table["kpi"]])
-    table.insert(3, "baseline_as_of", [computed[by_kpi[name]][0] for name in table["kpi"]])
-    return table

@@ -34,7 +34,7 @@ from crm_batch.kpi.definitions import KpiDefinition
 from crm_batch.kpi.keys import align_to, has_duplicate_keys
 
 if TYPE_CHECKING:
-    from crm_batch.source.extract import SourceFrames
+    from crm_batch.source.frames import SourceFrames
 
 #: Threads that place the joined columns on the register's rows.
 _SPREAD_THREADS = max(1, min(4, os.cpu_count() or 1))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -23,6 +22,7 @@ from crm_batch.config import ThresholdSettings
 from crm_batch.periods import quiet_window
 from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.frames import SourceFrames
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery
 
@@ -36,25 +36,6 @@ AS_OF_QUERIES: dict[str, str] = {
     "referrals": "customer_referrals",
     "churn_window": "customer_churn_window",
 }
-
-
-@dataclass(frozen=True)
-class SourceFrames:
-    """The frames of one business date, each typed by its sql/ header.
-
-    * ``customers``: the register (customers.sql), one row per customer signed up by T;
-    * ``facts``: order facts (customer_facts.sql), customers with a paid/refunded row;
-    * ``service``: open tickets (customer_service.sql), customers with an open ticket;
-    * ``referrals``: referrals made (customer_referrals.sql), customers who referred;
-    * ``churn_window``: calendar-month order counts (customer_churn_window.sql).
-    """
-
-    as_of: date
-    customers: pd.DataFrame
-    facts: pd.DataFrame
-    service: pd.DataFrame
-    referrals: pd.DataFrame
-    churn_window: pd.DataFrame
 
 
 def as_of_params(as_of: date, thresholds: ThresholdSettings) -> dict[str, Any]:

@@ -18,7 +18,6 @@ only): first day of the oldest cohort month the matrix shows
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,13 +28,8 @@ from crm_batch.config import ThresholdSettings
 from crm_batch.periods import Period, cohort_start
 from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name
-from crm_batch.source.extract import (
-    AS_OF_QUERIES,
-    SourceFrames,
-    as_of_params,
-    as_of_tasks,
-    fetch_task,
-)
+from crm_batch.source.extract import AS_OF_QUERIES, as_of_params, as_of_tasks, fetch_task
+from crm_batch.source.frames import PeriodFrames, SourceFrames
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
 
@@ -50,33 +44,6 @@ PERIOD_QUERIES: dict[str, str] = {
     "campaign_orders": "campaign_orders",
     "cohort_activity": "cohort_activity",
 }
-
-
-@dataclass(frozen=True)
-class PeriodFrames:
-    """Everything the period KPIs need, each frame typed by its sql/ header.
-
-    ``period`` is already clipped to ``as_of``. ``end`` holds the as-of frames of the
-    period's last day; ``start`` those of the day before the period, limited to the
-    register and the order facts (:func:`extract_start`). ``register`` is the customer
-    register at ``as_of`` (the care calendar looks ahead from T, not from the period).
-    ``cohort_activity`` is counted up to the period's end; ``first_orders`` and the
-    conversion and attribution windows see orders up to ``as_of``.
-    """
-
-    period: Period
-    as_of: date
-    start: SourceFrames
-    end: SourceFrames
-    register: pd.DataFrame
-    period_orders: pd.DataFrame
-    first_orders: pd.DataFrame
-    leads: pd.DataFrame
-    tickets: pd.DataFrame
-    campaigns: pd.DataFrame
-    touches: pd.DataFrame
-    campaign_orders: pd.DataFrame
-    cohort_activity: pd.DataFrame
 
 
 def clip_period(period: Period, as_of: date) -> Period:

@@ -9,7 +9,7 @@ extraction already held the integers. :func:`remember_integer_keys` records them
 the Arrow array behind the text column, and :func:`remembered_integer_keys` finds them
 again, for as long as that array lives (a weak reference drops the entry with it).
 
-Only the module that converts database columns (crm_batch.source.db) records; the KPI
+Only the module that converts database columns (crm_batch.source.conform) records; the KPI
 layer reads. The cache is per process and holds at most one entry per live column.
 """
 

@@ -53,6 +53,7 @@ from tqdm import tqdm
 from crm_batch.errors import ConfigError, DataError, DependencyError
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
 from crm_batch.source.demo.model import TEXT_ID_FORMAT, DemoData
+from crm_batch.source.failures import first_line
 from crm_batch.urls import safe_url
 
 #: The marker table: its presence says the canonical tables beside it are a demo.
@@ -107,11 +108,11 @@ def load_demo(
             loaded = _load_all(conn, data, id_type=id_type, replace=replace, progress=progress)
     except unreachable as exc:
         raise DependencyError(
-            f"cannot load the demo into {safe_url(engine.url)}: {_first_line(exc)}"
+            f"cannot load the demo into {safe_url(engine.url)}: {first_line(exc)}"
         ) from None
     except rejected as exc:
         raise DataError(
-            f"{safe_url(engine.url)} rejected the demo data: {_first_line(exc)}"
+            f"{safe_url(engine.url)} rejected the demo data: {first_line(exc)}"
         ) from None
     finally:
         if target is not engine:
@@ -455,10 +456,3 @@ def _backend(bind: Engine | Connection) -> str:
 def _driver(conn: Connection) -> Any:
     """The driver's own connection (psycopg, pymysql, sqlite3, DuckDB) under ``conn``."""
     return conn.connection.driver_connection
-
-
-def _first_line(exc: BaseException) -> str:
-    """The first line of the driver's message (SQLAlchemy's wrapper adds the statement)."""
-    cause = getattr(exc, "orig", None) or exc
-    message = str(cause).strip().splitlines()
-    return message[0] if message else type(cause).__name__

@@ -29,7 +29,7 @@ from fixtures.xlremote import actions, book_payload, remote_engine
 from sqlalchemy import text
 
 from crm_batch import buttons
-from crm_batch.buttons import config_file_for, formula_constant
+from crm_batch.buttons import config_file_for, formula_constant, handlers
 from crm_batch.config import load_settings
 from crm_batch.excel import layout
 from crm_batch.source.db import make_engine
@@ -481,7 +481,7 @@ def test_an_unexpected_error_is_logged_with_its_traceback_and_shown_briefly(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug, with customer data in it: 王芳 138-0000-0000")
 
-    monkeypatch.setattr("crm_batch.excel.teamdata.sheet_rows", broken)
+    monkeypatch.setattr("crm_batch.excel.sheet_values.sheet_rows", broken)
     workbook = book(demo.payload())
     result = buttons.refresh(workbook, as_of=DEMO_DAY)
 
@@ -575,13 +575,13 @@ def test_started_by_excel_the_traceback_goes_to_the_buttons_log(
 ) -> None:
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])  # as in the Python process Excel starts
-    for logger in (root, *map(logging.getLogger, buttons._NOISY_LOGGERS)):
+    for logger in (root, *map(logging.getLogger, handlers._NOISY_LOGGERS)):
         monkeypatch.setattr(logger, "level", logger.level)  # restored afterwards
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the bug's own words")
 
-    monkeypatch.setattr("crm_batch.excel.teamdata.sheet_rows", broken)
+    monkeypatch.setattr("crm_batch.excel.sheet_values.sheet_rows", broken)
     workbook = book(demo.payload())
     try:
         assert not buttons.refresh(workbook, as_of=DEMO_DAY).ok

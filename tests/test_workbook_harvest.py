@@ -19,22 +19,20 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL, Engine
 from test_kpi_facts import BACKEND_PARAMS
 
-from crm_batch.errors import DataError
-from crm_batch.excel import layout
-from crm_batch.excel.cells import MAX_CELL_CHARS, TRUNCATION_MARKER
-from crm_batch.excel.harvest import (
+from crm_batch.app.followups import (
+    StaffInput,
     StoreResult,
     followup_id,
     followups_table,
     latest_followups,
-    parse_date_cell,
-    parse_staff_row,
-    read_staff_inputs,
-    staff_input_from_cells,
     store_followups,
     with_saved_at,
 )
-from crm_batch.excel.layout import StaffInput
+from crm_batch.errors import DataError
+from crm_batch.excel import layout
+from crm_batch.excel.cells import MAX_CELL_CHARS, TRUNCATION_MARKER
+from crm_batch.excel.harvest import read_staff_inputs
+from crm_batch.excel.staff_rows import parse_date_cell, parse_staff_row, staff_input_from_cells
 from crm_batch.source.db import make_engine
 
 NOW = datetime(2026, 7, 1, 2, 30, 15, 123456)

@@ -266,6 +266,43 @@ def test_refresh_keeps_typed_followups_with_their_customer(demo: Demo) -> None:
     assert "kept at the end" in result.message
 
 
+def test_refresh_places_rows_through_the_one_merge_and_keeps_every_row(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_batch.excel import staff_merge
+
+    payload = demo.payload()
+    customer: list[str] = []
+
+    def two_rows_of_one_customer(body: list[dict[str, Any]]) -> None:
+        customer.append(body[0]["customer_id"])
+        body[0].update(note="one of two")
+        body[1].update(customer_id=customer[0], note="two of two")  # typed below the first
+        body[-1].update(customer_id="GONE-2", note="customer is gone")
+
+    edit_body(payload, "followups", two_rows_of_one_customer)
+    calls: list[Any] = []
+    real = staff_merge.merge_staff_inputs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(staff_merge, "merge_staff_inputs", spy)
+    workbook = book(payload)
+    result = buttons.refresh(workbook, as_of=DEMO_DAY)
+
+    assert result.ok, result.message
+    (merged,) = calls
+    assert merged.shown[customer[0]].note == "two of two"  # the last unsaved row
+    rows = written_rows(actions(workbook), payload, "followups")
+    notes = [row["note"] for row in rows]
+    assert {"one of two", "two of two", "customer is gone"} <= set(notes)
+    shown = next(row for row in rows if row["customer_id"] == customer[0])
+    assert shown["note"] == "two of two"
+    assert [row["note"] for row in rows[-2:]] == ["one of two", "customer is gone"]
+
+
 # -- Save follow-ups --------------------------------------------------------------------
 
 

@@ -437,6 +437,48 @@ def test_notes_of_customers_who_left_the_team_go_to_orphaned_notes(env: Demo) ->
     assert {r.customer_id for r in read_staff_inputs(path).orphaned_rows} == {"NO-SUCH-CUSTOMER"}
 
 
+def test_the_nightly_rebuild_places_rows_through_the_one_merge_and_keeps_every_row(
+    env: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_batch.excel import staff_merge
+
+    nightly(env, T1)
+    path = workbook(env)
+    ours = sorted(env.customers(env.team))
+    # two unsaved rows of one customer (a second row typed for ours[0]) and the note of
+    # a customer who is gone
+    staff_edit(
+        path,
+        {
+            ours[0]: {"outcome": INVALID_OUTCOME, "note": "one of two"},
+            ours[1]: {"outcome": INVALID_OUTCOME, "note": "two of two"},
+            ours[2]: {"note": "customer is gone"},
+        },
+        shuffle=False,
+        retype_ids={ours[1]: ours[0], ours[2]: "GONE-1"},
+    )
+    typed = {row.note: row.sheet_row for row in read_staff_inputs(path).rows}
+    last_of_two = max(("one of two", "two of two"), key=typed.__getitem__)
+    calls: list[Any] = []
+    real = staff_merge.merge_staff_inputs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(staff_merge, "merge_staff_inputs", spy)
+    result = nightly(env, T2).teams[0]
+
+    (merged,) = calls
+    assert merged.shown[ours[0]].note == last_of_two  # the last unsaved row keeps the row
+    assert result.orphaned == 2
+    rebuilt = read_staff_inputs(path)
+    assert rows_by_id(path)[ours[0]].note == last_of_two
+    kept = [row.note for row in (*rebuilt.rows, *rebuilt.orphaned_rows)]
+    assert set(typed) <= set(kept)  # every typed row is still in the workbook
+    assert stored(env.engine)["GONE-1"][0]["note"] == "customer is gone"
+
+
 def test_an_unreadable_workbook_is_left_alone_with_the_reason(env: Demo) -> None:
     nightly(env, T1)
     path = workbook(env)

@@ -21,7 +21,6 @@ from crm_batch.app.dates import default_business_date
 from crm_batch.app.kpis import compute
 from crm_batch.buttons.settings import ButtonContext
 from crm_batch.i18n.workbook_texts import BUTTON_TEXTS
-from crm_batch.reports.diagnosis import write_diagnosis
 
 if TYPE_CHECKING:
     import xlwings
@@ -32,9 +31,12 @@ log = logging.getLogger(__name__)
 def make_team_pdf(ctx: ButtonContext, as_of: date | None, open_file: bool) -> str:
     """Render the team's diagnosis report of ``as_of``, else the workbook's data date,
     else the default business date; open it (``open_file``) or name it in the message."""
+    # the report renderer (WeasyPrint) loads only when this button is pressed
+    from crm_batch.reports import diagnosis
+
     day = as_of or ctx.as_of or default_business_date(ctx.settings)
     run = compute(ctx.settings, day, teams=[ctx.team]).run
-    report = write_diagnosis(ctx.settings, run, ctx.team, ctx.language)
+    report = diagnosis.write_diagnosis(ctx.settings, run, ctx.team, ctx.language)
     log.info("diagnosis report of %r written to %s", ctx.team, report.pdf)
     if open_file and _is_desktop(ctx.book) and open_document(report.pdf):
         return ""

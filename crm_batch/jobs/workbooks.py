@@ -288,12 +288,9 @@ def refresh_team_workbook(
         rows = current.harvested.all_rows
         result = store_followups(engine, current.harvested.team, rows, path.name, now)
     own = current.own
-    merged = staff_merge.merge_staff_inputs([], team_ids)
-    if own is not None:
-        saved = with_saved_at(own.all_rows, result)
-        merged = staff_merge.merge_staff_inputs(
-            saved[: len(own.rows)], team_ids, orphaned_before=saved[len(own.rows) :]
-        )
+    saved = with_saved_at(own.all_rows, result) if own is not None else []
+    typed = len(own.rows) if own is not None else 0
+    merged = staff_merge.merge_staff_inputs(saved[:typed], team_ids, orphaned_before=saved[typed:])
     orphaned = staff_merge.orphaned_notes(merged.orphaned, customers)
 
     # rebuild from the run, the stored follow-ups and the history; put it in place

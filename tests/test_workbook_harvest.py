@@ -32,7 +32,7 @@ from crm_batch.errors import DataError
 from crm_batch.excel import layout
 from crm_batch.excel.cells import MAX_CELL_CHARS, TRUNCATION_MARKER
 from crm_batch.excel.harvest import read_staff_inputs
-from crm_batch.excel.staff_rows import parse_date_cell, parse_staff_row, staff_input_from_cells
+from crm_batch.excel.staff_rows import has_input, parse_date_cell, parse_staff_row
 from crm_batch.source.db import make_engine
 
 NOW = datetime(2026, 7, 1, 2, 30, 15, 123456)
@@ -313,7 +313,7 @@ def test_cells_are_normalized_before_storing() -> None:
     assert row.problem is None
     assert (row.customer_id, row.outcome, row.entered_by) == ("1001", "call_back", "42")
     assert row.note == "line 1\nline 2 tabbed"
-    assert staff_input_from_cells({"customer_id": "1", "owner": "Li"}, 2, "en") is None
+    assert not has_input({"customer_id": "1", "owner": "Li"})  # no input cell filled
 
 
 def test_identity_ignores_what_normalization_ignores_and_nothing_else() -> None:

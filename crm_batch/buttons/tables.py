@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from crm_batch.buttons.settings import WorkbookLayoutError
-from crm_batch.excel import layout
+from crm_batch.excel import layout, styles
 from crm_batch.excel.cells import cell_text
 from crm_batch.excel.staff_rows import is_blank
 
@@ -174,9 +176,10 @@ def number_formats(currency: str) -> dict[str, str]:
     """The number format of each column kind: the workbook writer's
     (:func:`crm_batch.excel.styles.number_format`), except Text (``@``) for text, which
     the writer gets by writing strings as strings and xlwings only by the format."""
-    from crm_batch.excel.styles import number_format
-
-    return {kind: number_format(kind, currency) or NUMBER_FORMATS[kind] for kind in NUMBER_FORMATS}
+    return {
+        kind: styles.number_format(kind, currency) or NUMBER_FORMATS[kind]
+        for kind in NUMBER_FORMATS
+    }
 
 
 def cell_value(value: Any) -> Any:
@@ -186,8 +189,6 @@ def cell_value(value: Any) -> Any:
     if isinstance(value, str):
         return cell_text(value)
     try:
-        import pandas as pd
-
         if pd.isna(value):
             return None
         if isinstance(value, pd.Timestamp):

@@ -173,18 +173,6 @@ def parse_staff_row(cells: Mapping[str, object], sheet_row: int, language: str) 
     )
 
 
-def staff_input_from_cells(
-    cells: Mapping[str, object], sheet_row: int, language: str
-) -> StaffInput | None:
-    """:func:`parse_staff_row` for a row with any input cell filled, else None (for the
-    Save button, which reads cells through xlwings rather than a file).
-
-    There is deliberately no check against the data date: a row prefilled with an older
-    stored follow-up carries its old next contact date and must stay valid.
-    """
-    return parse_staff_row(cells, sheet_row, language) if has_input(cells) else None
-
-
 def _short(text: str | None, limit: int = 40) -> str:
     text = (text or "").replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -123,8 +123,9 @@ def _dump_jobs(job_dir: Path, run, teams, settings, history) -> None:  # type: i
 def scenario_demo(work: Path) -> dict:
     """The demo company of ``run_batch.py demo``, with 8 quarters of snapshots."""
     from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates, snapshot_period
+    from crm_batch.app.workbook_data import read_history
     from crm_batch.config import load_settings
-    from crm_batch.excel.teamdata import read_history
+    from crm_batch.excel.teamdata import HISTORY_KPIS
     from crm_batch.source.db import make_engine
     from crm_batch.source.demo import generate_demo, load_demo
 
@@ -135,7 +136,7 @@ def scenario_demo(work: Path) -> dict:
     settings = load_settings(None, database_url=url, environ={}, cwd=work)
     backfill_snapshots(settings, engine, snapshot_dates(AS_OF, 8), computed_at=_now())
     run = run_kpis(settings, engine, AS_OF, snapshot_period(AS_OF), all_teams=True)
-    history = read_history(engine, AS_OF)
+    history = read_history(engine, AS_OF, HISTORY_KPIS)
     engine.dispose()
     print(f"demo data and KPIs ready in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     teams = [team for team in run.reports if team is not None]

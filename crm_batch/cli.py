@@ -465,8 +465,8 @@ def harvest(config_file: str | None, database_url: str | None, as_of: date | Non
     stored), 5 database unavailable, 6 already running.
     """
     from crm_batch.app.runlog import local_now
-    from crm_batch.excel.refresh import HarvestReport, harvest_all
     from crm_batch.jobs.pipeline import RunContext, Stage, StageOutcome, run_stages
+    from crm_batch.jobs.workbooks import HarvestReport, harvest_all
 
     if as_of is not None:
         raise click.UsageError("harvest reads the workbooks as they are now; drop --as-of")

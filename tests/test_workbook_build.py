@@ -24,15 +24,16 @@ import pandas as pd
 import pytest
 from openpyxl.utils import get_column_letter
 
+from crm_batch.app.followups import StaffInput
 from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.config import Settings, load_settings
 from crm_batch.excel import layout
 from crm_batch.excel.cells import MAX_CELL_CHARS, WorkbookError
-from crm_batch.excel.layout import OrphanedNote, StaffInput
+from crm_batch.excel.layout import OrphanedNote
+from crm_batch.excel.sheet_values import sheet_rows
+from crm_batch.excel.staff_merge import company_customers, merge_staff_inputs, orphaned_notes
 from crm_batch.excel.teamdata import (
     TeamWorkbookData,
-    sheet_rows,
-    split_staff_inputs,
     team_workbook_data,
 )
 from crm_batch.excel.workbook import (
@@ -582,9 +583,11 @@ def test_notes_of_customers_who_left_go_to_the_orphaned_sheet(
         _input(moved, 3, "customer moved to another team"),
         _input("no-such-customer", 4, "customer deleted"),
     ]
-    matched, orphaned = split_staff_inputs(data, inputs, run)
+    merged = merge_staff_inputs(inputs, set(data.frames["followups"]["customer_id"]))
+    matched = merged.shown
+    orphaned = orphaned_notes(merged.orphaned, company_customers(run))
     assert list(matched) == [mine]
-    assert matched[mine].note == "latest note"
+    assert matched[mine].note == "latest note"  # the last unsaved row of the customer
     by_note = {note.note: note for note in orphaned}
     assert by_note["customer moved to another team"].current_team == other
     assert by_note["customer deleted"].current_team is None

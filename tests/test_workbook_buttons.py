@@ -29,7 +29,7 @@ from fixtures.xlremote import actions, book_payload, remote_engine
 from sqlalchemy import text
 
 from crm_batch import buttons
-from crm_batch.buttons import config_file_for, formula_constant
+from crm_batch.buttons import config_file_for, formula_constant, handlers
 from crm_batch.config import load_settings
 from crm_batch.excel import layout
 from crm_batch.source.db import make_engine
@@ -266,6 +266,43 @@ def test_refresh_keeps_typed_followups_with_their_customer(demo: Demo) -> None:
     assert "kept at the end" in result.message
 
 
+def test_refresh_places_rows_through_the_one_merge_and_keeps_every_row(
+    demo: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_batch.excel import staff_merge
+
+    payload = demo.payload()
+    customer: list[str] = []
+
+    def two_rows_of_one_customer(body: list[dict[str, Any]]) -> None:
+        customer.append(body[0]["customer_id"])
+        body[0].update(note="one of two")
+        body[1].update(customer_id=customer[0], note="two of two")  # typed below the first
+        body[-1].update(customer_id="GONE-2", note="customer is gone")
+
+    edit_body(payload, "followups", two_rows_of_one_customer)
+    calls: list[Any] = []
+    real = staff_merge.merge_staff_inputs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(staff_merge, "merge_staff_inputs", spy)
+    workbook = book(payload)
+    result = buttons.refresh(workbook, as_of=DEMO_DAY)
+
+    assert result.ok, result.message
+    (merged,) = calls
+    assert merged.shown[customer[0]].note == "two of two"  # the last unsaved row
+    rows = written_rows(actions(workbook), payload, "followups")
+    notes = [row["note"] for row in rows]
+    assert {"one of two", "two of two", "customer is gone"} <= set(notes)
+    shown = next(row for row in rows if row["customer_id"] == customer[0])
+    assert shown["note"] == "two of two"
+    assert [row["note"] for row in rows[-2:]] == ["one of two", "customer is gone"]
+
+
 # -- Save follow-ups --------------------------------------------------------------------
 
 
@@ -481,7 +518,7 @@ def test_an_unexpected_error_is_logged_with_its_traceback_and_shown_briefly(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("a bug, with customer data in it: 王芳 138-0000-0000")
 
-    monkeypatch.setattr("crm_batch.excel.teamdata.sheet_rows", broken)
+    monkeypatch.setattr("crm_batch.excel.sheet_values.sheet_rows", broken)
     workbook = book(demo.payload())
     result = buttons.refresh(workbook, as_of=DEMO_DAY)
 
@@ -575,13 +612,13 @@ def test_started_by_excel_the_traceback_goes_to_the_buttons_log(
 ) -> None:
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])  # as in the Python process Excel starts
-    for logger in (root, *map(logging.getLogger, buttons._NOISY_LOGGERS)):
+    for logger in (root, *map(logging.getLogger, handlers._NOISY_LOGGERS)):
         monkeypatch.setattr(logger, "level", logger.level)  # restored afterwards
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the bug's own words")
 
-    monkeypatch.setattr("crm_batch.excel.teamdata.sheet_rows", broken)
+    monkeypatch.setattr("crm_batch.excel.sheet_values.sheet_rows", broken)
     workbook = book(demo.payload())
     try:
         assert not buttons.refresh(workbook, as_of=DEMO_DAY).ok

@@ -13,13 +13,13 @@ from crm_batch.excel.cells import (
     TRUNCATION_MARKER,
     CellReport,
     WorkbookError,
+    cell_text,
     check_row_limit,
-    clean_text,
     formula_text,
     utf16_length,
 )
 
-# -- clean_text -----------------------------------------------------------------------
+# -- cell_text -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -28,7 +28,7 @@ from crm_batch.excel.cells import (
 )
 def test_ordinary_and_formula_looking_text_is_unchanged(text: str) -> None:
     # text is written with write_string, so nothing needs an apostrophe or escaping here
-    assert clean_text(text) == text
+    assert cell_text(text) == text
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,7 @@ def test_ordinary_and_formula_looking_text_is_unchanged(text: str) -> None:
 )
 def test_control_characters_and_surrogates(raw: str, expected: str, kind: str | None) -> None:
     report = CellReport()
-    assert clean_text(raw, report=report, where=("customers", "customer_name")) == expected
+    assert cell_text(raw, report=report, where=("customers", "customer_name")) == expected
     if kind is None:
         assert not report.changes
     else:
@@ -59,7 +59,7 @@ def test_long_text_is_cut_with_a_visible_marker_and_counted(
 ) -> None:
     report = CellReport()
     secret = "客户隐私" * 10_000  # 40,000 characters
-    cut = clean_text(secret, report=report, where=("followups", "note"))
+    cut = cell_text(secret, report=report, where=("followups", "note"))
     assert utf16_length(cut) == MAX_CELL_CHARS
     assert cut.endswith(TRUNCATION_MARKER)
     assert cut.startswith(secret[:1000])
@@ -73,12 +73,12 @@ def test_long_text_is_cut_with_a_visible_marker_and_counted(
 
 def test_the_limit_counts_utf16_units() -> None:
     emoji = "😀" * 20_000  # 40,000 UTF-16 units in 20,000 code points
-    cut = clean_text(emoji, marker="…")
+    cut = cell_text(emoji, marker="…")
     assert utf16_length(cut) <= MAX_CELL_CHARS
     assert cut.endswith("…")
     assert "\ud83d" not in cut  # never half a pair
     exact = "x" * MAX_CELL_CHARS
-    assert clean_text(exact) == exact
+    assert cell_text(exact) == exact
 
 
 def test_row_limit_names_team_and_sheet() -> None:

@@ -19,22 +19,20 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import URL, Engine
 from test_kpi_facts import BACKEND_PARAMS
 
-from crm_batch.errors import DataError
-from crm_batch.excel import layout
-from crm_batch.excel.cells import MAX_CELL_CHARS, TRUNCATION_MARKER
-from crm_batch.excel.harvest import (
+from crm_batch.app.followups import (
+    StaffInput,
     StoreResult,
     followup_id,
     followups_table,
     latest_followups,
-    parse_date_cell,
-    parse_staff_row,
-    read_staff_inputs,
-    staff_input_from_cells,
     store_followups,
     with_saved_at,
 )
-from crm_batch.excel.layout import StaffInput
+from crm_batch.errors import DataError
+from crm_batch.excel import layout
+from crm_batch.excel.cells import MAX_CELL_CHARS, TRUNCATION_MARKER
+from crm_batch.excel.harvest import read_staff_inputs
+from crm_batch.excel.staff_rows import has_input, parse_date_cell, parse_staff_row
 from crm_batch.source.db import make_engine
 
 NOW = datetime(2026, 7, 1, 2, 30, 15, 123456)
@@ -315,7 +313,7 @@ def test_cells_are_normalized_before_storing() -> None:
     assert row.problem is None
     assert (row.customer_id, row.outcome, row.entered_by) == ("1001", "call_back", "42")
     assert row.note == "line 1\nline 2 tabbed"
-    assert staff_input_from_cells({"customer_id": "1", "owner": "Li"}, 2, "en") is None
+    assert not has_input({"customer_id": "1", "owner": "Li"})  # no input cell filled
 
 
 def test_identity_ignores_what_normalization_ignores_and_nothing_else() -> None:

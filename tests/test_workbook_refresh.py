@@ -26,24 +26,20 @@ from test_cli import run_cli
 from test_workbook_harvest import FORMULA_NOTE, HTML_NOTE
 
 from crm_batch.app.engines import build_engine
+from crm_batch.app.followups import followups_table, store_followups
 from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.config import Settings, WorkbookSettings
 from crm_batch.excel import layout, refresh
 from crm_batch.excel.cells import MAX_CELL_CHARS, WorkbookError
-from crm_batch.excel.harvest import (
-    followups_table,
-    parse_staff_row,
-    read_staff_inputs,
-    store_followups,
-)
-from crm_batch.excel.refresh import (
+from crm_batch.excel.harvest import read_staff_inputs
+from crm_batch.excel.staff_rows import parse_staff_row
+from crm_batch.excel.workbook_files import prune_backups, team_workbook_paths
+from crm_batch.files import file_stem
+from crm_batch.jobs.workbooks import (
     WorkbookRefreshError,
     harvest_all,
-    prune_backups,
     refresh_team_workbooks,
-    team_workbook_paths,
 )
-from crm_batch.files import file_stem
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*extension is not supported:UserWarning")
 
@@ -345,7 +341,7 @@ def _crash_before_replace(monkeypatch: pytest.MonkeyPatch) -> type[BaseException
     def no_permissions(source: Path, target: Path) -> None:
         raise Boom("disk gone before the replace")
 
-    monkeypatch.setattr(refresh, "_copy_permissions", no_permissions)
+    monkeypatch.setattr(refresh, "copy_permissions", no_permissions)
     return Boom
 
 
@@ -439,6 +435,48 @@ def test_notes_of_customers_who_left_the_team_go_to_orphaned_notes(env: Demo) ->
     # next night: the unsaved orphan is carried on, the saved one lives with its team
     nightly(env, T3, teams=[env.team])
     assert {r.customer_id for r in read_staff_inputs(path).orphaned_rows} == {"NO-SUCH-CUSTOMER"}
+
+
+def test_the_nightly_rebuild_places_rows_through_the_one_merge_and_keeps_every_row(
+    env: Demo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crm_batch.excel import staff_merge
+
+    nightly(env, T1)
+    path = workbook(env)
+    ours = sorted(env.customers(env.team))
+    # two unsaved rows of one customer (a second row typed for ours[0]) and the note of
+    # a customer who is gone
+    staff_edit(
+        path,
+        {
+            ours[0]: {"outcome": INVALID_OUTCOME, "note": "one of two"},
+            ours[1]: {"outcome": INVALID_OUTCOME, "note": "two of two"},
+            ours[2]: {"note": "customer is gone"},
+        },
+        shuffle=False,
+        retype_ids={ours[1]: ours[0], ours[2]: "GONE-1"},
+    )
+    typed = {row.note: row.sheet_row for row in read_staff_inputs(path).rows}
+    last_of_two = max(("one of two", "two of two"), key=typed.__getitem__)
+    calls: list[Any] = []
+    real = staff_merge.merge_staff_inputs
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(staff_merge, "merge_staff_inputs", spy)
+    result = nightly(env, T2).teams[0]
+
+    (merged,) = calls
+    assert merged.shown[ours[0]].note == last_of_two  # the last unsaved row keeps the row
+    assert result.orphaned == 2
+    rebuilt = read_staff_inputs(path)
+    assert rows_by_id(path)[ours[0]].note == last_of_two
+    kept = [row.note for row in (*rebuilt.rows, *rebuilt.orphaned_rows)]
+    assert set(typed) <= set(kept)  # every typed row is still in the workbook
+    assert stored(env.engine)["GONE-1"][0]["note"] == "customer is gone"
 
 
 def test_an_unreadable_workbook_is_left_alone_with_the_reason(env: Demo) -> None:
@@ -589,8 +627,8 @@ def test_a_file_of_another_team_at_the_teams_path_is_left_alone(env: Demo) -> No
 def test_merge_keeps_one_row_per_customer_and_never_drops_unsaved_rows() -> None:
     import pandas as pd
 
-    from crm_batch.excel.harvest import HarvestedWorkbook, StoreResult, parse_staff_row
-    from crm_batch.excel.refresh import merge_staff_inputs
+    from crm_batch.app.followups import StoreResult, with_saved_at
+    from crm_batch.excel.staff_merge import merge_staff_inputs, orphaned_notes
 
     cells = [
         {"customer_id": "1", "note": "saved first"},
@@ -601,27 +639,34 @@ def test_merge_keeps_one_row_per_customer_and_never_drops_unsaved_rows() -> None
         {"customer_id": "2", "note": "b"},
         {"customer_id": "9", "note": "left the team", "next_contact_date": "whenever"},
     ]
-    rows = tuple(parse_staff_row(c, i + 2, "en") for i, c in enumerate(cells))
-    previous_orphans = (
+    rows = [parse_staff_row(c, i + 2, "en") for i, c in enumerate(cells)]
+    previous_orphans = [
         parse_staff_row({"customer_id": "7", "outcome": "still bad"}, 2, "en"),
         parse_staff_row({"customer_id": "8", "note": "saved orphan"}, 3, "en"),
-    )
-    harvested = HarvestedWorkbook(Path("t.xlsm"), "T", "en", 1, rows, previous_orphans)
-    saved = tuple(None if r.problem else T1 for r in (*rows, *previous_orphans))
+    ]
+    every = [*rows, *previous_orphans]
+    stored_at = tuple(None if r.problem else T1 for r in every)
+    saved = with_saved_at(every, StoreResult(5, 0, 4, stored_at))
     customers = pd.DataFrame(
         {"name": ["One", "Two", "Nine"], "team": ["T", "T", "U"]},
         index=pd.Index(["1", "2", "9"], dtype="string", name="customer_id"),
     )
-    inputs, orphaned = merge_staff_inputs(
-        harvested, StoreResult(5, 0, 4, saved), {"1", "2"}, customers
-    )
-    assert inputs["1"].raw["outcome"] == "bad 1"  # the first unsaved row stays on the sheet
+    merged = merge_staff_inputs(saved[: len(rows)], {"1", "2"}, orphaned_before=saved[len(rows) :])
+    inputs = merged.shown
+    orphaned = orphaned_notes(merged.orphaned, customers)
+    assert inputs["1"].raw["outcome"] == "bad 2"  # the last unsaved row stays on the sheet
     assert inputs["1"].raw["saved_at"] is None
     assert inputs["2"].note == "b"
     assert inputs["2"].raw["saved_at"] == T1
+    # every row is placed: shown, orphaned, or stored (and then in the database)
+    placed = [*merged.shown.values(), *merged.orphaned, *merged.stored]
+    assert sorted(r.sheet_row for r in placed if r.customer_id not in {"7", "8"}) == list(
+        range(2, 9)
+    )
+    assert all(r.raw["saved_at"] == T1 for r in merged.stored)
     by_note = {(o.customer_id, o.outcome, o.note, o.current_team) for o in orphaned}
     assert by_note == {
-        ("1", "bad 2", None, "T"),  # a second unsaved row of the same customer
+        ("1", "bad 1", None, "T"),  # a further unsaved row of the same customer
         ("9", None, "left the team\n[whenever]", "U"),  # the date as typed is kept
         ("7", "still bad", None, None),  # unsaved, from the previous Orphaned notes
     }

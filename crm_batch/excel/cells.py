@@ -2,18 +2,15 @@
 
 Database text is hostile (names such as ``=cmd|' /C calc'!A0``, control characters from
 copy-pasted data, broken encodings, 40,000-character notes). The workbook writer passes
-every string through :func:`clean_text` and writes it with ``write_string``, so:
+every string through :func:`cell_text` and writes it with ``write_string``, so:
 
 * **never a formula**: the text is stored as a string cell whatever it starts with
   (``=``, ``+``, ``-``, ``@``, tab); no apostrophe is added, the cell shows exactly the
   text. The writer also turns off XlsxWriter's string-to-formula/number/URL guessing;
-* **control characters**: a tab becomes a space (a leading tab is a classic CSV/formula
-  trick and tabs do not render in cells); CR LF and lone CR become LF (line breaks in
-  notes are kept, Excel shows them with wrap); every other C0/C1 control character and
-  the XML non-characters U+FFFE/U+FFFF are removed (XML 1.0 cannot carry them);
-* **lone surrogates** (half of a UTF-16 pair, left by a broken driver or a bad import)
-  are replaced with U+FFFD "�": one of them makes the whole file unreadable, and
-  replacing keeps the rest of the customer's text. The count is logged;
+* **characters**: the rules of :mod:`crm_batch.i18n.characters` (the one home of the
+  character rules, shared with the read side): a tab becomes a space, CR LF and lone CR
+  become LF, other control characters and U+FFFE/U+FFFF are removed, lone surrogates
+  become U+FFFD "�". The counts are logged;
 * **length**: Excel holds at most 32,767 characters (UTF-16 code units) in a cell;
   longer text is cut and ends with a visible marker such as "… [truncated]", and the
   count is logged.
@@ -24,7 +21,6 @@ Log messages carry counts, sheet and column, never the text (it may be personal 
 from __future__ import annotations
 
 import logging
-import re
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import dataclass, field
@@ -33,6 +29,13 @@ from itertools import accumulate
 import pandas as pd
 
 from crm_batch.errors import CrmBatchError, ExitCode
+from crm_batch.i18n.characters import (
+    LONE_SURROGATE,
+    SUSPECT,
+    TRUNCATION_MARKER,
+    normalize_controls,
+    replace_surrogates,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +46,20 @@ MAX_COLUMNS = 16_384
 #: Excel string constants in formulas and defined names hold at most 255 characters.
 MAX_FORMULA_TEXT = 255
 
-TRUNCATION_MARKER = "… [truncated]"
-
-#: Anything :func:`clean_text` must change: controls except LF, DEL, C1, surrogates,
-#: non-characters. A string without a match and within the length limit is returned as is.
-_SUSPECT = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
-_DROP = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+__all__ = [
+    "MAX_CELL_CHARS",
+    "MAX_COLUMNS",
+    "MAX_FORMULA_TEXT",
+    "MAX_ROWS",
+    "TRUNCATION_MARKER",
+    "CellReport",
+    "WorkbookError",
+    "cell_text",
+    "cell_texts",
+    "check_row_limit",
+    "formula_text",
+    "utf16_length",
+]
 
 
 class WorkbookError(CrmBatchError):
@@ -60,7 +70,7 @@ class WorkbookError(CrmBatchError):
 
 @dataclass
 class CellReport:
-    """What :func:`clean_text` changed while building one workbook (counts only)."""
+    """What :func:`cell_text` changed while building one workbook (counts only)."""
 
     changes: Counter[tuple[str, str, str]] = field(default_factory=Counter)
 
@@ -95,7 +105,7 @@ def utf16_length(value: str) -> int:
     return len(value.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def clean_text(
+def cell_text(
     value: str,
     *,
     report: CellReport | None = None,
@@ -104,15 +114,15 @@ def clean_text(
     limit: int = MAX_CELL_CHARS,
 ) -> str:
     """``value`` made safe for a string cell (see the module docs); changes are counted."""
-    if len(value) <= limit // 2 and not _SUSPECT.search(value):
+    if len(value) <= limit // 2 and not SUSPECT.search(value):
         return value  # the fast path: most text needs nothing
-    if _SUSPECT.search(value):
-        if _SURROGATE.search(value):
-            value = _SURROGATE.sub("\ufffd", value)
+    if SUSPECT.search(value):
+        if LONE_SURROGATE.search(value):
+            value = replace_surrogates(value)
             if report is not None:
                 report.add("surrogate", where)
         normal = value.replace("\r\n", "\n").replace("\r", "\n")
-        cleaned = _DROP.sub("", normal).replace("\t", " ")
+        cleaned = normalize_controls(normal)
         if cleaned != normal and report is not None:
             report.add("control", where)
         value = cleaned
@@ -123,14 +133,14 @@ def clean_text(
     return value
 
 
-def clean_column(
+def cell_texts(
     values: list[object],
     *,
     report: CellReport | None = None,
     where: tuple[str, str] = ("", ""),
     marker: str = TRUNCATION_MARKER,
 ) -> list[str | None]:
-    """:func:`clean_text` over a column: None, NA, NaN and "" become None (an empty cell),
+    """:func:`cell_text` over a column: None, NA, NaN and "" become None (an empty cell),
     other values text.
 
     The whole column is checked at once (one regular-expression scan over its texts
@@ -142,7 +152,7 @@ def clean_column(
     joined = "\n".join(texts)
     lengths = list(map(len, texts))
     short = MAX_CELL_CHARS // 2
-    clean = not texts or (max(lengths) <= short and not _SUSPECT.search(joined))
+    clean = not texts or (max(lengths) <= short and not SUSPECT.search(joined))
     if clean and len(texts) == len(values):
         return [value or None for value in values]  # type: ignore[misc]
     out: list[str | None] = [value or None if type(value) is str else None for value in values]  # type: ignore[misc]
@@ -152,7 +162,7 @@ def clean_column(
                 out[index] = _clean_value(value, report=report, where=where, marker=marker)
     if not clean:  # only the texts with a suspect character or a great length, in order
         ends = list(accumulate(length + 1 for length in lengths))  # each text and its "\n"
-        dirty = {bisect_right(ends, match.start()) for match in _SUSPECT.finditer(joined)}
+        dirty = {bisect_right(ends, match.start()) for match in SUSPECT.finditer(joined)}
         dirty.update(k for k, length in enumerate(lengths) if length > short)
         text_at = [index for index, value in enumerate(values) if type(value) is str]
         for k in sorted(dirty):
@@ -164,16 +174,16 @@ def clean_column(
 def _clean_value(
     value: object, *, report: CellReport | None, where: tuple[str, str], marker: str
 ) -> str | None:
-    """One value of :func:`clean_column`."""
+    """One value of :func:`cell_texts`."""
     if type(value) is str:
         if not value:
             return None
-        if len(value) <= MAX_CELL_CHARS // 2 and not _SUSPECT.search(value):
+        if len(value) <= MAX_CELL_CHARS // 2 and not SUSPECT.search(value):
             return value
-        return clean_text(value, report=report, where=where, marker=marker)
+        return cell_text(value, report=report, where=where, marker=marker)
     if value is None or pd.isna(value):  # type: ignore[arg-type]
         return None
-    return clean_text(str(value), report=report, where=where, marker=marker)
+    return cell_text(str(value), report=report, where=where, marker=marker)
 
 
 def _cut(value: str, units: int) -> str:
@@ -201,7 +211,7 @@ def formula_text(value: str, what: str) -> str:
     Used for defined names holding text; such a constant holds at most 255 characters,
     so a longer value is an error naming ``what``.
     """
-    cleaned = clean_text(value).replace("\n", " ")
+    cleaned = cell_text(value).replace("\n", " ")
     if len(cleaned) > MAX_FORMULA_TEXT:
         raise WorkbookError(
             f"{what} is {len(cleaned):,} characters long; a workbook can store at most "

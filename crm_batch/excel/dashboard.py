@@ -17,7 +17,7 @@ import xlsxwriter
 from xlsxwriter.worksheet import Worksheet
 
 from crm_batch.excel import layout
-from crm_batch.excel.cells import clean_text
+from crm_batch.excel.cells import cell_text
 from crm_batch.excel.styles import (
     CHANGE_FORMATS,
     MOOD_COLOURS,
@@ -69,7 +69,7 @@ def dashboard_cells(data: TeamWorkbookData, language: str) -> list[DashboardCell
     cells = [
         cell(0, 1, t("dashboard.title"), style="title"),
         cell(2, 1, t("dashboard.team"), style="label"),
-        cell(2, 2, clean_text(data.team), style="bold"),
+        cell(2, 2, cell_text(data.team), style="bold"),
         cell(3, 1, t("dashboard.as_of"), style="label"),
         cell(3, 2, data.as_of.isoformat(), style="bold"),
         cell(4, 1, t("dashboard.period"), style="label"),

@@ -1,7 +1,8 @@
 """The team workbook's layout: sheets, tables, defined names, columns and their labels.
 
 This module is the contract between the workbook writer (:mod:`crm_batch.excel.workbook`),
-the harvest of staff inputs (:mod:`crm_batch.excel.harvest`) and the xlwings button
+the harvest of staff inputs (:mod:`crm_batch.excel.harvest`, rows as
+:class:`crm_batch.app.followups.StaffInput`) and the xlwings button
 handlers (:mod:`crm_batch.buttons`). Code finds data in a workbook by the stable
 names defined here (table names, defined names, column keys), never by tab title, cell
 position or file name: staff rename tabs, sort and filter tables, and the language of the
@@ -14,12 +15,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
 from crm_batch.errors import ConfigError
 from crm_batch.i18n import LANGUAGES
+from crm_batch.i18n.characters import TRUNCATION_MARKERS
 
 #: Bumped when a table's columns or a defined name change incompatibly; stored in the
 #: workbook as :data:`NAME_LAYOUT` so a reader can tell which layout it is looking at.
@@ -287,27 +289,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "请填写您的姓名(最多60个字符)。",
         "Type your name (at most 60 characters).",
     ),
-    "truncated": ("… [已截断]", "… [truncated]"),
+    "truncated": (TRUNCATION_MARKERS["zh-CN"], TRUNCATION_MARKERS["en"]),
 }
-
-
-@dataclass(frozen=True)
-class StaffInput:
-    """One Follow-ups row with staff input, as harvested (see the contract).
-
-    ``raw`` keeps the cells as read so an invalid row is never lost; ``problem`` says
-    why the row cannot be stored (None when it can); ``sheet_row`` is the 1-based Excel
-    row for messages.
-    """
-
-    customer_id: str
-    outcome: str | None
-    note: str | None
-    next_contact_date: date | None
-    entered_by: str | None
-    raw: dict[str, object] = field(default_factory=dict)
-    sheet_row: int = 0
-    problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """What a team workbook shows, as plain data: assembled from a KPI run, no database access.
 
 :func:`team_workbook_data` takes a :class:`~crm_batch.app.kpis.KpiRun` (the nightly run),
-the stored follow-ups and, optionally, the stored KPI snapshots, and returns a
+the stored follow-ups and, optionally, the stored KPI snapshots (frames read by
+:mod:`crm_batch.app.workbook_data`), and returns a
 :class:`TeamWorkbookData`: the Dashboard's KPI tiles and trend, and one frame per table
 sheet keyed by :mod:`crm_batch.excel.layout`'s column keys (raw category keys, not yet
-translated). :func:`sheet_columns` / :func:`sheet_rows` turn a sheet's frame into cell
-values in a language, cleaned for cells; the workbook writer and the xlwings Refresh
-button both use them, so a sheet shows the same thing whoever writes it.
+translated). :mod:`crm_batch.excel.sheet_values` turns a sheet's frame into cell values
+in a language.
 
 Decisions (documented in the README's "Team workbooks" section):
 
@@ -33,30 +33,19 @@ Decisions (documented in the README's "Team workbooks" section):
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy.engine import Engine
 
 from crm_batch.app.kpis import KpiRun
-from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.excel import layout
-from crm_batch.excel.cells import (
-    CellReport,
-    WorkbookError,
-    check_row_limit,
-    clean_column,
-    clean_text,
-)
-from crm_batch.excel.layout import Column, OrphanedNote, StaffInput
+from crm_batch.excel.cells import WorkbookError, check_row_limit
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
-from crm_batch.kpi.playbook import action_text, label
 
 #: Dashboard KPIs measured at a point in time (not summed over the period).
 POINT_IN_TIME_KPIS = frozenset(
@@ -75,14 +64,9 @@ POINT_IN_TIME_KPIS = frozenset(
 #: KPIs of the Dashboard chart (point-in-time, one value per month end).
 TREND_KPIS: tuple[str, ...] = ("revenue_12m", "active_count")
 TREND_MONTHS = 12
-
-#: Excel's day 0 for serial dates (the 1900 date system as Excel counts it).
-_EXCEL_EPOCH = np.datetime64("1899-12-30", "ns")
-_DAY = np.timedelta64(1, "D")
-
-# Columns holding category keys, shown through the playbook's labels.
-_CATEGORY = frozenset({"tier", "value_tier", "lifecycle", "rfm_segment", "level"})
-_CATEGORY_SOURCE = {"churn_warning_level": "level"}
+#: The stored snapshots a Dashboard reads: its tiles' KPIs and the trend's
+#: (:func:`crm_batch.app.workbook_data.read_history`).
+HISTORY_KPIS: tuple[str, ...] = tuple(sorted(set(layout.DASHBOARD_KPIS) | set(TREND_KPIS)))
 
 
 @dataclass(frozen=True)
@@ -165,20 +149,6 @@ def _finite(value: float | None) -> bool:
     return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def read_history(engine: Engine, as_of: date) -> pd.DataFrame:
-    """The stored team snapshots the Dashboards need (tiles' previous values, trend):
-    every team, the dashboard KPIs, from 15 months before ``as_of`` up to it. One query
-    for all teams; pass the result to :func:`team_workbook_data` as ``history``."""
-    start = date(as_of.year - 1, as_of.month, 1) - timedelta(days=92)
-    return read_snapshots(
-        engine,
-        kpis=sorted(set(layout.DASHBOARD_KPIS) | set(TREND_KPIS)),
-        scope="team",
-        start=start,
-        end=as_of,
-    )
-
-
 def team_workbook_data(
     run: KpiRun,
     team: str,
@@ -192,8 +162,8 @@ def team_workbook_data(
     """Assemble ``team``'s workbook content from ``run`` (which must hold its report).
 
     ``followups_frame`` is the ``followups`` table (any teams; None or empty when there
-    is none yet); ``history`` is :func:`read_history`'s frame (None: no previous values,
-    and the trend shows the current month only).
+    is none yet); ``history`` is :func:`crm_batch.app.workbook_data.read_history`'s
+    frame (None: no previous values, and the trend shows the current month only).
     """
     report = run.reports.get(team)
     if report is None:
@@ -312,29 +282,6 @@ def _trend(
         column[-1] = float(current.get(kpi, math.nan))
         trend[kpi] = column
     return trend
-
-
-def _labels(values: pd.Series, language: str) -> pd.Series:
-    """Category keys shown as the playbook's labels (one lookup per distinct key)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):  # map the categories, not the rows
-        names = [label(str(key), language) for key in values.cat.categories]
-        table = np.array([*names, None], dtype=object)  # code -1 (missing) -> None
-        return pd.Series(table[values.cat.codes.to_numpy()], index=values.index, dtype="object")
-    keys = values.astype("object")
-    names = {key: label(str(key), language) for key in keys.dropna().unique()}
-    return _lookup(keys, names)
-
-
-def _actions(keys: pd.Series, language: str) -> pd.Series:
-    texts = {key: action_text(key, language) for key in keys.dropna().unique()}
-    return _lookup(keys, texts)
-
-
-def _lookup(keys: pd.Series, texts: Mapping[object, object]) -> pd.Series:
-    """``keys`` replaced by ``texts`` (missing keys and keys not in it: None): what
-    ``Series.map(dict)`` does, as plain dict look-ups (a few keys over many rows)."""
-    get = texts.get
-    return pd.Series([get(key) for key in keys.tolist()], index=keys.index, dtype="object")
 
 
 def _customers(table: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
@@ -468,21 +415,22 @@ def _latest_followups(
     result = {}
     for row in frame.itertuples(index=False):
         result[str(row.customer_id)] = (
-            _none(row.outcome),
-            _none(row.note),
+            none_if_missing(row.outcome),
+            none_if_missing(row.note),
             _as_date(row.next_contact_date),
-            _none(row.entered_by),
+            none_if_missing(row.entered_by),
             _as_datetime(row.entered_at),
         )
     return result
 
 
-def _none(value: object) -> object:
+def none_if_missing(value: object) -> object:
+    """None for a missing value (None, NaN, NA, NaT), else the value itself."""
     return None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
 
 
 def _as_date(value: object) -> date | None:
-    if _none(value) is None:
+    if none_if_missing(value) is None:
         return None
     if isinstance(value, datetime):
         return value.date()
@@ -492,7 +440,7 @@ def _as_date(value: object) -> date | None:
 
 
 def _as_datetime(value: object) -> datetime | None:
-    if _none(value) is None:
+    if none_if_missing(value) is None:
         return None
     return pd.Timestamp(value).to_pydatetime().replace(tzinfo=None)
 
@@ -542,289 +490,4 @@ def _followups(
             "last_outcome": last_outcome,
             "last_contact_at": last_at.astype("datetime64[ns]"),
         }
-    )
-
-
-# -- cell values --------------------------------------------------------------------
-
-
-def excel_serial(values: pd.Series) -> list[float]:
-    """datetime64 values as Excel serial day numbers (NaN for missing): a date cell is a
-    number with a date format, so this is what the writer stores."""
-    raw = values.to_numpy(dtype="datetime64[ns]")
-    serial = (raw - _EXCEL_EPOCH) / _DAY
-    return serial.tolist()
-
-
-def serial_to_datetime(value: float) -> datetime:
-    """An Excel serial day number back to a datetime (for :func:`sheet_rows`)."""
-    return datetime(1899, 12, 30) + timedelta(days=value)
-
-
-_WIDE = re.compile(
-    "[\u1100-\u115f\u2e80-\ua4cf\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe4f\uff00-\uff60\uffe0-\uffe6]"
-)
-
-
-def display_width(value: str) -> int:
-    """Columns ``value`` takes in a cell: East Asian wide characters count two."""
-    return len(value) + len(_WIDE.findall(value))
-
-
-def sheet_columns(
-    data: TeamWorkbookData,
-    sheet_key: str,
-    language: str | None = None,
-    *,
-    report: CellReport | None = None,
-    staff_inputs: Mapping[str, StaffInput] | None = None,
-) -> tuple[tuple[Column, ...], list[list[object]]]:
-    """The sheet's columns and its values column by column, ready for cells.
-
-    Text is cleaned (:func:`~crm_batch.excel.cells.clean_text`) and translated; numbers
-    are floats (NaN = empty); dates and datetimes are Excel serial numbers (NaN = empty).
-    For the Follow-ups sheet the input and status columns are filled from
-    ``staff_inputs`` (by customer id), else from the latest stored follow-up.
-    """
-    language = layout.check_language(language or data.language)
-    cols = layout.columns(sheet_key)
-    frame = data.frames[sheet_key]
-    marker = layout.text("truncated", language)
-    values: list[list[object]] = []
-    extra = (
-        _followup_inputs(data, frame["customer_id"], staff_inputs or {}, language)
-        if sheet_key == "followups"
-        else {}
-    )
-    for column in cols:
-        key = column.key
-        series = extra[key] if key in extra else frame[key]
-        if column.kind in {"date", "datetime"} and series.dtype == object:
-            values.append(_mixed_dates(series, sheet_key, key, marker, report))
-        elif column.kind in {"date", "datetime"}:
-            values.append(excel_serial(series))
-        elif column.kind in {"int", "money", "percent", "score"}:
-            values.append(series.to_numpy(dtype="float64", na_value=np.nan).tolist())
-        else:
-            values.append(_text_values(series, sheet_key, key, language, marker, report))
-    return cols, values
-
-
-def _mixed_dates(
-    series: pd.Series, sheet_key: str, key: str, marker: str, report: CellReport | None
-) -> list[object]:
-    """Dates as serial numbers; text (an input that is not a date) kept as cleaned text."""
-    if series.isna().all():  # no input typed and nothing stored: the usual case
-        return [math.nan] * len(series)
-    out: list[object] = []
-    for value in series:
-        if isinstance(value, str):
-            out.append(clean_text(value, report=report, where=(sheet_key, key), marker=marker))
-        elif _none(value) is None:
-            out.append(math.nan)
-        else:
-            out.append(excel_serial(pd.Series([pd.Timestamp(value)]))[0])
-    return out
-
-
-def _text_values(
-    series: pd.Series,
-    sheet_key: str,
-    key: str,
-    language: str,
-    marker: str,
-    report: CellReport | None,
-) -> list[object]:
-    if key in _CATEGORY or key in _CATEGORY_SOURCE:
-        series = _labels(series, language)
-    elif key == "next_action":
-        series = _actions(series.astype("object"), language)
-    elif key == "signals":
-        names = {
-            combo: "; ".join(
-                layout.text(f"signal.{part}", language) for part in str(combo).split(",")
-            )
-            for combo in series.dropna().unique()
-        }
-        series = _lookup(series, names)
-    elif key == "event":
-        series = _lookup(
-            series, {k: layout.text(f"care.{k}", language) for k in ("birthday", "anniversary")}
-        )
-    elif key in {"is_due", "marketing_opt_out"}:
-        yes, no = layout.text("yes", language), layout.text("no", language)
-        series = _lookup(series, {True: yes, False: no})
-    elif key == "status":
-        series = _lookup(
-            series, {k: layout.text(f"advocate.{k}", language) for k in ("candidate", "advocate")}
-        )
-    elif key in {"last_outcome", "outcome"}:
-        series = series.map(lambda v: _outcome_text(v, language), na_action="ignore")
-    # every text is cleaned (database text is hostile; our own labels pass the fast path)
-    out = series.tolist()  # missing values (None, NaN, NA) become empty cells
-    return clean_column(out, report=report, where=(sheet_key, key), marker=marker)
-
-
-def _outcome_text(value: object, language: str) -> object:
-    key = layout.outcome_key(value)
-    return layout.outcome_label(key, language) if key else value
-
-
-def _followup_inputs(
-    data: TeamWorkbookData,
-    ids: pd.Series,
-    staff_inputs: Mapping[str, StaffInput],
-    language: str,
-) -> dict[str, pd.Series]:
-    """Input and status columns of the Follow-ups rows, merged by customer id.
-
-    A staff input from the previous workbook wins; it counts as saved when the latest
-    stored follow-up holds the same values (saved_at = when it was stored), else its
-    ``saved_at``/``save_problem`` cells are carried over as they were. Without a staff
-    input the latest stored follow-up fills the input cells, saved at its time.
-    """
-    keys = (*layout.INPUT_COLUMNS, *layout.STATUS_COLUMNS)
-    if not staff_inputs and not data.latest_followups:  # a team without follow-ups yet
-        empty = {key: pd.Series([None] * len(ids), dtype="object") for key in keys}
-        empty["saved_at"] = pd.Series(pd.NaT, index=range(len(ids)), dtype="datetime64[ns]")
-        return empty
-    columns: dict[str, list[object]] = {key: [] for key in keys}
-    for cid in ids:
-        stored = data.latest_followups.get(cid)
-        given = staff_inputs.get(cid)
-        if given is not None:
-            entry = (
-                given.outcome or _raw(given, "outcome"),
-                given.note,
-                given.next_contact_date or _raw(given, "next_contact_date"),
-                given.entered_by,
-            )
-            same = stored is not None and tuple(_norm(v) for v in entry) == tuple(
-                _norm(v) for v in stored[:4]
-            )
-            saved_at = stored[4] if same else _raw_datetime(given)
-            problem = None if same else given.problem
-        elif stored is not None:
-            entry, saved_at, problem = stored[:4], stored[4], None
-        else:
-            entry, saved_at, problem = (None, None, None, None), None, None
-        for key, value in zip(layout.INPUT_COLUMNS, entry, strict=True):
-            columns[key].append(value)
-        columns["saved_at"].append(saved_at)
-        columns["save_problem"].append(problem)
-    result = {key: pd.Series(vals, dtype="object") for key, vals in columns.items()}
-    result["saved_at"] = pd.to_datetime(result["saved_at"]).astype("datetime64[ns]")
-    return result  # next_contact_date stays object: a date, or the text as typed
-
-
-def _raw(given: StaffInput, key: str) -> object:
-    """An input cell as typed when it could not be parsed (kept, never lost)."""
-    value = given.raw.get(key)
-    return None if value in ("", None) else value
-
-
-def _raw_datetime(given: StaffInput) -> datetime | None:
-    value = given.raw.get("saved_at")
-    return value if isinstance(value, datetime) else None
-
-
-def _norm(value: object) -> object:
-    if isinstance(value, str):
-        value = value.strip()
-        return layout.outcome_key(value) or value or None
-    if isinstance(value, datetime):
-        return value.date()
-    return value
-
-
-def sheet_rows(
-    data: TeamWorkbookData,
-    sheet_key: str,
-    language: str | None = None,
-    *,
-    staff_inputs: Mapping[str, StaffInput] | None = None,
-) -> tuple[tuple[Column, ...], list[list[object]]]:
-    """The sheet's columns and rows of Python values (str, float, int, date, datetime,
-    None), cleaned for cells: what xlwings' Refresh writes into an open workbook."""
-    cols, values = sheet_columns(data, sheet_key, language, staff_inputs=staff_inputs)
-    converted = [
-        _python_values(column, column_values)
-        for column, column_values in zip(cols, values, strict=True)
-    ]
-    return cols, [list(row) for row in zip(*converted, strict=True)] if converted else []
-
-
-def _python_values(column: Column, values: list[object]) -> list[object]:
-    """Serial numbers back to dates, floats to ints where the kind says so; text kept
-    as it is (an input typed into a date column that is not a date stays visible)."""
-    convert = {
-        "date": lambda v: serial_to_datetime(v).date(),
-        "datetime": serial_to_datetime,
-        "int": int,
-        "score": int,
-        "money": float,
-        "percent": float,
-    }.get(column.kind)
-    if convert is None:
-        return values
-    return [
-        v if isinstance(v, str) else None if v is None or v != v else convert(v)  # type: ignore[operator]
-        for v in values
-    ]
-
-
-def split_staff_inputs(
-    data: TeamWorkbookData,
-    inputs: Sequence[StaffInput],
-    run: KpiRun | None = None,
-) -> tuple[dict[str, StaffInput], list[OrphanedNote]]:
-    """Staff inputs by customer id for the team's rows, and the others as orphaned notes.
-
-    A customer who left the team (or is gone) keeps the note on the Orphaned notes sheet;
-    their current team is looked up in the run's company report when it has one. When a
-    customer has several inputs the last one (highest sheet row) wins the row, the
-    others become orphaned so nothing is lost.
-    """
-    team_ids = set(data.frames["followups"]["customer_id"])
-    names = dict(
-        zip(
-            data.frames["customers"]["customer_id"],
-            data.frames["customers"]["customer_name"],
-            strict=True,
-        )
-    )
-    everyone = run.reports.get(None) if run is not None else None
-    teams: dict[str, str] = {}
-    missing = {i.customer_id for i in inputs if i.customer_id not in team_ids}
-    if everyone is not None and missing:
-        table = everyone.customers
-        ids = _ids(table["customer_id"])
-        hit = table[ids.isin(missing)]
-        teams = dict(zip(_ids(hit["customer_id"]), hit["team"].astype("object"), strict=True))
-        names.update(zip(_ids(hit["customer_id"]), hit["name"].astype("object"), strict=True))
-    matched: dict[str, StaffInput] = {}
-    orphaned: list[OrphanedNote] = []
-    for item in sorted(inputs, key=lambda i: i.sheet_row):
-        if item.customer_id in team_ids:
-            previous = matched.get(item.customer_id)
-            if previous is not None:
-                orphaned.append(_orphan(previous, names, data.team))
-            matched[item.customer_id] = item
-        else:
-            current = teams.get(item.customer_id)
-            orphaned.append(_orphan(item, names, None if pd.isna(current) else current))
-    return matched, orphaned
-
-
-def _orphan(item: StaffInput, names: Mapping[str, object], team: str | None) -> OrphanedNote:
-    name = names.get(item.customer_id)
-    return OrphanedNote(
-        customer_id=item.customer_id,
-        customer_name=None if name is None or pd.isna(name) else str(name),
-        current_team=team,
-        outcome=item.outcome or _raw(item, "outcome"),  # type: ignore[arg-type]
-        note=item.note,
-        next_contact_date=item.next_contact_date,
-        entered_by=item.entered_by,
-        sheet_row=item.sheet_row,
     )

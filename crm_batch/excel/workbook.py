@@ -7,7 +7,7 @@ kept in memory until the file is closed: about 10 KB per customer (200 MB for a
 20,000-customer team) on top of the interpreter.
 
 Safety: every text cell is written with ``write_string`` after
-:func:`~crm_batch.excel.cells.clean_text`, and XlsxWriter's string guessing (formulas,
+:func:`~crm_batch.excel.cells.cell_text`, and XlsxWriter's string guessing (formulas,
 numbers, URLs) is off, so database text is never a formula. Dates are Excel serial
 numbers with a date format (real dates for Excel and for openpyxl).
 
@@ -37,6 +37,7 @@ import pandas as pd
 import xlsxwriter
 from xlsxwriter.exceptions import XlsxWriterException
 
+from crm_batch.app.followups import StaffInput
 from crm_batch.excel import layout
 from crm_batch.excel.cells import (
     CellReport,
@@ -45,14 +46,10 @@ from crm_batch.excel.cells import (
     formula_text,
 )
 from crm_batch.excel.dashboard import DashboardCell, dashboard_cells, write_dashboard
-from crm_batch.excel.layout import Column, OrphanedNote, StaffInput
+from crm_batch.excel.layout import Column, OrphanedNote
+from crm_batch.excel.sheet_values import display_width, sheet_columns, sheet_rows
 from crm_batch.excel.styles import Formats, money_format, number_format
-from crm_batch.excel.teamdata import (
-    TeamWorkbookData,
-    display_width,
-    sheet_columns,
-    sheet_rows,
-)
+from crm_batch.excel.teamdata import TeamWorkbookData
 from crm_batch.excel.vba.project import (
     VbaModule,
     build_vba_project,

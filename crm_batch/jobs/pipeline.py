@@ -156,7 +156,8 @@ def harvest_workbooks(context: RunContext) -> StageOutcome:
     the very bytes it then replaces, so no file is read twice. A workbook that cannot be
     read is logged and left alone; it does not stop the night."""
     from crm_batch.app.runlog import local_now
-    from crm_batch.excel.refresh import harvest_all, team_workbook_paths
+    from crm_batch.excel.workbook_files import team_workbook_paths
+    from crm_batch.jobs.workbooks import harvest_all
 
     teams = [team for team in _kpis_of(context, "harvest").reports if team is not None]
     current = team_workbook_paths(context.settings, teams).values()
@@ -170,7 +171,7 @@ def refresh_workbooks(context: RunContext) -> StageOutcome:
     """Rebuild every team's workbook from the run's KPIs with the staff inputs merged back
     by customer id, and replace the old one atomically (with a backup)."""
     from crm_batch.app.runlog import local_now
-    from crm_batch.excel.refresh import refresh_team_workbooks
+    from crm_batch.jobs.workbooks import refresh_team_workbooks
 
     run = _kpis_of(context, "workbooks")
     report = refresh_team_workbooks(

@@ -1,0 +1,12 @@
+"""The command line: ``crm-batch`` / ``python run_batch.py``.
+
+Each command builds :class:`~crm_batch.config.Settings` from its common options
+(``--config``, ``--db``, ``--as-of``), calls library code and turns a
+:class:`~crm_batch.errors.CrmBatchError` into a one-line reason on stderr and the
+error's documented exit code. Library modules never print; this module does.
+"""
+
+from crm_batch.cli import data_commands, run_commands  # noqa: F401  (register the commands)
+from crm_batch.cli.group import main
+
+__all__ = ["main"]

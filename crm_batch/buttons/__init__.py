@@ -21,9 +21,18 @@ The package's rooms:
 
 from __future__ import annotations
 
-from crm_batch.buttons.handlers import ButtonResult, make_pdf, refresh, save_followups
-from crm_batch.buttons.refresh_data import COMPUTED_SHEETS
-from crm_batch.buttons.settings import config_file_for, formula_constant
+from crm_batch.runtime import prepare_process
+
+prepare_process()  # an entry point: Excel's Python imports this first (if NumPy is not loaded)
+
+from crm_batch.buttons.handlers import (  # noqa: E402
+    ButtonResult,
+    make_pdf,
+    refresh,
+    save_followups,
+)
+from crm_batch.buttons.refresh_data import COMPUTED_SHEETS  # noqa: E402
+from crm_batch.buttons.settings import config_file_for, formula_constant  # noqa: E402
 
 __all__ = [
     "COMPUTED_SHEETS",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,9 +18,7 @@ import pytest
 from conftest import SQL_DIR, LoadedDb
 from fixtures.canonical import customer_key
 
-from crm_batch.app.kpis import KpiRun
-from crm_batch.app.targets import target_tables
-from crm_batch.config import ThresholdSettings, load_settings
+from crm_batch.config import ThresholdSettings
 from crm_batch.kpi import engine
 from crm_batch.kpi.definitions import registry
 from crm_batch.periods import Period, parse_period
@@ -272,34 +269,6 @@ def test_start_frames_equal_a_full_as_of_extraction(canonical_db: LoadedDb) -> N
 def test_a_period_after_as_of_is_refused() -> None:
     with pytest.raises(ValueError, match="after the business date"):
         clip_period(parse_period("2026Q3"), T)
-
-
-def test_target_table_against_last_year(loaded_db_factory: Any, tmp_path: Path) -> None:
-    """The service's target table: this quarter's actuals against last year's quarter,
-    whose baseline is computed on another database holding the same rows."""
-    db = loaded_db_factory("sqlite", "int")
-    settings = load_settings(
-        database_url=db.url.render_as_string(hide_password=False), environ={}, cwd=tmp_path
-    )
-    actual = reports(loaded_db_factory("duckdb", "int"))[None]
-    run = KpiRun(as_of=T, period=Q2, reports={None: actual}, requested=Q2)
-    table = target_tables(settings, db.engine, run)[None].set_index("kpi")
-    assert set(table["period"]) == {"2026Q2"}
-    assert set(table["baseline_period"]) == {"2025Q2"}
-    assert set(table["baseline_as_of"]) == {date(2025, 6, 30)}
-    # 2025Q2: Alice ordered twice (06-29, 06-30), Guo once (05-26) -> 0.5; x 1.35
-    repurchase = table.loc["repurchase_rate"]
-    assert repurchase["baseline"] == 0.5
-    assert repurchase["target"] == pytest.approx(0.675)
-    assert repurchase["attainment"] == pytest.approx((1 / 6) / 0.675)
-    assert not repurchase["met"]
-    # no leads, tickets or touches in 2025Q2: no baseline, no target, unknown
-    for name in ("lead_conversion_rate", "satisfaction_mean", "campaign_roi"):
-        assert math.isnan(table.loc[name, "target"])
-        assert pd.isna(table.loc[name, "met"])
-    opt_out = table.loc["opt_out_rate"]
-    assert opt_out["target"] == 0.03
-    assert opt_out["attainment"] == pytest.approx(0.03 / (1 / 7))
 
 
 # -- the period sql/ files against independent pandas versions ------------------------

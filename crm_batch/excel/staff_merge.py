@@ -4,7 +4,7 @@ rebuilt, so that notes are never lost.
 Both rebuilds of a Follow-ups table go through :func:`merge_staff_inputs`: the nightly
 rebuild of the workbook file (:mod:`crm_batch.jobs.workbooks`, rows harvested from the
 old file and just stored) and the Refresh button in the open workbook
-(:mod:`crm_batch.buttons.refresh`, rows as typed, saved or not). The callers differ only
+(:mod:`crm_batch.buttons.refresh_data`, rows as typed, saved or not). The callers differ only
 in *where* a row without a place in the table is shown: the nightly rebuild writes it
 to the Orphaned notes sheet, the Refresh button appends it to the table as it was.
 

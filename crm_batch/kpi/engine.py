@@ -24,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from crm_batch import resources
 from crm_batch.config import TargetSettings, ThresholdSettings
 from crm_batch.kpi import (
     campaigns,
@@ -53,8 +53,8 @@ from crm_batch.source.extract import SourceFrames
 from crm_batch.source.extract_period import PeriodFrames, clip_period, extract_period
 from crm_batch.source.sql_files import SqlCatalog
 
-#: The repository's sql/ folder: used when no catalog is given.
-DEFAULT_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+#: The shipped sql/ folder: used when no catalog is given.
+DEFAULT_SQL_DIR = resources.SQL_DIR
 #: Register columns kept in the start-of-period table: its tiers feed the migration
 #: matrix and the touches' segments only, so names and contacts are not copied there.
 START_COLUMNS = ("customer_id", "team", "signup_date")

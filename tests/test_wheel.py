@@ -27,7 +27,7 @@ BUILD_TIMEOUT = 900
 DEMO_TIMEOUT = 1800
 #: Not copied to the build folder: local state that must never reach a wheel.
 NOT_BUILT = (".git", ".venv", "build", "dist", "*.egg-info", "var", "output", "__pycache__")
-NOT_BUILT += (".ruff_cache", ".pytest_cache")
+NOT_BUILT += (".ruff_cache", ".pytest_cache", ".import_linter_cache")
 
 
 def make_package(root: Path, *, shipped: bool, checkout: bool) -> Path:

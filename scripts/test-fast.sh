@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The inner loop while editing: ruff, the layer contracts and every test that needs no
 # database server and is not marked slow (DuckDB and SQLite only), spread over the cores
-# with pytest-xdist. About 2-3 minutes on a 2-core machine; scripts/test.sh (CI) still
+# with pytest-xdist. 1-2.5 minutes on a 2-core machine; scripts/test.sh (CI) still
 # runs everything. Extra arguments go to pytest (e.g. -k kpi, -x, -n 1).
 # CRM_BATCH_TEST_WORKERS sets the number of pytest-xdist workers (default: auto, one per
 # physical core).

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# One command from a fresh clone: set up test needs, lint, run the whole test suite.
-# Extra arguments go to pytest (e.g. -k config, -x). CI runs exactly this script.
+# One command from a fresh clone: set up test needs, lint, check the layer contracts
+# (pyproject.toml [tool.importlinter]), run the whole test suite: every marker, all four
+# databases. Extra arguments go to pytest (e.g. -k config, -x). CI runs exactly this
+# script; scripts/test-fast.sh is the quicker inner loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh --test
 .venv/bin/ruff check .
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

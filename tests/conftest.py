@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import http.server
 import itertools
+import logging
 import os
 import secrets
 import socket
@@ -37,6 +38,7 @@ from fixtures.canonical import AS_OF, PERIOD_LABEL, IdType, canonical_frames, lo
 from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine, make_url
 
+from crm_batch.logs import ConsoleHandler
 from crm_batch.periods import Period, parse_period
 from crm_batch.source.db import make_engine
 from crm_batch.source.sql_files import SqlCatalog
@@ -51,6 +53,8 @@ SERVER_BACKENDS = ("postgres", "mariadb")
 
 _RUN_TOKEN = f"{os.getpid()}_{secrets.token_hex(2)}"
 _COUNTER = itertools.count(1)
+#: The test being set up or run (see :func:`pytest_runtest_setup`).
+_CURRENT_TEST: list[pytest.Item] = []
 
 
 def unique_name() -> str:
@@ -74,7 +78,18 @@ class Server:
         return f"{self.admin_url.host or 'localhost'}:{self.admin_url.port or ''}"
 
     def engine(self) -> Engine:
-        """An autocommit admin engine; skip (or fail) the test if the server is down."""
+        """An autocommit admin engine; skip (or fail) the test if the server is down.
+
+        A test that reaches the server must carry its marker (``postgres``/``mariadb``),
+        so that ``-m 'not postgres and not mariadb'`` (the fast loop) leaves it out.
+        """
+        test = _CURRENT_TEST[0] if _CURRENT_TEST else None
+        if test is not None and test.get_closest_marker(self.backend) is None:
+            pytest.fail(
+                f"{test.nodeid} uses the {self.backend} server without "
+                f"@pytest.mark.{self.backend} (the fast loop would run it)",
+                pytrace=False,
+            )
         if self._unreachable is None and self._engine is None:
             engine = make_engine(self.admin_url, connect_timeout=3, statement_timeout=60)
             engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -152,14 +167,52 @@ _FIXTURE_MARKERS = {
 }
 
 
+#: Parameter values that name a server: backend names and SQLAlchemy dialect names.
+_SERVER_PARAMS = {"postgres": "postgres", "postgresql": "postgres", "mariadb": "mariadb"}
+_SERVER_PARAMS["mysql"] = "mariadb"
+
+
+def _server_params(item: pytest.Item) -> set[str]:
+    """The servers among a parametrized test's values (``backend="postgres"``,
+    ``("mariadb", "text")``, ``dialect="postgresql"``): such a test uses that server."""
+    callspec = getattr(item, "callspec", None)
+    found: set[str] = set()
+    for value in callspec.params.values() if callspec is not None else ():
+        for part in value if isinstance(value, tuple) else (value,):
+            if isinstance(part, str) and part in _SERVER_PARAMS:
+                found.add(_SERVER_PARAMS[part])
+    return found
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests using a server fixture get that server's marker (for ``-m 'not mariadb'``)."""
+    """Tests using a server fixture, or parametrized with a server backend, get that
+    server's marker (for ``-m 'not mariadb'``; :meth:`Server.engine` fails a test that
+    reaches a server without it)."""
     for item in items:
-        for fixture_name in getattr(item, "fixturenames", ()):
-            marker = _FIXTURE_MARKERS.get(fixture_name)
-            if marker is not None:
-                item.add_marker(getattr(pytest.mark, marker))
+        markers = {_FIXTURE_MARKERS.get(name) for name in getattr(item, "fixturenames", ())}
+        for marker in sorted((markers - {None}) | _server_params(item)):
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture(autouse=True)
+def _forget_command_logging() -> Iterator[None]:
+    """A command run in-process (``setup_logging``) points the root logger at the stderr
+    pytest captured for that one test; drop that handler afterwards, so later tests (in
+    the same process, e.g. an xdist worker) never write to a closed stream."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    for handler in list(root.handlers):
+        if isinstance(handler, ConsoleHandler):
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember the test being set up (its markers are checked by :meth:`Server.engine`)."""
+    _CURRENT_TEST[:] = [item]
 
 
 # -- plain data ------------------------------------------------------------------------

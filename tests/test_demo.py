@@ -572,3 +572,17 @@ def test_demo_history_covers_quarter_ends_month_ends_and_the_tiles_comparison_da
     assert dates == sorted([*month_ends, date(2026, 8, 24)])
     assert {date(2026, 6, 30), date(2026, 9, 30)} <= set(dates)
     assert demo_history_dates(date(2026, 11, 24), 0) == []
+
+
+def test_the_demo_renders_both_languages_unless_the_settings_choose(tmp_path: Path) -> None:
+    """A first look shows the zh-CN and the English reports; ``reports.languages`` wins
+    (the CLI tests use it to render one language only)."""
+    from crm_batch.app.demo import demo_settings
+    from crm_batch.config import load_settings
+
+    defaults = load_settings(environ={}, cwd=tmp_path)
+    assert defaults.reports.languages == []  # each report in its scope's language
+    assert demo_settings(defaults).reports.languages == ["zh-CN", "en"]
+    (tmp_path / "crm_batch.toml").write_text('[reports]\nlanguages = ["en"]\n', encoding="utf-8")
+    chosen = load_settings(environ={}, cwd=tmp_path)
+    assert demo_settings(chosen).reports.languages == ["en"]

@@ -34,11 +34,11 @@ def test_readme_test_command_is_what_ci_runs() -> None:
 
 
 def test_readme_data_checks_table_matches_the_check_files() -> None:
-    from crm_batch.config import SHIPPED_SQL_DIR
+    from crm_batch.resources import SQL_DIR
     from crm_batch.source.quality import rules_markdown
 
     text = README.read_text(encoding="utf-8")
     start = text.index("<!-- quality-checks:start")
     start = text.index("\n", start) + 1
     end = text.index("<!-- quality-checks:end -->")
-    assert text[start:end].strip() == rules_markdown(SHIPPED_SQL_DIR / "checks").strip()
+    assert text[start:end].strip() == rules_markdown(SQL_DIR / "checks").strip()

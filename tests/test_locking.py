@@ -158,6 +158,7 @@ def test_database_lock_is_exclusive_per_database(
             engine.dispose()
 
 
+@pytest.mark.postgres
 def test_a_run_against_a_locked_database_stops_before_doing_anything(
     tmp_path: Path, db_url_factory: Callable[[str], URL]
 ) -> None:

@@ -31,6 +31,7 @@ from pydantic import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from crm_batch import resources
 from crm_batch.config.sections import (
     DatabaseSettings,
     EmailSettings,
@@ -219,8 +220,8 @@ def load_settings(
     )
 
 
-#: The queries shipped with crm-batch (the repository's sql/ folder).
-SHIPPED_SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+#: The queries shipped with crm-batch (located by :mod:`crm_batch.resources`).
+SHIPPED_SQL_DIR = resources.SQL_DIR
 
 
 def _sql_dir(env: Mapping[str, str], cwd: Path, base_dir: Path, configured: Path | None) -> Path:

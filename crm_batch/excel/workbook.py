@@ -37,6 +37,7 @@ import pandas as pd
 import xlsxwriter
 from xlsxwriter.exceptions import XlsxWriterException
 
+from crm_batch import resources
 from crm_batch.app.followups import StaffInput
 from crm_batch.excel import layout
 from crm_batch.excel.cells import (
@@ -76,8 +77,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The VBA sources shipped with crm-batch (the repository's workbooks/vba/ folder).
-SHIPPED_VBA_DIR = Path(__file__).resolve().parents[2] / "workbooks" / "vba"
+#: The VBA sources shipped with crm-batch (located by :mod:`crm_batch.resources`).
+SHIPPED_VBA_DIR = resources.VBA_DIR
 VBA_PROJECT_NAME = "CrmTeamWorkbook"
 TABLE_STYLE = "Table Style Medium 2"
 MAX_WIDTH = 60
@@ -103,8 +104,8 @@ def _default_modules(vba_dir: Path) -> tuple[VbaModule, ...]:
     if not any(p.name == "Buttons.bas" for p in files):
         raise WorkbookError(
             f"{vba_dir / 'Buttons.bas'} not found: the team workbooks' button macros ship "
-            "in the crm-batch repository's workbooks/vba/ folder; run crm-batch from its "
-            "checkout (pip install -e .)"
+            "in the crm-batch repository's workbooks/vba/ folder and in its wheel; "
+            "reinstall crm-batch"
         )
     return (*(read_module_file(p) for p in files), *standalone_xlwings_modules())
 

@@ -25,13 +25,14 @@ import jinja2
 from weasyprint import HTML
 from weasyprint.urls import FatalURLFetchingError, URLFetcher
 
+from crm_batch import resources
 from crm_batch.errors import DataError
 from crm_batch.files import atomic_output
 from crm_batch.isolation import TimeLimitedPool
 from crm_batch.progress import track
 
-#: The project's report templates (fixed top-level folder, see DESIGN.md).
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "report_templates"
+#: The project's report templates (located by :mod:`crm_batch.resources`).
+TEMPLATES_DIR = resources.REPORT_TEMPLATES_DIR
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 

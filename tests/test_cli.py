@@ -9,20 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.timeouts import hang_bound
 
 REPO = Path(__file__).resolve().parents[1]
-#: Subprocess timeouts are hang bounds, never speed checks. A 2-core machine running
-#: several test sessions at once (or pytest-xdist workers beside a build) runs a command
-#: several times slower than an idle one, so every bound given to :func:`run_cli` is
-#: multiplied by this factor ($CRM_BATCH_TEST_TIMEOUT_FACTOR, default 3).
-TIMEOUT_FACTOR = float(os.environ.get("CRM_BATCH_TEST_TIMEOUT_FACTOR", "3"))
 #: The shared small demo below: about 40 s on an idle 2-core machine.
 DEMO_TIMEOUT = 600
 
 
 def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 300):
     """Run ``run_batch.py`` in a clean environment (no CRM_BATCH_* from the caller);
-    ``timeout`` (seconds on an idle machine) is scaled by :data:`TIMEOUT_FACTOR`."""
+    ``timeout`` (seconds on an idle machine) is a hang bound (:func:`hang_bound`)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CRM_BATCH_")}
     clean.update(env or {})
     return subprocess.run(
@@ -31,7 +27,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
         env=clean,
         capture_output=True,
         text=True,
-        timeout=timeout * TIMEOUT_FACTOR,
+        timeout=hang_bound(timeout),
         check=False,
     )
 

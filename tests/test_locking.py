@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
+from fixtures.timeouts import hang_bound
 from sqlalchemy.engine import URL
 from test_cli import run_cli
 
@@ -97,7 +98,7 @@ def test_a_second_run_exits_6_at_once_and_a_killed_run_does_not_block(tmp_path: 
         assert elapsed < 10, f"the refused run took {elapsed:.1f}s"  # hang bound; ~0.5 s
     finally:
         first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
+        first.wait(timeout=hang_bound(30))
 
     status = run_cli("status", "--as-of", DEMO_DAY.isoformat(), cwd=folder, timeout=120)
     assert status.returncode == 0, status.stderr

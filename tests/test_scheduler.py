@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
+from fixtures.timeouts import hang_bound
 from test_cli import REPO
 
 from crm_batch.app.engines import build_engine
@@ -318,7 +319,7 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
             if "next nightly slot" in line or "serve: nightly at" in line:
                 break
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)  # hang bound
+        process.wait(timeout=hang_bound(60))
     finally:
         if process.poll() is None:
             process.kill()

@@ -65,7 +65,7 @@ def run_kpis(
     settings: Settings,
     engine: Engine,
     as_of: date,
-    period: Period,
+    period: Period | None = None,
     *,
     teams: Sequence[str] | None = None,
     all_teams: bool = False,
@@ -75,13 +75,15 @@ def run_kpis(
 ) -> KpiRun:
     """Compute the company's reports and those of ``teams`` (or every team) in one pass.
 
-    The company's report is included when no team is named, with ``all_teams``, or
+    ``period`` defaults to the business date's quarter (:func:`snapshot_period`), measured
+    up to ``as_of``. The company's report is included when no team is named, with ``all_teams``, or
     when ``include_company`` says so. ``verify``: run the data checks first (errors stop
     the run with one report, warnings are logged). Pass False only when the same source
     was just checked (:func:`run_data_checks`), e.g. for the other dates of a backfill or
     a target's baseline: the error checks do not depend on the date. ``keep_prepared``
     keeps the extracted, prepared period on the result (:attr:`KpiRun.prepared`).
     """
+    period = period or snapshot_period(as_of)
     try:
         measured = clip_period(period, as_of)
     except ValueError as exc:
@@ -217,7 +219,7 @@ def backfill_snapshots(
     rows = 0
     for day in track(dates, "KPI snapshots", "date"):
         started = datetime.now()
-        run = run_kpis(settings, engine, day, snapshot_period(day), all_teams=True, verify=False)
+        run = run_kpis(settings, engine, day, all_teams=True, verify=False)
         rows += store_snapshots(engine, run, computed_at)
         log.info(
             "snapshots of %s (%s to date): %d scopes in %.1fs",

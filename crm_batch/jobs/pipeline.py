@@ -124,15 +124,9 @@ class RunResult:
 def compute_kpis(context: RunContext) -> StageOutcome:
     """Extract and validate the source data and compute the quarter-to-date KPIs of the
     business date for the company and every team."""
-    from crm_batch.app.kpis import run_kpis, snapshot_period
+    from crm_batch.app.kpis import run_kpis
 
-    run = run_kpis(
-        context.settings,
-        context.engine,
-        context.business_date,
-        snapshot_period(context.business_date),
-        all_teams=True,
-    )
+    run = run_kpis(context.settings, context.engine, context.business_date, all_teams=True)
     context.kpis = run
     customers = len(run.reports[None].customers)
     teams = len(run.reports) - 1

@@ -104,17 +104,8 @@ def _unique(files: Iterable[ReportFile]) -> list[ReportFile]:
 def _recipients(settings: Settings, team: str | None) -> list[str]:
     if team is None:
         return list(dict.fromkeys(settings.email.management))
-    for configured in settings.teams:
-        if configured.name == team:
-            return [configured.manager_email] if configured.manager_email else []
-    return []
-
-
-def _preferred_language(settings: Settings, team: str | None) -> str:
-    for configured in settings.teams:
-        if team is not None and configured.name == team:
-            return configured.language
-    return settings.language
+    manager = settings.team(team).manager_email
+    return [manager] if manager else []
 
 
 def _preferred_languages(settings: Settings, files: Sequence[ReportFile]) -> list[ReportFile]:
@@ -124,7 +115,7 @@ def _preferred_languages(settings: Settings, files: Sequence[ReportFile]) -> lis
         groups.setdefault((item.kind, item.team, item.period), []).append(item)
     keep: set[ReportFile] = set()
     for (_, team, _), group in groups.items():
-        wanted = _preferred_language(settings, team)
+        wanted = settings.language_of(team)
         preferred = [item for item in group if item.language == wanted]
         keep.update(preferred or group)
     return [item for item in files if item in keep]

@@ -19,8 +19,10 @@ Catch-up (``schedule.catch_up``), decided at start-up and at every slot from the
 
 * ``all`` (default): every business date of the last ``max_catch_up_days`` days without a
   successful nightly run is run, oldest first, but none before the first successful
-  nightly run on record (a fresh installation starts with the latest date only). A date
-  whose run failed is retried at the next slot, not in a tight loop;
+  nightly run on record (a fresh installation starts with the latest date only). The
+  earlier dates compute KPIs and snapshots only; the team workbooks and reports are
+  rebuilt once, for the last date. A date whose run failed is retried at the next slot,
+  not in a tight loop;
 * ``latest``: only the most recent due date;
 * ``none``: nothing at start-up; afterwards the date of each slot that passes.
 
@@ -127,8 +129,12 @@ class NightlyScheduler:
         clock: Clock = utc_now,
         stop: threading.Event | None = None,
         cadence: Cadence = NIGHTLY,
+        catch_up_job: Job | None = None,
     ) -> None:
         self.settings = settings
+        # the earlier dates of a catch-up run this instead of ``job`` (nightly: KPIs and
+        # snapshots only; the workbooks and reports are rebuilt once, for the last date)
+        self.catch_up_job = catch_up_job
         self.cadence = cadence
         self.at = settings.quarterly_at if cadence.kind == "quarterly" else settings.nightly_at
         self.tz = tz
@@ -202,8 +208,9 @@ class NightlyScheduler:
                     day,
                 )
                 return done
+            job = self.job if day == dates[-1] or self.catch_up_job is None else self.catch_up_job
             try:
-                self.job(day)
+                job(day)
             except AlreadyRunningError as exc:
                 log.warning(
                     "serve: %s %s not started: %s; trying again soon", self.cadence.kind, day, exc
@@ -288,6 +295,7 @@ def serve(
             ok_dates=recorded_ok_dates("nightly"),
             clock=clock,
             stop=stop,
+            catch_up_job=None if job else (lambda day: run_nightly(settings, day, outputs=False)),
         ),
         NightlyScheduler(
             settings.schedule,

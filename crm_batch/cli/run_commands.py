@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,25 +29,42 @@ log = logging.getLogger("crm_batch")
     "--catch-up",
     is_flag=True,
     help="Run every business date `serve` would run now (missed nights included, as "
-    "schedule.catch_up says), oldest first; for cron and systemd timers.",
+    "schedule.catch_up says), oldest first; for cron and systemd timers. The team "
+    "workbooks and reports are rebuilt once, for the latest date.",
+)
+@click.option(
+    "--outputs-to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write this date's team workbooks and reports into DIR/workbooks and DIR/reports "
+    "instead of the configured folders, and mail nothing (to look at an old date).",
 )
 @handle_errors
 def nightly(
-    config_file: str | None, database_url: str | None, as_of: date | None, catch_up: bool
+    config_file: str | None,
+    database_url: str | None,
+    as_of: date | None,
+    catch_up: bool,
+    outputs_to: Path | None,
 ) -> None:
     """Run the nightly job for the business date: extract, validate, KPIs and snapshots.
 
     \b
     One run at a time: while another run (cron, manual or serve) is in progress this
     one stops at once with exit code 6. Every run and stage is recorded in batch_runs
-    (see `status`). Running a date again replaces that date's outputs.
+    (see `status`). Running a date again replaces that date's outputs. A date older than
+    the latest successful nightly run (a backfill) computes KPIs and snapshots only and
+    keeps the current workbooks and reports; --outputs-to rebuilds them elsewhere.
     Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
     6 already running, 7 timeout.
     """
-    from crm_batch.jobs.pipeline import run_nightly
+    from crm_batch.jobs.pipeline import run_catch_up, run_nightly
 
-    if catch_up and as_of is not None:
-        raise click.UsageError("--catch-up picks the business dates itself; drop --as-of")
+    if catch_up and (as_of is not None or outputs_to is not None):
+        raise click.UsageError(
+            "--catch-up picks the business dates itself and rebuilds the outputs of the "
+            "latest; drop --as-of and --outputs-to"
+        )
     settings = load_settings(config_file, database_url=database_url)
     if catch_up:
         from crm_batch.scheduler import due_business_dates
@@ -54,10 +72,9 @@ def nightly(
         dates = due_business_dates(settings)
         if not dates:
             click.echo("nightly: nothing to catch up (the latest business date ran)")
-        for day in dates:  # the first failure stops: its exit code is the command's
-            click.echo(run_nightly(settings, day).summary())
+        run_catch_up(settings, dates, show=click.echo)
         return
-    result = run_nightly(settings, as_of or default_as_of(settings))
+    result = run_nightly(settings, as_of or default_as_of(settings), outputs_to=outputs_to)
     click.echo(result.summary())
 
 

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crm_batch.app.dates import default_business_date
@@ -65,6 +66,9 @@ class RunContext:
     kpis: KpiRun | None = None  # set by the ``kpis`` stage
     rendered: list[Any] = field(default_factory=list)  # report files, for delivery
     send: bool = False  # e-mail the rendered reports (the delivery stage)
+    # rebuild the team workbooks and reports (None: the ``kpis`` stage decides by the
+    # backfill rule, :func:`decide_outputs`)
+    outputs: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,8 @@ def compute_kpis(context: RunContext) -> StageOutcome:
 
     run = run_kpis(context.settings, context.engine, context.business_date, all_teams=True)
     context.kpis = run
+    if context.outputs is None:
+        context.outputs = decide_outputs(context.engine, context.business_date)
     customers = len(run.reports[None].customers)
     teams = len(run.reports) - 1
     return StageOutcome(customers, f"{customers:,} customers, {teams} teams, {run.period.label}")
@@ -202,6 +208,41 @@ def deliver_reports(context: RunContext) -> StageOutcome:
     return StageOutcome(len(report.sent), report.summary().splitlines()[0])
 
 
+def decide_outputs(engine: Engine, business_date: date) -> bool:
+    """The backfill rule: a nightly run of a date older than the latest successful nightly
+    run computes KPIs and snapshots only, and never replaces the current workbooks and
+    reports (nor mails them) with an older day's; the same date or a newer one rebuilds
+    them. ``nightly --outputs-to DIR`` rebuilds an old date's outputs in a folder of their
+    own."""
+    from crm_batch.app.runlog import ok_business_dates
+
+    done = ok_business_dates(engine, "nightly")
+    newest = max(done) if done else None
+    if newest is not None and business_date < newest:
+        log.info(
+            "nightly %s: backfill of a date before the latest nightly run (%s): KPIs and "
+            "snapshots only; the current workbooks and reports are kept (--outputs-to DIR "
+            "rebuilds this date's outputs in a folder of their own)",
+            business_date.isoformat(),
+            newest.isoformat(),
+        )
+        return False
+    return True
+
+
+def current_outputs(stage: StageFunction) -> StageFunction:
+    """``stage`` when the run rebuilds the team workbooks and reports
+    (:attr:`RunContext.outputs`), else a stage that says it kept them."""
+
+    @functools.wraps(stage)
+    def run(context: RunContext) -> StageOutcome:
+        if context.outputs is False:
+            return StageOutcome(None, "kept the current outputs (backfill of an older date)")
+        return stage(context)
+
+    return run
+
+
 def _kpis_of(context: RunContext, stage: str) -> KpiRun:
     if context.kpis is None:
         raise RuntimeError(f"the {stage} stage needs the kpis stage before it")
@@ -215,10 +256,10 @@ _NO_RETRY = RetrySettings(attempts=1)
 NIGHTLY_STAGES: tuple[Stage, ...] = (
     Stage("kpis", compute_kpis),
     Stage("snapshots", store_kpi_snapshots),
-    Stage("harvest", harvest_workbooks),
-    Stage("workbooks", refresh_workbooks),
-    Stage("reports", write_diagnosis_reports),
-    Stage("delivery", deliver_reports, retry=False),
+    Stage("harvest", current_outputs(harvest_workbooks)),
+    Stage("workbooks", current_outputs(refresh_workbooks)),
+    Stage("reports", current_outputs(write_diagnosis_reports)),
+    Stage("delivery", current_outputs(deliver_reports), retry=False),
 )
 
 
@@ -229,9 +270,11 @@ def run_stages(
     stages: Sequence[Stage],
     *,
     send: bool = False,
+    outputs: bool | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
-    """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``.
+    """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``
+    (``outputs``: :attr:`RunContext.outputs`).
 
     Raises :class:`AlreadyRunningError` (before doing anything) when another run holds
     the file or the database lock. Transient failures of the first connection and of
@@ -271,7 +314,9 @@ def run_stages(
         close_stale_runs(engine, tz, all_others=locked_database)
         recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
-        context = RunContext(settings, engine, business_date, run_id, kind, send=send)
+        context = RunContext(
+            settings, engine, business_date, run_id, kind, send=send, outputs=outputs
+        )
         results = []
         for stage in stages:
             stage_started = time.perf_counter()
@@ -302,12 +347,49 @@ def run_nightly(
     as_of: date,
     *,
     stages: Sequence[Stage] = NIGHTLY_STAGES,
+    outputs: bool | None = None,
+    outputs_to: Path | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The nightly run of business date ``as_of`` (see the module docstring); it mails
-    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on."""
+    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on.
+
+    ``outputs``: rebuild the team workbooks and reports (True), keep them (False: KPIs
+    and snapshots only, e.g. the earlier dates of a catch-up), or decide by the backfill
+    rule (None, :func:`decide_outputs`). ``outputs_to``: rebuild this date's workbooks
+    and reports in ``<outputs_to>/workbooks`` and ``<outputs_to>/reports`` instead of the
+    configured folders, never mailing them (an old date's outputs, for a look back).
+    """
     send = settings.email.enabled and settings.email.nightly_diagnosis
-    return run_stages(settings, "nightly", as_of, stages, send=send, sleep=sleep)
+    if outputs_to is not None:
+        folder = outputs_to.resolve()
+        if folder in (settings.workbooks_dir.resolve(), settings.reports_dir.resolve()):
+            raise ConfigError(
+                f"--outputs-to {outputs_to}: choose a folder other than the configured "
+                "workbooks and reports folders"
+            )
+        settings = settings.model_copy(
+            update={"workbooks_dir": folder / "workbooks", "reports_dir": folder / "reports"}
+        )
+        send, outputs = False, True
+    return run_stages(settings, "nightly", as_of, stages, send=send, outputs=outputs, sleep=sleep)
+
+
+def run_catch_up(
+    settings: Settings, dates: Sequence[date], *, show: Callable[[str], object]
+) -> list[RunResult]:
+    """The nightly runs of ``dates`` (oldest first), as a catch-up: every date's KPIs and
+    snapshots, but the team workbooks and reports only once, for the last date, so a
+    long catch-up neither rebuilds every workbook once per missed night nor pushes the
+    useful backups out. ``show`` gets each run's summary; the first failure stops the
+    catch-up (its exception, and exit code, are the caller's)."""
+    results = []
+    for index, day in enumerate(dates):
+        last = index == len(dates) - 1
+        result = run_nightly(settings, day, outputs=None if last else False)
+        show(result.summary())
+        results.append(result)
+    return results
 
 
 def write_reviews(

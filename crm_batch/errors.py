@@ -67,6 +67,12 @@ class PermanentDependencyError(DependencyError):
     transient = False
 
 
+class LockLostError(PermanentDependencyError):
+    """The run's database lock was lost (its session died, e.g. in a server restart) and
+    another run holds it now: this run stops at the next safe point instead of writing
+    beside the other one."""
+
+
 class AlreadyRunningError(CrmBatchError):
     """Another crm-batch run holds the lock."""
 

@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy.engine import URL, Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crm_batch.config import Settings
+from crm_batch.errors import DependencyError
 from crm_batch.source.db import check_connection, make_engine
+from crm_batch.source.failures import first_line
 
-__all__ = ["build_engine", "check_connection", "open_engine"]
+__all__ = ["build_engine", "check_connection", "database_failure", "open_engine"]
 
 
 def build_engine(settings: Settings, url: URL | None = None) -> Engine:
@@ -39,3 +42,17 @@ def open_engine(settings: Settings, url: URL | None = None) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def database_failure(error: BaseException, where: str) -> DependencyError | None:
+    """``error`` as a :class:`DependencyError` (retried by the run's policy, exit code 5)
+    when it says the database is unavailable: the server went away, restarted, refused
+    or dropped the connection, or is locked for now. None for anything else (a rejected
+    statement or bad data is not cured by waiting)."""
+    unavailable = isinstance(error, OperationalError | InterfaceError) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+    if not unavailable:
+        return None
+    reason = first_line(getattr(error, "orig", None) or error)
+    return DependencyError(f"{where}: database unavailable: {reason}")

@@ -15,6 +15,13 @@
 
 Both are tried once without waiting: a second run stops at once with
 :class:`~crm_batch.errors.AlreadyRunningError` (exit code 6).
+
+A database restart ends the lock's session, and with it the lock, while the run goes
+on. The run therefore checks its lock at every safe point (before each stage,
+:meth:`DatabaseLock.ensure_held`): a lost lock is taken again on a new connection when
+nobody else took it meanwhile; when another run holds it now, this run stops with
+:class:`~crm_batch.errors.LockLostError` (exit code 5), so two runs never go on writing
+side by side.
 """
 
 from __future__ import annotations
@@ -32,8 +39,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from sqlalchemy import Connection, Engine, text
 
-from crm_batch.errors import AlreadyRunningError
+from crm_batch.errors import AlreadyRunningError, DependencyError, LockLostError
 from crm_batch.files import atomic_write_text
+from crm_batch.source.failures import first_line
 
 log = logging.getLogger(__name__)
 
@@ -154,32 +162,105 @@ def release_advisory_lock(conn: Connection) -> None:
         conn.execute(text("select release_lock(:name)"), {"name": _mysql_name(name)})
 
 
-@contextlib.contextmanager
-def database_lock(engine: Engine) -> Iterator[bool]:
-    """Hold the database's advisory lock for the ``with`` block on a dedicated connection.
+class DatabaseLock:
+    """The run's advisory lock on its dedicated connection (see the module docstring).
 
-    Yields True when a lock is held, False when the database has none. Raises
-    :class:`AlreadyRunningError` when another session holds it.
+    Truthy when a lock is held (PostgreSQL, MariaDB/MySQL); falsy on DuckDB and SQLite,
+    which have none and whose checks then cost nothing.
     """
-    if engine.dialect.name not in ADVISORY_DIALECTS:
-        yield False
-        return
-    conn = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-    try:
-        taken = try_advisory_lock(conn)
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+        self.held = False
+
+    def __bool__(self) -> bool:
+        return self.held
+
+    def acquire(self) -> None:
+        """Take the lock once, without waiting; :class:`AlreadyRunningError` when another
+        session holds it."""
+        if self._engine.dialect.name not in ADVISORY_DIALECTS:
+            return
+        conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            taken = try_advisory_lock(conn)
+        except BaseException:
+            conn.close()
+            raise
         if taken is False:
+            conn.close()
             raise AlreadyRunningError(
                 "another crm-batch run holds the database lock (possibly on another "
                 "machine); this run stops without doing anything"
             )
+        self._conn, self.held = conn, taken is True
+
+    def ensure_held(self, where: str) -> None:
+        """At a safe point (``where``, e.g. "before stage workbooks"): make sure the lock
+        is still ours. A dropped session's lock is taken again when it is free; raises
+        :class:`LockLostError` when another run took it, :class:`DependencyError` (retried
+        by the caller's policy) when the database cannot be reached to check."""
+        if not self.held or self._conn is None:
+            return
         try:
-            yield taken is True
+            self._conn.execute(text("select 1")).scalar()
+            return  # the session lives, so its lock does
+        except Exception as exc:
+            log.warning("%s: the database lock's session is gone (%s)", where, first_line(exc))
+            self._discard()
+        try:
+            self.acquire()
+        except AlreadyRunningError:
+            self.held = False
+            raise LockLostError(
+                f"{where}: the run's database lock was lost (its session ended, e.g. in a "
+                "database restart) and another crm-batch run holds it now; this run stops "
+                "here so the two never write at the same time. Check `status`, then run "
+                "this date again if the other run was not for it"
+            ) from None
+        except Exception as exc:
+            self.held = False
+            raise DependencyError(
+                f"{where}: the database lock was lost and the database cannot be reached to "
+                f"take it again: {first_line(exc)}"
+            ) from None
+        log.warning("%s: database lock taken again on a new connection", where)
+
+    def release(self) -> None:
+        """Release the lock and close its connection (the server releases it on close)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if self.held:
+                release_advisory_lock(conn)
+        except Exception as exc:  # closing the connection releases it too
+            log.debug("advisory unlock failed (%s); closing the connection", exc)
+            conn.invalidate()
         finally:
-            if taken:
-                try:
-                    release_advisory_lock(conn)
-                except Exception as exc:  # closing the connection below releases it too
-                    log.debug("advisory unlock failed (%s); closing the connection", exc)
-                    conn.invalidate()
+            self.held = False
+            conn.close()
+
+    def _discard(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+            with contextlib.suppress(Exception):
+                conn.close()
+
+
+@contextlib.contextmanager
+def database_lock(engine: Engine) -> Iterator[DatabaseLock]:
+    """Hold the database's advisory lock for the ``with`` block on a dedicated connection.
+
+    Yields the :class:`DatabaseLock` (truthy when a lock is held, falsy when the database
+    has none). Raises :class:`AlreadyRunningError` when another session holds it.
+    """
+    lock = DatabaseLock(engine)
+    lock.acquire()
+    try:
+        yield lock
     finally:
-        conn.close()
+        lock.release()

@@ -320,12 +320,20 @@ def run_stages(
         results = []
         for stage in stages:
             stage_started = time.perf_counter()
+            where = f"{kind} {day}: {stage.name}"
             try:
+                # a safe point: the lock is still ours (a restart may have ended it)
+                call_with_retries(
+                    lambda where=where: locked_database.ensure_held(where),
+                    settings.retry,
+                    what=f"{where}: database lock",
+                    sleep=sleep,
+                )
                 with recorder.stage(stage.name) as record:
                     outcome = call_with_retries(
-                        lambda stage=stage: stage.run(context),
+                        lambda stage=stage, where=where: _run_stage(stage, context, where),
                         settings.retry if stage.retry else _NO_RETRY,
-                        what=f"{kind} {day}: {stage.name}",
+                        what=where,
                         sleep=sleep,
                     )
                     record.rows = outcome.rows
@@ -340,6 +348,22 @@ def run_stages(
     result = RunResult(run_id, kind, business_date, tuple(results), time.perf_counter() - started)
     log.info("%s %s: ok in %.1fs", kind, business_date.isoformat(), result.seconds)
     return result
+
+
+def _run_stage(stage: Stage, context: RunContext, where: str) -> StageOutcome:
+    """Run one stage; a database that went away mid-stage becomes a
+    :class:`~crm_batch.errors.DependencyError` (retried, exit code 5), never a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from crm_batch.app.engines import database_failure
+
+    try:
+        return stage.run(context)
+    except SQLAlchemyError as exc:
+        failure = database_failure(exc, where)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def run_nightly(

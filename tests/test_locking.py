@@ -137,23 +137,23 @@ def test_database_lock_is_exclusive_per_database(
     elsewhere = make_engine(db_url_factory(backend))  # another schema / database
     try:
         with database_lock(first) as held:
-            assert held is True
+            assert held.held is True
             with (
                 pytest.raises(AlreadyRunningError, match="holds the database lock"),
                 database_lock(second),
             ):
                 pass
             with database_lock(elsewhere) as held_elsewhere:  # unrelated: not blocked
-                assert held_elsewhere is True
+                assert held_elsewhere.held is True
         with database_lock(second) as held:  # released on exit
-            assert held is True
+            assert held.held is True
         # the server releases the lock when the holding connection goes away
         conn = first.connect()
         assert try_advisory_lock(conn.execution_options(isolation_level="AUTOCOMMIT")) is True
         conn.invalidate()
         conn.close()
         with database_lock(second) as held:
-            assert held is True
+            assert held.held is True
     finally:
         for engine in (first, second, elsewhere):
             engine.dispose()

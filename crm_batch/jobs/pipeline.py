@@ -311,7 +311,7 @@ def run_stages(
                 f"{exc} (running: {others})" if others else str(exc)
             ) from None
         ensure_runs_table(engine)
-        close_stale_runs(engine, tz, all_others=locked_database)
+        close_stale_runs(engine, tz, all_others=bool(locked_database))
         recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
         context = RunContext(

@@ -47,6 +47,14 @@ class SqlContractError(CrmBatchError):
     exit_code = ExitCode.DATA
 
 
+class OutputError(CrmBatchError):
+    """An output file or folder cannot be written (a read-only folder, a path that is a
+    file, a full disk): the settings or the machine must change, so it is reported like a
+    configuration problem."""
+
+    exit_code = ExitCode.CONFIG
+
+
 class DataError(CrmBatchError):
     """Source data that cannot be used (wrong type, broken reference)."""
 

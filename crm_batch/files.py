@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import os
 import re
+import stat
 import tempfile
 import unicodedata
 from collections.abc import Iterator
@@ -22,14 +23,33 @@ _WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 
 
+def _umask() -> int:
+    """The process's file creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Permission bits of a new output file: what ``open()`` would give it (0644 under the
+#: usual umask 022), so reports, CSV files and workbooks get the same, readable by the
+#: people the folder is shared with. A temporary file alone would be 0600.
+NEW_FILE_MODE = 0o666 & ~_umask()
+
+
 @contextlib.contextmanager
 def atomic_output(path: Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it replaces ``path``.
 
-    On an exception the temporary file is removed and ``path`` is untouched.
+    On an exception the temporary file is removed and ``path`` is untouched. The new file
+    keeps the permission bits of the file it replaces, else gets :data:`NEW_FILE_MODE`.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        permissions = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        permissions = NEW_FILE_MODE
+    os.chmod(temporary, permissions)
     binary = "b" in mode
     try:
         with os.fdopen(

@@ -74,7 +74,7 @@ def build_demo_database(
 
     building = target.with_name(f"{target.name}.building-{os.getpid()}")
     _remove_database_files(building)
-    engine = build_engine(settings, url.set(database=str(building)))
+    engine = build_engine(settings, url.set(database=str(building)), create=True)
     try:
         counts = demo_data.load_demo(engine, data, id_type=id_type, replace=True, progress=progress)
     except BaseException:

@@ -10,25 +10,51 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crm_batch.config import Settings
-from crm_batch.errors import DependencyError
+from crm_batch.errors import ConfigError, DependencyError
 from crm_batch.source.db import check_connection, make_engine
 from crm_batch.source.failures import first_line
 
 __all__ = ["build_engine", "check_connection", "database_failure", "open_engine"]
 
 
-def build_engine(settings: Settings, url: URL | None = None) -> Engine:
+def missing_database_file(url: URL) -> Path | None:
+    """The file of a DuckDB or SQLite URL when that file does not exist, else None.
+
+    Opening such a URL would create an empty database: a misspelt ``paths.data_dir`` or
+    database path would then run on nothing and report zeros.
+    """
+    if url.get_backend_name() not in {"duckdb", "sqlite"}:
+        return None
+    if url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database)
+    return None if path.exists() else path
+
+
+def build_engine(settings: Settings, url: URL | None = None, *, create: bool = False) -> Engine:
     """An engine for the configured database (or ``url``) with the configured timeouts.
 
-    The caller disposes of it; prefer :func:`open_engine`, which does.
+    A DuckDB or SQLite file that does not exist is a :class:`ConfigError` naming the path
+    and the settings behind it, unless ``create`` (the demo builds its database so). The
+    caller disposes of the engine; prefer :func:`open_engine`, which does.
     """
+    target = settings.database_url if url is None else url
+    missing = None if create else missing_database_file(target)
+    if missing is not None:
+        raise ConfigError(
+            f"there is no database file {missing}: check database.url / --db / "
+            "$CRM_BATCH_DATABASE_URL (without one, crm-batch uses var/demo.duckdb in "
+            f"paths.data_dir, here {settings.data_dir}), or run `crm-batch demo` to build "
+            "the demo database there"
+        )
     return make_engine(
-        settings.database_url if url is None else url,
+        target,
         connect_timeout=settings.connect_timeout_seconds,
         statement_timeout=settings.statement_timeout_seconds,
     )

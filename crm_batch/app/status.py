@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from crm_batch.app.engines import build_engine
+from crm_batch.app.engines import build_engine, missing_database_file
 from crm_batch.app.locking import Holder, read_holder
 from crm_batch.app.runlog import (
     FAILED,
@@ -50,11 +50,10 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
     if holder is not None:
         lines.append(f"running:    {holder.describe()}")
     url = settings.database_url
-    database_file = url.database not in (None, "", ":memory:")
-    if url.get_backend_name() == "duckdb" and database_file and not Path(url.database).exists():
-        # say so instead of creating an empty database file by looking
+    missing = missing_database_file(url)
+    if missing is not None:  # say so instead of creating an empty database file by looking
         lines.append(
-            f"connection: FAILED: there is no database file {url.database}; "
+            f"connection: FAILED: there is no database file {missing}; "
             "`run_batch.py demo` builds the demo database there"
         )
         return "\n".join(lines), False

@@ -136,6 +136,17 @@ class ThresholdSettings(_Section):
             raise ValueError(f"must be greater than active_days ({active})")
         return value
 
+    @field_validator("silver_share")
+    @classmethod
+    def _tiers_within_buyers(cls, value: float, info: Any) -> float:
+        diamond = info.data.get("diamond_share", 0.20)
+        if diamond + value > 1:
+            raise ValueError(
+                f"diamond_share ({diamond}) + silver_share ({value}) is more than all buyers "
+                "(must be at most 1)"
+            )
+        return value
+
 
 class TargetSettings(_Section):
     """A KPI target: a relative change against a baseline period, or an absolute bound."""

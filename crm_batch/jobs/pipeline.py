@@ -43,7 +43,7 @@ from crm_batch.app.runlog import (
     record_run,
 )
 from crm_batch.config import RetrySettings, Settings
-from crm_batch.errors import AlreadyRunningError, ConfigError
+from crm_batch.errors import AlreadyRunningError, ConfigError, OutputError
 from crm_batch.periods import Period, finished_quarter
 
 if TYPE_CHECKING:
@@ -352,7 +352,9 @@ def run_stages(
 
 def _run_stage(stage: Stage, context: RunContext, where: str) -> StageOutcome:
     """Run one stage; a database that went away mid-stage becomes a
-    :class:`~crm_batch.errors.DependencyError` (retried, exit code 5), never a traceback."""
+    :class:`~crm_batch.errors.DependencyError` (retried, exit code 5) and a file that
+    cannot be written an :class:`~crm_batch.errors.OutputError` (exit code 3) naming it,
+    never a traceback."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from crm_batch.app.engines import database_failure
@@ -364,6 +366,14 @@ def _run_stage(stage: Stage, context: RunContext, where: str) -> StageOutcome:
         if failure is None:
             raise
         raise failure from exc
+    except OSError as exc:
+        if exc.filename is None:  # a socket or process error, not a file: as it is
+            raise
+        raise OutputError(
+            f"{where}: cannot write {exc.filename}: {exc.strerror or exc}. Check that "
+            "paths.workbooks_dir and paths.reports_dir are folders this user may write, "
+            "and that the disk has room"
+        ) from exc
 
 
 def run_nightly(

@@ -1,0 +1,66 @@
+"""Bad settings and unwritable outputs end in one clear message naming the setting or
+file, with the documented exit code, and nothing is lost (issue 13, point 7)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fixtures.batch import DEMO_DAY, demo_folder, folder_settings
+
+from crm_batch.cli import main
+from crm_batch.config import load_settings
+from crm_batch.errors import ConfigError, ExitCode, OutputError
+from crm_batch.files import atomic_output
+from crm_batch.jobs.pipeline import run_nightly
+
+
+def test_tier_shares_over_all_buyers_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "crm_batch.toml"
+    config.write_text("[thresholds]\ndiamond_share = 0.6\nsilver_share = 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"silver_share.*diamond_share \(0\.6\) \+ silver_share"):
+        load_settings(config, environ={}, cwd=tmp_path)
+
+
+def test_a_misspelt_data_dir_is_an_error_not_an_empty_database(tmp_path: Path) -> None:
+    folder = demo_folder(tmp_path / "company")
+    config = folder / "crm_batch.toml"
+    config.write_text(config.read_text().replace('data_dir = "var"', 'data_dir = "vra"'))
+    result = CliRunner().invoke(
+        main, ["kpis", "--config", str(config), "--as-of", DEMO_DAY.isoformat()]
+    )
+    assert result.exit_code == ExitCode.CONFIG, result.output
+    assert "there is no database file" in result.output
+    assert "paths.data_dir" in result.output
+    assert not (folder / "vra" / "demo.duckdb").exists()  # nothing created by looking
+
+
+def test_outputs_get_the_usual_permissions_and_keep_those_of_the_file_they_replace(
+    tmp_path: Path,
+) -> None:
+    fresh = tmp_path / "report.pdf"
+    with atomic_output(fresh, "wb") as stream:
+        stream.write(b"%PDF")
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~mask  # 0644, not mkstemp's 0600
+    fresh.chmod(0o640)
+    with atomic_output(fresh, "wb") as stream:
+        stream.write(b"%PDF again")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o640
+
+
+def test_a_workbooks_folder_that_is_a_file_ends_with_exit_3_naming_it(tmp_path: Path) -> None:
+    folder = demo_folder(tmp_path / "company")
+    blocker = folder / "output"
+    blocker.write_text("not a folder", encoding="utf-8")  # output/workbooks cannot exist
+    settings = folder_settings(folder)
+    with pytest.raises(OutputError) as failed:
+        run_nightly(settings, DEMO_DAY)
+    assert failed.value.exit_code == ExitCode.CONFIG
+    assert "output" in str(failed.value)
+    assert "paths.workbooks_dir" in str(failed.value)
+    assert blocker.read_text(encoding="utf-8") == "not a folder"

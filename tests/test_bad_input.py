@@ -10,12 +10,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from crm_batch.cli import main
 from crm_batch.config import load_settings
 from crm_batch.errors import ConfigError, ExitCode, OutputError
 from crm_batch.files import atomic_output
 from crm_batch.jobs.pipeline import run_nightly
+from crm_batch.source.db import make_engine
 
 
 def test_tier_shares_over_all_buyers_are_refused(tmp_path: Path) -> None:
@@ -64,3 +67,27 @@ def test_a_workbooks_folder_that_is_a_file_ends_with_exit_3_naming_it(tmp_path: 
     assert "output" in str(failed.value)
     assert "paths.workbooks_dir" in str(failed.value)
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_one_sqlite_row_that_is_not_utf8_does_not_stop_the_night(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = make_url(f"sqlite:///{(tmp_path / 'sales.sqlite').as_posix()}")
+    folder = demo_folder(tmp_path / "company", url)
+    engine = make_engine(url)
+    with engine.begin() as conn:  # 'Zhang' + a lone 0xFF byte, as a bad import writes it
+        customer = conn.execute(text("select min(customer_id) from customers")).scalar_one()
+        conn.execute(
+            text(
+                "update customers set name = cast(x'5a68616e67ff' as text) where customer_id = :c"
+            ),
+            {"c": customer},
+        )
+    engine.dispose()
+    settings = folder_settings(folder, url)
+
+    result = run_nightly(settings, DEMO_DAY)
+
+    assert result.stages[-1].name == "delivery"  # the whole night ran
+    assert "not valid UTF-8" in caplog.text
+    assert "Zhang" not in caplog.text  # the customer's text never reaches the log

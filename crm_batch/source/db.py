@@ -122,6 +122,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+    dbapi_connection.text_factory = _LenientText()
+
+
+class _LenientText:
+    """SQLite text as ``str``, bytes that are not UTF-8 read as U+FFFD.
+
+    SQLite stores whatever bytes an import wrote; Python's driver then fails the whole
+    query with the row's text in the message (personal data in the log and the run log),
+    stopping the night for one bad row. Instead the broken bytes become U+FFFD, the rest
+    of the text is kept, and one warning per connection counts such values (never the
+    text itself): fix those rows in the source.
+    """
+
+    def __init__(self) -> None:
+        self.broken = 0
+
+    def __call__(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.broken += 1
+            if self.broken == 1:
+                log.warning(
+                    "SQLite text that is not valid UTF-8 was read with U+FFFD in place of "
+                    "the broken bytes; fix those rows in the source (the text is not logged)"
+                )
+            return raw.decode("utf-8", errors="replace")
 
 
 def _mysql_session(dbapi_connection: Any, _record: Any, *, statement_timeout: float | None) -> None:

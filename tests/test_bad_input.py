@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from crm_batch.cli import main
 from crm_batch.config import load_settings
@@ -91,3 +92,44 @@ def test_one_sqlite_row_that_is_not_utf8_does_not_stop_the_night(
     assert result.stages[-1].name == "delivery"  # the whole night ran
     assert "not valid UTF-8" in caplog.text
     assert "Zhang" not in caplog.text  # the customer's text never reaches the log
+
+
+@pytest.mark.postgres
+def test_a_sql_ascii_postgresql_database_runs_the_night(
+    postgres_url: URL, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A database created with ENCODING 'SQL_ASCII' hands text over as bytes: every
+    command used to fail with "TypeError: cannot use a string pattern on a bytes-like
+    object". Its text is now read as UTF-8 (broken bytes as U+FFFD, one warning)."""
+    name = f"crm_sqlascii_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(postgres_url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            text(
+                f"create database {name} encoding 'SQL_ASCII' lc_collate 'C' lc_ctype 'C' "
+                "template template0"
+            )
+        )
+    url = postgres_url.set(database=name).difference_update_query(["options"])
+    try:
+        folder = demo_folder(tmp_path / "company", url)
+        engine = make_engine(url)
+        with engine.begin() as conn:  # a Latin-1 name, as an old import wrote it
+            customer = conn.execute(text("select min(customer_id) from customers")).scalar_one()
+            conn.execute(
+                text(
+                    "update customers set name = convert_from('\\x5a68e56e67', 'SQL_ASCII') "
+                    "where customer_id = :c"
+                ),
+                {"c": customer},
+            )
+        engine.dispose()
+
+        result = run_nightly(folder_settings(folder, url), DEMO_DAY)
+
+        assert result.stages[-1].name == "delivery"
+        assert "not valid UTF-8" in caplog.text
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"drop database if exists {name} with (force)"))
+        admin.dispose()

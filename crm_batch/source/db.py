@@ -104,7 +104,41 @@ def make_engine(
     elif backend in {"mysql", "mariadb"}:
         session = functools.partial(_mysql_session, statement_timeout=statement_timeout)
         event.listen(engine, "connect", session)
+    elif backend == "postgresql":
+        # before SQLAlchemy's own first query on the connection (it reads the version)
+        event.listen(engine, "do_connect", _postgres_connect)
     return engine
+
+
+def _postgres_connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    """Open a psycopg connection and make its text readable (:func:`_postgres_text`)."""
+    connection = dialect.loaded_dbapi.connect(*cargs, **cparams)
+    _postgres_text(connection)
+    return connection
+
+
+#: PostgreSQL text types whose values a SQL_ASCII database hands over as raw bytes.
+_PG_TEXT_TYPES = ("text", "varchar", "bpchar", "name")
+
+
+def _postgres_text(dbapi_connection: Any) -> None:
+    """A database created with ``ENCODING 'SQL_ASCII'`` stores bytes without a character
+    set, and psycopg then returns every text value as ``bytes`` (which breaks every text
+    operation downstream). On such a connection text is read as UTF-8, broken bytes as
+    U+FFFD with one warning (as for SQLite, :class:`_LenientText`); UTF8 databases are
+    untouched."""
+    if getattr(getattr(dbapi_connection, "info", None), "encoding", "utf-8") != "ascii":
+        return
+    from psycopg.adapt import Loader
+
+    lenient = _LenientText()
+
+    class SqlAsciiText(Loader):
+        def load(self, data: Any) -> str:
+            return lenient(bytes(data))
+
+    for name in _PG_TEXT_TYPES:
+        dbapi_connection.adapters.register_loader(name, SqlAsciiText)
 
 
 def _postgres_options(url: URL, statement_timeout: float | None) -> str:
@@ -126,7 +160,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 class _LenientText:
-    """SQLite text as ``str``, bytes that are not UTF-8 read as U+FFFD.
+    """Database bytes as ``str`` (SQLite text, a SQL_ASCII PostgreSQL database), bytes
+    that are not UTF-8 read as U+FFFD.
 
     SQLite stores whatever bytes an import wrote; Python's driver then fails the whole
     query with the row's text in the message (personal data in the log and the run log),
@@ -145,8 +180,9 @@ class _LenientText:
             self.broken += 1
             if self.broken == 1:
                 log.warning(
-                    "SQLite text that is not valid UTF-8 was read with U+FFFD in place of "
-                    "the broken bytes; fix those rows in the source (the text is not logged)"
+                    "database text that is not valid UTF-8 was read with U+FFFD in place "
+                    "of the broken bytes; fix those rows in the source (the text is not "
+                    "logged)"
                 )
             return raw.decode("utf-8", errors="replace")
 
@@ -239,7 +275,8 @@ def _fetch(
         with conn:
             if arrow and engine.dialect.name == "duckdb":
                 return conform_arrow(_fetch_duckdb_arrow(conn, query, binds), query, timezone)
-            conninfo = pg_arrow.libpq_conninfo(conn) if arrow and engine not in _ROWS_ONLY else None
+            arrow = arrow and engine not in _ROWS_ONLY and not _sql_ascii(conn)
+            conninfo = pg_arrow.libpq_conninfo(conn) if arrow else None
             adbc = pg_arrow.adbc_postgres() if conninfo else None
             if adbc is not None and conninfo and None not in binds.values():
                 try:
@@ -261,6 +298,16 @@ def _fetch(
     except duckdb.Error as exc:
         raise rejected_error(query, first_line(exc)) from None
     return conform_frame(frame, query, timezone=timezone)
+
+
+def _sql_ascii(conn: Connection) -> bool:
+    """Whether ``conn`` is a PostgreSQL connection to a SQL_ASCII database: its text is
+    raw bytes, which Arrow would take for UTF-8 unchecked, so it goes through the row
+    fetch and :func:`_postgres_text`'s reading instead."""
+    if conn.dialect.name != "postgresql":
+        return False
+    info = getattr(conn.connection.dbapi_connection, "info", None)
+    return getattr(info, "encoding", "utf-8") == "ascii"
 
 
 def _fetch_rows(conn: Connection, query: SqlQuery, binds: Mapping[str, Any]) -> pd.DataFrame:

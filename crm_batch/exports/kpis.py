@@ -46,18 +46,42 @@ def spreadsheet_safe(text: str | None) -> str | None:
     return text
 
 
-def _json_number(value: float) -> float | int | None:
+def _json_number(value: float, unit: str | None = None) -> float | int | None:
+    """A value as JSON: None for missing, integers as integers, money to the cent (a sum
+    of order amounts in binary floating point is 7995442.459999999, not what anyone
+    booked)."""
     if value is None or not math.isfinite(value):
         return None
+    if unit == "money":
+        value = round(float(value), 2)
     return int(value) if float(value).is_integer() and abs(value) < 2**53 else value
 
 
+def _csv_number(value: float | None, unit: str) -> str:
+    """A value as CSV text: empty for missing, money to the cent, else its shortest
+    exact text."""
+    if value is None or not math.isfinite(value):
+        return ""
+    return f"{value:.2f}" if unit == "money" else repr(float(value))
+
+
+def _unit(name: str) -> str | None:
+    kpi = registry().get(name)
+    return kpi.unit if kpi else None
+
+
 def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None = None) -> str:
-    """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README)."""
+    """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README).
+
+    ``measured_at`` is the day the point-in-time KPIs (customer counts, tiers, warnings,
+    Pareto) are taken at: the period's last day up to ``as_of``, so a past period asked
+    for with a later ``--as-of`` says that its stock KPIs are of its own last day.
+    """
     document: dict[str, Any] = {
         "format": JSON_FORMAT,
         "version": JSON_VERSION,
         "as_of": run.as_of.isoformat(),
+        "measured_at": run.period.end.isoformat(),
         "period": {
             "label": run.period.label,
             "kind": run.period.kind,
@@ -68,7 +92,9 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
             {
                 "scope": "all" if team is None else "team",
                 "team": team,
-                "kpis": {name: _json_number(value) for name, value in report.kpis.items()},
+                "kpis": {
+                    name: _json_number(value, _unit(name)) for name, value in report.kpis.items()
+                },
             }
             for team, report in run.reports.items()
         ],
@@ -80,9 +106,9 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
                     "kpi": row.kpi,
                     "rule": row.rule,
                     "baseline_period": row.baseline_period,
-                    "baseline": _json_number(row.baseline),
-                    "target": _json_number(row.target),
-                    "actual": _json_number(row.actual),
+                    "baseline": _json_number(row.baseline, _unit(row.kpi)),
+                    "target": _json_number(row.target, _unit(row.kpi)),
+                    "actual": _json_number(row.actual, _unit(row.kpi)),
                     "attainment": _json_number(row.attainment),
                     "met": None if pd.isna(row.met) else bool(row.met),
                 }
@@ -92,13 +118,14 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
 
 
 def as_csv(run: KpiRun) -> str:
-    """Long CSV: as_of, period, scope, team, kpi, value (raw values, rates as fractions)."""
+    """Long CSV: as_of, period, scope, team, kpi, value (rates as fractions, money to the
+    cent)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["as_of", "period", "scope", "team", "kpi", "value"])
     for team, report in run.reports.items():
         for name, value in report.kpis.items():
-            shown = "" if value is None or not math.isfinite(value) else repr(float(value))
+            shown = _csv_number(value, _unit(name) or "")
             writer.writerow(
                 [
                     run.as_of.isoformat(),
@@ -136,6 +163,9 @@ def as_table(run: KpiRun, language: str, currency: str) -> str:
     else:
         title = f"KPIs as of {run.as_of.isoformat()}, period {run.period.label}"
     span = f"({run.period.start.isoformat()} – {run.period.end.isoformat()})"
+    if run.period.end < run.as_of:  # a past period: its stock KPIs are of its last day
+        day = run.period.end.isoformat()
+        span += f",时点指标取 {day}" if language == "zh-CN" else f", stock KPIs measured {day}"
     return f"{title} {span}\n{_align(rows)}"
 
 

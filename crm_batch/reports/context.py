@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.characters import normalize_characters
 from crm_batch.i18n.messages import channel_label, message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import PeriodReport
@@ -52,13 +53,15 @@ LIFECYCLES = ("new", "active", "dormant", "churned")
 def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
     """Database text for a table cell: one line, at most ``limit`` characters.
 
-    Line breaks and tabs become spaces (a name must not break a row's layout), a
-    missing value becomes a dash, and a longer text is cut with an ellipsis. Escaping
-    is left to the template engine.
+    The workbook's character rules apply (:mod:`crm_batch.i18n.characters`: no NUL, ESC
+    or other control characters, no bidirectional overrides, lone surrogates as U+FFFD);
+    line breaks and tabs become spaces (a name must not break a row's layout), a missing
+    value becomes a dash, and a longer text is cut with an ellipsis. Escaping is left to
+    the template engine.
     """
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return fmt.DASH
-    text = " ".join(str(value).split())
+    text = " ".join(normalize_characters(str(value)).split())
     if not text:
         return fmt.DASH
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"

@@ -67,6 +67,15 @@ CHECK_RULES: dict[str, CheckRule] = {
         "The run stops: a customer id must name exactly one customer, or orders and "
         "tiers would be credited to the wrong person. Remove the duplicate or NULL ids.",
     ),
+    "dates_stored_as_text": CheckRule(
+        "error",
+        "The run stops: SQLite compares these dates as text, so they would move every "
+        "window boundary by a day without a word. Store dates as SQLAlchemy and the demo "
+        "do: 'YYYY-MM-DD' in date columns (update orders set order_date = "
+        "date(order_date)), 'YYYY-MM-DD HH:MM:SS.ffffff' in timestamp columns (update leads "
+        "set created_at = strftime('%Y-%m-%d %H:%M:%S', created_at) || '.000000'), or point "
+        "sql/ at a view that converts them.",
+    ),
     "customers_missing_signup": CheckRule(
         "warning",
         "The register of T holds customers signed up on or before T, so these customers "

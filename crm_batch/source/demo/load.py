@@ -346,7 +346,7 @@ def _select_list(table: Table, frame: pd.DataFrame, id_type: str, backend: str) 
         elif isinstance(kind, DateTime):
             expr = f"CAST({name} AS TIMESTAMP)"
             if backend == "sqlite":  # the ISO text SQLite compares and crm-batch binds
-                expr = f"strftime({expr}, '%Y-%m-%d %H:%M:%S')"
+                expr = f"strftime({expr}, '%Y-%m-%d %H:%M:%S.%f')"
         elif isinstance(kind, Date):
             expr = f"CAST({name} AS DATE)"
             if backend == "sqlite":

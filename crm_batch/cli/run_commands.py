@@ -40,8 +40,11 @@ def nightly(
     One run at a time: while another run (cron, manual or serve) is in progress this
     one stops at once with exit code 6. Every run and stage is recorded in batch_runs
     (see `status`). Running a date again replaces that date's outputs.
+    One team's failure (its workbook or report, a team name that cannot be used)
+    does not stop the others: the run completes with problems, listed with what to
+    do in the output and in `status`.
     Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
-    6 already running, 7 timeout.
+    6 already running, 7 timeout, 8 completed with problems.
     """
     from crm_batch.jobs.pipeline import run_nightly
 
@@ -54,11 +57,16 @@ def nightly(
         dates = due_business_dates(settings)
         if not dates:
             click.echo("nightly: nothing to catch up (the latest business date ran)")
+        results = []
         for day in dates:  # the first failure stops: its exit code is the command's
-            click.echo(run_nightly(settings, day).summary())
+            results.append(run_nightly(settings, day))
+            click.echo(results[-1].summary())
+        for done in results:  # problems do not stop the catch-up; they set exit 8
+            done.raise_for_problems()
         return
     result = run_nightly(settings, as_of or default_as_of(settings))
     click.echo(result.summary())
+    result.raise_for_problems()
 
 
 @main.command()
@@ -158,6 +166,7 @@ def quarterly(
         stages=quarterly_stages(teams=[team] if team else None, languages=[lang] if lang else None),
     )
     click.echo(result.summary())
+    result.raise_for_problems()
 
 
 @main.command()

@@ -55,11 +55,14 @@ def team_of(scope: str, team: str) -> str | None:
 def scope_problem(scope: object, team: object) -> str | None:
     """Why ``(scope, team)`` cannot be stored (None: it can)."""
     if scope not in SCOPES:
-        return f"snapshot scope must be one of {', '.join(SCOPES)}, got {scope!r}"
+        return (
+            f"snapshot scope must be 'all' or 'team' (or '{NO_TEAM_SCOPE}', the customers "
+            f"without a team), got {scope!r}"
+        )
     if (scope == "team") == (team == ""):
         return (
-            f"snapshot scope {scope!r} with team {team!r}: scopes 'all' and "
-            f"'{NO_TEAM_SCOPE}' have team '', scope 'team' names the team"
+            f"snapshot scope {scope!r} with team {team!r}: scope 'all' has team '' (so "
+            f"does '{NO_TEAM_SCOPE}'), scope 'team' names the team"
         )
     if len(str(team)) > MAX_TEAM_CHARS:
         return (

@@ -120,9 +120,11 @@ def retire_side_copies(path: Path, keep: int, *, protect: Collection[Path] = ())
     copies = side_copies(path)
     moved = []
     for copy in copies[: max(len(copies) - keep, 0)]:
-        if copy.resolve() in protected or owner_files(copy):
+        stamp = _side_stamp(copy, path)
+        if stamp is None or copy.resolve() in protected or owner_files(copy):
             continue
-        moved.append(archive(copy, datetime.fromtimestamp(copy.stat().st_mtime), path.stem))
+        written = datetime.strptime(stamp[0], "%Y-%m-%d %H%M")
+        moved.append(archive(copy, written, path.stem))
     if moved:
         prune_backups(path.parent / BACKUP_FOLDER, path.stem, keep)
     return moved

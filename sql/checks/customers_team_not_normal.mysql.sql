@@ -1,6 +1,7 @@
--- customers_team_not_normal: Customers whose team is NULL, empty, padded with whitespace,
---   holds a line break, a tab or repeated spaces, or is longer than 64 characters: names
---   that are stored in another form than the one the suite uses, or cannot be a scope.
+-- customers_team_not_normal: Customers whose team is empty, padded with whitespace, holds
+--   a line break, a tab or repeated spaces, or is longer than 64 characters: names stored
+--   in another form than the one the suite uses, or that cannot be a scope. NULL (no
+--   team) is fine: those customers form the (unassigned) scope.
 -- params:
 --   sample_rows int: how many failing rows to return as examples
 --   tab text: the tab character
@@ -18,14 +19,16 @@ with failing as (
         c.customer_id as customer_id,
         c.team as team
     from customers as c
-    where c.team is null
-       or char_length(c.team) = 0
-       or char_length(trim(c.team)) <> char_length(c.team)
-       or char_length(replace(c.team, :tab, '')) <> char_length(c.team)
-       or char_length(replace(c.team, :line_feed, '')) <> char_length(c.team)
-       or char_length(replace(c.team, :carriage_return, '')) <> char_length(c.team)
-       or char_length(replace(c.team, '  ', ' ')) <> char_length(c.team)
-       or char_length(c.team) > 64
+    where c.team is not null
+      and (
+          char_length(c.team) = 0
+          or char_length(trim(c.team)) <> char_length(c.team)
+          or char_length(replace(c.team, :tab, '')) <> char_length(c.team)
+          or char_length(replace(c.team, :line_feed, '')) <> char_length(c.team)
+          or char_length(replace(c.team, :carriage_return, '')) <> char_length(c.team)
+          or char_length(replace(c.team, '  ', ' ')) <> char_length(c.team)
+          or char_length(c.team) > 64
+      )
 ),
 
 ranked as (

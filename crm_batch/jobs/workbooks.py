@@ -67,7 +67,8 @@ log = logging.getLogger(__name__)
 
 
 class WorkbookRefreshError(CrmBatchError):
-    """Some team workbooks could not be refreshed or harvested (the others were)."""
+    """Some workbooks could not be harvested by the ``harvest`` command (the others
+    were stored); the nightly run reports such files as problems instead."""
 
     exit_code = DataError.exit_code
 

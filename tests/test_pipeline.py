@@ -24,7 +24,7 @@ from sqlalchemy.engine import URL
 from test_cli import run_cli
 
 from crm_batch.app.engines import build_engine
-from crm_batch.app.runlog import FAILED, OK, RUN_STAGE
+from crm_batch.app.runlog import FAILED, OK, RUN_STAGE, ok_business_dates
 from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ExitCode
@@ -458,6 +458,11 @@ def test_a_team_whose_report_fails_costs_the_other_teams_nothing(
     assert len(calls[0]) == 9
     assert all(len(chosen) == 1 for chosen in calls[1:])
     assert [r["status"] for r in runs(settings) if r["stage"] == RUN_STAGE] == ["problems"]
+    engine = build_engine(settings)
+    try:  # a run with problems is done: catch-up and serve do not run the date again
+        assert ok_business_dates(engine, "nightly") == {DEMO_DAY}
+    finally:
+        engine.dispose()
 
 
 def test_an_unharvestable_workbook_file_is_a_problem_not_a_green_night(tmp_path: Path) -> None:

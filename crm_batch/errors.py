@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     DEPENDENCY = 5  # a dependency is unavailable: database, SMTP server
     ALREADY_RUNNING = 6  # another run holds the lock
     TIMEOUT = 7  # a stage ran past its time limit
+    PROBLEMS = 8  # completed with problems: every stage ran, some team's output failed
 
 
 class CrmBatchError(Exception):
@@ -91,3 +92,11 @@ class StageTimeoutError(CrmBatchError):
     """A stage or a statement ran past its configured time limit."""
 
     exit_code = ExitCode.TIMEOUT
+
+
+class CompletedWithProblemsError(CrmBatchError):
+    """The run finished every stage, but some team's workbook, report or scope failed
+    (the other teams got theirs); the message counts them, the log and ``status`` list
+    each with what to do."""
+
+    exit_code = ExitCode.PROBLEMS

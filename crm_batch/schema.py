@@ -146,7 +146,7 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         "kpi_snapshots",
         md,
         Column("as_of", Date, nullable=False),
-        Column("scope", String(8), nullable=False),  # 'all' | 'team'
+        Column("scope", String(8), nullable=False),  # 'all' | 'team' | 'noteam'
         Column("team", String(64), nullable=False),  # '' when scope = 'all'
         Column("kpi", String(64), nullable=False),
         Column("value", Double, nullable=True),  # 8-byte: FLOAT is 4 on DuckDB/MariaDB

@@ -5,16 +5,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import openpyxl
 import pandas as pd
 import pytest
-from fixtures.batch import DEMO_DAY, demo_folder, folder_settings, run_rows
+from fixtures.batch import (
+    DEMO_DAY,
+    ODD_FIRST_ID,
+    ODD_TEAMS,
+    add_customers,
+    demo_folder,
+    folder_settings,
+    run_rows,
+)
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from test_cli import run_cli
 
 from crm_batch.app.engines import build_engine
-from crm_batch.app.runlog import FAILED, OK, RUN_STAGE
+from crm_batch.app.runlog import FAILED, OK, RUN_STAGE, ok_business_dates
 from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
 from crm_batch.errors import ExitCode
@@ -314,3 +324,191 @@ def test_a_quarter_that_has_not_finished_is_refused_before_any_run(tmp_path: Pat
     with pytest.raises(ConfigError, match="not a quarter"):
         run_quarterly(settings, parse_period("2025-05"))
     assert not (tmp_path / "none.duckdb").exists()  # no database opened
+
+
+# -- a team's failure is that team's failure (issue 13) ----------------------------------
+
+
+def _odd_company(tmp_path: Path, teams: dict[str, str | None]) -> Settings:
+    """The demo company plus one customer per entry of ``teams`` (key -> team as stored)."""
+    settings = folder_settings(demo_folder(tmp_path))
+    engine = build_engine(settings)
+    try:
+        add_customers(engine, teams)
+    finally:
+        engine.dispose()
+    return settings
+
+
+def _workbook_names(settings: Settings) -> set[str]:
+    return {path.name for path in settings.workbooks_dir.glob("*.xlsm")}
+
+
+def test_a_customer_with_an_empty_team_does_not_stop_the_night(tmp_path: Path) -> None:
+    """Was: exit 1 "snapshot scope 'team' with team ''" at the snapshots stage, no
+    workbook for anyone. '' is no team: the (unassigned) scope, stored as 'noteam'."""
+    settings = _odd_company(tmp_path, {"empty": ODD_TEAMS["empty"]})
+    result = run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
+    assert result.problems == ()
+    assert result.stages[3].rows == 9  # 8 teams and the unassigned scope
+    assert "(unassigned).xlsm" in _workbook_names(settings)
+    stored = snapshots(settings)
+    assert set(stored["scope"]) == {"all", "team", "noteam"}
+    assert "" not in set(stored.loc[stored["scope"] == "team", "team"])
+    assert set(stored.loc[stored["scope"] == "noteam", "team"]) == {""}
+
+
+@pytest.mark.filterwarnings("ignore:.*extension is not supported:UserWarning")
+def test_customers_without_a_team_get_their_own_scope_workbook_and_note(tmp_path: Path) -> None:
+    """Was: customers with team NULL silently appeared in no workbook and no team report."""
+    settings = _odd_company(tmp_path, {"null": None, "also null": None})
+    ids = {ODD_FIRST_ID, ODD_FIRST_ID + 1}
+    result = run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
+    assert "(unassigned).xlsm" in _workbook_names(settings)
+    kpis = result.stages[0]
+    assert kpis.notes == (
+        f"2 customers have no team (e.g. ids {min(ids)}, {max(ids)}): they are the "
+        "(unassigned) scope, with its own workbook and report; set their team at the source "
+        "(customers.team)",
+    )
+    book = openpyxl.load_workbook(settings.workbooks_dir / "(unassigned).xlsm", read_only=True)
+    try:
+        assert book.defined_names["crm_team"].value == '"(unassigned)"'
+        customers = book["Customers"] if "Customers" in book.sheetnames else book.worksheets[1]
+        cells = {str(value) for row in customers.iter_rows(values_only=True) for value in row}
+    finally:
+        book.close()
+    assert {str(i) for i in ids} <= cells
+    logged = {(r["stage"], r["status"]): r for r in runs(settings)}
+    assert logged[("kpis", OK)]["error"].startswith("note: 2 customers have no team")
+
+
+def test_a_team_name_with_a_line_break_is_one_team_night_after_night(tmp_path: Path) -> None:
+    """Was: a team with a newline was stored differently each night: its workbook was
+    'not replaced' and a new dated copy written every night."""
+    settings = _odd_company(tmp_path, {"newline": ODD_TEAMS["newline"], "spaced": "  North East "})
+    results = [run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4]) for _night in range(2)]
+    assert not [name for name in _workbook_names(settings) if " 20" in name]  # no dated copy
+    assert "North East.xlsm" in _workbook_names(settings)
+    assert [result.problems for result in results] == [(), ()]
+    assert (settings.workbooks_dir / "backup").is_dir()  # the second night replaced it
+    teams = set(snapshots(settings)["team"])
+    assert "North East" in teams
+    assert not any("\n" in team or team != team.strip() for team in teams)
+
+
+def test_a_300_character_team_fails_alone_with_exit_8_and_a_status_line(tmp_path: Path) -> None:
+    """Was: the team failed, then the run stopped before any team's report. Now the
+    other teams get everything, the run ends with exit 8 and `status` says what to do."""
+    settings = _odd_company(tmp_path, {"long": ODD_TEAMS["long"], "empty": ""})
+    folder = tmp_path
+    result = run_cli("nightly", "--as-of", DEMO_DAY.isoformat(), cwd=folder)
+    assert [s.split()[0] for s in result.stdout.splitlines()[1:7]] == NIGHTLY_NAMES
+    assert result.returncode == 8, result.stderr
+    assert result.stdout.splitlines()[0].startswith(
+        f"nightly {DEMO_DAY.isoformat()}: completed with 1 problem(s)"
+    )
+    line = (
+        f"team '{'L' * 40}…' (300 characters): the name has 300 characters, more than 64; "
+        "the team gets no snapshot, workbook or report (its 1 customers count in the "
+        "company's KPIs). What to do: fix the name in the source"
+    )
+    assert f"PROBLEM: {line}" in result.stdout
+    assert "crm-batch: error: nightly 2026-06-30 completed with 1 problem(s)" in result.stderr
+    assert len(_workbook_names(settings)) == 9  # 8 teams and (unassigned)
+    assert not any(name.startswith("L") for name in _workbook_names(settings))
+
+    status = run_cli("status", cwd=folder)
+    assert status.returncode == 0, status.stderr
+    assert "last nightly run: problems (business date 2026-06-30)" in status.stdout
+    assert f"  PROBLEM: {line}" in status.stdout
+    assert "  note: 1 customers have no team" in status.stdout
+    run_row = [r for r in runs(settings) if r["stage"] == RUN_STAGE][-1]
+    assert (run_row["status"], run_row["error"].splitlines()[0][:30]) == ("problems", line[:30])
+
+
+def test_a_team_whose_report_fails_costs_the_other_teams_nothing(
+    duckdb_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report that fails to render is its team's problem; every other scope's report
+    is written (the batch is rendered again scope by scope to find the failing one)."""
+    from crm_batch.reports import diagnosis
+
+    calls: list[list[str | None]] = []
+
+    def render(settings: Settings, run: Any, scopes: Any = None, languages: Any = None):
+        chosen = list(run.reports) if scopes is None else list(scopes)
+        calls.append(chosen)
+        if "Shanghai" in chosen:
+            raise RuntimeError("render worker crashed")
+        return [f"report of {scope}" for scope in chosen]
+
+    monkeypatch.setattr(diagnosis, "write_diagnoses", render)
+    settings = duckdb_settings.model_copy(
+        update={"reports": duckdb_settings.reports.model_copy(update={"nightly_diagnosis": True})}
+    )
+    kpis, reports = NIGHTLY_STAGES[0], NIGHTLY_STAGES[4]
+    result = run_nightly(settings, DEMO_DAY, stages=(kpis, reports))
+    assert result.stages[1].rows == 8  # the company and 7 of the 8 teams
+    [problem] = result.problems
+    assert problem.startswith(
+        "team 'Shanghai': its diagnosis report could not be written (RuntimeError: render "
+        "worker crashed)"
+    )
+    assert len(calls[0]) == 9
+    assert all(len(chosen) == 1 for chosen in calls[1:])
+    assert [r["status"] for r in runs(settings) if r["stage"] == RUN_STAGE] == ["problems"]
+    engine = build_engine(settings)
+    try:  # a run with problems is done: catch-up and serve do not run the date again
+        assert ok_business_dates(engine, "nightly") == {DEMO_DAY}
+    finally:
+        engine.dispose()
+
+
+def test_an_unharvestable_workbook_file_is_a_problem_not_a_green_night(tmp_path: Path) -> None:
+    """Was: a truncated workbook file made `nightly` exit 0 "ok" while its rows were not
+    stored. Now it is its team's problem, named with the file and what to do."""
+    settings = folder_settings(demo_folder(tmp_path))
+    run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
+    good = settings.workbooks_dir / "Shanghai.xlsm"
+    truncated = settings.workbooks_dir / "Shanghai 2026-06-29 0300.xlsm"
+    truncated.write_bytes(good.read_bytes()[:5000])
+    result = run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
+    run_row = [r for r in runs(settings) if r["stage"] == RUN_STAGE][-1]
+    assert run_row["status"] == "problems"
+    [problem] = result.problems
+    assert problem.startswith(
+        "team 'Shanghai': Shanghai 2026-06-29 0300.xlsm could not be harvested"
+    )
+    assert "What to do: repair Shanghai 2026-06-29 0300.xlsm" in problem
+    assert truncated.exists()  # kept until it is repaired or moved away
+
+
+def test_a_workbook_renamed_by_a_new_look_alike_team_leaves_no_stale_copy(
+    tmp_path: Path,
+) -> None:
+    """Was: a new team 'shanghai' forced the hashed name Shanghai-303b1fa9.xlsm while the
+    old Shanghai.xlsm stayed behind, stale. Now the old file moves to the new name, with
+    what staff typed in it."""
+    from crm_batch.excel.harvest import read_staff_inputs
+    from crm_batch.excel.workbook_files import team_workbook_paths
+
+    settings = folder_settings(demo_folder(tmp_path))
+    run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
+    old = settings.workbooks_dir / "Shanghai.xlsm"
+    engine = build_engine(settings)
+    try:
+        add_customers(engine, {"look-alike": "shanghai"})
+    finally:
+        engine.dispose()
+    result = run_nightly(settings, DEMO_DAY, stages=NIGHTLY_STAGES[:4])
+    assert not old.exists()
+    assert result.problems == ()
+    new = team_workbook_paths(settings, ["Shanghai", "shanghai"])["Shanghai"]
+    assert new.name.startswith("Shanghai-")
+    assert new.is_file()
+    assert not old.exists()
+    assert read_staff_inputs(new).team == "Shanghai"
+    names = _workbook_names(settings)
+    assert len(names) == 9
+    assert not [name for name in names if " 20" in name]

@@ -117,6 +117,11 @@ WARNING_ROWS: dict[str, list[dict[str, Any]]] = {
         _customer("00018", None, team="South"),          # customers_missing_signup
         _customer("00019", _D(2026, 2, 1), "00019"),      # customers_bad_referrer (self)
         _customer("00020", _D(2026, 2, 1), "99999"),      # customers_bad_referrer (unknown)
+        _customer("00022", _D(2026, 2, 1), team=""),             # customers_team_not_normal
+        _customer("00023", _D(2026, 2, 1), team=" North "),      # customers_team_not_normal
+        _customer("00024", _D(2026, 2, 1), team="North\nEast"),  # customers_team_not_normal
+        _customer("00025", _D(2026, 2, 1), team="North  East"),  # customers_team_not_normal
+        _customer("00026", _D(2026, 2, 1), team="North East"),   # fine: normal form
     ],
     "orders": [
         _order("W-1", None, _D(2026, 6, 1), 70.00),                  # orders_missing_customer
@@ -186,6 +191,7 @@ EXPECTED_WARNINGS = {
     "tickets_unknown_customer": 2,  # TK-W1, TK-W2
     "touches_unknown_customer": 1,  # TC-W1
     "leads_unknown_customer": 1,  # L-W1
+    "customers_team_not_normal": 4,  # 00022 '', 00023 padded, 00024 line feed, 00025 2 spaces
 }
 #: Failing rows per check in the ``errors`` database (the warnings' rows are there too).
 EXPECTED_ERRORS = {
@@ -368,6 +374,24 @@ def test_canonical_data_passes(canonical_db: LoadedDb) -> None:
 # -- dirty data ------------------------------------------------------------------------
 
 
+def test_team_names_not_in_normal_form_are_named_by_the_check(
+    backend: str, dirty_db_factory: Callable[[str, str], DirtyDb]
+) -> None:
+    """Empty, padded, multi-line and double-spaced team names are listed with their
+    customer; a clean name and NULL (no team: the unassigned scope) are not."""
+    db = dirty_db_factory(backend, "warnings")
+    report = check_source(db.engine, CHECKS_DIR, AS_OF, today=TODAY)
+    [result] = [r for r in report.warnings if r.name == "customers_team_not_normal"]
+    assert result.sample["customer_id"].tolist() == ["00022", "00023", "00024", "00025"]
+    lines = result.sample_lines()
+    assert "customer_id='00024', team='North\\x0aEast'" in lines
+    assert "team=' North '" in lines[1]
+    assert any(
+        line.startswith("data warning customers_team_not_normal: 4 found")
+        for line in (report.warning_lines())
+    )
+
+
 def test_every_check_finds_exactly_the_planted_rows(
     backend: str, dirty_db_factory: Callable[[str, str], DirtyDb]
 ) -> None:
@@ -453,12 +477,25 @@ def test_warnings_only_data_runs_with_the_documented_handling(
     assert table.loc["00001", "revenue_total"] == pytest.approx(1500.00)
 
     with caplog.at_level(logging.INFO, logger="crm_batch"):  # checks and reconciliation
-        run = run_kpis(_settings(db.url, tmp_path), db.engine, AS_OF, parse_period("2026Q2"))
-    assert run.reports[None].kpis["customers_total"] == 17 - 1 + 3  # 16 after T; 18 unsigned
+        run = run_kpis(
+            _settings(db.url, tmp_path), db.engine, AS_OF, parse_period("2026Q2"), all_teams=True
+        )
+    # 16 after T; 18 unsigned; 19, 20 and the five planted teams' customers registered
+    assert run.reports[None].kpis["customers_total"] == 17 - 1 + 3 + 5
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert sorted(line.split(":")[0] for line in lines) == sorted(
+    nobody = [line for line in lines if "have no team" in line]
+    assert nobody == [
+        "2 customers have no team (e.g. ids 00015, 00022): they are the (unassigned) scope, "
+        "with its own workbook and report; set their team at the source (customers.team)"
+    ]
+    assert sorted(line.split(":")[0] for line in lines if line not in nobody) == sorted(
         f"data warning {name}" for name in EXPECTED_WARNINGS
     )
+    # one team whatever the spelling; the customers without a team are their own scope
+    teams = set(run.reports) - {None}
+    assert {"North", "North East", "(unassigned)"} <= teams
+    assert not any(name != name.strip() or "\n" in name or "  " in name for name in teams)
+    assert run.unassigned == 2
     assert any("reconciles" in r.getMessage() for r in caplog.records)
 
 

@@ -35,11 +35,7 @@ from crm_batch.excel.harvest import read_staff_inputs
 from crm_batch.excel.staff_rows import parse_staff_row
 from crm_batch.excel.workbook_files import prune_backups, team_workbook_paths
 from crm_batch.files import file_stem
-from crm_batch.jobs.workbooks import (
-    WorkbookRefreshError,
-    harvest_all,
-    refresh_team_workbooks,
-)
+from crm_batch.jobs.workbooks import harvest_all, refresh_team_workbooks
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*extension is not supported:UserWarning")
 
@@ -283,6 +279,34 @@ def test_an_open_workbook_is_left_alone_and_the_new_one_written_beside(
     assert not (path.parent / "backup").exists()
 
 
+def test_a_stale_owner_file_is_a_problem_and_dated_copies_do_not_pile_up(env: Demo) -> None:
+    """Was: an Excel owner file ~$X.xlsm left behind gave a green night and a new dated
+    copy every night, forever. Now each night names the team, the file and what to do,
+    and only the newest ``keep_backups`` dated copies stay beside the workbook (older
+    ones move to the backup folder, where they rotate with the backups)."""
+    env.settings = env.settings.model_copy(update={"workbooks": WorkbookSettings(keep_backups=2)})
+    nightly(env, T1)
+    path = workbook(env)
+    (path.parent / f"~${path.name}").write_bytes(b"owner")
+    nights = [datetime(2026, 7, day, 3, 0) for day in range(2, 7)]
+    reports = [nightly(env, night) for night in nights]
+    beside = sorted(p.name for p in path.parent.glob(f"{path.stem} 2026-*.xlsm"))
+    assert beside == [f"{path.stem} 2026-07-05 0300.xlsm", f"{path.stem} 2026-07-06 0300.xlsm"]
+    moved = sorted(p.name for p in (path.parent / "backup").glob(f"{path.stem} 2026-07-0*"))
+    # 07-02 rotated out of the backups (keep 2); 07-03 and 07-04 wait there
+    assert moved == [f"{path.stem} 2026-07-0{day} 030000.xlsm" for day in (3, 4)]
+    for report in reports:
+        [problem] = report.problems
+        assert problem.team == env.team
+        assert problem.line().startswith(
+            f"team '{env.team}': {path.name} was NOT replaced (it is open (~${path.name} "
+            "exists)); tonight's workbook is "
+        )
+        assert problem.action.endswith(
+            f"if nobody has it open, delete ~${path.name} (left behind when Excel stopped)"
+        )
+
+
 def test_a_workbook_saved_during_the_rebuild_is_not_overwritten(
     env: Demo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -317,7 +341,7 @@ class Boom(RuntimeError):
     pass
 
 
-def _crash_after_build(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+def _crash_after_build(monkeypatch: pytest.MonkeyPatch) -> str:
     real = refresh.build_team_workbook
 
     def build_then_die(*args: Any, **kwargs: Any):
@@ -326,23 +350,23 @@ def _crash_after_build(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
         raise Boom("killed after the temporary workbook was written")
 
     monkeypatch.setattr(refresh, "build_team_workbook", build_then_die)
-    return Boom
+    return "Boom: killed after the temporary workbook was written"
 
 
-def _crash_in_verify(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+def _crash_in_verify(monkeypatch: pytest.MonkeyPatch) -> str:
     def bad_read_back(path: Path, summary: Any) -> None:
         raise WorkbookError(f"workbook {path} does not read back as written")
 
     monkeypatch.setattr(refresh, "verify_workbook", bad_read_back)
-    return WorkbookRefreshError
+    return "does not read back as written"
 
 
-def _crash_before_replace(monkeypatch: pytest.MonkeyPatch) -> type[BaseException]:
+def _crash_before_replace(monkeypatch: pytest.MonkeyPatch) -> str:
     def no_permissions(source: Path, target: Path) -> None:
         raise Boom("disk gone before the replace")
 
     monkeypatch.setattr(refresh, "copy_permissions", no_permissions)
-    return Boom
+    return "Boom: disk gone before the replace"
 
 
 @pytest.mark.parametrize(
@@ -351,8 +375,10 @@ def _crash_before_replace(monkeypatch: pytest.MonkeyPatch) -> type[BaseException
 def test_a_crash_leaves_the_old_workbook_byte_identical(
     env: Demo,
     monkeypatch: pytest.MonkeyPatch,
-    crash: Callable[[pytest.MonkeyPatch], type[BaseException]],
+    crash: Callable[[pytest.MonkeyPatch], str],
 ) -> None:
+    """A crash at any point of one team's refresh is that team's failure: reported with
+    the error, the old workbook byte for byte as it was, nothing left behind."""
     nightly(env, T1)
     path = workbook(env)
     customer = sorted(env.customers(env.team))[0]
@@ -361,8 +387,12 @@ def test_a_crash_leaves_the_old_workbook_byte_identical(
     listing = files(path.parent)
 
     expected = crash(monkeypatch)
-    with pytest.raises(expected):
-        nightly(env, T2)
+    report = nightly(env, T2)
+    assert report.teams == ()
+    [problem] = report.problems
+    assert problem.team == env.team
+    assert expected in problem.what
+    assert f"its workbook {path.name} could not be refreshed" in problem.what
     assert path.read_bytes() == before
     leftovers = files(path.parent) - listing - {"backup"}
     assert leftovers == set()

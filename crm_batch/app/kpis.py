@@ -7,6 +7,13 @@ snapshots and computes target tables; the renderers live in :mod:`crm_batch.expo
 Snapshot convention: the values stored for business date T are those of the quarter
 containing T measured up to T (quarter to date), so the snapshot of a quarter's last
 day holds that quarter's final figures.
+
+Scopes: the company (key ``None``), every team and, when some customers have no team,
+the ``(unassigned)`` scope (:data:`crm_batch.source.teams.UNASSIGNED`), which gets its
+own report and workbook like a team. A team whose name cannot be a scope (too long,
+control characters: :func:`crm_batch.source.teams.team_name_problem`) or whose KPIs fail
+gets no report: it is one :class:`~crm_batch.app.problems.Problem` of the run, and the
+other teams are computed as usual.
 """
 
 from __future__ import annotations
@@ -23,8 +30,9 @@ from sqlalchemy import Engine
 from crm_batch.app.dates import today
 from crm_batch.app.engines import open_engine
 from crm_batch.app.frames import load_frames
+from crm_batch.app.problems import Problem, show_team
 from crm_batch.app.reconciliation import log_reconciliation
-from crm_batch.app.snapshots import write_snapshots
+from crm_batch.app.snapshots import scope_of, scope_problem, write_snapshots
 from crm_batch.app.targets import target_tables
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
@@ -33,12 +41,12 @@ from crm_batch.kpi.engine import (
     PreparedPeriod,
     period_report,
     prepare,
-    snapshot_values,
 )
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
 from crm_batch.source.extract_period import clip_period
 from crm_batch.source.quality import verify_source
+from crm_batch.source.teams import UNASSIGNED, team_name_problem
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,24 @@ class KpiRun:
     # the extracted and prepared period, kept only when asked (run_kpis keep_prepared):
     # the quarterly review's account lists read it; everyone else lets it go
     prepared: PreparedPeriod | None = None
+    problems: tuple[Problem, ...] = ()  # teams left out: unusable names, failed KPIs
+    unassigned: int = 0  # customers without a team (the (unassigned) scope)
+    unassigned_sample: tuple[str, ...] = ()  # a few of their ids
+
+    def notes(self) -> list[str]:
+        """Lines worth knowing that need no action tonight: customers without a team."""
+        if not self.unassigned:
+            return []
+        sample = ", ".join(self.unassigned_sample)
+        return [
+            f"{self.unassigned:,} customers have no team (e.g. ids {sample}): they are the "
+            f"{UNASSIGNED} scope, with its own workbook and report; set their team at the "
+            "source (customers.team)"
+        ]
+
+
+#: Customer ids shown for the customers without a team.
+UNASSIGNED_SAMPLE = 5
 
 
 def snapshot_period(as_of: date) -> Period:
@@ -103,8 +129,15 @@ def run_kpis(
         time.perf_counter() - extracted,
     )
     log_reconciliation(engine, settings.sql_dir, measured.end, prepared.end_table)
-    data_teams = sorted(prepared.frames.register["team"].dropna().unique())
+    register = prepared.frames.register
+    data_teams = sorted(set(register["team"].dropna().unique()) - {UNASSIGNED})
+    problems = [_unusable(name, register) for name in data_teams if team_name_problem(name)]
+    unusable = {problem.team for problem in problems}
     known = list(dict.fromkeys([t.name for t in settings.teams] + data_teams))
+    known = [name for name in known if name not in unusable]
+    nobody = register.loc[register["team"] == UNASSIGNED, "customer_id"].astype("string")
+    if len(nobody):
+        known.append(UNASSIGNED)
     wanted = known if all_teams else list(teams or [])
     unknown = [name for name in wanted if name not in known]
     if unknown:
@@ -116,13 +149,43 @@ def run_kpis(
     if include_company if include_company is not None else (not teams or all_teams):
         reports[None] = period_report(prepared)
     for name in track(wanted, "KPIs by team", "team"):
-        reports[name] = period_report(prepared, name)
-    return KpiRun(
+        try:
+            reports[name] = period_report(prepared, name)
+        except Exception as exc:  # one team's failure is that team's: the others go on
+            log.exception("KPIs of team %s failed", show_team(name))
+            problems.append(
+                Problem(
+                    name,
+                    f"its KPIs could not be computed ({type(exc).__name__}: {exc}); it gets "
+                    "no snapshot, workbook or report tonight",
+                    "report the error and the log's traceback to the maintainers",
+                )
+            )
+    for problem in problems:
+        log.error("%s", problem.line())
+    run = KpiRun(
         as_of=as_of,
         period=measured,
         reports=reports,
         requested=period,
         prepared=prepared if keep_prepared else None,
+        problems=tuple(problems),
+        unassigned=len(nobody),
+        unassigned_sample=tuple(nobody.sort_values().head(UNASSIGNED_SAMPLE).tolist()),
+    )
+    for line in run.notes():
+        log.warning("%s", line)
+    return run
+
+
+def _unusable(name: str, register: pd.DataFrame) -> Problem:
+    customers = int((register["team"] == name).sum())
+    return Problem(
+        name,
+        f"{team_name_problem(name)}; the team gets no snapshot, workbook or report (its "
+        f"{customers:,} customers count in the company's KPIs)",
+        "fix the name in the source (customers.team, leads.team); the data check "
+        "customers_team_not_normal lists the rows",
     )
 
 
@@ -169,7 +232,7 @@ def compute(
             verify=verify,
         )
         if snapshot:
-            rows = store_snapshots(engine, run, datetime.now(settings.tz))
+            rows = store_snapshots(engine, run, datetime.now(settings.tz)).rows
             log.info("stored %d snapshot rows for %s", rows, as_of.isoformat())
             if not (all_teams or teams):  # stored for everyone, shown for the company
                 run = replace(run, reports={None: run.reports[None]}, prepared=None)
@@ -184,15 +247,42 @@ def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:
     verify_source(engine, settings.sql_dir, as_of, today=today(settings))
 
 
-def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
-    """Write the run's values as the snapshots of its business date; rows written."""
+@dataclass(frozen=True)
+class StoredSnapshots:
+    """What :func:`store_snapshots` wrote: rows, and the scopes it could not store."""
+
+    rows: int
+    problems: tuple[Problem, ...] = ()
+
+
+def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> StoredSnapshots:
+    """Write the run's values as the snapshots of its business date (company, teams and
+    the customers without a team, :func:`crm_batch.app.snapshots.scope_of`). A scope that
+    cannot be stored is left out as a problem of its team; the others are written."""
     expected = clip_period(snapshot_period(run.as_of), run.as_of)
     if run.period != expected:
         raise ConfigError(
             f"snapshots of {run.as_of.isoformat()} hold the quarter to date "
             f"({expected.label}); they cannot be taken from period {run.period.label}"
         )
-    return write_snapshots(engine, run.as_of, snapshot_values(run.reports), computed_at)
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    problems: list[Problem] = []
+    for team, report in run.reports.items():
+        scope, name = scope_of(team)
+        problem = scope_problem(scope, name)
+        if problem is not None and team is not None:
+            problems.append(
+                Problem(
+                    team,
+                    f"its KPI snapshot cannot be stored ({problem})",
+                    "fix the team name in the source (customers.team)",
+                )
+            )
+            log.error("%s", problems[-1].line())
+            continue
+        values[(scope, name)] = report.kpis
+    rows = write_snapshots(engine, run.as_of, values, computed_at)
+    return StoredSnapshots(rows, tuple(problems))
 
 
 def snapshot_dates(as_of: date, history_quarters: int) -> list[date]:
@@ -220,7 +310,7 @@ def backfill_snapshots(
     for day in track(dates, "KPI snapshots", "date"):
         started = datetime.now()
         run = run_kpis(settings, engine, day, all_teams=True, verify=False)
-        rows += store_snapshots(engine, run, computed_at)
+        rows += store_snapshots(engine, run, computed_at).rows
         log.info(
             "snapshots of %s (%s to date): %d scopes in %.1fs",
             day.isoformat(),

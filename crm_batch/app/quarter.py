@@ -31,7 +31,7 @@ import pandas as pd
 from sqlalchemy import Engine
 
 from crm_batch.app.kpis import KpiRun, run_kpis
-from crm_batch.app.snapshots import read_snapshots
+from crm_batch.app.snapshots import read_snapshots, team_of
 from crm_batch.app.targets import Scope, ScopeValues, scope_values, target_tables
 from crm_batch.config import Settings
 from crm_batch.kpi.engine import PeriodReport, PreparedPeriod
@@ -137,7 +137,7 @@ def _snapshot_values(
             continue
         values: ScopeValues = {}
         for (scope, team), group in rows.groupby(["scope", "team"], sort=False):
-            key: Scope = None if scope == "all" else str(team)
+            key: Scope = team_of(str(scope), str(team))
             values[key] = dict(
                 zip(group["kpi"].astype(str), group["value"].astype(float), strict=True)
             )

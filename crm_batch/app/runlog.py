@@ -1,9 +1,13 @@
 """The run log: every batch run and each of its stages as rows of ``batch_runs``.
 
 A run writes its ``'run'`` row when it starts (status ``running``) and one row per stage
-as the stage starts; each row is closed with ``ok`` or ``failed`` (and the error, secrets
-masked) when it ends. Every write is its own short transaction, so ``status`` sees a run
-while it is in progress. Times are naive local times in the configured timezone.
+as the stage starts; each row is closed with ``ok``, ``problems`` (it finished, but some
+team's output failed: the ``error`` column holds one line per problem, see
+:mod:`crm_batch.app.problems`) or ``failed`` (and the error, secrets masked) when it
+ends. A stage's notes (lines worth knowing that need no action) are kept in its
+``error`` column too, each starting with ``note:``, on an ``ok`` row. Every write is
+its own short transaction, so ``status`` sees a run while it is in progress. Times are
+naive local times in the configured timezone.
 
 A process killed with ``kill -9`` cannot close its rows. Such a stale ``running`` row is
 recognised by its host and pid: on this host, a pid that no longer exists (or now
@@ -38,7 +42,11 @@ log = logging.getLogger(__name__)
 
 #: The stage name of the row that stands for the whole run.
 RUN_STAGE = "run"
-RUNNING, OK, FAILED = "running", "ok", "failed"
+RUNNING, OK, PROBLEMS, FAILED = "running", "ok", "problems", "failed"
+#: Statuses of a run that finished (a run with problems is not run again by catch-up).
+COMPLETED = (OK, PROBLEMS)
+#: How a note starts in the ``error`` column of an ok stage.
+NOTE_PREFIX = "note: "
 PROCESS_DIED = "process died"
 #: Longest error text stored (the column is long text; a traceback does not belong there).
 MAX_ERROR_CHARS = 2000
@@ -77,10 +85,18 @@ def error_text(exc: BaseException) -> str:
 
 @dataclass
 class StageRecord:
-    """What a stage reports back to the run log (set ``rows`` inside the stage)."""
+    """What a stage reports back to the run log (set ``rows``, ``problems`` and ``notes``
+    inside the stage)."""
 
     name: str
     rows: int | None = None
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str | None:
+        """The ``error`` column of a stage that finished: its problems, then its notes."""
+        lines = [*self.problems, *(NOTE_PREFIX + note for note in self.notes)]
+        return mask_secrets("\n".join(lines))[:MAX_ERROR_CHARS] if lines else None
 
 
 @dataclass
@@ -94,6 +110,7 @@ class RunRecorder:
     run_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
+    problems: list[str] = field(default_factory=list)  # of every stage so far
 
     def insert(self, stage: str) -> None:
         """Record ``stage`` (or :data:`RUN_STAGE`) as running from now."""
@@ -138,8 +155,8 @@ class RunRecorder:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:
-        """Record a stage around the ``with`` block: ok at its end, failed (with the
-        error) when it raises; the exception propagates."""
+        """Record a stage around the ``with`` block: ok (or problems) at its end, failed
+        (with the error) when it raises; the exception propagates."""
         record = StageRecord(name)
         self.insert(name)
         try:
@@ -147,7 +164,9 @@ class RunRecorder:
         except BaseException as exc:
             self.close_quietly(name, exc)
             raise
-        self.close(name, OK, rows=record.rows)
+        status = PROBLEMS if record.problems else OK
+        self.close(name, status, rows=record.rows, error=record.text())
+        self.problems.extend(record.problems)
 
 
 @contextlib.contextmanager
@@ -156,9 +175,9 @@ def record_run(
 ) -> Iterator[RunRecorder]:
     """Record a whole run around the ``with`` block (the ``'run'`` row).
 
-    The run is ok when the block ends normally and failed with the error when it raises
-    (the exception propagates). Creates ``batch_runs`` if it is missing. ``run_id``
-    defaults to a new uuid4.
+    The run is ok when the block ends normally (``problems``, listing them, when a stage
+    had problems) and failed with the error when it raises (the exception propagates).
+    Creates ``batch_runs`` if it is missing. ``run_id`` defaults to a new uuid4.
     """
     ensure_runs_table(engine)
     recorder = RunRecorder(engine, tz, kind, business_date)
@@ -170,7 +189,11 @@ def record_run(
     except BaseException as exc:
         recorder.close_quietly(RUN_STAGE, exc)
         raise
-    recorder.close(RUN_STAGE, OK)
+    if recorder.problems:
+        text = mask_secrets("\n".join(recorder.problems))[:MAX_ERROR_CHARS]
+        recorder.close(RUN_STAGE, PROBLEMS, error=text)
+    else:
+        recorder.close(RUN_STAGE, OK)
 
 
 def process_alive(pid: int, started_at: datetime | None, tz: ZoneInfo) -> bool:
@@ -276,13 +299,20 @@ def close_stale_runs(engine: Engine, tz: ZoneInfo, *, all_others: bool = False) 
 
 
 def ok_business_dates(engine: Engine, kind: str) -> set[date]:
-    """Business dates with a successful run of ``kind`` (empty when nothing is recorded)."""
+    """Business dates with a completed run of ``kind``, with or without problems (empty
+    when nothing is recorded)."""
     if not inspect(engine).has_table("batch_runs"):
         return set()
     table = runs_table()
     query = (
         select(table.c.business_date)
-        .where(and_(table.c.stage == RUN_STAGE, table.c.kind == kind, table.c.status == OK))
+        .where(
+            and_(
+                table.c.stage == RUN_STAGE,
+                table.c.kind == kind,
+                table.c.status.in_(COMPLETED),
+            )
+        )
         .distinct()
     )
     with engine.connect() as conn:

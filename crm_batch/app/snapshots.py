@@ -3,10 +3,13 @@
 Quarterly reports compare periods from stored snapshots instead of recomputing history.
 Writing is idempotent: :func:`write_snapshots` deletes every row of the business date and
 inserts the new set in one transaction, so re-running a date replaces it (never
-duplicates) and a failed write leaves the previous set in place. Scope ``all`` has team
-``''``; scope ``team`` names the team. A NaN or infinite value (a rate with no
-denominator) is stored as NULL and read back as NaN. ``computed_at`` is stored to the
-second (MariaDB's DATETIME keeps no fractions), so every database reads back the same.
+duplicates) and a failed write leaves the previous set in place. Scope ``all`` (the
+company) has team ``''``; scope ``team`` names the team; scope ``noteam`` (the customers
+without a team, the KPI run's ``(unassigned)`` report) has team ``''`` too, so it can
+never collide with a real team, whatever it is called (:func:`scope_of`). A NaN or
+infinite value (a rate with no denominator) is stored as NULL and read back as NaN.
+``computed_at`` is stored to the second (MariaDB's DATETIME keeps no fractions), so
+every database reads back the same.
 """
 
 from __future__ import annotations
@@ -22,11 +25,51 @@ from sqlalchemy.engine import Engine
 
 from crm_batch.schema import build_metadata
 from crm_batch.source.conform import as_date
+from crm_batch.source.teams import MAX_TEAM_CHARS, UNASSIGNED
 
-SCOPES = ("all", "team")
+SCOPES = ("all", "team", "noteam")
+#: The scope of the customers without a team.
+NO_TEAM_SCOPE = "noteam"
 SNAPSHOT_COLUMNS = ("as_of", "scope", "team", "kpi", "value", "computed_at")
 
 SnapshotValues = Mapping[tuple[str, str], Mapping[str, float]] | pd.DataFrame
+
+
+def scope_of(team: str | None) -> tuple[str, str]:
+    """The stored ``(scope, team)`` of a KPI run's report key: None is the company,
+    :data:`~crm_batch.source.teams.UNASSIGNED` the customers without a team."""
+    if team is None:
+        return ("all", "")
+    if team == UNASSIGNED:
+        return (NO_TEAM_SCOPE, "")
+    return ("team", team)
+
+
+def team_of(scope: str, team: str) -> str | None:
+    """The KPI run's report key of a stored ``(scope, team)`` (:func:`scope_of` reversed)."""
+    if scope == "all":
+        return None
+    return UNASSIGNED if scope == NO_TEAM_SCOPE else team
+
+
+def scope_problem(scope: object, team: object) -> str | None:
+    """Why ``(scope, team)`` cannot be stored (None: it can)."""
+    if scope not in SCOPES:
+        return (
+            f"snapshot scope must be 'all' or 'team' (or '{NO_TEAM_SCOPE}', the customers "
+            f"without a team), got {scope!r}"
+        )
+    if (scope == "team") == (team == ""):
+        return (
+            f"snapshot scope {scope!r} with team {team!r}: scope 'all' has team '' (so "
+            f"does '{NO_TEAM_SCOPE}'), scope 'team' names the team"
+        )
+    if len(str(team)) > MAX_TEAM_CHARS:
+        return (
+            f"snapshot team of {len(str(team))} characters: kpi_snapshots.team holds at "
+            f"most {MAX_TEAM_CHARS}"
+        )
+    return None
 
 
 def _table() -> Table:
@@ -126,13 +169,9 @@ def _rows(as_of: date, values: SnapshotValues, computed_at: datetime) -> list[di
     seen: set[tuple[str, str, str]] = set()
     for scope, team, kpi, value in flat:
         team = "" if team is None or (isinstance(team, float) and math.isnan(team)) else team
-        if scope not in SCOPES:
-            raise ValueError(f"snapshot scope must be 'all' or 'team', got {scope!r}")
-        if (scope == "all") != (team == ""):
-            raise ValueError(
-                f"snapshot scope {scope!r} with team {team!r}: scope 'all' has team '', "
-                "scope 'team' names the team"
-            )
+        problem = scope_problem(scope, team)
+        if problem is not None:
+            raise ValueError(problem)
         key = (scope, str(team), str(kpi))
         if key in seen:
             raise ValueError(f"snapshot {key} appears twice for {as_of.isoformat()}")

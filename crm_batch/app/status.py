@@ -2,8 +2,10 @@
 
 Shows where the settings came from, the database (password hidden), whether it
 answers, how many rows each canonical table holds and the run log (batch_runs): whether
-the last nightly run succeeded, the last run of each kind and the last runs. A run left
-"running" by a process that died on this host is closed as failed on the way.
+the last nightly run succeeded (or completed with problems: then one line per problem,
+naming the team, the file and what to do), its notes (customers without a team), the
+last run of each kind and the last runs. A run left "running" by a process that died on
+this host is closed as failed on the way.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from crm_batch.app.engines import build_engine, missing_database_file
 from crm_batch.app.locking import Holder, read_holder
 from crm_batch.app.runlog import (
+    COMPLETED,
     FAILED,
+    NOTE_PREFIX,
     OK,
+    PROBLEMS,
     RUN_STAGE,
     close_stale_runs,
     process_alive,
@@ -115,7 +120,7 @@ def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
     kind and the last ``limit`` runs."""
     if "batch_runs" not in set(inspect(engine).get_table_names()):
         return "last runs: none recorded yet (batch_runs does not exist)"
-    notes = _close_stale(engine, tz)
+    stale = _close_stale(engine, tz)
     table = runs_table()
     columns = (
         table.c.run_id,
@@ -141,16 +146,23 @@ def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
             .order_by(table.c.started_at.desc())
             .limit(1)
         ).first()
+        nightly = latest.get("nightly")
+        notes = _stage_notes(conn, table, nightly.run_id) if nightly is not None else []
     if frame.empty:
-        return "\n".join([*notes, "last runs: none recorded yet"])
-    nightly = latest.get("nightly")
+        return "\n".join([*stale, "last runs: none recorded yet"])
     if nightly is None:
         verdict = "last nightly run: none"
     else:
         verdict = f"last nightly run: {nightly.status} (business date {nightly.business_date})"
         if nightly.status == FAILED and nightly.error:
             verdict += f": {nightly.error[:200]}"
-    lines = [*notes, verdict]
+    lines = [*stale, verdict]
+    if nightly is not None and nightly.status == PROBLEMS:
+        problems = (nightly.error or "").splitlines()
+        lines.append(f"  completed with {len(problems)} problem(s); the other teams are fine:")
+        lines += [f"  PROBLEM: {line}" for line in problems]
+    if nightly is not None and nightly.status in COMPLETED:
+        lines += [f"  {note}" for note in notes]
     if last_ok is not None and (nightly is None or nightly.status != OK):
         lines.append(
             f"last successful nightly: business date {last_ok.business_date}, "
@@ -172,6 +184,16 @@ def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
     lines.append("last runs:")
     lines.append(frame.to_string(index=False))
     return "\n".join(lines)
+
+
+def _stage_notes(conn: Connection, table: Table, run_id: str) -> list[str]:
+    """The notes the stages of run ``run_id`` recorded (``note: ...`` lines)."""
+    texts = conn.execute(
+        select(table.c.error)
+        .where(table.c.run_id == run_id, table.c.stage != RUN_STAGE, table.c.error.is_not(None))
+        .order_by(table.c.started_at)
+    ).scalars()
+    return [line for text in texts for line in text.splitlines() if line.startswith(NOTE_PREFIX)]
 
 
 def _latest_per_kind(conn: Connection, table: Table) -> dict[str, Row]:

@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 
 from crm_batch.app.engines import open_engine
 from crm_batch.app.followups import latest_followups
-from crm_batch.app.snapshots import read_snapshots
+from crm_batch.app.snapshots import NO_TEAM_SCOPE, read_snapshots
 from crm_batch.config import Settings
+from crm_batch.source.teams import UNASSIGNED
 
 
 def history_start(as_of: date) -> date:
@@ -30,11 +31,20 @@ def history_start(as_of: date) -> date:
 
 def read_history(engine: Engine, as_of: date, kpis: Iterable[str]) -> pd.DataFrame:
     """The stored team snapshots of ``kpis`` from :func:`history_start` up to ``as_of``,
-    every team in one query (pass it to
-    :func:`crm_batch.excel.teamdata.team_workbook_data` as ``history``)."""
-    return read_snapshots(
-        engine, kpis=sorted(set(kpis)), scope="team", start=history_start(as_of), end=as_of
+    every team's (pass it to :func:`crm_batch.excel.teamdata.team_workbook_data` as
+    ``history``); the customers without a team as scope ``team`` of the run's
+    ``(unassigned)`` key."""
+    wanted = sorted(set(kpis))
+    start = history_start(as_of)
+    teams = read_snapshots(engine, kpis=wanted, scope="team", start=start, end=as_of)
+    nobody = read_snapshots(engine, kpis=wanted, scope=NO_TEAM_SCOPE, start=start, end=as_of)
+    if nobody.empty:
+        return teams
+    nobody = nobody.assign(
+        scope=pd.Series("team", index=nobody.index, dtype="string"),
+        team=pd.Series(UNASSIGNED, index=nobody.index, dtype="string"),
     )
+    return pd.concat([teams, nobody], ignore_index=True)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ def main(verbose: int, quiet: bool, log_format: str) -> None:
     Start with `demo` (builds a demo database and shows what it holds), then point
     the suite at your own database with --db or $CRM_BATCH_DATABASE_URL.
     Exit codes: 0 ok, 1 internal error, 2 usage, 3 configuration, 4 data invalid,
-    5 dependency unavailable, 6 already running, 7 timeout.
+    5 dependency unavailable, 6 already running, 7 timeout, 8 completed with problems
+    (some team's output failed, the others were made; `status` says what to do).
     """
     prepare_process()  # before any command loads NumPy
     setup_logging(-1 if quiet else verbose, log_format)

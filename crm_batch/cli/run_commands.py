@@ -55,8 +55,11 @@ def nightly(
     (see `status`). Running a date again replaces that date's outputs. A date older than
     the latest successful nightly run (a backfill) computes KPIs and snapshots only and
     keeps the current workbooks and reports; --outputs-to rebuilds them elsewhere.
+    One team's failure (its workbook or report, a team name that cannot be used)
+    does not stop the others: the run completes with problems, listed with what to
+    do in the output and in `status`.
     Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
-    6 already running, 7 timeout.
+    6 already running, 7 timeout, 8 completed with problems.
     """
     from crm_batch.jobs.pipeline import run_catch_up, run_nightly
 
@@ -72,10 +75,13 @@ def nightly(
         dates = due_business_dates(settings)
         if not dates:
             click.echo("nightly: nothing to catch up (the latest business date ran)")
-        run_catch_up(settings, dates, show=click.echo)
+        # the first failure stops; problems do not stop the catch-up, they set exit 8
+        for done in run_catch_up(settings, dates, show=click.echo):
+            done.raise_for_problems()
         return
     result = run_nightly(settings, as_of or default_as_of(settings), outputs_to=outputs_to)
     click.echo(result.summary())
+    result.raise_for_problems()
 
 
 @main.command()
@@ -175,6 +181,7 @@ def quarterly(
         stages=quarterly_stages(teams=[team] if team else None, languages=[lang] if lang else None),
     )
     click.echo(result.summary())
+    result.raise_for_problems()
 
 
 @main.command()

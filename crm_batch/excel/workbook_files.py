@@ -11,7 +11,15 @@ puts them in order.
 File names: a team's workbook is ``<team name>.xlsm`` when the name is a safe file name
 on Windows, macOS and Linux, else a slug of it plus a short hash of the exact name
 (``team-a-b-3f2a9c1d.xlsm`` for ``Team A/B``). The workbook itself knows its team from
-its ``crm_team`` defined name, never from the file name.
+its ``crm_team`` defined name, never from the file name. When a team's name changes
+form (a new team whose name differs only in letter case forces the hashed form), the
+workbook under the old name is one of :func:`previous_paths`; the nightly refresh moves
+it to the new name instead of leaving it behind, stale.
+
+Dated copies written beside an open or unreadable workbook
+(``<stem> <YYYY-MM-DD HHMM>.xlsm``, :func:`beside_path`) are harvested every night; all
+but the newest ``workbooks.keep_backups`` of them are moved into the backup folder
+(:func:`retire_side_copies`), where they are pruned like backups.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ log = logging.getLogger(__name__)
 SUFFIX = ".xlsm"
 BACKUP_FOLDER = "backup"
 _BACKUP_STAMP = re.compile(r" (\d{4}-\d{2}-\d{2} \d{6})(?:-\d+)?\.xlsm")
+_SIDE_STAMP = re.compile(r" (\d{4}-\d{2}-\d{2} \d{4})(?: \((\d+)\))?\.xlsm")
 
 
 def team_workbook_paths(settings: Settings, teams: Iterable[str]) -> dict[str, Path]:
@@ -58,6 +67,83 @@ def team_workbook_paths(settings: Settings, teams: Iterable[str]) -> dict[str, P
             digest = hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
             stems[team] = f"{stem}-{digest}"
     return {team: settings.workbooks_dir / f"{stem}{SUFFIX}" for team, stem in stems.items()}
+
+
+def _hashed_stem(team: str) -> str:
+    digest = hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
+    return f"{file_stem(team)}-{digest}"
+
+
+def previous_paths(folder: Path, team: str, current: Path) -> list[Path]:
+    """Existing files in ``folder`` that were ``team``'s workbook under another form of
+    its name (the plain or the hashed stem, whichever ``current`` is not), by name only:
+    the caller checks the ``crm_team`` inside."""
+    stems = [file_stem(team), _hashed_stem(team)]
+    paths = [folder / f"{stem}{SUFFIX}" for stem in dict.fromkeys(stems)]
+    return [path for path in paths if path != current and path.is_file()]
+
+
+def team_of_file(path: Path, current: dict[str, Path]) -> str | None:
+    """The team whose workbook ``path`` is, or is a dated copy of, by file name (None:
+    no current team's)."""
+    for team, team_path in current.items():
+        if path.name == team_path.name or _side_stamp(path, team_path) is not None:
+            return team
+    return None
+
+
+def _side_stamp(other: Path, path: Path) -> tuple[str, int] | None:
+    """The stamp and counter of ``other`` when it is a dated copy of ``path``."""
+    if other.parent != path.parent or not other.name.startswith(path.stem):
+        return None
+    match = _SIDE_STAMP.fullmatch(other.name[len(path.stem) :])
+    return (match[1], int(match[2] or 1)) if match else None
+
+
+def side_copies(path: Path) -> list[Path]:
+    """The dated copies written beside ``path`` (:func:`beside_path`), oldest first."""
+    if not path.parent.is_dir():
+        return []
+    found = []
+    for other in path.parent.iterdir():
+        stamp = _side_stamp(other, path)
+        if stamp is not None and other.is_file():
+            found.append((stamp, other))
+    return [other for _stamp, other in sorted(found)]
+
+
+def retire_side_copies(path: Path, keep: int, *, protect: Collection[Path] = ()) -> list[Path]:
+    """Move all but the newest ``keep`` dated copies of ``path`` into the backup folder
+    (named like backups, so :func:`prune_backups` rotates them); copies in ``protect``
+    (not harvested yet) and open ones stay. Returns the copies moved."""
+    protected = {Path(p).resolve() for p in protect}
+    copies = side_copies(path)
+    moved = []
+    for copy in copies[: max(len(copies) - keep, 0)]:
+        stamp = _side_stamp(copy, path)
+        if stamp is None or copy.resolve() in protected or owner_files(copy):
+            continue
+        written = datetime.strptime(stamp[0], "%Y-%m-%d %H%M")
+        moved.append(archive(copy, written, path.stem))
+    if moved:
+        prune_backups(path.parent / BACKUP_FOLDER, path.stem, keep)
+    return moved
+
+
+def archive(path: Path, stamp: datetime, stem: str | None = None) -> Path:
+    """Move ``path`` into the backup folder as a backup of ``stem`` (default: its own
+    stem) taken at ``stamp``; returns its new path."""
+    folder = path.parent / BACKUP_FOLDER
+    folder.mkdir(exist_ok=True)
+    base = f"{stem or path.stem} {stamp:%Y-%m-%d %H%M%S}"
+    target = folder / f"{base}{SUFFIX}"
+    counter = 2
+    while target.exists():
+        target = folder / f"{base}-{counter}{SUFFIX}"
+        counter += 1
+    os.replace(path, target)
+    fsync_folder(folder)
+    return target
 
 
 def owner_files(path: Path) -> list[Path]:

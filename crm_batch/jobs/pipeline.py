@@ -16,6 +16,13 @@ quarterly run of a quarter (:data:`QUARTERLY_STAGES`, business date = its last d
 nothing twice; a run that dies between stages leaves every previous output as it was
 (each is written to a temporary file or in a transaction and then put in place).
 
+A team's failure is that team's failure: the per-team parts of the stages (a team's
+KPIs, snapshot, workbook, report, and the workbook files the harvest cannot read) fail
+alone, as :class:`~crm_batch.app.problems.Problem` lines of their stage's outcome, and
+every other team gets its outputs. Such a run *completes with problems*: recorded as
+``problems`` in ``batch_runs``, shown by ``status``, and the CLI exits 8
+(:meth:`RunResult.raise_for_problems`).
+
 Heavy modules (pandas, the KPI engine, database drivers) are imported only after the
 file lock is taken, so a refused second run exits within a fraction of a second.
 """
@@ -43,13 +50,21 @@ from crm_batch.app.runlog import (
     record_run,
 )
 from crm_batch.config import RetrySettings, Settings
-from crm_batch.errors import AlreadyRunningError, ConfigError, OutputError
+from crm_batch.errors import (
+    AlreadyRunningError,
+    CompletedWithProblemsError,
+    ConfigError,
+    OutputError,
+)
 from crm_batch.periods import Period, finished_quarter
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from sqlalchemy import Engine
 
     from crm_batch.app.kpis import KpiRun
+    from crm_batch.app.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +84,18 @@ class RunContext:
     # rebuild the team workbooks and reports (None: the ``kpis`` stage decides by the
     # backfill rule, :func:`decide_outputs`)
     outputs: bool | None = None
+    unharvested: list[Path] = field(default_factory=list)  # set by the ``harvest`` stage
 
 
 @dataclass(frozen=True)
 class StageOutcome:
-    """What a stage did: a row count for ``batch_runs`` and a phrase for the log."""
+    """What a stage did: a row count for ``batch_runs``, a phrase for the log, the
+    teams it failed (``problems``) and lines worth knowing (``notes``)."""
 
     rows: int | None
     summary: str
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 StageFunction = Callable[[RunContext], StageOutcome]
@@ -103,11 +122,13 @@ class StageResult:
     rows: int | None
     summary: str
     seconds: float
+    problems: tuple[str, ...] = ()  # one line per problem (Problem.line)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """A finished run."""
+    """A finished run: ok, or completed with problems (:attr:`problems`)."""
 
     run_id: str
     kind: str
@@ -115,14 +136,31 @@ class RunResult:
     stages: tuple[StageResult, ...]
     seconds: float
 
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Every stage's problem lines, in stage order."""
+        return tuple(line for stage in self.stages for line in stage.problems)
+
     def summary(self) -> str:
-        """One line per stage under a headline, for people."""
+        """One line per stage under a headline, then the problems and notes, for people."""
+        verdict = f"completed with {len(self.problems)} problem(s)" if self.problems else "ok"
         lines = [
-            f"{self.kind} {self.business_date.isoformat()}: ok in {self.seconds:.1f}s "
+            f"{self.kind} {self.business_date.isoformat()}: {verdict} in {self.seconds:.1f}s "
             f"(run {self.run_id[:8]})"
         ]
         lines += [f"  {s.name:<10} {s.summary} ({s.seconds:.1f}s)" for s in self.stages]
+        lines += [f"PROBLEM: {line}" for line in self.problems]
+        lines += [f"note: {line}" for stage in self.stages for line in stage.notes]
         return "\n".join(lines)
+
+    def raise_for_problems(self) -> None:
+        """Raise :class:`CompletedWithProblemsError` (exit 8) if the run had problems."""
+        if self.problems:
+            raise CompletedWithProblemsError(
+                f"{self.kind} {self.business_date.isoformat()} completed with "
+                f"{len(self.problems)} problem(s); the other teams got their outputs. "
+                f"First: {self.problems[0]} (`status` lists them all)"
+            )
 
 
 def compute_kpis(context: RunContext) -> StageOutcome:
@@ -136,7 +174,12 @@ def compute_kpis(context: RunContext) -> StageOutcome:
         context.outputs = decide_outputs(context.engine, context.business_date)
     customers = len(run.reports[None].customers)
     teams = len(run.reports) - 1
-    return StageOutcome(customers, f"{customers:,} customers, {teams} teams, {run.period.label}")
+    return StageOutcome(
+        customers,
+        f"{customers:,} customers, {teams} teams, {run.period.label}",
+        problems=run.problems,
+        notes=tuple(run.notes()),
+    )
 
 
 def store_kpi_snapshots(context: RunContext) -> StageOutcome:
@@ -145,8 +188,11 @@ def store_kpi_snapshots(context: RunContext) -> StageOutcome:
 
     if context.kpis is None:
         raise RuntimeError("the snapshots stage needs the kpis stage before it")
-    rows = store_snapshots(context.engine, context.kpis, datetime.now(context.settings.tz))
-    return StageOutcome(rows, f"{rows:,} snapshot rows ({len(context.kpis.reports)} scopes)")
+    stored = store_snapshots(context.engine, context.kpis, datetime.now(context.settings.tz))
+    scopes = len(context.kpis.reports) - len(stored.problems)
+    return StageOutcome(
+        stored.rows, f"{stored.rows:,} snapshot rows ({scopes} scopes)", stored.problems
+    )
 
 
 def harvest_workbooks(context: RunContext) -> StageOutcome:
@@ -154,46 +200,58 @@ def harvest_workbooks(context: RunContext) -> StageOutcome:
     beside an open workbook, workbooks of teams no longer in the data; read-only,
     idempotent). The current team workbooks are harvested by the ``workbooks`` stage from
     the very bytes it then replaces, so no file is read twice. A workbook that cannot be
-    read is logged and left alone; it does not stop the night."""
+    read is left alone and is a problem of its team (named by the file name); it does
+    not stop the night."""
     from crm_batch.app.runlog import local_now
     from crm_batch.excel.workbook_files import team_workbook_paths
     from crm_batch.jobs.workbooks import harvest_all
 
     teams = [team for team in _kpis_of(context, "harvest").reports if team is not None]
-    current = team_workbook_paths(context.settings, teams).values()
+    current = team_workbook_paths(context.settings, teams)
     found = harvest_all(
-        context.settings, context.engine, local_now(context.settings.tz), skip=current
+        context.settings, context.engine, local_now(context.settings.tz), skip=current.values()
     )
-    return StageOutcome(found.inserted, found.summary().splitlines()[-1])
+    context.unharvested = [path for path, _reason in found.failed]
+    return StageOutcome(found.inserted, found.summary().splitlines()[-1], found.problems(current))
 
 
 def refresh_workbooks(context: RunContext) -> StageOutcome:
     """Rebuild every team's workbook from the run's KPIs with the staff inputs merged back
-    by customer id, and replace the old one atomically (with a backup)."""
+    by customer id, and replace the old one atomically (with a backup). A team whose
+    workbook fails or is left alone is a problem; the others are refreshed."""
     from crm_batch.app.runlog import local_now
     from crm_batch.jobs.workbooks import refresh_team_workbooks
 
     run = _kpis_of(context, "workbooks")
     report = refresh_team_workbooks(
-        context.settings, context.engine, run, local_now(context.settings.tz)
+        context.settings,
+        context.engine,
+        run,
+        local_now(context.settings.tz),
+        unharvested=context.unharvested,
     )
-    return StageOutcome(len(report.teams), report.summary().splitlines()[-1])
+    return StageOutcome(len(report.teams), report.summary().splitlines()[-1], report.problems)
 
 
 def write_diagnosis_reports(context: RunContext) -> StageOutcome:
     """Render the diagnosis reports of the business date (company and every team, in
     ``reports.languages`` or each one's configured language), when
-    ``reports.nightly_diagnosis`` is on."""
+    ``reports.nightly_diagnosis`` is on. A report that fails is a problem of its team;
+    the others are written (:func:`crm_batch.jobs.scopes.render_each`)."""
     if not context.settings.reports.nightly_diagnosis:
         return StageOutcome(0, "off (reports.nightly_diagnosis = false)")
+    from crm_batch.jobs.scopes import render_each
     from crm_batch.reports.diagnosis import write_diagnoses
 
     run = _kpis_of(context, "reports")
-    rendered = write_diagnoses(
-        context.settings, run, languages=context.settings.reports.languages or None
+    languages = context.settings.reports.languages or None
+    rendered, problems = render_each(
+        "diagnosis report",
+        list(run.reports),
+        lambda scopes: write_diagnoses(context.settings, run, scopes, languages),
     )
     context.rendered.extend(rendered)
-    return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports")
+    return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports", problems)
 
 
 def deliver_reports(context: RunContext) -> StageOutcome:
@@ -337,6 +395,8 @@ def run_stages(
                         sleep=sleep,
                     )
                     record.rows = outcome.rows
+                    record.problems = [problem.line() for problem in outcome.problems]
+                    record.notes = list(outcome.notes)
             except BaseException:
                 log.error("%s %s: stage %s failed", kind, business_date.isoformat(), stage.name)
                 raise
@@ -344,9 +404,27 @@ def run_stages(
             log.info(
                 "%s %s: %s: %s in %.1fs", kind, business_date, stage.name, outcome.summary, seconds
             )
-            results.append(StageResult(stage.name, outcome.rows, outcome.summary, seconds))
+            results.append(
+                StageResult(
+                    stage.name,
+                    outcome.rows,
+                    outcome.summary,
+                    seconds,
+                    tuple(problem.line() for problem in outcome.problems),
+                    outcome.notes,
+                )
+            )
     result = RunResult(run_id, kind, business_date, tuple(results), time.perf_counter() - started)
-    log.info("%s %s: ok in %.1fs", kind, business_date.isoformat(), result.seconds)
+    if result.problems:
+        log.warning(
+            "%s %s: completed with %d problem(s) in %.1fs (the other teams got their outputs)",
+            kind,
+            business_date.isoformat(),
+            len(result.problems),
+            result.seconds,
+        )
+    else:
+        log.info("%s %s: ok in %.1fs", kind, business_date.isoformat(), result.seconds)
     return result
 
 

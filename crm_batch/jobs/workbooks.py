@@ -12,11 +12,17 @@ Orchestration only: the files are read, merged and written by :mod:`crm_batch.ex
   Follow-ups sheet, every other unsaved row on the Orphaned notes sheet), and write the
   rebuilt workbook in place of the old one
   (:func:`crm_batch.excel.refresh.write_team_workbook`).
+
+A team's failure is that team's: a workbook that cannot be built, read or replaced is a
+:class:`~crm_batch.app.problems.Problem` naming the team, the file and what to do, and
+the other teams are refreshed. So is a file that cannot be harvested. Database failures
+are not one team's: they propagate to the run's retry policy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,6 +39,8 @@ from crm_batch.app.followups import (
     with_saved_at,
 )
 from crm_batch.app.kpis import KpiRun
+from crm_batch.app.problems import Problem, is_team_failure, show_team
+from crm_batch.app.runlog import error_text
 from crm_batch.app.workbook_data import read_history
 from crm_batch.config import Settings
 from crm_batch.errors import CrmBatchError, DataError
@@ -40,7 +48,15 @@ from crm_batch.excel import staff_merge
 from crm_batch.excel.harvest import NotATeamWorkbookError, read_staff_inputs
 from crm_batch.excel.refresh import read_current_workbook, write_team_workbook
 from crm_batch.excel.teamdata import HISTORY_KPIS, team_workbook_data
-from crm_batch.excel.workbook_files import team_workbook_paths, workbooks_to_harvest
+from crm_batch.excel.workbook_files import (
+    archive,
+    owner_files,
+    previous_paths,
+    retire_side_copies,
+    team_of_file,
+    team_workbook_paths,
+    workbooks_to_harvest,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -51,7 +67,8 @@ log = logging.getLogger(__name__)
 
 
 class WorkbookRefreshError(CrmBatchError):
-    """Some team workbooks could not be refreshed or harvested (the others were)."""
+    """Some workbooks could not be harvested by the ``harvest`` command (the others
+    were stored); the nightly run reports such files as problems instead."""
 
     exit_code = DataError.exit_code
 
@@ -90,12 +107,46 @@ class TeamRefresh:
             return f"{what}; NOT replaced ({self.kept_reason}): new workbook is {self.written.name}"
         return f"{what} -> {self.written.name}"
 
+    def problem(self) -> Problem | None:
+        """The team's problem when its workbook was left alone (None: it was replaced)."""
+        if not self.kept_reason:
+            return None
+        reason = self.kept_reason
+        if "could not be read" in reason:
+            action = (
+                f"repair {self.path.name} as the message says (earlier copies are in the "
+                "backup folder) or move it out of the folder; the next run then replaces it"
+            )
+        elif reason.startswith("it is open"):
+            locks = " or ".join(p.name for p in owner_files(self.path)) or "its owner file"
+            action = (
+                f"close {self.path.name} in Excel/WPS; if nobody has it open, delete {locks} "
+                "(left behind when Excel stopped)"
+            )
+        elif reason.startswith("it is the workbook of team"):
+            action = f"move {self.path.name} away: it belongs to another team"
+        else:
+            action = "nothing: the next run replaces it"
+        return Problem(
+            self.team,
+            f"{self.path.name} was NOT replaced ({reason}); tonight's workbook is "
+            f"{self.written.name}",
+            action,
+        )
+
 
 @dataclass(frozen=True)
 class RefreshReport:
     """The nightly refresh of every team's workbook."""
 
     teams: tuple[TeamRefresh, ...]
+    failures: tuple[Problem, ...] = ()  # teams whose workbook could not be refreshed
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """Every team whose workbook failed or was left alone, with what to do."""
+        kept = (team.problem() for team in self.teams)
+        return (*self.failures, *(problem for problem in kept if problem is not None))
 
     @property
     def written_beside(self) -> tuple[TeamRefresh, ...]:
@@ -111,6 +162,8 @@ class RefreshReport:
             text += f", {stored} follow-ups stored"
         if beside:
             text += f", {beside} written beside an open or changed workbook"
+        if self.failures:
+            text += f", {len(self.failures)} FAILED"
         return text
 
 
@@ -151,6 +204,20 @@ class HarvestReport:
             + (f", {len(self.skipped)} other .xlsm files skipped" if self.skipped else "")
         )
         return "\n".join(lines)
+
+    def problems(self, current: dict[str, Path]) -> tuple[Problem, ...]:
+        """Each file that could not be harvested, with its team by file name (``current``:
+        the team workbook paths)."""
+        return tuple(
+            Problem(
+                team_of_file(path, current),
+                f"{path.name} could not be harvested ({reason}); what staff typed in it is "
+                "NOT stored",
+                f"repair {path.name} as the message says, or move it out of the folder "
+                "once its rows are copied into the team's workbook",
+            )
+            for path, reason in self.failed
+        )
 
     def check(self) -> None:
         """Raise :class:`WorkbookRefreshError` naming every workbook that failed."""
@@ -215,14 +282,17 @@ def refresh_team_workbooks(
     *,
     teams: Sequence[str] | None = None,
     vba_modules: Sequence[VbaModule] | None = None,
+    unharvested: Collection[Path] = (),
 ) -> RefreshReport:
     """Harvest, rebuild and replace the workbook of every team in ``run`` (or ``teams``).
 
     ``now`` is the local wall time (naive) used for ``entered_at``, the workbooks'
-    "generated" stamp and backup names. A team whose workbook cannot be built stops that
-    team only; the others are refreshed and then :class:`WorkbookRefreshError` names
-    the failures. An unexpected error (a bug) propagates at once. Either way no old
-    workbook is left half-replaced.
+    "generated" stamp and backup names. A team whose workbook cannot be built or
+    replaced is a failure of that team only (:attr:`RefreshReport.failures`); the others
+    are refreshed. A workbook left under an earlier form of the team's name is moved to
+    the current one first (:func:`_move_previous`); dated copies beyond
+    ``workbooks.keep_backups`` go to the backup folder, except those in ``unharvested``
+    (files the harvest could not read). No old workbook is ever left half-replaced.
     """
     names = [team for team in run.reports if team is not None]
     if teams is not None:
@@ -235,31 +305,70 @@ def refresh_team_workbooks(
     history = read_history(engine, run.as_of, HISTORY_KPIS)
     customers = staff_merge.company_customers(run)
     done: list[TeamRefresh] = []
-    failures: list[str] = []
+    failures: list[Problem] = []
     for team in names:
+        path = paths[team]
         try:
+            _move_previous(team, path, set(paths.values()), now)
             done.append(
                 refresh_team_workbook(
                     settings,
                     engine,
                     run,
                     team,
-                    paths[team],
+                    path,
                     now,
                     history=history,
                     customers=customers,
                     vba_modules=vba_modules,
                 )
             )
-        except CrmBatchError as exc:
-            log.error("workbook of team %r: %s", team, exc)
-            failures.append(f"team {team!r}: {exc}")
-    if failures:
-        raise WorkbookRefreshError(
-            f"{len(failures)} of {len(names)} team workbooks failed (the others were "
-            "refreshed): " + "; ".join(failures)
-        )
-    return RefreshReport(tuple(done))
+            moved = retire_side_copies(path, settings.workbooks.keep_backups, protect=unharvested)
+            if moved:
+                log.info(
+                    "workbook of team %s: %d older dated copies moved to the backup folder",
+                    show_team(team),
+                    len(moved),
+                )
+        except Exception as exc:
+            if not is_team_failure(exc):
+                raise
+            if not isinstance(exc, CrmBatchError):
+                log.exception("workbook of team %s failed", show_team(team))
+            failures.append(
+                Problem(
+                    team,
+                    f"its workbook {path.name} could not be refreshed ({error_text(exc)}); "
+                    "the old workbook is left as it was",
+                    "fix what the message names; the next run refreshes it (report an "
+                    "internal error with the log's traceback to the maintainers)",
+                )
+            )
+            log.error("%s", failures[-1].line())
+    return RefreshReport(tuple(done), tuple(failures))
+
+
+def _move_previous(team: str, path: Path, current: Collection[Path], now: datetime) -> None:
+    """Move ``team``'s workbook from an earlier form of its file name to ``path`` (or,
+    when ``path`` exists already, into the backup folder), so no stale copy stays behind.
+    Only a closed file whose ``crm_team`` is ``team`` moves; its rows were stored by the
+    harvest stage, and the refresh harvests it again at its new name."""
+    for old in previous_paths(path.parent, team, path):
+        if old in current or owner_files(old):
+            continue
+        try:
+            if read_staff_inputs(old).team != team:
+                continue
+        except DataError:
+            continue
+        if path.exists():
+            target = archive(old, now)
+            log.info("workbook of team %s: %s moved to %s", show_team(team), old.name, target)
+        else:
+            os.replace(old, path)
+            log.info(
+                "workbook of team %s renamed from %s to %s", show_team(team), old.name, path.name
+            )
 
 
 def refresh_team_workbook(

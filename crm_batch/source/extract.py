@@ -25,6 +25,7 @@ from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.frames import SourceFrames
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery
+from crm_batch.source.teams import normalise_team_column
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +86,13 @@ def as_of_tasks(
 def fetch_task(
     engine: Engine, query: SqlQuery, params: Mapping[str, Any], scope: str
 ) -> Callable[[], pd.DataFrame]:
-    """A call that runs ``query`` into a :func:`contiguous` frame and logs its time."""
+    """A call that runs ``query`` into a :func:`contiguous` frame and logs its time; a
+    ``team`` column is normalised (:func:`crm_batch.source.teams.normalise_team_column`),
+    the one place team names are read."""
 
     def fetch() -> pd.DataFrame:
         started = time.perf_counter()
-        frame = contiguous(run_query(engine, query, params))
+        frame = normalise_team_column(contiguous(run_query(engine, query, params)))
         log.debug(
             "extract %s %s: %d rows in %.2fs",
             query.name,

@@ -88,6 +88,14 @@ CHECK_RULES: dict[str, CheckRule] = {
         "one: the customer still counts as referred (referral share, successful "
         "referrals), but no customer or team gets the credit.",
     ),
+    "customers_team_not_normal": CheckRule(
+        "warning",
+        "Team names are normalised when read: trimmed, every run of whitespace made one "
+        "space. NULL or blank teams form the '(unassigned)' scope (its own workbook and "
+        "report). A name still over 64 characters or holding control characters gets no "
+        "snapshot, workbook or report (its customers count for the company) and the run "
+        "completes with problems (exit 8). Clean the names at the source.",
+    ),
     "customer_ids_whitespace": CheckRule(
         "error",
         "The run stops: an empty or space-padded customer id is a broken key (exports "

@@ -26,6 +26,7 @@ from crm_batch.app.frames import load_frames
 from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import write_snapshots
 from crm_batch.app.targets import target_tables
+from crm_batch.app.value_models import write_value_model
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
 from crm_batch.kpi.engine import (
@@ -35,6 +36,7 @@ from crm_batch.kpi.engine import (
     prepare,
     snapshot_values,
 )
+from crm_batch.kpi.predict import ValueModel
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
 from crm_batch.source.extract_period import clip_period
@@ -54,6 +56,8 @@ class KpiRun:
     # the extracted and prepared period, kept only when asked (run_kpis keep_prepared):
     # the quarterly review's account lists read it; everyone else lets it go
     prepared: PreparedPeriod | None = None
+    # the company's fitted value models (BG/NBD, Gamma-Gamma) as of the period's end
+    value_model: ValueModel | None = None
 
 
 def snapshot_period(as_of: date) -> Period:
@@ -123,6 +127,7 @@ def run_kpis(
         reports=reports,
         requested=period,
         prepared=prepared if keep_prepared else None,
+        value_model=prepared.value_model,
     )
 
 
@@ -185,14 +190,18 @@ def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:
 
 
 def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> int:
-    """Write the run's values as the snapshots of its business date; rows written."""
+    """Write the run's values as the snapshots of its business date, and its fitted value
+    models as the date's ``value_model_parameters`` row; snapshot rows written."""
     expected = clip_period(snapshot_period(run.as_of), run.as_of)
     if run.period != expected:
         raise ConfigError(
             f"snapshots of {run.as_of.isoformat()} hold the quarter to date "
             f"({expected.label}); they cannot be taken from period {run.period.label}"
         )
-    return write_snapshots(engine, run.as_of, snapshot_values(run.reports), computed_at)
+    rows = write_snapshots(engine, run.as_of, snapshot_values(run.reports), computed_at)
+    if run.value_model is not None:
+        write_value_model(engine, run.as_of, run.value_model, computed_at)
+    return rows
 
 
 def snapshot_dates(as_of: date, history_quarters: int) -> list[date]:

@@ -24,7 +24,7 @@ Numerics: log-likelihoods in log space (``gammaln``, ``betaln``, ``logaddexp``) 
 analytic gradients for L-BFGS-B on log parameters; times are scaled so the longest T is
 10 and spends so their mean is 1 (the fitted alpha and v are scaled back); the
 expected-purchases formula uses Euler's transformation of its 2F1 so that frequent
-buyers (large x) never overflow.
+buyers (large x) never overflow, with fall-backs where scipy's 2F1 cannot give it.
 """
 
 from __future__ import annotations
@@ -132,6 +132,11 @@ class ValueModel:
     repeat_buyers: int
     bgnbd: BgNbd | None
     gamma_gamma: GammaGamma | None
+
+    @property
+    def fitted(self) -> bool:
+        """Both models fitted: every buyer gets all three scores."""
+        return self.bgnbd is not None and self.gamma_gamma is not None
 
     def parameters(self) -> dict[str, float]:
         """Every figure by name (NaN for a model not fitted), for storage and reports."""
@@ -356,25 +361,71 @@ def p_alive(model: BgNbd, frequency: np.ndarray, recency: np.ndarray, T: np.ndar
 def expected_purchases(
     model: BgNbd, horizon: float, frequency: np.ndarray, recency: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
-    """Expected purchase days in the next ``horizon`` (FHL 2005, eq. 10).
-
-    (a + b + x - 1) / (a - 1) x [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)]
-    x P(alive), z = t / (alpha + T + t); the 2F1 is taken through Euler's transformation,
-    (1 - z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), which stays finite for any x. The 2F1
-    depends on x and T only, so it is evaluated once per distinct (x, T) pair.
-    """
+    """Expected purchase days in the next ``horizon`` (FHL 2005, eq. 10): P(alive) times
+    the expected purchases of a customer still alive, which depends on x and T only and
+    is evaluated once per distinct (x, T) pair (:func:`_alive_purchases`)."""
     x, t_x, t = _floats(frequency, recency, T)
-    r, alpha, a, b = _bgnbd_tuple(model)
     pairs, where = _distinct_pairs(x, t)
-    xp, tp = pairs
-    log_keep = np.log(alpha + tp) - np.log(alpha + tp + horizon)  # log(1 - z)
-    hyp = special.hyp2f1(a + b - 1 - r, a - 1, a + b + xp - 1, -np.expm1(log_keep))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gone = -np.expm1((a - 1) * log_keep + np.log(hyp))  # 1 - (1-z)^(a-1) F
-    direct = 1.0 - np.exp((a - 1) * log_keep) * hyp
-    gone = np.where(hyp > 0, gone, direct)
-    per_pair = (a + b + xp - 1) / (a - 1) * gone
+    per_pair = _alive_purchases(model, horizon, *pairs)
     return per_pair[where] * p_alive(model, x, t_x, t)
+
+
+def _alive_purchases(model: BgNbd, horizon: float, x: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """E[purchases in the horizon | alive, x, T] = E_p[(1 - (1 + p s)^-(r+x)) / p] with
+    s = horizon / (alpha + T) and p ~ Beta(a, b + x), the posterior dropout probability.
+
+    Closed form (a + b + x - 1) / (a - 1) (1 - F), F = (1-z)^(r+x) 2F1(r+x, b+x;
+    a+b+x-1; z), z = horizon / (alpha + T + horizon). F is taken through Euler's
+    transformation, (1-z)^(a-1) 2F1(a+b-1-r, a-1; a+b+x-1; z), which stays finite for
+    any x; where scipy's 2F1 cannot give it (very large a, or a - b - r terms landing on
+    integers) Pfaff's, 2F1(r+x, a-1; a+b+x-1; -s), and where both fail or leave the
+    bounds 0 .. (r + x) s, the expectation over p is integrated numerically.
+    """
+    r, alpha, a, b = _bgnbd_tuple(model)
+    log_keep = np.log(alpha + t) - np.log(alpha + t + horizon)  # log(1 - z)
+    c = a + b + x - 1
+    scale = c / (a - 1) if a != 1 else np.full_like(x, np.inf)
+    with np.errstate(all="ignore"):
+        euler = special.hyp2f1(a + b - 1 - r, a - 1, c, -np.expm1(log_keep))
+        result = -np.expm1((a - 1) * log_keep + np.log(euler)) * scale
+        ceiling = (r + x) * horizon / (alpha + t)  # no dropout at all
+        bad = ~((result >= 0) & (result <= ceiling * (1 + 1e-9)))
+        if bad.any():
+            pfaff = special.hyp2f1(r + x[bad], a - 1, c[bad], -horizon / (alpha + t[bad]))
+            result[bad] = (1 - pfaff) * scale[bad]
+            bad = ~((result >= 0) & (result <= ceiling * (1 + 1e-9)))
+    if bad.any():
+        result[bad] = _integrated_alive_purchases(r, a, b, x[bad], horizon / (alpha + t[bad]))
+    return result
+
+
+#: Midpoints of the numerical integration over logit p.
+_GRID_POINTS = 4000
+
+
+def _integrated_alive_purchases(
+    r: float, a: float, b: float, x: np.ndarray, s: np.ndarray
+) -> np.ndarray:
+    """E_p[(1 - (1 + p s)^-(r+x)) / p], p ~ Beta(a, b + x), by the midpoint rule over
+    y = logit p: there the density p^a (1-p)^(b+x) is smooth and unimodal, whatever a and
+    b. The grid spans 12 standard deviations of y around its mean plus the heavy tails
+    (30 / a to the left, 30 / (b + x) to the right), so no mass is lost."""
+    out = np.empty_like(x)
+    for i in range(len(x)):  # rare: only the pairs the closed forms could not give
+        right = b + x[i]
+        mean = special.digamma(a) - special.digamma(right)
+        spread = 12 * np.sqrt(special.polygamma(1, a) + special.polygamma(1, right))
+        low, high = mean - spread - 30 / a, mean + spread + 30 / right
+        step = (high - low) / _GRID_POINTS
+        y = low + step * (np.arange(_GRID_POINTS) + 0.5)
+        log_p, log_q = -np.logaddexp(0, -y), -np.logaddexp(0, y)  # log p, log(1 - p)
+        p = np.exp(log_p)
+        density = np.exp(a * log_p + right * log_q - special.betaln(a, right))
+        with np.errstate(invalid="ignore"):  # p = 0 far left: the limit (r + x) s
+            gain = -np.expm1(-(r + x[i]) * np.log1p(p * s[i])) / p
+        gain[p * s[i] < 1e-12] = (r + x[i]) * s[i]
+        out[i] = step * float(density @ gain)
+    return out
 
 
 def expected_spend(model: GammaGamma, frequency: np.ndarray, monetary: np.ndarray) -> np.ndarray:
@@ -410,6 +461,10 @@ def fit(table: pd.DataFrame) -> ValueModel:
     """Both models fitted on every buyer of ``table`` (the whole company: population
     models are fitted once and score every team's customers)."""
     _, summary = buyer_summary(table)
+    # a canonical order: the sums of the likelihood, and so the fitted digits, must not
+    # depend on the order the database returned the rows in
+    order = np.lexsort((summary.monetary, summary.T, summary.recency, summary.frequency))
+    summary = Summary(*(values[order] for values in vars(summary).values()))
     return ValueModel(
         buyers=len(summary.T),
         repeat_buyers=int((summary.frequency > 0).sum()),
@@ -430,25 +485,32 @@ def with_scores(table: pd.DataFrame, model: ValueModel) -> pd.DataFrame:
         if model.gamma_gamma is not None:
             spend = expected_spend(model.gamma_gamma, summary.frequency, summary.monetary)
             columns["expected_revenue_12m"][buyers] = orders * spend
-    added = {name: pd.Series(values, index=table.index, copy=False) for name, values in columns.items()}
+    added = {
+        name: pd.Series(values, index=table.index, copy=False) for name, values in columns.items()
+    }
     data = {name: table[name] for name in table.columns} | added
     return pd.DataFrame(data, index=table.index, copy=False)
 
 
 def prediction_kpis(
-    table: pd.DataFrame, warnings: pd.DataFrame, likely_lost_p_alive: float
+    table: pd.DataFrame, warnings: pd.DataFrame, likely_lost_p_alive: float, fitted: bool
 ) -> dict[str, float]:
     """The KPIs of :data:`KPIS` over a scored table and its warnings (filter both for a
-    team); NaN when no customer of the scope has a score (no buyers, no model)."""
-    alive = table["p_alive"]
-    if not alive.notna().any():
-        return {kpi.name: float("nan") for kpi in KPIS}
+    team). Without buyers in the scope the sums are NaN ("no data") and the count 0;
+    without a ``fitted`` model (too few repeat buyers in the company) all three are NaN.
+    """
+    nan = float("nan")
+    if not fitted:
+        return {kpi.name: nan for kpi in KPIS}
+    scored = table["expected_revenue_12m"].notna()
     recent = table["orders_12m"].to_numpy() > 0
-    lost = recent & (alive.to_numpy(dtype="float64", na_value=np.nan) < likely_lost_p_alive)
+    alive = table["p_alive"].to_numpy(dtype="float64", na_value=np.nan)
     return {
-        "expected_revenue_12m": float(table["expected_revenue_12m"].sum()),
-        "likely_lost_customers": float(lost.sum()),
-        "expected_value_at_risk": float(warnings["expected_revenue_12m"].sum()),
+        "expected_revenue_12m": float(table["expected_revenue_12m"].sum()) if scored.any() else nan,
+        "likely_lost_customers": float((recent & (alive < likely_lost_p_alive)).sum()),
+        "expected_value_at_risk": (
+            float(warnings["expected_revenue_12m"].sum()) if scored.any() else nan
+        ),
     }
 
 

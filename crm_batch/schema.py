@@ -39,7 +39,29 @@ ORDER_STATUSES = ("paid", "refunded", "cancelled")
 TICKET_KINDS = ("complaint", "inquiry")
 CAMPAIGN_CHANNELS = ("sms", "email", "wechat", "call", "event")
 SOURCE_TABLES = ("customers", "leads", "orders", "tickets", "campaigns", "touches")
-OUTPUT_TABLES = ("followups", "kpi_snapshots", "batch_runs", "deliveries")
+OUTPUT_TABLES = (
+    "followups",
+    "kpi_snapshots",
+    "value_model_parameters",
+    "batch_runs",
+    "deliveries",
+)
+#: The fitted value-model figures stored per business date (crm_batch.app.value_models),
+#: in the order of crm_batch.kpi.predict.ValueModel.parameters().
+VALUE_MODEL_FIGURES = (
+    "buyers",
+    "repeat_buyers",
+    "r",
+    "alpha",
+    "a",
+    "b",
+    "bgnbd_log_likelihood",
+    "p",
+    "q",
+    "v",
+    "gamma_gamma_customers",
+    "gamma_gamma_log_likelihood",
+)
 
 
 def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaData:
@@ -152,6 +174,14 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("value", Double, nullable=True),  # 8-byte: FLOAT is 4 on DuckDB/MariaDB
         Column("computed_at", DateTime, nullable=False),
         PrimaryKeyConstraint("as_of", "scope", "team", "kpi"),
+    )
+    Table(
+        "value_model_parameters",  # the company's BG/NBD and Gamma-Gamma fit per date
+        md,
+        Column("as_of", Date, primary_key=True),
+        # 8-byte floats (FLOAT is 4 on DuckDB/MariaDB); NULL for a model not fitted
+        *(Column(name, Double, nullable=True) for name in VALUE_MODEL_FIGURES),
+        Column("computed_at", DateTime, nullable=False),
     )
     Table(
         "batch_runs",

@@ -21,6 +21,8 @@
 --   revenue_90d money: net revenue in (T-90, T]
 --   refunds_total money: refunded amounts, lifetime (positive)
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
+--   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
+--   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
 -- adapt: Map your order lines onto (customer_id, order_date, amount, status) in the
 --   order_lines CTE; status must become 'paid' / 'refunded' / anything else (ignored).
 --   If refunds live in their own table, UNION them in with status 'refunded'.
@@ -36,26 +38,54 @@ with order_lines as (
       and o.order_date <= :as_of
 ),
 
+order_days as (
+    -- one row per customer and day: the value models count purchase days, not orders
+    select
+        customer_id,
+        order_date,
+        sum(is_order) as day_orders,
+        sum(net_amount) as day_net,
+        sum(case when is_order = 1 then net_amount else 0 end) as day_paid,
+        sum(refund_amount) as day_refunds
+    from order_lines
+    group by customer_id, order_date
+),
+
+dated_days as (
+    select
+        customer_id,
+        order_date,
+        day_orders,
+        day_net,
+        day_paid,
+        day_refunds,
+        min(case when day_orders > 0 then order_date end)
+            over (partition by customer_id) as first_order_date
+    from order_days
+),
+
 per_customer as (
     select
         customer_id,
-        min(case when is_order = 1 then order_date end) as first_order_date,
-        max(case when is_order = 1 then order_date end) as last_order_date,
-        sum(is_order) as orders_total,
-        sum(net_amount) as revenue_total,
-        sum(case when order_date > :start_12m then is_order else 0 end) as orders_12m,
-        sum(case when order_date > :start_12m then net_amount else 0 end) as revenue_12m,
-        sum(case when order_date > :start_90d then is_order else 0 end) as orders_90d,
-        sum(case when order_date > :start_90d then net_amount else 0 end) as revenue_90d,
-        sum(refund_amount) as refunds_total,
-        max(case when is_order = 1 and order_date > :start_12m and order_date <= :q1_end
+        min(first_order_date) as first_order_date,
+        max(case when day_orders > 0 then order_date end) as last_order_date,
+        sum(day_orders) as orders_total,
+        sum(day_net) as revenue_total,
+        sum(case when order_date > :start_12m then day_orders else 0 end) as orders_12m,
+        sum(case when order_date > :start_12m then day_net else 0 end) as revenue_12m,
+        sum(case when order_date > :start_90d then day_orders else 0 end) as orders_90d,
+        sum(case when order_date > :start_90d then day_net else 0 end) as revenue_90d,
+        sum(day_refunds) as refunds_total,
+        max(case when day_orders > 0 and order_date > :start_12m and order_date <= :q1_end
             then 1 else 0 end) as active_q1,
-        max(case when is_order = 1 and order_date > :q1_end and order_date <= :q2_end
+        max(case when day_orders > 0 and order_date > :q1_end and order_date <= :q2_end
             then 1 else 0 end) as active_q2,
-        max(case when is_order = 1 and order_date > :q2_end and order_date <= :q3_end
+        max(case when day_orders > 0 and order_date > :q2_end and order_date <= :q3_end
             then 1 else 0 end) as active_q3,
-        max(case when is_order = 1 and order_date > :q3_end then 1 else 0 end) as active_q4
-    from order_lines
+        max(case when day_orders > 0 and order_date > :q3_end then 1 else 0 end) as active_q4,
+        sum(case when day_orders > 0 then 1 else 0 end) as order_days,
+        sum(case when order_date > first_order_date then day_paid else 0 end) as repeat_paid
+    from dated_days
     group by customer_id
 ),
 
@@ -71,7 +101,9 @@ final as (
         orders_90d,
         revenue_90d,
         refunds_total,
-        active_q1 + active_q2 + active_q3 + active_q4 as quarters_active_4q
+        active_q1 + active_q2 + active_q3 + active_q4 as quarters_active_4q,
+        order_days,
+        repeat_paid
     from per_customer
 )
 

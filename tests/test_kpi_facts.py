@@ -323,9 +323,13 @@ def facts_by_groupby(orders: pd.DataFrame, as_of: date) -> pd.DataFrame:
     out["quarters_active_4q"] = (
         paid.assign(quarter=quarter).dropna(subset="quarter").groupby("customer_id")["quarter"]
     ).nunique()
-    counts = [c for c in out.columns if c.startswith(("orders_", "quarters_"))]
+    days = paid.groupby(["customer_id", "order_date"])["amount"].sum().reset_index()
+    first_day = days.groupby("customer_id")["order_date"].transform("min")
+    out["order_days"] = days.groupby("customer_id").size()
+    out["repeat_paid"] = days[days["order_date"] > first_day].groupby("customer_id")["amount"].sum()
+    counts = [c for c in out.columns if c.startswith(("orders_", "quarters_", "order_days"))]
     out[counts] = out[counts].fillna(0).astype("int64")
-    money = [c for c in out.columns if c.startswith(("revenue_", "refunds_"))]
+    money = [c for c in out.columns if c.startswith(("revenue_", "refunds_", "repeat_"))]
     out[money] = out[money].fillna(0.0)
     return out
 

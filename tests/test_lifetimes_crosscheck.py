@@ -25,8 +25,10 @@ Mapping of the definitions (lifetimes, ``freq="D"`` -> ours):
   On the "daily" dataset, where the lines of a customer's day are first summed into one
   order, ``frequency == orders_total - 1``; on the raw lines (several orders a day)
   ``orders_total >= frequency + 1``;
-* ``monetary_value`` is the mean daily total *excluding the first day*, which our facts do
-  not hold; with ``include_first_transaction=True`` it is the mean of all daily totals,
+* ``frequency`` == ``order_days - 1`` (distinct paid-order days) on both datasets, and
+  ``monetary_value`` (the mean daily total *excluding the first day*) x ``frequency`` ==
+  ``repeat_paid``: the summary the value models (crm_batch.kpi.predict) fit on;
+* with ``include_first_transaction=True`` ``monetary_value`` is the mean of all daily totals,
   so on the daily dataset it equals our ``aov`` (net lifetime revenue / paid orders), and
   on any dataset ``monetary_value * frequency`` (both with the first day) equals our
   ``revenue_total``.
@@ -240,6 +242,17 @@ def test_customer_facts_agree_with_lifetimes_on_cdnow(
     else:
         assert (orders >= frequency + 1).all(), "several orders a day count as one day"
         assert (orders > frequency + 1).any(), "the raw lines hold same-day orders"
+    # lifetimes' own frequency and monetary value (first day excluded), from the purchase
+    # days our facts count (order_days, repeat_paid), on both datasets
+    days = buyers["order_days"].to_numpy(dtype="int64")
+    np.testing.assert_array_equal(days - 1, frequency, "order_days - 1 vs frequency")
+    np.testing.assert_allclose(
+        buyers["repeat_paid"].to_numpy(dtype="float64"),
+        (theirs["monetary_value"] * theirs["frequency"]).to_numpy(dtype="float64"),
+        rtol=1e-9,
+        atol=1e-6,
+        err_msg="repeat_paid vs monetary_value x frequency",
+    )
     np.testing.assert_allclose(
         revenue,
         (with_first["monetary_value"] * with_first["frequency"]).to_numpy(dtype="float64"),

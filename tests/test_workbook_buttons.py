@@ -206,12 +206,14 @@ def test_refresh_rereads_the_database_and_writes_ids_as_text(demo: Demo) -> None
     for key in ("customer_id", "customer_name", "next_action"):
         assert text_format_index(done, sheet, keys.index(key), len(customers)) < values_at
     resize = [a for a in done if a["func"] == "resizeTable" and a["sheet_position"] == sheet]
-    last_column = "R"  # 18 columns
+    width = len(layout.columns("customers"))
+    last_column = chr(ord("A") + width - 1)
+    assert (width, last_column) == (21, "U")
     assert resize[0]["args"] == [0, f"$A$1:${last_column}${len(customers) + 1}"]
     # the row the table gave up is cleared (values and formats), nothing else
     (cleared,) = [a for a in done if a["func"] == "rangeClear" and a["sheet_position"] == sheet]
     assert (cleared["start_row"], cleared["start_column"]) == (len(customers) + 1, 0)
-    assert (cleared["row_count"], cleared["column_count"]) == (1, 18)
+    assert (cleared["row_count"], cleared["column_count"]) == (1, width)
 
     names_set = {a["args"][0]: a["args"][3] for a in done if a["func"] == "setNameRefersTo"}
     assert names_set == {layout.NAME_AS_OF: f'="{DEMO_DAY.isoformat()}"'}

@@ -34,6 +34,7 @@ from crm_batch.app.problems import Problem, show_team
 from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import scope_of, scope_problem, write_snapshots
 from crm_batch.app.targets import target_tables
+from crm_batch.app.value_models import write_value_model
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
 from crm_batch.kpi.engine import (
@@ -42,6 +43,7 @@ from crm_batch.kpi.engine import (
     period_report,
     prepare,
 )
+from crm_batch.kpi.predict import ValueModel
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
 from crm_batch.source.extract_period import clip_period
@@ -62,6 +64,8 @@ class KpiRun:
     # the extracted and prepared period, kept only when asked (run_kpis keep_prepared):
     # the quarterly review's account lists read it; everyone else lets it go
     prepared: PreparedPeriod | None = None
+    # the company's fitted value models (BG/NBD, Gamma-Gamma) as of the period's end
+    value_model: ValueModel | None = None
     problems: tuple[Problem, ...] = ()  # teams left out: unusable names, failed KPIs
     unassigned: int = 0  # customers without a team (the (unassigned) scope)
     unassigned_sample: tuple[str, ...] = ()  # a few of their ids
@@ -169,6 +173,7 @@ def run_kpis(
         reports=reports,
         requested=period,
         prepared=prepared if keep_prepared else None,
+        value_model=prepared.value_model,
         problems=tuple(problems),
         unassigned=len(nobody),
         unassigned_sample=tuple(nobody.sort_values().head(UNASSIGNED_SAMPLE).tolist()),
@@ -257,8 +262,9 @@ class StoredSnapshots:
 
 def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> StoredSnapshots:
     """Write the run's values as the snapshots of its business date (company, teams and
-    the customers without a team, :func:`crm_batch.app.snapshots.scope_of`). A scope that
-    cannot be stored is left out as a problem of its team; the others are written."""
+    the customers without a team, :func:`crm_batch.app.snapshots.scope_of`), and its fitted
+    value models as the date's ``value_model_parameters`` row. A scope that cannot be
+    stored is left out as a problem of its team; the others are written."""
     expected = clip_period(snapshot_period(run.as_of), run.as_of)
     if run.period != expected:
         raise ConfigError(
@@ -282,6 +288,8 @@ def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> Store
             continue
         values[(scope, name)] = report.kpis
     rows = write_snapshots(engine, run.as_of, values, computed_at)
+    if run.value_model is not None:
+        write_value_model(engine, run.as_of, run.value_model, computed_at)
     return StoredSnapshots(rows, tuple(problems))
 
 

@@ -38,6 +38,7 @@ NUMBER_FORMATS: dict[str, str] = {
     "datetime": "yyyy-mm-dd hh:mm",
     "percent": "0.0%",
     "score": "0",
+    "decimal": "0.00",
 }
 
 

@@ -127,6 +127,8 @@ class ThresholdSettings(_Section):
     care_lead_days: int = Field(2, ge=0)
     # service
     complaint_resolution_hours: float = Field(24.0, gt=0)
+    # predicted customer value: a 12-month buyer below this P(alive) is likely lost
+    likely_lost_p_alive: float = Field(0.5, gt=0, lt=1)
 
     @field_validator("dormant_days")
     @classmethod

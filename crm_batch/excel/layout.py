@@ -81,7 +81,7 @@ DEFINED_NAMES: tuple[str, ...] = (NAME_TEAM, NAME_LANGUAGE, NAME_AS_OF, NAME_LAY
 #: The VBA macros behind the Dashboard buttons (workbooks/vba/Buttons.bas), in order.
 BUTTON_MACROS: tuple[str, ...] = ("RefreshData", "SaveFollowups", "MakeMyPdf")
 
-ColumnKind = Literal["text", "int", "money", "date", "datetime", "percent", "score"]
+ColumnKind = Literal["text", "int", "money", "date", "datetime", "percent", "score", "decimal"]
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,24 @@ _REVENUE_12M = _col("revenue_12m", "近12个月销售额", "Revenue, 12 months",
 _LEVEL = _col("churn_warning_level", "流失预警", "Churn warning", "text", 10)
 _AT_RISK = _col("revenue_at_risk", "风险销售额", "Revenue at risk", "money", 15)
 _ACTION = _col("next_action", "下一步行动", "Next best action", "text", 40)
+#: Predicted value (crm_batch.kpi.predict): blank for customers without a paid order.
+_PREDICTED = (
+    _col("p_alive", "仍活跃概率", "P(alive)", "percent", 9),
+    _col(
+        "expected_orders_12m",
+        "预测未来12个月订单",
+        "Expected orders, next 12 months",
+        "decimal",
+        10,
+    ),
+    _col(
+        "expected_revenue_12m",
+        "预测未来12个月销售额",
+        "Expected revenue, next 12 months",
+        "money",
+        15,
+    ),
+)
 
 _COLUMNS: dict[str, tuple[Column, ...]] = {
     "dashboard": (),
@@ -136,6 +154,7 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         _col("recency_days", "距今天数", "Days since order", "int", 9),
         _ORDERS_12M,
         _REVENUE_12M,
+        *_PREDICTED,
         _LEVEL,
         _AT_RISK,
         _ACTION,
@@ -152,6 +171,7 @@ _COLUMNS: dict[str, tuple[Column, ...]] = {
         _LAST_ORDER,
         _col("recency_days", "距今天数", "Days since order", "int", 9),
         _REVENUE_12M,
+        *_PREDICTED,
         _col("complaint_hours_open", "投诉未解决小时数", "Complaint open (h)", "int", 10),
         _ACTION,
     ),

@@ -111,7 +111,7 @@ def sheet_columns(
             values.append(_mixed_dates(series, sheet_key, key, marker, report))
         elif column.kind in {"date", "datetime"}:
             values.append(excel_serial(series))
-        elif column.kind in {"int", "money", "percent", "score"}:
+        elif column.kind in {"int", "money", "percent", "score", "decimal"}:
             values.append(series.to_numpy(dtype="float64", na_value=np.nan).tolist())
         else:
             values.append(_text_values(series, sheet_key, key, language, marker, report))
@@ -272,6 +272,7 @@ def _python_values(column: Column, values: list[object]) -> list[object]:
         "score": int,
         "money": float,
         "percent": float,
+        "decimal": float,
     }.get(column.kind)
     if convert is None:
         return values

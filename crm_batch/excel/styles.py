@@ -26,6 +26,7 @@ KIND_FORMATS: dict[str, str | None] = {
     "datetime": "yyyy-mm-dd hh:mm",
     "int": "#,##0",
     "score": "0",
+    "decimal": "0.00",
     "percent": "0.0%",
     "text": None,
 }
@@ -77,7 +78,7 @@ class Formats:
         self.money_format = money_format(currency)
         self.kind = {
             kind: None if kind == "text" else add({"num_format": number_format(kind, currency)})
-            for kind in ("money", "date", "datetime", "int", "score", "percent", "text")
+            for kind in ("money", "date", "datetime", "int", "score", "percent", "decimal", "text")
         }
         self.kind["score"].set_align("center")  # type: ignore[union-attr]
         self.input_date = add({"num_format": "yyyy-mm-dd"})

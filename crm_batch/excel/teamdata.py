@@ -315,6 +315,7 @@ def _customers(table: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
             "recency_days": table["recency_days"].astype("Float64").astype("float64"),
             "orders_12m": table["orders_12m"].astype("float64"),
             "revenue_12m": table["revenue_12m"].astype("float64"),
+            **_predicted(table),
             "churn_warning_level": level,
             "revenue_at_risk": at_risk,
             "next_action": action,  # action keys, translated per sheet language
@@ -324,6 +325,14 @@ def _customers(table: pd.DataFrame, warnings: pd.DataFrame) -> pd.DataFrame:
         (_sort_keys(frame["customer_id"]), -frame["revenue_12m"].fillna(0).to_numpy())
     )
     return frame.iloc[order].reset_index(drop=True)
+
+
+def _predicted(rows: pd.DataFrame) -> dict[str, pd.Series]:
+    """The predicted-value columns (crm_batch.kpi.predict.SCORE_COLUMNS) as floats."""
+    return {
+        name: rows[name].astype("float64")
+        for name in ("p_alive", "expected_orders_12m", "expected_revenue_12m")
+    }
 
 
 def _take(values: pd.Series, position: np.ndarray, dtype: str, index: pd.Index) -> pd.Series:
@@ -350,6 +359,7 @@ def _watchlist(warnings: pd.DataFrame) -> pd.DataFrame:
             "last_order_date": warnings["last_order_date"].astype("datetime64[ns]"),
             "recency_days": warnings["recency_days"].astype("Float64").astype("float64"),
             "revenue_12m": warnings["revenue_12m"].astype("float64"),
+            **_predicted(warnings),
             "complaint_hours_open": np.floor(hours),
             "next_action": warnings["warning_action_key"].astype("object"),
         }

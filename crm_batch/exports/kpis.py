@@ -188,6 +188,7 @@ CUSTOMER_COLUMNS = (
     "referrals_made", "referrals_successful",
     "r_score", "f_score", "m_score", "rfm_segment", "tier", "value_tier", "lifecycle",
     "value_group", "churn_warning_level", "revenue_at_risk", "next_action",
+    "p_alive", "expected_orders_12m", "expected_revenue_12m",
 )  # fmt: skip
 
 _TEXT_COLUMNS = ("name", "team", "owner", "region")

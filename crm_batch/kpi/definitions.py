@@ -22,6 +22,7 @@ KPI_MODULES: tuple[str, ...] = (
     "crm_batch.kpi.facts",
     "crm_batch.kpi.segments",
     "crm_batch.kpi.churn",
+    "crm_batch.kpi.predict",
     "crm_batch.kpi.repurchase",
     "crm_batch.kpi.conversion",
     "crm_batch.kpi.referral",

@@ -7,6 +7,10 @@ thresholds. :func:`prepare` aligns and segments the frames once for every team;
 by name, and the campaign funnels, cohort matrix, tier migration matrix, care
 calendar, advocate candidates and churn watchlist as frames.
 
+Predicted value: BG/NBD and Gamma-Gamma (:mod:`crm_batch.kpi.predict`) are fitted once
+on every buyer of the end table (population models) and score each customer; a team's
+predicted KPIs sum its customers' scores.
+
 Dates: the period is measured up to T (clipped: "this quarter" on a mid-quarter T is
 quarter to date). Point-in-time KPIs (customer counts, tiers, lifecycle, churn
 warnings, Pareto, advocates) are taken at the clipped period's last day; the care
@@ -35,6 +39,7 @@ from crm_batch.kpi import (
     conversion,
     migration,
     pareto,
+    predict,
     referral,
     repurchase,
     service,
@@ -129,6 +134,7 @@ class PreparedPeriod:
     touches: pd.DataFrame  # campaign touches of the period with attribution, cost and team
     untouched: pd.DataFrame  # campaigns started in the period without any touch
     care_calendar: pd.DataFrame  # events after T
+    value_model: predict.ValueModel  # BG/NBD + Gamma-Gamma fitted on the end table's buyers
     views: TeamViews = field(default_factory=TeamViews, repr=False, compare=False)
 
 
@@ -178,6 +184,12 @@ def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeri
     start = replace(frames.start, customers=frames.start.customers.loc[:, list(START_COLUMNS)])
     start_table = _segmented(start, start.as_of, thresholds)
     end_table = _segmented(frames.end, period.end, thresholds)
+    # one fit for the whole company (a population model); teams sum their customers' scores
+    value_model = predict.fit(end_table)
+    end_table = predict.with_scores(end_table, value_model)
+    warnings = attach(
+        churn_warnings(end_table, period.end, thresholds), end_table, predict.SCORE_COLUMNS
+    )
     touches = campaigns.touch_table(
         frames.touches,
         frames.campaign_orders,
@@ -198,12 +210,13 @@ def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeri
         people=referral.referral_people(register),
         start_table=start_table,
         end_table=end_table,
-        warnings=churn_warnings(end_table, period.end, thresholds),
+        warnings=warnings,
         touches=touches,
         untouched=campaigns.untouched_costs(frames.campaigns, period),
         care_calendar=care.care_calendar(
             register, frames.as_of, thresholds.care_lookahead_days, thresholds.care_lead_days
         ),
+        value_model=value_model,
     )
 
 
@@ -232,6 +245,9 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
 
     values: dict[str, float] = {
         **as_of_kpis(end_table, warnings),
+        **predict.prediction_kpis(
+            end_table, warnings, thresholds.likely_lost_p_alive, prepared.value_model.fitted
+        ),
         **repurchase.retention_kpis(
             period_orders, scope(prepared.first_orders, team), period, frames.as_of, thresholds
         ),

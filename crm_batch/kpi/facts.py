@@ -10,6 +10,9 @@ Definitions (DESIGN.md "KPI definitions"; windows are half-open ``(T-N days, T]`
 * ``recency_days`` = T - last paid order date; ``tenure_days`` = T - first paid order
   date (both in days, NA without a paid order).
 * ``aov`` = lifetime net revenue / lifetime paid orders (NaN without orders).
+* ``order_days`` / ``repeat_paid``: distinct days with a paid order, and the paid amounts
+  after the first of them: lifetimes' frequency + 1 and monetary value x frequency, the
+  summary the value models fit on (:mod:`crm_batch.kpi.predict`).
 * ``tickets_open`` / ``complaints_open_over_limit``: tickets open at the end of T, and
   complaints open longer than ``complaint_open_hours`` then.
 * ``referrals_made`` / ``referrals_successful``: customers who name this customer in

@@ -1,0 +1,94 @@
+"""The fitted value models per business date (crm_batch.app.value_models) on every database,
+and the KPI run storing them beside its snapshots."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import URL, Engine
+from test_kpi_facts import BACKEND_PARAMS
+
+from crm_batch.app.kpis import run_kpis, store_snapshots
+from crm_batch.app.value_models import read_value_models, write_value_model
+from crm_batch.config import load_settings
+from crm_batch.kpi.predict import BgNbd, GammaGamma, ValueModel
+from crm_batch.schema import VALUE_MODEL_FIGURES
+from crm_batch.source.db import make_engine
+from crm_batch.source.demo import generate_demo, load_demo
+
+REPO = Path(__file__).resolve().parents[1]
+AT = datetime(2026, 7, 1, 2, 30, 15, 999)
+FITTED = ValueModel(
+    buyers=23_570,
+    repeat_buyers=8_000,
+    bgnbd=BgNbd(0.2425928983381185, 30.894719, 0.7928859922468166, 2.425752931, 1, -9582.4, True),
+    gamma_gamma=GammaGamma(6.248802407739446, 3.7445886, 15.447749110918782, 946, -4055.9, True),
+)
+UNFITTED = ValueModel(buyers=3, repeat_buyers=1, bgnbd=None, gamma_gamma=None)
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def engine(
+    request: pytest.FixtureRequest, db_url_factory: Callable[[str], URL]
+) -> Iterator[Engine]:
+    engine = make_engine(db_url_factory(request.param), connect_timeout=5, statement_timeout=60)
+    yield engine
+    engine.dispose()
+
+
+def test_write_read_replace_and_nulls(engine: Engine) -> None:
+    assert read_value_models(engine).empty  # before the table exists
+    write_value_model(engine, date(2026, 6, 30), UNFITTED, AT)
+    write_value_model(engine, date(2026, 3, 31), FITTED, AT)
+    write_value_model(engine, date(2026, 6, 30), FITTED, AT)  # replaces, never duplicates
+    write_value_model(engine, date(2026, 9, 30), UNFITTED, AT)
+    rows = read_value_models(engine)
+    dates = [date(2026, 3, 31), date(2026, 6, 30), date(2026, 9, 30)]
+    assert [d.date() for d in rows["as_of"]] == dates
+    for row, model in zip(rows.to_dict("records"), (FITTED, FITTED, UNFITTED), strict=True):
+        for name, value in model.parameters().items():
+            if math.isnan(value):
+                assert math.isnan(row[name]), name  # NULL read back as NaN
+            else:
+                assert row[name] == value, name  # 8-byte floats: every digit back
+        assert row["computed_at"] == datetime(2026, 7, 1, 2, 30, 15)
+    only = read_value_models(engine, start=date(2026, 4, 1), end=date(2026, 6, 30))
+    assert list(only["as_of"].dt.date) == [date(2026, 6, 30)]
+    assert list(rows.columns) == ["as_of", *VALUE_MODEL_FIGURES, "computed_at"]
+
+
+def test_the_snapshot_of_a_run_stores_its_fitted_models(
+    db_url_factory: Callable[[str], URL], tmp_path: Path
+) -> None:
+    url = db_url_factory("duckdb")
+    engine = make_engine(url, connect_timeout=5, statement_timeout=300)
+    try:
+        as_of = date(2026, 6, 30)
+        load_demo(engine, generate_demo(customers=400, orders=4_000, seed=5, end_date=as_of))
+        settings = load_settings(
+            REPO / "crm_batch.toml", database_url=str(url), environ={}, cwd=tmp_path
+        )
+        run = run_kpis(settings, engine, as_of, all_teams=True)
+        assert run.value_model is not None
+        assert run.value_model.fitted
+        store_snapshots(engine, run, AT)
+        stored = read_value_models(engine).to_dict("records")
+        assert len(stored) == 1
+        assert stored[0]["as_of"].date() == as_of
+        assert {name: stored[0][name] for name in VALUE_MODEL_FIGURES} == (
+            run.value_model.parameters()
+        )
+        company = run.reports[None]
+        assert company.kpis["expected_revenue_12m"] == pytest.approx(
+            company.customers["expected_revenue_12m"].sum()
+        )
+        teams = [report for team, report in run.reports.items() if team is not None]
+        assert sum(r.kpis["expected_revenue_12m"] for r in teams) == pytest.approx(
+            company.kpis["expected_revenue_12m"]
+        ), "one company-wide fit: the teams' predictions add up to the company's"
+    finally:
+        engine.dispose()

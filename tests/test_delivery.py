@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
+from pypdf import PdfWriter
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import select
 from sqlalchemy.engine import URL
@@ -47,6 +48,7 @@ from crm_batch.delivery import (
 )
 from crm_batch.delivery.mail import check_header_text, message_id
 from crm_batch.errors import ConfigError, DataError, ExitCode
+from crm_batch.files import SCOPE_PDF_KEY, report_scope
 from crm_batch.source.db import make_engine
 
 NOW = datetime(2026, 7, 1, 2, 40, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -214,9 +216,15 @@ budget_seconds = 60.0
     return load_settings(path, environ={})
 
 
-def pdf(path: Path, content: bytes) -> Path:
+def pdf(path: Path, content: bytes, team: str | None = None) -> Path:
+    """A one-page PDF recording ``team``'s scope as a rendered report does; ``content``
+    changes its bytes (as a new generation time does)."""
+    writer = PdfWriter()
+    writer.add_blank_page(72, 72)
+    writer.add_metadata({SCOPE_PDF_KEY: report_scope(team), "/Subject": content.decode()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"%PDF-1.7\n" + content + b"\n%%EOF\n")
+    with path.open("wb") as stream:
+        writer.write(stream)
     return path
 
 
@@ -228,28 +236,28 @@ def reports(tmp_path: Path, version: bytes = b"v1") -> list[ReportFile]:
             None,
             "2026-06-30",
             "zh-CN",
-            pdf(folder / "diagnosis_all_2026-06-30_zh-CN.pdf", b"company " + version),
+            pdf(folder / "diagnosis_all_2026-06-30_zh-CN.pdf", b"company " + version, None),
         ),
         ReportFile(
             "diagnosis",
             EAST,
             "2026-06-30",
             "en",
-            pdf(folder / "diagnosis_east_2026-06-30_en.pdf", b"east " + version),
+            pdf(folder / "diagnosis_east_2026-06-30_en.pdf", b"east " + version, EAST),
         ),
         ReportFile(
             "diagnosis",
             SOUTH,
             "2026-06-30",
             "zh-CN",
-            pdf(folder / f"diagnosis_{SOUTH}_2026-06-30_zh-CN.pdf", b"south " + version),
+            pdf(folder / f"diagnosis_{SOUTH}_2026-06-30_zh-CN.pdf", b"south " + version, SOUTH),
         ),
         ReportFile(
             "diagnosis",
             "North",
             "2026-06-30",
             "en",
-            pdf(folder / "diagnosis_north_2026-06-30_en.pdf", b"north " + version),
+            pdf(folder / "diagnosis_north_2026-06-30_en.pdf", b"north " + version, "North"),
         ),
     ]
 
@@ -412,9 +420,9 @@ def test_message_is_localized_with_the_pdf_and_a_stable_message_id(tmp_path: Pat
     assert re.search(rb"filename\*(0\*)?=utf-8''diagnosis_%E5%8D%8E", raw)
     assert raw.isascii()
 
-    # anything that changes what the message is changes its id: the PDF, the recipient
-    south.pdf.write_bytes(b"%PDF-1.7\nre-rendered\n")
-    assert build_message(settings, delivery, now=NOW)["Message-ID"] != first["Message-ID"]
+    # the id is the report's identity: a re-rendered PDF keeps it, another recipient not
+    pdf(south.pdf, b"re-rendered", SOUTH)
+    assert build_message(settings, delivery, now=NOW)["Message-ID"] == first["Message-ID"]
     other = Delivery(south, "boss@example.com", "management")
     assert build_message(settings, other, now=NOW)["Message-ID"] != again["Message-ID"]
 
@@ -495,11 +503,12 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
         m["Message-ID"] for m in by_recipient.values()
     }
 
-    # a re-rendered (changed) team PDF is a new message: only its manager gets it
-    pdf(files[1].pdf, b"east v2")
+    # a re-rendered team PDF (new generation time, so new bytes) is the same report:
+    # the ledger key is the report's identity, never its bytes
+    pdf(files[1].pdf, b"east v2", EAST)
     third = deliver(settings, ledger_of(settings), files, now=NOW)
-    assert [o.delivery.recipient for o in third.sent] == ["east.manager@example.com"]
-    assert len(handler.messages) == 5
+    assert third.sent == []
+    assert len(handler.messages) == 4
 
 
 def test_starttls_with_a_trusted_certificate_and_login_keeps_the_password_out_of_logs(
@@ -775,7 +784,8 @@ def test_a_line_break_in_a_team_name_is_rejected_before_connecting(
     )
     team = settings.teams[0].name
     assert "\r\n" in team
-    report = ReportFile("diagnosis", team, "2026-06-30", "en", reports(tmp_path)[1].pdf)
+    file = pdf(tmp_path / "reports" / "diagnosis_east_2026-06-30_en.pdf", b"east", team)
+    report = ReportFile("diagnosis", team, "2026-06-30", "en", file)
 
     with pytest.raises(DataError, match=r"team name .* line break") as raised:
         deliver(settings, ledger_of(settings), [report], now=NOW)
@@ -847,8 +857,8 @@ def test_delivery_needs_email_enabled_and_a_password_for_the_user(
 
 def test_message_id_ignores_the_case_of_the_recipient(tmp_path: Path) -> None:
     east = reports(tmp_path)[1]
-    assert message_id(east, "East.Manager@Example.com", "ab", "x.example") == message_id(
-        east, "east.manager@example.com", "ab", "x.example"
+    assert message_id(east, "East.Manager@Example.com", "x.example") == message_id(
+        east, "east.manager@example.com", "x.example"
     )
 
 

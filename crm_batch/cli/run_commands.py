@@ -30,9 +30,26 @@ log = logging.getLogger("crm_batch")
     help="Run every business date `serve` would run now (missed nights included, as "
     "schedule.catch_up says), oldest first; for cron and systemd timers.",
 )
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Mail the diagnosis reports again even if the ledger records them as sent "
+    "(needs email.nightly_diagnosis).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the e-mails the run would send and to whom; send none (the rest of the "
+    "run is done as usual).",
+)
 @handle_errors
 def nightly(
-    config_file: str | None, database_url: str | None, as_of: date | None, catch_up: bool
+    config_file: str | None,
+    database_url: str | None,
+    as_of: date | None,
+    catch_up: bool,
+    resend: bool,
+    dry_run: bool,
 ) -> None:
     """Run the nightly job for the business date: extract, validate, KPIs and snapshots.
 
@@ -55,9 +72,9 @@ def nightly(
         if not dates:
             click.echo("nightly: nothing to catch up (the latest business date ran)")
         for day in dates:  # the first failure stops: its exit code is the command's
-            click.echo(run_nightly(settings, day).summary())
+            click.echo(run_nightly(settings, day, resend=resend, dry_run=dry_run).summary())
         return
-    result = run_nightly(settings, as_of or default_as_of(settings))
+    result = run_nightly(settings, as_of or default_as_of(settings), resend=resend, dry_run=dry_run)
     click.echo(result.summary())
 
 
@@ -114,6 +131,16 @@ def harvest(config_file: str | None, database_url: str | None, as_of: date | Non
     help="E-mail the reviews: each team's to its manager_email, the company's to "
     "email.management (needs email.enabled; never sends the same review twice).",
 )
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Like --send, and mail again the reviews the ledger records as sent.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the e-mails --send would send and to whom; send none.",
+)
 @handle_errors
 def quarterly(
     config_file: str | None,
@@ -123,6 +150,8 @@ def quarterly(
     team: str | None,
     lang: str | None,
     send: bool,
+    resend: bool,
+    dry_run: bool,
 ) -> None:
     """Quarterly review (季度复盘报告) of a finished quarter, company-wide and per team.
 
@@ -133,7 +162,8 @@ def quarterly(
     Earlier quarters come from kpi_snapshots (recomputed where a snapshot is missing).
     Writes quarterly_<scope>_<quarter>_<lang>.pdf and .html into paths.reports_dir.
     --send mails each team's review to its manager and the company's to the management
-    list ([email]); a re-run sends nothing twice. One run at a time, recorded in
+    list ([email]); a re-run sends nothing twice (--resend: again on purpose;
+    --dry-run: list the messages, send none). One run at a time, recorded in
     batch_runs as kind "quarterly". Exit codes as for nightly.
     Examples:
       run_batch.py quarterly                         the last finished quarter
@@ -149,12 +179,16 @@ def quarterly(
         chosen = finished_quarter(quarter, business_date)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if send and not settings.email.enabled:
-        raise ConfigError("--send needs e-mail turned on: set email.enabled = true in [email]")
+    if (send or resend or dry_run) and not settings.email.enabled:
+        raise ConfigError(
+            "--send/--resend/--dry-run need e-mail turned on: set email.enabled = true in [email]"
+        )
     result = run_quarterly(
         settings,
         chosen,
         send=send,
+        resend=resend,
+        dry_run=dry_run,
         stages=quarterly_stages(teams=[team] if team else None, languages=[lang] if lang else None),
     )
     click.echo(result.summary())

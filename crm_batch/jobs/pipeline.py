@@ -17,7 +17,9 @@ nothing twice; a run that dies between stages leaves every previous output as it
 (each is written to a temporary file or in a transaction and then put in place).
 
 Heavy modules (pandas, the KPI engine, database drivers) are imported only after the
-file lock is taken, so a refused second run exits within a fraction of a second.
+file lock is taken, so a refused second run exits within a fraction of a second. A run
+that fails (anything but "already running") sends one notice to
+``email.ops_recipients`` (:mod:`crm_batch.jobs.failures`) before its error propagates.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from crm_batch.app.runlog import (
 )
 from crm_batch.config import RetrySettings, Settings
 from crm_batch.errors import AlreadyRunningError, ConfigError
+from crm_batch.jobs.failures import RecentLines, notify_ops
 from crm_batch.periods import Period, finished_quarter
 
 if TYPE_CHECKING:
@@ -65,6 +68,8 @@ class RunContext:
     kpis: KpiRun | None = None  # set by the ``kpis`` stage
     rendered: list[Any] = field(default_factory=list)  # report files, for delivery
     send: bool = False  # e-mail the rendered reports (the delivery stage)
+    resend: bool = False  # send again what the ledger records as sent
+    dry_run: bool = False  # list what would be sent, send nothing
 
 
 @dataclass(frozen=True)
@@ -186,19 +191,34 @@ def write_diagnosis_reports(context: RunContext) -> StageOutcome:
     rendered = write_diagnoses(
         context.settings, run, languages=context.settings.reports.languages or None
     )
-    context.rendered.extend(rendered)
+    if context.send:  # the mails carry a summary of each report
+        from crm_batch.jobs.summaries import diagnosis_files
+
+        context.rendered.extend(diagnosis_files(context.settings, context.engine, run, rendered))
+    else:
+        context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports")
 
 
 def deliver_reports(context: RunContext) -> StageOutcome:
     """E-mail the reports this run rendered to the addresses in the settings (a re-run
-    sends nothing twice); on only when the run asks for delivery."""
+    sends nothing twice unless the run asks to resend; a dry run lists the messages);
+    on only when the run asks for delivery."""
     if not context.send:
         return StageOutcome(0, "not asked to send")
     from crm_batch.app.ledger import SentLedger
     from crm_batch.delivery import deliver
 
-    report = deliver(context.settings, SentLedger(context.engine), context.rendered)
+    report = deliver(
+        context.settings,
+        SentLedger(context.engine),
+        context.rendered,
+        resend=context.resend,
+        dry_run=context.dry_run,
+    )
+    if context.dry_run:
+        lines = [report.summary(), *(f"    {line}" for line in report.plan_lines())]
+        return StageOutcome(0, "\n".join(lines))
     return StageOutcome(len(report.sent), report.summary().splitlines()[0])
 
 
@@ -229,6 +249,8 @@ def run_stages(
     stages: Sequence[Stage],
     *,
     send: bool = False,
+    resend: bool = False,
+    dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``.
@@ -236,13 +258,53 @@ def run_stages(
     Raises :class:`AlreadyRunningError` (before doing anything) when another run holds
     the file or the database lock. Transient failures of the first connection and of
     retryable stages are retried (:mod:`crm_batch.retry`, waiting with ``sleep``); a
-    stage's final exception marks the stage and the run failed in ``batch_runs`` and
-    propagates.
+    stage's final exception marks the stage and the run failed in ``batch_runs``, sends
+    the failure notice to ``email.ops_recipients`` and propagates. ``send``, ``resend``
+    and ``dry_run`` are for the delivery stage (:class:`RunContext`).
     """
+    recent = RecentLines()
+    package_log = logging.getLogger("crm_batch")
+    package_log.addHandler(recent)
+    run_id = str(uuid.uuid4())
+    where = ["start"]  # the stage in progress, for the failure notice
+    try:
+        return _run(
+            settings, kind, business_date, stages, run_id, where, sleep=sleep,
+            send=send, resend=resend, dry_run=dry_run,
+        )  # fmt: skip
+    except AlreadyRunningError:
+        raise
+    except Exception as exc:
+        package_log.removeHandler(recent)
+        notify_ops(
+            settings,
+            kind=kind,
+            business_date=business_date,
+            run_id=run_id,
+            stage=where[0],
+            error=exc,
+            log_lines=recent.lines(),
+        )
+        raise
+    finally:
+        package_log.removeHandler(recent)
+
+
+def _run(
+    settings: Settings,
+    kind: str,
+    business_date: date,
+    stages: Sequence[Stage],
+    run_id: str,
+    where: list[str],
+    *,
+    sleep: Callable[[float], None],
+    **delivery: bool,
+) -> RunResult:
+    """:func:`run_stages` without the failure notice; ``where[0]`` follows the stages."""
     from crm_batch.retry import call_with_retries
 
     tz = settings.tz
-    run_id = str(uuid.uuid4())
     holder = Holder.this_process(
         kind, business_date.isoformat(), local_now(tz).isoformat(timespec="seconds"), run_id
     )
@@ -271,9 +333,10 @@ def run_stages(
         close_stale_runs(engine, tz, all_others=locked_database)
         recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
-        context = RunContext(settings, engine, business_date, run_id, kind, send=send)
+        context = RunContext(settings, engine, business_date, run_id, kind, **delivery)
         results = []
         for stage in stages:
+            where[0] = stage.name
             stage_started = time.perf_counter()
             try:
                 with recorder.stage(stage.name) as record:
@@ -301,13 +364,24 @@ def run_nightly(
     settings: Settings,
     as_of: date,
     *,
+    resend: bool = False,
+    dry_run: bool = False,
     stages: Sequence[Stage] = NIGHTLY_STAGES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The nightly run of business date ``as_of`` (see the module docstring); it mails
-    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on."""
+    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on
+    (``resend``: again, even those already sent; ``dry_run``: list them, send nothing).
+    """
     send = settings.email.enabled and settings.email.nightly_diagnosis
-    return run_stages(settings, "nightly", as_of, stages, send=send, sleep=sleep)
+    if (resend or dry_run) and not send:
+        raise ConfigError(
+            "--resend and --dry-run are about the nightly e-mail: set email.enabled and "
+            "email.nightly_diagnosis to true"
+        )
+    return run_stages(
+        settings, "nightly", as_of, stages, send=send, resend=resend, dry_run=dry_run, sleep=sleep
+    )
 
 
 def write_reviews(
@@ -330,7 +404,12 @@ def write_reviews(
     rendered = write_quarterly_reviews(
         settings, data, teams, languages or settings.reports.languages or None
     )
-    context.rendered.extend(rendered)
+    if context.send:  # the mails carry a summary of each review
+        from crm_batch.jobs.summaries import review_files
+
+        context.rendered.extend(review_files(settings, data, rendered))
+    else:
+        context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}")
 
 
@@ -346,11 +425,14 @@ def run_quarterly(
     quarter: Period,
     *,
     send: bool = False,
+    resend: bool = False,
+    dry_run: bool = False,
     stages: Sequence[Stage] = QUARTERLY_STAGES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The quarterly run of ``quarter`` (its business date is the quarter's last day);
-    ``send`` mails the reviews (to the addresses in ``[email]``, never twice).
+    ``send`` mails the reviews (to the addresses in ``[email]``, never twice unless
+    ``resend``; ``dry_run`` lists the messages and sends nothing).
 
     Raises :class:`ConfigError` before anything runs unless ``quarter`` is a quarter that
     ended by the default business date (:func:`crm_batch.periods.finished_quarter`).
@@ -359,7 +441,16 @@ def run_quarterly(
         finished_quarter(quarter, default_business_date(settings))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return run_stages(settings, "quarterly", quarter.end, stages, send=send, sleep=sleep)
+    return run_stages(
+        settings,
+        "quarterly",
+        quarter.end,
+        stages,
+        send=send or resend or dry_run,
+        resend=resend,
+        dry_run=dry_run,
+        sleep=sleep,
+    )
 
 
 def quarterly_stages(

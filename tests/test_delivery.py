@@ -27,8 +27,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from aiosmtpd.controller import Controller
-from pypdf import PdfWriter
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from pypdf import PdfWriter
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
@@ -902,3 +902,221 @@ def test_the_ledger_on_each_database(backend: str, db_url_factory: Callable[[str
         assert row["sent_at"] == at
     finally:
         engine.dispose()
+
+
+# --- identity, resend, redirect, dry run, only_if_changed, scope check, summary -------------
+
+
+def with_email(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"email": settings.email.model_copy(update=changes)})
+
+
+def test_resend_sends_again_under_a_resend_message_id_and_keeps_one_ledger_row(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port)
+    east = reports(tmp_path)[1]
+    first = deliver(settings, ledger_of(settings), [east], now=NOW)
+    [stable_id] = [o.message_id for o in first.sent]
+
+    again = deliver(settings, ledger_of(settings), [east], now=NOW, resend=True)
+
+    assert [o.delivery.recipient for o in again.sent] == ["east.manager@example.com"]
+    ids = [m["Message-ID"] for m in handler.received()]
+    assert ids[0] == stable_id
+    assert ids[1] != stable_id
+    assert ".resent-20260701024000@" in ids[1]
+    rows = ledger_rows(settings)
+    assert len(rows) == 1
+    assert rows["east.manager@example.com"]["status"] == "sent"
+    assert deliver(settings, ledger_of(settings), [east], now=NOW).sent == []
+
+
+def test_redirect_to_sends_everything_to_one_address_and_keeps_the_real_ones_unsent(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port, email={"redirect_to": '"tester@example.com"'})
+    files = reports(tmp_path)
+
+    report = deliver(settings, ledger_of(settings), files, now=NOW)
+
+    assert len(report.sent) == 4
+    assert {rcpts[0] for rcpts, _ in handler.messages} == {"tester@example.com"}
+    subjects = sorted(m["Subject"] for m in handler.received())
+    assert any(s.startswith("[TEST for east.manager@example.com] ") for s in subjects)
+    assert any(s.startswith("【测试,原收件人 boss@example.com】") for s in subjects)
+    assert "redirected to tester@example.com" in report.sent[0].describe()
+    # a re-run with the redirect sends nothing twice; without it the real messages go out
+    assert deliver(settings, ledger_of(settings), files, now=NOW).sent == []
+    real = deliver(with_email(settings, redirect_to=None), ledger_of(settings), files, now=NOW)
+    assert sorted(o.delivery.recipient for o in real.sent) == [
+        "boss@example.com",
+        "cfo@example.com",
+        "east.manager@example.com",
+        "south.manager@example.com",
+    ]
+    assert handler.messages[-1][0] != ["tester@example.com"]
+
+
+def test_dry_run_lists_who_would_get_what_and_sends_and_records_nothing(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port)
+    files = reports(tmp_path)
+    deliver(settings, ledger_of(settings), files[1:2], now=NOW)  # East's went out before
+
+    report = deliver(settings, ledger_of(settings), files, now=NOW, dry_run=True)
+
+    assert report.sent == []
+    assert len(handler.messages) == 1
+    assert sorted(report.plan_lines()) == [
+        "would send diagnosis company 2026-06-30 zh-CN -> boss@example.com",
+        "would send diagnosis company 2026-06-30 zh-CN -> cfo@example.com",
+        f"would send diagnosis {SOUTH} 2026-06-30 zh-CN -> south.manager@example.com",
+    ]
+    assert report.summary().startswith("e-mail: dry run: 3 would be sent, 1 already sent")
+    assert set(ledger_rows(settings)) == {"east.manager@example.com"}
+
+
+def test_only_if_changed_skips_a_report_whose_data_equals_the_last_one_sent(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port, email={"only_if_changed": "true"})
+    folder = tmp_path / "reports"
+
+    def east(day: str, digest: str) -> ReportFile:
+        path = pdf(folder / f"diagnosis_East_{day}_en.pdf", day.encode(), EAST)
+        return ReportFile("diagnosis", EAST, day, "en", path, digest)
+
+    first = deliver(settings, ledger_of(settings), [east("2026-06-29", "a" * 64)], now=NOW)
+    same = deliver(settings, ledger_of(settings), [east("2026-06-30", "a" * 64)], now=NOW)
+    changed = deliver(settings, ledger_of(settings), [east("2026-07-01", "b" * 64)], now=NOW)
+
+    assert len(first.sent) == 1
+    assert same.sent == []
+    assert len(same.skipped_unchanged) == 1
+    assert "1 unchanged since the last one (skipped)" in same.summary()
+    assert len(changed.sent) == 1
+    assert [m["Subject"][-10:] for m in handler.received()] == ["2026-06-29", "2026-07-01"]
+    # off: the unchanged one goes out too
+    off = with_email(settings, only_if_changed=False)
+    assert len(deliver(off, ledger_of(settings), [east("2026-07-02", "b" * 64)]).sent) == 1
+
+
+def test_a_file_recording_another_team_is_never_mailed_and_the_others_are(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port)
+    files = reports(tmp_path)
+    # South's file was overwritten by East's report (two teams that shared a file name)
+    pdf(files[2].pdf, b"east", EAST)
+
+    with pytest.raises(DataError, match=r"records 'team:East' but is about to be mailed as"):
+        deliver(settings, ledger_of(settings), files, now=NOW)
+
+    assert "south.manager@example.com" not in {m["To"] for m in handler.received()}
+    assert {m["To"] for m in handler.received()} == {
+        "boss@example.com",
+        "cfo@example.com",
+        "east.manager@example.com",
+    }
+    # a PDF that records nothing (not rendered by crm-batch) is refused the same way
+    files[1].pdf.write_bytes(b"%PDF-1.7\n%%EOF\n")
+    with pytest.raises(DataError, match=str(files[1].pdf.name)):
+        deliver(settings, ledger_of(settings), files[1:2], now=NOW, resend=True)
+
+
+def test_the_mail_carries_the_summary_as_plain_text_and_html_escaped(tmp_path: Path) -> None:
+    from crm_batch.delivery import Headline, ReportSummary
+
+    settings = make_settings(tmp_path, 25)
+    summary = ReportSummary(
+        (Headline("Revenue (12 months)", "¥1,234", "+¥56"), Headline("<b>Buyers</b>", "80")),
+        ("Three A-tier customers are quiet & at risk.",),
+        "2026-06-29",
+    )
+    east = dataclasses.replace(reports(tmp_path)[1], summary=summary)
+
+    message = build_message(settings, Delivery(east, "east.manager@example.com", "x"), now=NOW)
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+
+    plain = parsed.get_body(("plain",)).get_content()
+    html_part = parsed.get_body(("html",)).get_content()
+    assert "Headline figures (change vs 2026-06-29):" in plain
+    assert "  Revenue (12 months): ¥1,234 (+¥56)" in plain
+    assert "  - Three A-tier customers are quiet & at risk." in plain
+    assert "&lt;b&gt;Buyers&lt;/b&gt;" in html_part
+    assert "<b>Buyers</b>" not in html_part
+    assert "quiet &amp; at risk" in html_part
+    assert len(list(parsed.iter_attachments())) == 1
+
+
+def test_resend_failed_sends_what_failed_once_the_server_takes_it(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    from crm_batch.delivery.resend import resend_failed
+
+    handler, port = smtp_server(
+        Handler(refuse={"east.manager@example.com": "550 5.1.1 mailbox unavailable"})
+    )
+    settings = make_settings(tmp_path, port)
+    files = reports(tmp_path)
+    with pytest.raises(DeliveryError):
+        deliver(settings, ledger_of(settings), files, now=NOW)
+    assert ledger_rows(settings)["east.manager@example.com"]["status"] == "failed"
+    handler.refuse.clear()
+
+    dry, _ = resend_failed(settings, ledger_of(settings), dry_run=True)
+    report, dropped = resend_failed(settings, ledger_of(settings))
+
+    assert dry.plan_lines() == [
+        "would send diagnosis East 2026-06-30 en -> east.manager@example.com"
+    ]
+    assert [o.delivery.recipient for o in report.sent] == ["east.manager@example.com"]
+    assert dropped == []
+    assert ledger_rows(settings)["east.manager@example.com"]["status"] == "sent"
+    assert resend_failed(settings, ledger_of(settings))[0].sent == []  # nothing failed now
+
+
+def test_the_failure_notice_goes_to_ops_and_a_dead_server_never_raises(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    from crm_batch.delivery import notify_failure
+
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port, email={"ops_recipients": '["ops@example.com"]'})
+    details = {
+        "kind": "nightly",
+        "business_date": "2026-06-30",
+        "run_id": "r-1",
+        "stage": "workbooks",
+        "error": "DependencyError: cannot connect to postgresql://crm:pw-123@db/sales",
+        "exit_code": 5,
+        "log_lines": ["INFO kpis: 300 customers", "ERROR workbooks failed"],
+    }
+
+    assert notify_failure(settings, now=NOW, **details)
+
+    [notice] = handler.received()
+    assert notice["To"] == "ops@example.com"
+    assert (
+        notice["Subject"] == "[Demo Trading Co.] crm-batch nightly 2026-06-30 failed at workbooks"
+    )
+    body = notice.get_content()
+    assert "exit code: 5" in body
+    assert "ERROR workbooks failed" in body
+    assert "pw-123" not in body
+    assert "crm:***@db" in body
+    dead = make_settings(tmp_path, free_port(), email={"ops_recipients": '["ops@example.com"]'})
+    assert not notify_failure(dead, now=NOW, **details)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -81,8 +81,7 @@ def notify_failure(settings: Settings, *, now: datetime, **details: object) -> b
     try:
         message = failure_message(settings, now=now, **details)  # type: ignore[arg-type]
         with SmtpSession(settings) as session:
-            for recipient in email.ops_recipients:
-                session.send(message, recipient)
+            session.send(message, email.ops_recipients)
     except Exception as exc:
         log.error("could not send the failure notice to email.ops_recipients: %s", exc)
         return False

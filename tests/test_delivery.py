@@ -1120,3 +1120,21 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def test_the_cli_options_are_checked_before_any_run(tmp_path: Path) -> None:
+    from test_cli import run_cli
+
+    (tmp_path / "crm_batch.toml").write_text('[paths]\ndata_dir = "var"\n', encoding="utf-8")
+
+    nightly = run_cli("nightly", "--resend", cwd=tmp_path)
+    quarterly = run_cli("quarterly", "--quarter", "2026Q1", "--dry-run", cwd=tmp_path)
+    resend = run_cli("delivery", "resend", cwd=tmp_path)
+
+    assert nightly.returncode == ExitCode.CONFIG
+    assert "email.nightly_diagnosis" in nightly.stderr
+    assert quarterly.returncode == ExitCode.CONFIG
+    assert "--dry-run need e-mail turned on" in quarterly.stderr
+    assert resend.returncode == 2
+    assert "--failed" in resend.stderr
+    assert not (tmp_path / "var").exists() or not list((tmp_path / "var").glob("*.duckdb"))

@@ -413,8 +413,12 @@ def test_look_alike_teams_each_get_their_own_report_and_a_rerun_sends_nothing(
     assert len(set(names)) == len(names)  # no two teams share a file
     sent = len(handler.messages)
     assert sent == 8
-    assert "8 sent" in nightly.stages[-1].summary or "4 sent" in nightly.stages[-1].summary
+    assert nightly.stages[-1].rows == 4
     assert quarterly.stages[-1].rows == 4
+    # each mail carries the report's summary, as plain text and HTML
+    first = handler.received()[0]
+    assert "Headline figures" in first.get_body(("plain",)).get_content()
+    assert "<h3>Headline figures" in first.get_body(("html",)).get_content()
 
     # re-runs render every report again (new bytes) and send zero new messages
     again = run_nightly(settings, DEMO_DAY)
@@ -425,8 +429,11 @@ def test_look_alike_teams_each_get_their_own_report_and_a_rerun_sends_nothing(
 
     # --resend sends again on purpose; --dry-run lists and sends nothing
     dry = run_quarterly(settings, parse_period("2026Q2"), dry_run=True)
+    assert "dry run: 0 would be sent, 4 already sent before" in dry.stages[-1].summary
+    dry = run_quarterly(settings, parse_period("2026Q2"), resend=True, dry_run=True)
     assert len(handler.messages) == sent
     assert "would send quarterly Team A/B 2026Q2 en -> m0@example.com" in dry.stages[-1].summary
+    assert "would send quarterly Team A-B 2026Q2 en -> m1@example.com" in dry.stages[-1].summary
     run_nightly(settings, DEMO_DAY, resend=True)
     assert len(handler.messages) == sent + 4
 

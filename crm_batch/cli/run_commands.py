@@ -56,9 +56,11 @@ def nightly(
     \b
     One run at a time: while another run (cron, manual or serve) is in progress this
     one stops at once with exit code 6. Every run and stage is recorded in batch_runs
-    (see `status`). Running a date again replaces that date's outputs.
-    Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
-    6 already running, 7 timeout.
+    (see `status`). Running a date again replaces that date's outputs and sends no
+    e-mail twice (--resend: again on purpose; --dry-run: list the e-mails only).
+    Exit codes: 0 ok, 3 configuration, 4 data invalid (or a report file records another
+    team than its recipient's), 5 database or mail server unavailable, 6 already
+    running, 7 timeout.
     """
     from crm_batch.jobs.pipeline import run_nightly
 

@@ -97,3 +97,16 @@ def file_stem(team: str) -> str:
     slug = re.sub(r"[^\w-]+", "-", text, flags=re.UNICODE).strip("-_")[:60]
     digest = hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
     return f"{slug}-{digest}" if slug else f"team-{digest}"
+
+
+#: The ``<meta>`` name under which a rendered report records whom it is for; WeasyPrint
+#: copies it into the PDF's document information as :data:`SCOPE_PDF_KEY`, where
+#: delivery checks it before a file is mailed.
+SCOPE_META_NAME = "crm-batch-scope"
+SCOPE_PDF_KEY = "/crmbatchscope"
+
+
+def report_scope(team: str | None) -> str:
+    """What a report records about its scope: ``company``, or ``team:`` and the exact
+    team name (so look-alike names such as ``Team A/B`` and ``Team A-B`` differ)."""
+    return "company" if team is None else f"team:{team}"

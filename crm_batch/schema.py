@@ -210,6 +210,9 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("language", String(8), nullable=False),
         Column("report_path", String(1024), nullable=False),
         Column("pdf_sha256", String(64), nullable=False),
+        # digest of the data the report shows (email.only_if_changed); added in place
+        # to older tables by crm_batch.app.ledger
+        Column("content_sha256", String(64), nullable=True),
         Column("status", String(16), nullable=False),  # sending | sent | failed
         Column("attempts", Integer, nullable=False),
         Column("updated_at", DateTime, nullable=False),  # naive local time

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from pypdf import PdfWriter
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
@@ -47,6 +48,7 @@ from crm_batch.delivery import (
 )
 from crm_batch.delivery.mail import check_header_text, message_id
 from crm_batch.errors import ConfigError, DataError, ExitCode
+from crm_batch.files import SCOPE_PDF_KEY, report_scope
 from crm_batch.source.db import make_engine
 
 NOW = datetime(2026, 7, 1, 2, 40, tzinfo=ZoneInfo("Asia/Shanghai"))
@@ -214,9 +216,15 @@ budget_seconds = 60.0
     return load_settings(path, environ={})
 
 
-def pdf(path: Path, content: bytes) -> Path:
+def pdf(path: Path, content: bytes, team: str | None = None) -> Path:
+    """A one-page PDF recording ``team``'s scope as a rendered report does; ``content``
+    changes its bytes (as a new generation time does)."""
+    writer = PdfWriter()
+    writer.add_blank_page(72, 72)
+    writer.add_metadata({SCOPE_PDF_KEY: report_scope(team), "/Subject": content.decode()})
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"%PDF-1.7\n" + content + b"\n%%EOF\n")
+    with path.open("wb") as stream:
+        writer.write(stream)
     return path
 
 
@@ -228,28 +236,28 @@ def reports(tmp_path: Path, version: bytes = b"v1") -> list[ReportFile]:
             None,
             "2026-06-30",
             "zh-CN",
-            pdf(folder / "diagnosis_all_2026-06-30_zh-CN.pdf", b"company " + version),
+            pdf(folder / "diagnosis_all_2026-06-30_zh-CN.pdf", b"company " + version, None),
         ),
         ReportFile(
             "diagnosis",
             EAST,
             "2026-06-30",
             "en",
-            pdf(folder / "diagnosis_east_2026-06-30_en.pdf", b"east " + version),
+            pdf(folder / "diagnosis_east_2026-06-30_en.pdf", b"east " + version, EAST),
         ),
         ReportFile(
             "diagnosis",
             SOUTH,
             "2026-06-30",
             "zh-CN",
-            pdf(folder / f"diagnosis_{SOUTH}_2026-06-30_zh-CN.pdf", b"south " + version),
+            pdf(folder / f"diagnosis_{SOUTH}_2026-06-30_zh-CN.pdf", b"south " + version, SOUTH),
         ),
         ReportFile(
             "diagnosis",
             "North",
             "2026-06-30",
             "en",
-            pdf(folder / "diagnosis_north_2026-06-30_en.pdf", b"north " + version),
+            pdf(folder / "diagnosis_north_2026-06-30_en.pdf", b"north " + version, "North"),
         ),
     ]
 
@@ -412,9 +420,9 @@ def test_message_is_localized_with_the_pdf_and_a_stable_message_id(tmp_path: Pat
     assert re.search(rb"filename\*(0\*)?=utf-8''diagnosis_%E5%8D%8E", raw)
     assert raw.isascii()
 
-    # anything that changes what the message is changes its id: the PDF, the recipient
-    south.pdf.write_bytes(b"%PDF-1.7\nre-rendered\n")
-    assert build_message(settings, delivery, now=NOW)["Message-ID"] != first["Message-ID"]
+    # the id is the report's identity: a re-rendered PDF keeps it, another recipient not
+    pdf(south.pdf, b"re-rendered", SOUTH)
+    assert build_message(settings, delivery, now=NOW)["Message-ID"] == first["Message-ID"]
     other = Delivery(south, "boss@example.com", "management")
     assert build_message(settings, other, now=NOW)["Message-ID"] != again["Message-ID"]
 
@@ -495,11 +503,12 @@ def test_happy_path_delivers_each_pdf_once_and_a_rerun_sends_nothing(
         m["Message-ID"] for m in by_recipient.values()
     }
 
-    # a re-rendered (changed) team PDF is a new message: only its manager gets it
-    pdf(files[1].pdf, b"east v2")
+    # a re-rendered team PDF (new generation time, so new bytes) is the same report:
+    # the ledger key is the report's identity, never its bytes
+    pdf(files[1].pdf, b"east v2", EAST)
     third = deliver(settings, ledger_of(settings), files, now=NOW)
-    assert [o.delivery.recipient for o in third.sent] == ["east.manager@example.com"]
-    assert len(handler.messages) == 5
+    assert third.sent == []
+    assert len(handler.messages) == 4
 
 
 def test_starttls_with_a_trusted_certificate_and_login_keeps_the_password_out_of_logs(
@@ -775,7 +784,8 @@ def test_a_line_break_in_a_team_name_is_rejected_before_connecting(
     )
     team = settings.teams[0].name
     assert "\r\n" in team
-    report = ReportFile("diagnosis", team, "2026-06-30", "en", reports(tmp_path)[1].pdf)
+    file = pdf(tmp_path / "reports" / "diagnosis_east_2026-06-30_en.pdf", b"east", team)
+    report = ReportFile("diagnosis", team, "2026-06-30", "en", file)
 
     with pytest.raises(DataError, match=r"team name .* line break") as raised:
         deliver(settings, ledger_of(settings), [report], now=NOW)
@@ -847,8 +857,8 @@ def test_delivery_needs_email_enabled_and_a_password_for_the_user(
 
 def test_message_id_ignores_the_case_of_the_recipient(tmp_path: Path) -> None:
     east = reports(tmp_path)[1]
-    assert message_id(east, "East.Manager@Example.com", "ab", "x.example") == message_id(
-        east, "east.manager@example.com", "ab", "x.example"
+    assert message_id(east, "East.Manager@Example.com", "x.example") == message_id(
+        east, "east.manager@example.com", "x.example"
     )
 
 
@@ -892,3 +902,239 @@ def test_the_ledger_on_each_database(backend: str, db_url_factory: Callable[[str
         assert row["sent_at"] == at
     finally:
         engine.dispose()
+
+
+# --- identity, resend, redirect, dry run, only_if_changed, scope check, summary -------------
+
+
+def with_email(settings: Settings, **changes: Any) -> Settings:
+    return settings.model_copy(update={"email": settings.email.model_copy(update=changes)})
+
+
+def test_resend_sends_again_under_a_resend_message_id_and_keeps_one_ledger_row(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port)
+    east = reports(tmp_path)[1]
+    first = deliver(settings, ledger_of(settings), [east], now=NOW)
+    [stable_id] = [o.message_id for o in first.sent]
+
+    again = deliver(settings, ledger_of(settings), [east], now=NOW, resend=True)
+
+    assert [o.delivery.recipient for o in again.sent] == ["east.manager@example.com"]
+    ids = [m["Message-ID"] for m in handler.received()]
+    assert ids[0] == stable_id
+    assert ids[1] != stable_id
+    assert ".resent-20260701024000@" in ids[1]
+    rows = ledger_rows(settings)
+    assert len(rows) == 1
+    assert rows["east.manager@example.com"]["status"] == "sent"
+    assert deliver(settings, ledger_of(settings), [east], now=NOW).sent == []
+
+
+def test_redirect_to_sends_everything_to_one_address_and_keeps_the_real_ones_unsent(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port, email={"redirect_to": '"tester@example.com"'})
+    files = reports(tmp_path)
+
+    report = deliver(settings, ledger_of(settings), files, now=NOW)
+
+    assert len(report.sent) == 4
+    assert {rcpts[0] for rcpts, _ in handler.messages} == {"tester@example.com"}
+    subjects = sorted(m["Subject"] for m in handler.received())
+    assert any(s.startswith("[TEST for east.manager@example.com] ") for s in subjects)
+    assert any(s.startswith("【测试,原收件人 boss@example.com】") for s in subjects)
+    assert "redirected to tester@example.com" in report.sent[0].describe()
+    # a re-run with the redirect sends nothing twice; without it the real messages go out
+    assert deliver(settings, ledger_of(settings), files, now=NOW).sent == []
+    real = deliver(with_email(settings, redirect_to=None), ledger_of(settings), files, now=NOW)
+    assert sorted(o.delivery.recipient for o in real.sent) == [
+        "boss@example.com",
+        "cfo@example.com",
+        "east.manager@example.com",
+        "south.manager@example.com",
+    ]
+    assert handler.messages[-1][0] != ["tester@example.com"]
+
+
+def test_dry_run_lists_who_would_get_what_and_sends_and_records_nothing(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port)
+    files = reports(tmp_path)
+    deliver(settings, ledger_of(settings), files[1:2], now=NOW)  # East's went out before
+
+    report = deliver(settings, ledger_of(settings), files, now=NOW, dry_run=True)
+
+    assert report.sent == []
+    assert len(handler.messages) == 1
+    assert sorted(report.plan_lines()) == [
+        "would send diagnosis company 2026-06-30 zh-CN -> boss@example.com",
+        "would send diagnosis company 2026-06-30 zh-CN -> cfo@example.com",
+        f"would send diagnosis {SOUTH} 2026-06-30 zh-CN -> south.manager@example.com",
+    ]
+    assert report.summary().startswith("e-mail: dry run: 3 would be sent, 1 already sent")
+    assert set(ledger_rows(settings)) == {"east.manager@example.com"}
+
+
+def test_only_if_changed_skips_a_report_whose_data_equals_the_last_one_sent(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port, email={"only_if_changed": "true"})
+    folder = tmp_path / "reports"
+
+    def east(day: str, digest: str) -> ReportFile:
+        path = pdf(folder / f"diagnosis_East_{day}_en.pdf", day.encode(), EAST)
+        return ReportFile("diagnosis", EAST, day, "en", path, digest)
+
+    first = deliver(settings, ledger_of(settings), [east("2026-06-29", "a" * 64)], now=NOW)
+    same = deliver(settings, ledger_of(settings), [east("2026-06-30", "a" * 64)], now=NOW)
+    changed = deliver(settings, ledger_of(settings), [east("2026-07-01", "b" * 64)], now=NOW)
+
+    assert len(first.sent) == 1
+    assert same.sent == []
+    assert len(same.skipped_unchanged) == 1
+    assert "1 unchanged since the last one (skipped)" in same.summary()
+    assert len(changed.sent) == 1
+    assert [m["Subject"][-10:] for m in handler.received()] == ["2026-06-29", "2026-07-01"]
+    # off: the unchanged one goes out too
+    off = with_email(settings, only_if_changed=False)
+    assert len(deliver(off, ledger_of(settings), [east("2026-07-02", "b" * 64)]).sent) == 1
+
+
+def test_a_file_recording_another_team_is_never_mailed_and_the_others_are(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port)
+    files = reports(tmp_path)
+    # South's file was overwritten by East's report (two teams that shared a file name)
+    pdf(files[2].pdf, b"east", EAST)
+
+    with pytest.raises(DataError, match=r"records 'team:East' but is about to be mailed as"):
+        deliver(settings, ledger_of(settings), files, now=NOW)
+
+    assert "south.manager@example.com" not in {m["To"] for m in handler.received()}
+    assert {m["To"] for m in handler.received()} == {
+        "boss@example.com",
+        "cfo@example.com",
+        "east.manager@example.com",
+    }
+    # a PDF that records nothing (not rendered by crm-batch) is refused the same way
+    files[1].pdf.write_bytes(b"%PDF-1.7\n%%EOF\n")
+    with pytest.raises(DataError, match=str(files[1].pdf.name)):
+        deliver(settings, ledger_of(settings), files[1:2], now=NOW, resend=True)
+
+
+def test_the_mail_carries_the_summary_as_plain_text_and_html_escaped(tmp_path: Path) -> None:
+    from crm_batch.delivery import Headline, ReportSummary
+
+    settings = make_settings(tmp_path, 25)
+    summary = ReportSummary(
+        (Headline("Revenue (12 months)", "¥1,234", "+¥56"), Headline("<b>Buyers</b>", "80")),
+        ("Three A-tier customers are quiet & at risk.",),
+        "2026-06-29",
+    )
+    east = dataclasses.replace(reports(tmp_path)[1], summary=summary)
+
+    message = build_message(settings, Delivery(east, "east.manager@example.com", "x"), now=NOW)
+    parsed = message_from_bytes(message.as_bytes(), policy=policy.default)
+
+    plain = parsed.get_body(("plain",)).get_content()
+    html_part = parsed.get_body(("html",)).get_content()
+    assert "Headline figures (change vs 2026-06-29):" in plain
+    assert "  Revenue (12 months): ¥1,234 (+¥56)" in plain
+    assert "  - Three A-tier customers are quiet & at risk." in plain
+    assert "&lt;b&gt;Buyers&lt;/b&gt;" in html_part
+    assert "<b>Buyers</b>" not in html_part
+    assert "quiet &amp; at risk" in html_part
+    assert len(list(parsed.iter_attachments())) == 1
+
+
+def test_resend_failed_sends_what_failed_once_the_server_takes_it(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    from crm_batch.delivery.resend import resend_failed
+
+    handler, port = smtp_server(
+        Handler(refuse={"east.manager@example.com": "550 5.1.1 mailbox unavailable"})
+    )
+    settings = make_settings(tmp_path, port)
+    files = reports(tmp_path)
+    with pytest.raises(DeliveryError):
+        deliver(settings, ledger_of(settings), files, now=NOW)
+    assert ledger_rows(settings)["east.manager@example.com"]["status"] == "failed"
+    handler.refuse.clear()
+
+    dry, _ = resend_failed(settings, ledger_of(settings), dry_run=True)
+    report, dropped = resend_failed(settings, ledger_of(settings))
+
+    assert dry.plan_lines() == [
+        "would send diagnosis East 2026-06-30 en -> east.manager@example.com"
+    ]
+    assert [o.delivery.recipient for o in report.sent] == ["east.manager@example.com"]
+    assert dropped == []
+    assert ledger_rows(settings)["east.manager@example.com"]["status"] == "sent"
+    assert resend_failed(settings, ledger_of(settings))[0].sent == []  # nothing failed now
+
+
+def test_the_failure_notice_goes_to_ops_and_a_dead_server_never_raises(
+    tmp_path: Path, smtp_server: Callable[..., tuple[Handler, int]]
+) -> None:
+    from crm_batch.delivery import notify_failure
+
+    handler, port = smtp_server()
+    settings = make_settings(tmp_path, port, email={"ops_recipients": '["ops@example.com"]'})
+    details = {
+        "kind": "nightly",
+        "business_date": "2026-06-30",
+        "run_id": "r-1",
+        "stage": "workbooks",
+        "error": "DependencyError: cannot connect to postgresql://crm:pw-123@db/sales",
+        "exit_code": 5,
+        "log_lines": ["INFO kpis: 300 customers", "ERROR workbooks failed"],
+    }
+
+    assert notify_failure(settings, now=NOW, **details)
+
+    [notice] = handler.received()
+    assert notice["To"] == "ops@example.com"
+    assert (
+        notice["Subject"] == "[Demo Trading Co.] crm-batch nightly 2026-06-30 failed at workbooks"
+    )
+    body = notice.get_content()
+    assert "exit code: 5" in body
+    assert "ERROR workbooks failed" in body
+    assert "pw-123" not in body
+    assert "crm:***@db" in body
+    dead = make_settings(tmp_path, free_port(), email={"ops_recipients": '["ops@example.com"]'})
+    assert not notify_failure(dead, now=NOW, **details)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_cli_options_are_checked_before_any_run(tmp_path: Path) -> None:
+    from test_cli import run_cli
+
+    (tmp_path / "crm_batch.toml").write_text('[paths]\ndata_dir = "var"\n', encoding="utf-8")
+
+    nightly = run_cli("nightly", "--resend", cwd=tmp_path)
+    quarterly = run_cli("quarterly", "--quarter", "2026Q1", "--dry-run", cwd=tmp_path)
+    resend = run_cli("delivery", "resend", cwd=tmp_path)
+
+    assert nightly.returncode == ExitCode.CONFIG
+    assert "email.nightly_diagnosis" in nightly.stderr
+    assert quarterly.returncode == ExitCode.CONFIG
+    assert "--dry-run need e-mail turned on" in quarterly.stderr
+    assert resend.returncode == 2
+    assert "--failed" in resend.stderr
+    assert not (tmp_path / "var").exists() or not list((tmp_path / "var").glob("*.duckdb"))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from fixtures.batch import (
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from test_cli import run_cli
+from test_delivery import Handler, LocalController
 
 from crm_batch.app.engines import build_engine
 from crm_batch.app.runlog import FAILED, OK, RUN_STAGE, ok_business_dates
@@ -512,3 +514,172 @@ def test_a_workbook_renamed_by_a_new_look_alike_team_leaves_no_stale_copy(
     names = _workbook_names(settings)
     assert len(names) == 9
     assert not [name for name in names if " 20" in name]
+
+
+# --- e-mail: look-alike teams, re-runs, the failure notice ----------------------------------
+
+#: Two look-alike pairs: the demo teams renamed so their slugs would meet.
+LOOK_ALIKES = {
+    "Shanghai": "Team A/B",
+    "Beijing": "Team A-B",
+    "Guangzhou": "Sales: East",
+    "Shenzhen": "Sales- East",
+}
+
+
+@pytest.fixture
+def mail_server() -> Iterator[tuple[Handler, int]]:
+    """An aiosmtpd server on 127.0.0.1 recording what arrives: (handler, port)."""
+    handler = Handler()
+    controller = LocalController(handler, hostname="127.0.0.1")
+    controller.start()
+    yield handler, controller.port
+    controller.stop()
+
+
+def _rename_teams(settings: Settings) -> None:
+    from sqlalchemy import text
+
+    engine = build_engine(settings)
+    try:
+        with engine.begin() as conn:
+            for old, new in LOOK_ALIKES.items():
+                for table in ("customers", "leads"):
+                    conn.execute(
+                        text(f"UPDATE {table} SET team = :new WHERE team = :old"),
+                        {"new": new, "old": old},
+                    )
+    finally:
+        engine.dispose()
+
+
+def _manager(team: str) -> str:
+    return f"m{list(LOOK_ALIKES.values()).index(team)}@example.com"
+
+
+def _mail_settings(folder: Path, port: int, extra: str = "") -> Settings:
+    teams = "".join(
+        f'[[teams]]\nname = "{team}"\nmanager_email = "{_manager(team)}"\nlanguage = "en"\n'
+        for team in LOOK_ALIKES.values()
+    )
+    with (folder / "crm_batch.toml").open("a", encoding="utf-8") as handle:
+        handle.write(
+            teams + "[email]\nenabled = true\nnightly_diagnosis = true\n"
+            f'smtp_host = "127.0.0.1"\nsmtp_port = {port}\nstarttls = false\n'
+            f'from_address = "crm-batch@example.com"\n{extra}'
+        )
+    return folder_settings(folder)
+
+
+def _received_scopes(handler) -> dict[str, list[tuple[str, str]]]:
+    """recipient -> [(attachment file name, the scope the attached PDF records)]."""
+    import io
+
+    from pypdf import PdfReader
+
+    from crm_batch.files import SCOPE_PDF_KEY
+
+    found: dict[str, list[tuple[str, str]]] = {}
+    for message in handler.received():
+        [attachment] = list(message.iter_attachments())
+        recorded = PdfReader(io.BytesIO(attachment.get_content())).metadata[SCOPE_PDF_KEY]
+        found.setdefault(message["To"], []).append((attachment.get_filename(), recorded))
+    return found
+
+
+@pytest.mark.slow
+def test_look_alike_teams_each_get_their_own_report_and_a_rerun_sends_nothing(
+    tmp_path: Path, mail_server: tuple[Handler, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    from crm_batch.jobs.pipeline import run_quarterly
+    from crm_batch.periods import parse_period
+
+    handler, port = mail_server
+    folder = demo_folder(tmp_path, reports=True)
+    settings = _mail_settings(folder, port)
+    _rename_teams(settings)
+
+    nightly = run_nightly(settings, DEMO_DAY)
+    quarterly = run_quarterly(settings, parse_period("2026Q2"), send=True)
+
+    scopes = _received_scopes(handler)
+    for team in LOOK_ALIKES.values():
+        files = scopes[_manager(team)]
+        assert [recorded for _, recorded in files] == [f"team:{team}"] * 2, team
+        assert [name.split("_")[0] for name, _ in files] == ["diagnosis", "quarterly"]
+    names = [name for team in LOOK_ALIKES.values() for name, _ in scopes[_manager(team)]]
+    assert len(set(names)) == len(names)  # no two teams share a file
+    sent = len(handler.messages)
+    assert sent == 8
+    assert nightly.stages[-1].rows == 4
+    assert quarterly.stages[-1].rows == 4
+    # each mail carries the report's summary, as plain text and HTML
+    first = handler.received()[0]
+    assert "Headline figures" in first.get_body(("plain",)).get_content()
+    assert "<h3>Headline figures" in first.get_body(("html",)).get_content()
+
+    # re-runs render every report again (new bytes) and send zero new messages
+    again = run_nightly(settings, DEMO_DAY)
+    review_again = run_quarterly(settings, parse_period("2026Q2"), send=True)
+    assert len(handler.messages) == sent
+    assert "0 sent, 4 already sent before" in again.stages[-1].summary
+    assert "0 sent, 4 already sent before" in review_again.stages[-1].summary
+
+    # --resend sends again on purpose; --dry-run lists and sends nothing
+    dry = run_quarterly(settings, parse_period("2026Q2"), dry_run=True)
+    assert "dry run: 0 would be sent, 4 already sent before" in dry.stages[-1].summary
+    dry = run_quarterly(settings, parse_period("2026Q2"), resend=True, dry_run=True)
+    assert len(handler.messages) == sent
+    assert "would send quarterly Team A/B 2026Q2 en -> m0@example.com" in dry.stages[-1].summary
+    assert "would send quarterly Team A-B 2026Q2 en -> m1@example.com" in dry.stages[-1].summary
+    run_nightly(settings, DEMO_DAY, resend=True)
+    assert len(handler.messages) == sent + 4
+
+
+def test_a_failed_run_sends_one_notice_to_ops_and_keeps_its_own_error(
+    tmp_path: Path, mail_server: tuple[Handler, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    from crm_batch.config import load_settings
+    from crm_batch.errors import DataError
+    from crm_batch.jobs.pipeline import run_stages
+
+    handler, port = mail_server
+    path = tmp_path / "crm_batch.toml"
+    path.write_text(
+        f'[database]\nurl = "sqlite:///{(tmp_path / "b.sqlite").as_posix()}"\n'
+        f'[paths]\ndata_dir = "{(tmp_path / "var").as_posix()}"\n'
+        '[email]\nsmtp_host = "127.0.0.1"\n'
+        f'smtp_port = {port}\nstarttls = false\nfrom_address = "crm-batch@example.com"\n'
+        'ops_recipients = ["ops@example.com", "oncall@example.com"]\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(path, environ={})
+
+    def ok(context: RunContext) -> StageOutcome:
+        return StageOutcome(1, "fine")
+
+    def broken(context: RunContext) -> StageOutcome:
+        raise DataError("orders.csv row 7: amount is not a number")
+
+    caplog.set_level(logging.INFO, logger="crm_batch")  # as the CLI's logging sets it
+    stages = [Stage("first", ok), Stage("second", broken, retry=False)]
+    with pytest.raises(DataError, match="row 7"):
+        run_stages(settings, "nightly", DEMO_DAY, stages)
+
+    notices = handler.received()
+    # one notice, to every ops address
+    assert [m["To"] for m in notices] == ["ops@example.com, oncall@example.com"]
+    assert [rcpts for rcpts, _ in handler.messages] == [["ops@example.com", "oncall@example.com"]]
+    body = notices[0].get_content()
+    assert notices[0]["Subject"].endswith("crm-batch nightly 2026-06-30 failed at second")
+    assert "exit code: 4" in body
+    assert "DataError: orders.csv row 7" in body
+    assert "first: fine" in body  # the run's last log lines
+
+    # a mail server that is down: the run's own error and exit code, nothing else
+    dead = settings.model_copy(update={"email": settings.email.model_copy(update={"smtp_port": 9})})
+    with pytest.raises(DataError, match="row 7"):
+        run_stages(dead, "nightly", DEMO_DAY, stages)
+    # a run that succeeds sends nothing
+    run_stages(settings, "nightly", DEMO_DAY, stages[:1])
+    assert len(handler.messages) == 1

@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from crm_batch.config import Settings
+from crm_batch.config import Settings, default_demo_url
 from crm_batch.errors import ConfigError, DependencyError
 from crm_batch.source.db import check_connection, make_engine
 from crm_batch.source.failures import first_line
@@ -40,12 +40,16 @@ def missing_database_file(url: URL) -> Path | None:
 def build_engine(settings: Settings, url: URL | None = None, *, create: bool = False) -> Engine:
     """An engine for the configured database (or ``url``) with the configured timeouts.
 
-    A DuckDB or SQLite file that does not exist is a :class:`ConfigError` naming the path
-    and the settings behind it, unless ``create`` (the demo builds its database so). The
-    caller disposes of the engine; prefer :func:`open_engine`, which does.
+    With no database configured, the embedded demo database in ``paths.data_dir`` must
+    exist: a missing one is a :class:`ConfigError` naming the path and the settings
+    behind it (a misspelt ``data_dir`` would otherwise run on a new, empty database),
+    unless ``create`` (the demo builds its database so). A database file the settings
+    name explicitly is the user's choice and is opened (created) as asked. The caller
+    disposes of the engine; prefer :func:`open_engine`, which does.
     """
     target = settings.database_url if url is None else url
-    missing = None if create else missing_database_file(target)
+    embedded = target == default_demo_url(settings.data_dir)
+    missing = None if create or not embedded else missing_database_file(target)
     if missing is not None:
         raise ConfigError(
             f"there is no database file {missing}: check database.url / --db / "

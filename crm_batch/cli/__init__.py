@@ -6,7 +6,11 @@ Each command builds :class:`~crm_batch.config.Settings` from its common options
 error's documented exit code. Library modules never print; this module does.
 """
 
-from crm_batch.cli import data_commands, run_commands  # noqa: F401  (register the commands)
+from crm_batch.cli import (  # noqa: F401  (register the commands)
+    data_commands,
+    delivery_commands,
+    run_commands,
+)
 from crm_batch.cli.group import main
 
 __all__ = ["main"]

@@ -39,6 +39,18 @@ log = logging.getLogger("crm_batch")
     help="Write this date's team workbooks and reports into DIR/workbooks and DIR/reports "
     "instead of the configured folders, and mail nothing (to look at an old date).",
 )
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Mail the diagnosis reports again even if the ledger records them as sent "
+    "(needs email.nightly_diagnosis).",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the e-mails the run would send and to whom; send none (the rest of the "
+    "run is done as usual).",
+)
 @handle_errors
 def nightly(
     config_file: str | None,
@@ -46,20 +58,26 @@ def nightly(
     as_of: date | None,
     catch_up: bool,
     outputs_to: Path | None,
+    resend: bool,
+    dry_run: bool,
 ) -> None:
     """Run the nightly job for the business date: extract, validate, KPIs and snapshots.
 
     \b
     One run at a time: while another run (cron, manual or serve) is in progress this
     one stops at once with exit code 6. Every run and stage is recorded in batch_runs
-    (see `status`). Running a date again replaces that date's outputs. A date older than
-    the latest successful nightly run (a backfill) computes KPIs and snapshots only and
-    keeps the current workbooks and reports; --outputs-to rebuilds them elsewhere.
-    One team's failure (its workbook or report, a team name that cannot be used)
-    does not stop the others: the run completes with problems, listed with what to
-    do in the output and in `status`.
-    Exit codes: 0 ok, 3 configuration, 4 data invalid, 5 database unavailable,
-    6 already running, 7 timeout, 8 completed with problems.
+        # the first failure stops; problems do not stop the catch-up, they set exit 8
+        results = run_catch_up(settings, dates, show=click.echo, resend=resend, dry_run=dry_run)
+        for done in results:
+            done.raise_for_problems()
+        return
+    result = run_nightly(
+        settings,
+        as_of or default_as_of(settings),
+        outputs_to=outputs_to,
+        resend=resend,
+        dry_run=dry_run,
+    )
     """
     from crm_batch.jobs.pipeline import run_catch_up, run_nightly
 
@@ -76,10 +94,17 @@ def nightly(
         if not dates:
             click.echo("nightly: nothing to catch up (the latest business date ran)")
         # the first failure stops; problems do not stop the catch-up, they set exit 8
-        for done in run_catch_up(settings, dates, show=click.echo):
+        results = run_catch_up(settings, dates, show=click.echo, resend=resend, dry_run=dry_run)
+        for done in results:
             done.raise_for_problems()
         return
-    result = run_nightly(settings, as_of or default_as_of(settings), outputs_to=outputs_to)
+    result = run_nightly(
+        settings,
+        as_of or default_as_of(settings),
+        outputs_to=outputs_to,
+        resend=resend,
+        dry_run=dry_run,
+    )
     click.echo(result.summary())
     result.raise_for_problems()
 
@@ -137,6 +162,16 @@ def harvest(config_file: str | None, database_url: str | None, as_of: date | Non
     help="E-mail the reviews: each team's to its manager_email, the company's to "
     "email.management (needs email.enabled; never sends the same review twice).",
 )
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Like --send, and mail again the reviews the ledger records as sent.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="List the e-mails --send would send and to whom; send none.",
+)
 @handle_errors
 def quarterly(
     config_file: str | None,
@@ -146,6 +181,8 @@ def quarterly(
     team: str | None,
     lang: str | None,
     send: bool,
+    resend: bool,
+    dry_run: bool,
 ) -> None:
     """Quarterly review (季度复盘报告) of a finished quarter, company-wide and per team.
 
@@ -156,7 +193,8 @@ def quarterly(
     Earlier quarters come from kpi_snapshots (recomputed where a snapshot is missing).
     Writes quarterly_<scope>_<quarter>_<lang>.pdf and .html into paths.reports_dir.
     --send mails each team's review to its manager and the company's to the management
-    list ([email]); a re-run sends nothing twice. One run at a time, recorded in
+    list ([email]); a re-run sends nothing twice (--resend: again on purpose;
+    --dry-run: list the messages, send none). One run at a time, recorded in
     batch_runs as kind "quarterly". Exit codes as for nightly.
     Examples:
       run_batch.py quarterly                         the last finished quarter
@@ -172,12 +210,16 @@ def quarterly(
         chosen = finished_quarter(quarter, business_date)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if send and not settings.email.enabled:
-        raise ConfigError("--send needs e-mail turned on: set email.enabled = true in [email]")
+    if (send or resend or dry_run) and not settings.email.enabled:
+        raise ConfigError(
+            "--send/--resend/--dry-run need e-mail turned on: set email.enabled = true in [email]"
+        )
     result = run_quarterly(
         settings,
         chosen,
         send=send,
+        resend=resend,
+        dry_run=dry_run,
         stages=quarterly_stages(teams=[team] if team else None, languages=[lang] if lang else None),
     )
     click.echo(result.summary())

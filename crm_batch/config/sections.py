@@ -229,6 +229,14 @@ class EmailSettings(_Section):
     # also mail the nightly diagnosis reports (quarterly reviews are mailed by `serve`
     # and by `quarterly --send`); off by default: a daily PDF is a lot of mail
     nightly_diagnosis: bool = False
+    # every message goes to this one address instead (subject marked with the real
+    # recipient); for trying the set-up. Recorded apart in the ledger, so turning it off
+    # later still sends the real messages
+    redirect_to: str | None = None
+    # skip a report whose data equals that of the last one sent to the same recipient
+    only_if_changed: bool = False
+    # receive one message when a run fails (stage, error, last log lines)
+    ops_recipients: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -240,12 +248,12 @@ class EmailSettings(_Section):
             data = {**data, "starttls": False}
         return data
 
-    @field_validator("from_address")
+    @field_validator("from_address", "redirect_to")
     @classmethod
     def _from_address(cls, value: str | None) -> str | None:
         return None if value is None else check_email_address(value)
 
-    @field_validator("management")
+    @field_validator("management", "ops_recipients")
     @classmethod
     def _management_addresses(cls, value: list[str]) -> list[str]:
         return [check_email_address(address) for address in value]

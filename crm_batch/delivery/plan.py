@@ -14,11 +14,12 @@ summary.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from crm_batch.config import Settings
+from crm_batch.delivery.summary import ReportSummary
 from crm_batch.errors import DataError
 
 #: The report kinds that can be delivered.
@@ -43,13 +44,17 @@ class Deliverable(Protocol):
 
 @dataclass(frozen=True)
 class ReportFile:
-    """One rendered PDF to deliver: what it is, for whom (scope) and where it lies."""
+    """One rendered PDF to deliver: what it is, for whom (scope) and where it lies;
+    ``content_sha256`` (the digest of the data it shows, for ``email.only_if_changed``)
+    and ``summary`` (for the mail body) come from the jobs layer when it has them."""
 
     kind: str  # "diagnosis" | "quarterly"
     team: str | None  # None = the company-wide report
     period: str  # the label in the file name: "2026-06-30", "2026Q3"
     language: str  # "zh-CN" | "en"
     pdf: Path
+    content_sha256: str | None = field(default=None, compare=False)
+    summary: ReportSummary | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,14 @@ def as_report_file(report: Deliverable) -> ReportFile:
     item = (
         report
         if isinstance(report, ReportFile)
-        else ReportFile(report.kind, report.team, report.period, report.language, report.pdf)
+        else ReportFile(
+            report.kind,
+            report.team,
+            report.period,
+            report.language,
+            report.pdf,
+            getattr(report, "content_sha256", None),
+        )
     )
     if item.kind not in REPORT_KINDS:
         raise DataError(f"{item.pdf}: unknown report kind {item.kind!r} (one of {REPORT_KINDS})")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 from types import TracebackType
 
@@ -212,13 +213,15 @@ class SmtpSession:
         )
         return client
 
-    def send(self, message: EmailMessage, recipient: str) -> None:
-        """Send ``message`` to ``recipient``; raises an :class:`SmtpError` subclass."""
+    def send(self, message: EmailMessage, recipient: str | Sequence[str]) -> None:
+        """Send ``message`` to ``recipient`` (one address or several); raises an
+        :class:`SmtpError` subclass."""
+        recipients = [recipient] if isinstance(recipient, str) else list(recipient)
         try:
             if self._client is None:
                 self._client = self._connect()
             refused = self._client.send_message(
-                message, from_addr=self.email.from_address, to_addrs=[recipient]
+                message, from_addr=self.email.from_address, to_addrs=recipients
             )
         except Exception as exc:
             self.close()
@@ -226,7 +229,7 @@ class SmtpSession:
                 raise
             raise classify(exc, self.server, self.email.timeout_seconds) from exc
         if refused:
-            # only possible with several recipients; kept exact in case that changes
+            # only possible with several recipients (the failure notice)
             raise refused_error(dict(refused), self.server)
 
     def close(self) -> None:

@@ -24,7 +24,9 @@ every other team gets its outputs. Such a run *completes with problems*: recorde
 (:meth:`RunResult.raise_for_problems`).
 
 Heavy modules (pandas, the KPI engine, database drivers) are imported only after the
-file lock is taken, so a refused second run exits within a fraction of a second.
+file lock is taken, so a refused second run exits within a fraction of a second. A run
+that fails (anything but "already running") sends one notice to
+``email.ops_recipients`` (:mod:`crm_batch.jobs.failures`) before its error propagates.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from crm_batch.errors import (
     ConfigError,
     OutputError,
 )
+from crm_batch.jobs.failures import RecentLines, notify_ops
 from crm_batch.periods import Period, finished_quarter
 
 if TYPE_CHECKING:
@@ -85,6 +88,8 @@ class RunContext:
     # backfill rule, :func:`decide_outputs`)
     outputs: bool | None = None
     unharvested: list[Path] = field(default_factory=list)  # set by the ``harvest`` stage
+    resend: bool = False  # send again what the ledger records as sent
+    dry_run: bool = False  # list what would be sent, send nothing
 
 
 @dataclass(frozen=True)
@@ -250,19 +255,34 @@ def write_diagnosis_reports(context: RunContext) -> StageOutcome:
         list(run.reports),
         lambda scopes: write_diagnoses(context.settings, run, scopes, languages),
     )
-    context.rendered.extend(rendered)
+    if context.send:  # the mails carry a summary of each report
+        from crm_batch.jobs.summaries import diagnosis_files
+
+        context.rendered.extend(diagnosis_files(context.settings, context.engine, run, rendered))
+    else:
+        context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports", problems)
 
 
 def deliver_reports(context: RunContext) -> StageOutcome:
     """E-mail the reports this run rendered to the addresses in the settings (a re-run
-    sends nothing twice); on only when the run asks for delivery."""
+    sends nothing twice unless the run asks to resend; a dry run lists the messages);
+    on only when the run asks for delivery."""
     if not context.send:
         return StageOutcome(0, "not asked to send")
     from crm_batch.app.ledger import SentLedger
     from crm_batch.delivery import deliver
 
-    report = deliver(context.settings, SentLedger(context.engine), context.rendered)
+    report = deliver(
+        context.settings,
+        SentLedger(context.engine),
+        context.rendered,
+        resend=context.resend,
+        dry_run=context.dry_run,
+    )
+    if context.dry_run:
+        lines = [report.summary(), *(f"    {line}" for line in report.plan_lines())]
+        return StageOutcome(0, "\n".join(lines))
     return StageOutcome(len(report.sent), report.summary().splitlines()[0])
 
 
@@ -329,6 +349,8 @@ def run_stages(
     *,
     send: bool = False,
     outputs: bool | None = None,
+    resend: bool = False,
+    dry_run: bool = False,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """Run ``stages`` in order as one recorded run of ``kind`` for ``business_date``
@@ -337,13 +359,68 @@ def run_stages(
     Raises :class:`AlreadyRunningError` (before doing anything) when another run holds
     the file or the database lock. Transient failures of the first connection and of
     retryable stages are retried (:mod:`crm_batch.retry`, waiting with ``sleep``); a
-    stage's final exception marks the stage and the run failed in ``batch_runs`` and
-    propagates.
+    stage's final exception marks the stage and the run failed in ``batch_runs``, sends
+    the failure notice to ``email.ops_recipients`` and propagates. ``send``, ``resend``
+    and ``dry_run`` are for the delivery stage (:class:`RunContext`).
     """
+    recent = RecentLines()
+    package_log = logging.getLogger("crm_batch")
+    package_log.addHandler(recent)
+    run_id = str(uuid.uuid4())
+    where = ["start"]  # the stage in progress, for the failure notice
+    try:
+        result = _run(
+            settings, kind, business_date, stages, run_id, where, sleep=sleep,
+            outputs=outputs, send=send, resend=resend, dry_run=dry_run,
+        )  # fmt: skip
+        if result.problems:  # ops hear of a run that completed with problems too
+            try:
+                result.raise_for_problems()
+            except CompletedWithProblemsError as problems:
+                notify_ops(
+                    settings,
+                    kind=kind,
+                    business_date=business_date,
+                    run_id=run_id,
+                    stage="(completed with problems)",
+                    error=problems,
+                    log_lines=[*result.problems, *recent.lines()],
+                )
+        return result
+    except AlreadyRunningError:
+        raise
+    except Exception as exc:
+        package_log.removeHandler(recent)
+        notify_ops(
+            settings,
+            kind=kind,
+            business_date=business_date,
+            run_id=run_id,
+            stage=where[0],
+            error=exc,
+            log_lines=recent.lines(),
+        )
+        raise
+    finally:
+        package_log.removeHandler(recent)
+
+
+def _run(
+    settings: Settings,
+    kind: str,
+    business_date: date,
+    stages: Sequence[Stage],
+    run_id: str,
+    where: list[str],
+    *,
+    sleep: Callable[[float], None],
+    outputs: bool | None,
+    **delivery: bool,
+) -> RunResult:
+    """:func:`run_stages` without the failure notice; ``where[0]`` follows the stages."""
     from crm_batch.retry import call_with_retries
 
     tz = settings.tz
-    run_id = str(uuid.uuid4())
     holder = Holder.this_process(
         kind, business_date.isoformat(), local_now(tz).isoformat(timespec="seconds"), run_id
     )
@@ -373,25 +450,26 @@ def run_stages(
         recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
         context = RunContext(
-            settings, engine, business_date, run_id, kind, send=send, outputs=outputs
+            settings, engine, business_date, run_id, kind, outputs=outputs, **delivery
         )
         results = []
         for stage in stages:
+            where[0] = stage.name
             stage_started = time.perf_counter()
-            where = f"{kind} {day}: {stage.name}"
+            label = f"{kind} {day}: {stage.name}"
             try:
                 # a safe point: the lock is still ours (a restart may have ended it)
                 call_with_retries(
-                    lambda where=where: locked_database.ensure_held(where),
+                    lambda label=label: locked_database.ensure_held(label),
                     settings.retry,
-                    what=f"{where}: database lock",
+                    what=f"{label}: database lock",
                     sleep=sleep,
                 )
                 with recorder.stage(stage.name) as record:
                     outcome = call_with_retries(
-                        lambda stage=stage, where=where: _run_stage(stage, context, where),
+                        lambda stage=stage, label=label: _run_stage(stage, context, label),
                         settings.retry if stage.retry else _NO_RETRY,
-                        what=where,
+                        what=label,
                         sleep=sleep,
                     )
                     record.rows = outcome.rows
@@ -458,13 +536,16 @@ def run_nightly(
     settings: Settings,
     as_of: date,
     *,
+    resend: bool = False,
+    dry_run: bool = False,
     stages: Sequence[Stage] = NIGHTLY_STAGES,
     outputs: bool | None = None,
     outputs_to: Path | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The nightly run of business date ``as_of`` (see the module docstring); it mails
-    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on.
+    the diagnosis reports when ``email.enabled`` and ``email.nightly_diagnosis`` are on
+    (``resend``: again, even those already sent; ``dry_run``: list them, send nothing).
 
     ``outputs``: rebuild the team workbooks and reports (True), keep them (False: KPIs
     and snapshots only, e.g. the earlier dates of a catch-up), or decide by the backfill
@@ -473,6 +554,11 @@ def run_nightly(
     configured folders, never mailing them (an old date's outputs, for a look back).
     """
     send = settings.email.enabled and settings.email.nightly_diagnosis
+    if (resend or dry_run) and not send:
+        raise ConfigError(
+            "--resend and --dry-run are about the nightly e-mail: set email.enabled and "
+            "email.nightly_diagnosis to true"
+        )
     if outputs_to is not None:
         folder = outputs_to.resolve()
         if folder in (settings.workbooks_dir.resolve(), settings.reports_dir.resolve()):
@@ -484,21 +570,38 @@ def run_nightly(
             update={"workbooks_dir": folder / "workbooks", "reports_dir": folder / "reports"}
         )
         send, outputs = False, True
-    return run_stages(settings, "nightly", as_of, stages, send=send, outputs=outputs, sleep=sleep)
+    return run_stages(
+        settings,
+        "nightly",
+        as_of,
+        stages,
+        send=send,
+        resend=resend,
+        dry_run=dry_run,
+        outputs=outputs,
+        sleep=sleep,
+    )
 
 
 def run_catch_up(
-    settings: Settings, dates: Sequence[date], *, show: Callable[[str], object]
+    settings: Settings,
+    dates: Sequence[date],
+    *,
+    show: Callable[[str], object],
+    resend: bool = False,
+    dry_run: bool = False,
 ) -> list[RunResult]:
     """The nightly runs of ``dates`` (oldest first), as a catch-up: every date's KPIs and
     snapshots, but the team workbooks and reports only once, for the last date, so a
     long catch-up neither rebuilds every workbook once per missed night nor pushes the
     useful backups out. ``show`` gets each run's summary; the first failure stops the
-    catch-up (its exception, and exit code, are the caller's)."""
+    catch-up (its exception, and exit code, are the caller's). ``resend`` and ``dry_run``
+    as for :func:`run_nightly`."""
     results = []
     for index, day in enumerate(dates):
         last = index == len(dates) - 1
-        result = run_nightly(settings, day, outputs=None if last else False)
+        outputs = None if last else False
+        result = run_nightly(settings, day, outputs=outputs, resend=resend, dry_run=dry_run)
         show(result.summary())
         results.append(result)
     return results
@@ -524,7 +627,12 @@ def write_reviews(
     rendered = write_quarterly_reviews(
         settings, data, teams, languages or settings.reports.languages or None
     )
-    context.rendered.extend(rendered)
+    if context.send:  # the mails carry a summary of each review
+        from crm_batch.jobs.summaries import review_files
+
+        context.rendered.extend(review_files(settings, data, rendered))
+    else:
+        context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}")
 
 
@@ -540,11 +648,14 @@ def run_quarterly(
     quarter: Period,
     *,
     send: bool = False,
+    resend: bool = False,
+    dry_run: bool = False,
     stages: Sequence[Stage] = QUARTERLY_STAGES,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RunResult:
     """The quarterly run of ``quarter`` (its business date is the quarter's last day);
-    ``send`` mails the reviews (to the addresses in ``[email]``, never twice).
+    ``send`` mails the reviews (to the addresses in ``[email]``, never twice unless
+    ``resend``; ``dry_run`` lists the messages and sends nothing).
 
     Raises :class:`ConfigError` before anything runs unless ``quarter`` is a quarter that
     ended by the default business date (:func:`crm_batch.periods.finished_quarter`).
@@ -553,7 +664,16 @@ def run_quarterly(
         finished_quarter(quarter, default_business_date(settings))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return run_stages(settings, "quarterly", quarter.end, stages, send=send, sleep=sleep)
+    return run_stages(
+        settings,
+        "quarterly",
+        quarter.end,
+        stages,
+        send=send or resend or dry_run,
+        resend=resend,
+        dry_run=dry_run,
+        sleep=sleep,
+    )
 
 
 def quarterly_stages(

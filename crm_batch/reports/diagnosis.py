@@ -2,7 +2,9 @@
 
 One report per scope (the company or a team) and language, from a :class:`KpiRun`:
 ``<reports_dir>/diagnosis_<scope>_<period>_<lang>.pdf`` and ``.html``, where scope is
-``all`` or the team's file-system-safe slug and period is the business date.
+``all`` or the team's file-system-safe slug and period is the business date. Each
+report records its scope in the PDF (:func:`crm_batch.files.report_scope`) and carries
+the digest of the data it shows (:func:`crm_batch.reports.render.content_digest`).
 """
 
 from __future__ import annotations
@@ -15,9 +17,15 @@ from pathlib import Path
 
 from crm_batch.app.kpis import KpiRun
 from crm_batch.config import Settings
-from crm_batch.files import file_stem
+from crm_batch.files import file_stem, report_scope
 from crm_batch.reports.context import diagnosis_context
-from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
+from crm_batch.reports.render import (
+    ReportJob,
+    content_digest,
+    render_html,
+    write_report,
+    write_reports,
+)
 
 REPORT = "diagnosis"
 TEMPLATE = "diagnosis.html"
@@ -37,6 +45,7 @@ class RenderedReport:
     language: str  # "zh-CN" | "en"
     pdf: Path
     html: Path
+    content_sha256: str | None = None  # digest of the data shown (render.content_digest)
 
 
 def scope_slug(team: str | None) -> str:
@@ -66,8 +75,11 @@ def report_language(settings: Settings, team: str | None, language: str | None) 
     return language or settings.language_of(team)
 
 
-def diagnosis_html(settings: Settings, run: KpiRun, team: str | None, language: str) -> str:
-    """The diagnosis report of ``team`` (None = company) as standalone HTML."""
+def diagnosis_page(
+    settings: Settings, run: KpiRun, team: str | None, language: str
+) -> tuple[str, str]:
+    """The diagnosis report of ``team`` (None = company) as standalone HTML (its scope
+    recorded for the PDF) and the digest of the data it shows."""
     context = diagnosis_context(
         run.reports[team],
         language=language,
@@ -75,7 +87,13 @@ def diagnosis_html(settings: Settings, run: KpiRun, team: str | None, language: 
         company_name=settings.company_name,
         generated_at=datetime.now(settings.tz),
     )
-    return render_html(TEMPLATE, context)
+    html = render_html(TEMPLATE, {**context, "scope_record": report_scope(team)})
+    return html, content_digest(context)
+
+
+def diagnosis_html(settings: Settings, run: KpiRun, team: str | None, language: str) -> str:
+    """The diagnosis report of ``team`` (None = company) as standalone HTML."""
+    return diagnosis_page(settings, run, team, language)[0]
 
 
 def write_diagnosis(
@@ -85,15 +103,9 @@ def write_diagnosis(
     chosen = report_language(settings, team, language)
     period = run.as_of.isoformat()
     pdf_path, html_path = output_paths(settings, team, period, chosen)
-    write_report(
-        diagnosis_html(settings, run, team, chosen),
-        pdf_path,
-        html_path,
-        timeout_seconds=settings.reports.render_timeout_seconds,
-    )
-    return RenderedReport(
-        kind=REPORT, team=team, period=period, language=chosen, pdf=pdf_path, html=html_path
-    )
+    page, digest = diagnosis_page(settings, run, team, chosen)
+    write_report(page, pdf_path, html_path, timeout_seconds=settings.reports.render_timeout_seconds)
+    return RenderedReport(REPORT, team, period, chosen, pdf_path, html_path, digest)
 
 
 def write_diagnoses(
@@ -112,18 +124,10 @@ def write_diagnoses(
     for scope in chosen_scopes:
         for language in languages or [report_language(settings, scope, None)]:
             pdf_path, html_path = output_paths(settings, scope, period, language)
-            jobs.append(
-                ReportJob(diagnosis_html(settings, run, scope, language), pdf_path, html_path)
-            )
+            page, digest = diagnosis_page(settings, run, scope, language)
+            jobs.append(ReportJob(page, pdf_path, html_path))
             rendered.append(
-                RenderedReport(
-                    kind=REPORT,
-                    team=scope,
-                    period=period,
-                    language=language,
-                    pdf=pdf_path,
-                    html=html_path,
-                )
+                RenderedReport(REPORT, scope, period, language, pdf_path, html_path, digest)
             )
     write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
     return rendered

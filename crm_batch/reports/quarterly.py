@@ -4,7 +4,8 @@
 or the team's slug (:func:`crm_batch.reports.diagnosis.scope_slug`), quarter such as
 ``2026Q2``. :func:`write_quarterly_reviews` is what the quarterly run's ``reviews``
 stage calls: it renders each review from one :class:`~crm_batch.app.quarter.QuarterData`
-(gathered by :func:`crm_batch.app.quarter.gather_quarter`), atomically.
+(gathered by :func:`crm_batch.app.quarter.gather_quarter`), atomically, its scope
+recorded in the PDF and the digest of its data on the :class:`RenderedReport`.
 """
 
 from __future__ import annotations
@@ -17,10 +18,17 @@ from pathlib import Path
 
 from crm_batch.app.quarter import QuarterData
 from crm_batch.config import Settings
+from crm_batch.files import report_scope
 from crm_batch.periods import Period
 from crm_batch.reports.diagnosis import RenderedReport, report_language, scope_slug
 from crm_batch.reports.quarterly_context import quarterly_context
-from crm_batch.reports.render import ReportJob, render_html, write_report, write_reports
+from crm_batch.reports.render import (
+    ReportJob,
+    content_digest,
+    render_html,
+    write_report,
+    write_reports,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,26 @@ def output_paths(
     return settings.reports_dir / f"{stem}.pdf", settings.reports_dir / f"{stem}.html"
 
 
+def quarterly_page(
+    settings: Settings,
+    data: QuarterData,
+    team: str | None,
+    language: str,
+    generated_at: datetime | None = None,
+) -> tuple[str, str]:
+    """The review's HTML (its scope recorded for the PDF) and the digest of its data."""
+    context = quarterly_context(
+        data,
+        team,
+        language=language,
+        currency=settings.currency,
+        company_name=settings.company_name,
+        generated_at=generated_at or datetime.now(settings.tz),
+    )
+    html = render_html(TEMPLATE, {**context, "scope_record": report_scope(team)})
+    return html, content_digest(context)
+
+
 def quarterly_html(
     settings: Settings,
     data: QuarterData,
@@ -48,15 +76,7 @@ def quarterly_html(
     ``generated_at`` (default: now in the configured timezone) is the only clock input,
     so a fixed value gives byte-identical HTML.
     """
-    context = quarterly_context(
-        data,
-        team,
-        language=language,
-        currency=settings.currency,
-        company_name=settings.company_name,
-        generated_at=generated_at or datetime.now(settings.tz),
-    )
-    return render_html(TEMPLATE, context)
+    return quarterly_page(settings, data, team, language, generated_at)[0]
 
 
 def write_quarterly(
@@ -71,13 +91,9 @@ def write_quarterly(
     limit (``reports.render_timeout_seconds``)."""
     chosen = report_language(settings, team, language)
     pdf_path, html_path = output_paths(settings, team, data.quarter, chosen)
-    write_report(
-        quarterly_html(settings, data, team, chosen, generated_at),
-        pdf_path,
-        html_path,
-        timeout_seconds=settings.reports.render_timeout_seconds,
-    )
-    return _rendered(team, data.quarter, chosen, pdf_path, html_path)
+    page, digest = quarterly_page(settings, data, team, chosen, generated_at)
+    write_report(page, pdf_path, html_path, timeout_seconds=settings.reports.render_timeout_seconds)
+    return _rendered(team, data.quarter, chosen, pdf_path, html_path, digest)
 
 
 def review_plan(
@@ -117,9 +133,9 @@ def write_quarterly_reviews(
     rendered: list[RenderedReport] = []
     for scope, language in review_plan(settings, scopes, languages):
         pdf_path, html_path = output_paths(settings, scope, data.quarter, language)
-        page = quarterly_html(settings, data, scope, language, generated_at=now)
+        page, digest = quarterly_page(settings, data, scope, language, generated_at=now)
         jobs.append(ReportJob(page, pdf_path, html_path))
-        rendered.append(_rendered(scope, data.quarter, language, pdf_path, html_path))
+        rendered.append(_rendered(scope, data.quarter, language, pdf_path, html_path, digest))
     started = time.perf_counter()
     # side by side in the render workers, each written atomically when its PDF is ready
     write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
@@ -133,8 +149,6 @@ def write_quarterly_reviews(
 
 
 def _rendered(
-    scope: str | None, quarter: Period, language: str, pdf: Path, html: Path
+    scope: str | None, quarter: Period, language: str, pdf: Path, html: Path, digest: str
 ) -> RenderedReport:
-    return RenderedReport(
-        kind=REPORT, team=scope, period=quarter.label, language=language, pdf=pdf, html=html
-    )
+    return RenderedReport(REPORT, scope, quarter.label, language, pdf, html, digest)

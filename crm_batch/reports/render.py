@@ -9,11 +9,15 @@
 * Output files are written atomically (:func:`crm_batch.files.atomic_output`).
 * With a timeout, the PDF renders in a worker process (:mod:`crm_batch.isolation`) that
   is stopped when it runs past it: WeasyPrint has no timeout of its own.
+* ``<meta>`` names of our own (the report's scope, :data:`crm_batch.files.SCOPE_META_NAME`)
+  go into the PDF's document information, where delivery checks them before mailing.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,6 +87,25 @@ def render_html(
     return environment(templates_dir).get_template(template).render(**context)
 
 
+def content_digest(context: Mapping[str, Any]) -> str:
+    """The SHA-256 of the data a report shows: its render ``context`` without the cover
+    block (``report``: title, dates, generation time), the texts (``t``) and the SVG
+    charts (drawn from the same data as the tables). Equal digests mean equal figures,
+    whenever the report was rendered; ``email.only_if_changed`` compares them."""
+
+    def data(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): data(v) for k, v in value.items() if k not in ("report", "t")}
+        if isinstance(value, list | tuple):
+            return [data(item) for item in value]
+        if isinstance(value, str) and value.lstrip().startswith(("<svg", "<?xml", "data:")):
+            return None
+        return value
+
+    text = json.dumps(data(context), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def html_to_pdf(html: str, templates_dir: Path = TEMPLATES_DIR) -> bytes:
     """The PDF of ``html``; relative URLs resolve against ``templates_dir``.
 
@@ -93,7 +116,7 @@ def html_to_pdf(html: str, templates_dir: Path = TEMPLATES_DIR) -> bytes:
         string=html, base_url=templates_dir.as_uri() + "/", url_fetcher=LocalOnlyFetcher()
     )
     try:
-        return document.write_pdf()
+        return document.write_pdf(custom_metadata=True)
     except FatalURLFetchingError as exc:
         reason = exc.__cause__ or exc
         raise DataError(f"report not rendered: {reason}") from None

@@ -29,15 +29,17 @@ from crm_batch.app.engines import build_engine
 from crm_batch.app.runlog import FAILED, OK, RUN_STAGE, ok_business_dates
 from crm_batch.app.snapshots import read_snapshots
 from crm_batch.config import Settings
-from crm_batch.errors import ExitCode
+from crm_batch.errors import CompletedWithProblemsError, ExitCode
 from crm_batch.jobs.pipeline import (
     NIGHTLY_STAGES,
     RunContext,
     Stage,
     StageOutcome,
     run_nightly,
+    run_quarterly,
     store_kpi_snapshots,
 )
+from crm_batch.periods import parse_period
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -683,3 +685,30 @@ def test_a_failed_run_sends_one_notice_to_ops_and_keeps_its_own_error(
     # a run that succeeds sends nothing
     run_stages(settings, "nightly", DEMO_DAY, stages[:1])
     assert len(handler.messages) == 1
+
+
+def test_a_team_whose_quarterly_review_fails_costs_the_other_teams_nothing(
+    duckdb_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The quarterly reviews are isolated per scope like the diagnosis reports: one
+    team's failed review is its problem (exit 8), every other review is written."""
+    from crm_batch.reports import quarterly
+
+    calls: list[list[str | None]] = []
+
+    def render(settings: Settings, data: Any, teams: Any = None, languages: Any = None):
+        chosen = [None, *data.teams()] if not teams else list(teams)
+        calls.append(chosen)
+        if "Shanghai" in chosen:
+            raise RuntimeError("render worker crashed")
+        return []
+
+    monkeypatch.setattr(quarterly, "write_quarterly_reviews", render)
+    run_nightly(duckdb_settings, DEMO_DAY, stages=NIGHTLY_STAGES[:2])  # the quarter's snapshots
+    result = run_quarterly(duckdb_settings, parse_period("2026Q2"))
+    [problem] = result.problems
+    assert problem.startswith("team 'Shanghai': its quarterly review could not be written")
+    assert len(calls[0]) == 9  # the company and 8 teams, then each on its own
+    assert sorted(map(str, (c[0] for c in calls[1:]))) == sorted(map(str, calls[0]))
+    with pytest.raises(CompletedWithProblemsError):
+        result.raise_for_problems()

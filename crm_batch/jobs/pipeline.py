@@ -615,8 +615,11 @@ def write_reviews(
     """Render the quarterly reviews of the quarter that ends on the business date: the
     company's and each team's (or only ``teams``'), in ``languages``, else
     ``reports.languages``, else each one's configured language. The quarter's data is
-    gathered once for every review (:func:`crm_batch.app.quarter.gather_quarter`)."""
+    gathered once for every review (:func:`crm_batch.app.quarter.gather_quarter`). A
+    review that fails is a problem of its team; the others are written
+    (:func:`crm_batch.jobs.scopes.render_each`)."""
     from crm_batch.app.quarter import gather_quarter
+    from crm_batch.jobs.scopes import render_each
     from crm_batch.periods import period_containing
     from crm_batch.reports.quarterly import write_quarterly_reviews
 
@@ -624,8 +627,12 @@ def write_reviews(
     quarter = period_containing(context.business_date, "quarter")
     # the company review's team table needs every team; a team review only its own
     data = gather_quarter(settings, context.engine, quarter, list(teams) if teams else None)
-    rendered = write_quarterly_reviews(
-        settings, data, teams, languages or settings.reports.languages or None
+    chosen_languages = languages or settings.reports.languages or None
+    scopes: list[str | None] = list(teams) if teams else [None, *data.teams()]
+    rendered, problems = render_each(
+        "quarterly review",
+        scopes,
+        lambda some: write_quarterly_reviews(settings, data, some, chosen_languages),
     )
     if context.send:  # the mails carry a summary of each review
         from crm_batch.jobs.summaries import review_files
@@ -633,7 +640,7 @@ def write_reviews(
         context.rendered.extend(review_files(settings, data, rendered))
     else:
         context.rendered.extend(rendered)
-    return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}")
+    return StageOutcome(len(rendered), f"{len(rendered)} reviews of {quarter.label}", problems)
 
 
 #: The quarterly stages, in order.

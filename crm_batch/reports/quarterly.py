@@ -114,7 +114,7 @@ def review_plan(
 def write_quarterly_reviews(
     settings: Settings,
     data: QuarterData,
-    teams: Sequence[str] | None = None,
+    teams: Sequence[str | None] | None = None,
     languages: Sequence[str] | None = None,
     *,
     now: datetime | None = None,
@@ -122,10 +122,10 @@ def write_quarterly_reviews(
     """Write the quarterly reviews of ``data``'s quarter; the rendered files in order.
 
     Without ``teams``: the company-wide review and one per team of ``data``. With
-    ``teams``: those teams' reviews only. ``languages`` as in :func:`review_plan`. Every
-    review's HTML is built here and the PDFs render side by side in the render workers,
-    each written atomically when ready (the first failure stops the batch; reviews not
-    yet written keep their previous files).
+    ``teams``: those scopes' reviews only (None in it: the company's). ``languages`` as
+    in :func:`review_plan`. Every review's HTML is built here and the PDFs render side by
+    side in the render workers, each written atomically when ready (the first failure
+    stops the batch; reviews not yet written keep their previous files).
     """
     now = now or datetime.now(settings.tz)
     scopes: list[str | None] = list(teams) if teams else [None, *data.teams()]

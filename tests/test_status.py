@@ -59,3 +59,12 @@ def test_status_while_a_run_has_the_duckdb_file_says_busy(tmp_path: Path) -> Non
     assert after.returncode == 0, after.stdout
     assert "running:" not in after.stdout
     assert "connection: ok" in after.stdout
+
+
+def test_a_multi_line_error_is_shown_whole_on_one_line() -> None:
+    """Was: a failed run's error showed as "1 failed:" (its first line) in `status`."""
+    from crm_batch.app.status import one_line
+
+    stored = "1 failed:\n  team 'Wuhan': cannot write Wuhan.xlsm: disk full\n"
+    assert one_line(stored, 400) == "1 failed: | team 'Wuhan': cannot write Wuhan.xlsm: disk full"
+    assert one_line(stored, 20) == "1 failed: | team 'W…"

@@ -155,7 +155,7 @@ def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
     else:
         verdict = f"last nightly run: {nightly.status} (business date {nightly.business_date})"
         if nightly.status == FAILED and nightly.error:
-            verdict += f": {nightly.error[:200]}"
+            verdict += f": {one_line(nightly.error, 400)}"
     lines = [*stale, verdict]
     if nightly is not None and nightly.status == PROBLEMS:
         problems = (nightly.error or "").splitlines()
@@ -176,7 +176,7 @@ def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
             f"started {row.started_at:%Y-%m-%d %H:%M:%S}  finished {finished}"
         )
     frame["run_id"] = frame["run_id"].str[:8]
-    frame["error"] = frame["error"].fillna("").str.slice(0, 60)
+    frame["error"] = frame["error"].fillna("").map(lambda text: one_line(text, 60))
     frame["started_at"] = pd.to_datetime(frame["started_at"]).dt.strftime("%Y-%m-%d %H:%M:%S")
     frame["finished_at"] = (
         pd.to_datetime(frame["finished_at"]).dt.strftime("%Y-%m-%d %H:%M:%S").fillna("-")
@@ -221,3 +221,10 @@ def _close_stale(engine: Engine, tz: ZoneInfo) -> list[str]:
         reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return [f"stale run (process died, not closed: {reason}): {r.describe()}" for r in stale]
     return [f"closed stale run {r.run_id[:8]} (process died): {r.describe()}" for r in closed]
+
+
+def one_line(text: str, limit: int) -> str:
+    """A stored error on one line (its lines joined with " | ", so a message that starts
+    "1 failed:" still shows what failed), cut at ``limit`` characters with an ellipsis."""
+    joined = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+    return joined if len(joined) <= limit else joined[: limit - 1].rstrip() + "…"

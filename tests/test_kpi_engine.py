@@ -415,15 +415,6 @@ def test_attribution_end_is_capped_at_as_of() -> None:
     assert np.datetime64(later["period_end_at"]) == np.datetime64("2026-07-01")
 
 
-def test_snapshot_values_name_scopes_for_the_snapshot_table(loaded_db_factory: Any) -> None:
-    teams = reports(loaded_db_factory("duckdb", "int"))
-    values = engine.snapshot_values(teams)
-    assert values[("all", "")] == teams[None].kpis
-    assert values[("team", "North")] == teams["North"].kpis
-    assert ("team", "East") in values
-    assert len(values) == len(teams)
-
-
 def test_registry_labels_are_unique_per_language() -> None:
     """Two KPIs with one label would be indistinguishable in a workbook or a report."""
     from crm_batch.kpi.definitions import registry

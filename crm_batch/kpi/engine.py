@@ -293,14 +293,3 @@ def _in_registry_order(values: Mapping[str, float]) -> dict[str, float]:
     if unknown:
         raise RuntimeError(f"KPIs computed but not in the registry: {', '.join(unknown)}")
     return {name: float(values[name]) for name in known if name in values}
-
-
-def snapshot_values(
-    reports: Mapping[str | None, PeriodReport],
-) -> dict[tuple[str, str], dict[str, float]]:
-    """Reports by team (``None``: the company) as ``{(scope, team): {kpi: value}}`` for
-    :func:`crm_batch.app.snapshots.write_snapshots` (scope ``all`` has team ``''``)."""
-    return {
-        ("all", "") if team is None else ("team", team): report.kpis
-        for team, report in reports.items()
-    }

@@ -1,6 +1,6 @@
 """The message to ``email.ops_recipients`` when a run fails: what, where, why.
 
-Sent from the run frame (:func:`crm_batch.jobs.pipeline.run_stages`), so a failure under
+Sent from the run frame (:func:`crm_batch.jobs.runs.run_stages`), so a failure under
 cron, ``serve`` or the Windows task alike reaches the people who run the batch. It holds
 the run (kind, business date, id), the stage, the error and the last log lines of the
 run, passed through :func:`crm_batch.logs.mask_secrets` (no passwords); no report is

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from crm_batch.app.dates import default_business_date
 from crm_batch.config import Settings
-from crm_batch.jobs.pipeline import RunContext, RunResult, Stage, StageOutcome, run_stages
+from crm_batch.jobs.runs import RunContext, RunResult, Stage, StageOutcome, run_stages
 
 
 def run_resend_failed(settings: Settings, *, dry_run: bool = False) -> RunResult:

@@ -1,6 +1,6 @@
 """What a failed run tells the people who run the batch (``email.ops_recipients``).
 
-:func:`crm_batch.jobs.pipeline.run_stages` keeps the run's last log lines in a
+:func:`crm_batch.jobs.runs.run_stages` keeps the run's last log lines in a
 :class:`RecentLines` handler and, when the run fails, calls :func:`notify_ops` - so
 cron, ``serve`` and the Windows task all send the same notice. The notice never changes
 the run's outcome: its own failure is logged and the run's error propagates as it was.

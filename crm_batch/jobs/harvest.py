@@ -8,7 +8,7 @@ from collections.abc import Callable
 from crm_batch.app.dates import default_business_date
 from crm_batch.app.runlog import local_now
 from crm_batch.config import Settings
-from crm_batch.jobs.pipeline import RunContext, RunResult, Stage, StageOutcome, run_stages
+from crm_batch.jobs.runs import RunContext, RunResult, Stage, StageOutcome, run_stages
 from crm_batch.jobs.workbooks import HarvestReport, harvest_all
 
 

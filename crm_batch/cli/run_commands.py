@@ -66,18 +66,16 @@ def nightly(
     \b
     One run at a time: while another run (cron, manual or serve) is in progress this
     one stops at once with exit code 6. Every run and stage is recorded in batch_runs
-        # the first failure stops; problems do not stop the catch-up, they set exit 8
-        results = run_catch_up(settings, dates, show=click.echo, resend=resend, dry_run=dry_run)
-        for done in results:
-            done.raise_for_problems()
-        return
-    result = run_nightly(
-        settings,
-        as_of or default_as_of(settings),
-        outputs_to=outputs_to,
-        resend=resend,
-        dry_run=dry_run,
-    )
+    (see `status`). Running a date again replaces that date's outputs and sends no
+    e-mail twice (--resend: again on purpose; --dry-run: list the e-mails only). A date
+    older than the latest successful nightly run (a backfill) computes KPIs and
+    snapshots only and keeps the current workbooks and reports; --outputs-to rebuilds
+    them elsewhere. One team's failure (its workbook or report, a team name that cannot
+    be used) does not stop the others: the run completes with problems, listed with what
+    to do in the output and in `status`.
+    Exit codes: 0 ok, 3 configuration, 4 data invalid (or a report file records another
+    team than its recipient's), 5 database or mail server unavailable, 6 already
+    running, 7 timeout, 8 completed with problems.
     """
     from crm_batch.jobs.pipeline import run_catch_up, run_nightly
 

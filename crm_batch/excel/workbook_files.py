@@ -130,19 +130,27 @@ def retire_side_copies(path: Path, keep: int, *, protect: Collection[Path] = ())
     return moved
 
 
-def archive(path: Path, stamp: datetime, stem: str | None = None) -> Path:
-    """Move ``path`` into the backup folder as a backup of ``stem`` (default: its own
-    stem) taken at ``stamp``; returns its new path."""
-    folder = path.parent / BACKUP_FOLDER
+def backup_path(workbooks: Path, stem: str, stamp: datetime) -> Path:
+    """A free path in ``workbooks``' backup folder for a backup of ``stem`` taken at
+    ``stamp`` (``<stem> YYYY-MM-DD HHMMSS.xlsm``, ``-2``, ``-3``... when taken twice in a
+    second); the folder is created if missing."""
+    folder = workbooks / BACKUP_FOLDER
     folder.mkdir(exist_ok=True)
-    base = f"{stem or path.stem} {stamp:%Y-%m-%d %H%M%S}"
+    base = f"{stem} {stamp:%Y-%m-%d %H%M%S}"
     target = folder / f"{base}{SUFFIX}"
     counter = 2
     while target.exists():
         target = folder / f"{base}-{counter}{SUFFIX}"
         counter += 1
+    return target
+
+
+def archive(path: Path, stamp: datetime, stem: str | None = None) -> Path:
+    """Move ``path`` into the backup folder as a backup of ``stem`` (default: its own
+    stem) taken at ``stamp``; returns its new path."""
+    target = backup_path(path.parent, stem or path.stem, stamp)
     os.replace(path, target)
-    fsync_folder(folder)
+    fsync_folder(target.parent)
     return target
 
 
@@ -233,15 +241,9 @@ def changed_since(path: Path, snapshot: Snapshot | None) -> str | None:
 
 def copy_backup(path: Path, now: datetime) -> Path:
     """Copy ``path`` (content, permission bits, times) into the backup folder."""
-    folder = path.parent / BACKUP_FOLDER
-    folder.mkdir(exist_ok=True)
-    base = f"{path.stem} {now:%Y-%m-%d %H%M%S}"
-    target = folder / f"{base}{SUFFIX}"
-    counter = 2
-    while target.exists():
-        target = folder / f"{base}-{counter}{SUFFIX}"
-        counter += 1
-    temporary = folder / f".{base}.{secrets.token_hex(4)}.tmp"
+    target = backup_path(path.parent, path.stem, now)
+    folder = target.parent
+    temporary = folder / f".{target.stem}.{secrets.token_hex(4)}.tmp"
     try:
         shutil.copy2(path, temporary)
         fsync(temporary)

@@ -190,3 +190,43 @@ def test_a_database_gone_inside_a_stage_is_retried_and_ends_with_exit_5(tmp_path
     assert failed.value.exit_code == ExitCode.DEPENDENCY
     assert "workbooks: database unavailable: server closed the connection" in str(failed.value)
     assert len(calls) == 3  # the retry policy, not a traceback on the first failure
+
+
+def test_a_failure_the_database_could_not_take_reads_failed_not_process_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was: a run that failed while the database was down stayed "running" in batch_runs
+    and `status` later said "process died". The failure is kept in the data folder and
+    written by the next run or `status`."""
+    from crm_batch.app import runlog
+    from crm_batch.app.status import status_report
+
+    settings = folder_settings(demo_folder(tmp_path))
+    real_close = runlog.RunRecorder.close
+
+    def database_down(self: runlog.RunRecorder, stage: str, status: str, **kwargs: object):
+        if status == runlog.FAILED:  # the outage: the failure cannot be written
+            raise OperationalError("update batch_runs", {}, Exception("server closed"))
+        return real_close(self, stage, status, **kwargs)
+
+    def workbooks(_context: RunContext) -> StageOutcome:
+        raise DependencyError("workbooks: database unavailable: server closed")
+
+    monkeypatch.setattr(runlog.RunRecorder, "close", database_down)
+    with pytest.raises(DependencyError):
+        run_stages(
+            settings,
+            "nightly",
+            DEMO_DAY,
+            [Stage("workbooks", workbooks, retry=False)],
+            sleep=lambda _s: None,
+        )
+    assert (settings.data_dir / runlog.UNRECORDED_FILE_NAME).is_file()
+    monkeypatch.setattr(runlog.RunRecorder, "close", real_close)  # the database is back
+
+    report, _healthy = status_report(settings, DEMO_DAY, runs=5)
+
+    assert "process died" not in report
+    assert "last nightly run: failed" in report
+    assert "workbooks: database unavailable" in report
+    assert not (settings.data_dir / runlog.UNRECORDED_FILE_NAME).exists()

@@ -19,6 +19,7 @@ may also close every other open row, since no other run can be in progress.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -26,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psutil
@@ -48,6 +50,8 @@ COMPLETED = (OK, PROBLEMS)
 #: How a note starts in the ``error`` column of an ok stage.
 NOTE_PREFIX = "note: "
 PROCESS_DIED = "process died"
+#: Failures the database could not take, kept in the data folder (:func:`keep_unrecorded`).
+UNRECORDED_FILE_NAME = "crm-batch.unrecorded.jsonl"
 #: Longest error text stored (the column is long text; a traceback does not belong there).
 MAX_ERROR_CHARS = 2000
 #: A process created up to this long after its run's recorded start is still that run
@@ -111,6 +115,8 @@ class RunRecorder:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     problems: list[str] = field(default_factory=list)  # of every stage so far
+    # where a failure is kept when the database cannot take it (:func:`apply_unrecorded`)
+    data_dir: Path | None = None
 
     def insert(self, stage: str) -> None:
         """Record ``stage`` (or :data:`RUN_STAGE`) as running from now."""
@@ -144,14 +150,18 @@ class RunRecorder:
     def close_quietly(self, stage: str, exc: BaseException) -> None:
         """Mark ``stage`` failed with ``exc``; a failure to write is logged, not raised,
         so the original error is the one the caller sees."""
+        error = error_text(exc)
         try:
-            self.close(stage, FAILED, error=error_text(exc))
+            self.close(stage, FAILED, error=error)
         except SQLAlchemyError as write_error:
             log.warning(
-                "could not record the failure of %s in batch_runs: %s",
+                "could not record the failure of %s in batch_runs: %s%s",
                 stage,
                 mask_secrets(str(write_error).splitlines()[0] if str(write_error) else ""),
+                "; kept in the data folder for the next run" if self.data_dir else "",
             )
+            if self.data_dir is not None:
+                keep_unrecorded(self.data_dir, self.run_id, stage, local_now(self.tz), error)
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[StageRecord]:
@@ -171,16 +181,24 @@ class RunRecorder:
 
 @contextlib.contextmanager
 def record_run(
-    engine: Engine, tz: ZoneInfo, kind: str, business_date: date, run_id: str | None = None
+    engine: Engine,
+    tz: ZoneInfo,
+    kind: str,
+    business_date: date,
+    run_id: str | None = None,
+    *,
+    data_dir: Path | None = None,
 ) -> Iterator[RunRecorder]:
     """Record a whole run around the ``with`` block (the ``'run'`` row).
 
     The run is ok when the block ends normally (``problems``, listing them, when a stage
     had problems) and failed with the error when it raises (the exception propagates).
     Creates ``batch_runs`` if it is missing. ``run_id`` defaults to a new uuid4.
+    ``data_dir``: where a failure is kept when the database cannot take it
+    (:func:`keep_unrecorded`).
     """
     ensure_runs_table(engine)
-    recorder = RunRecorder(engine, tz, kind, business_date)
+    recorder = RunRecorder(engine, tz, kind, business_date, data_dir=data_dir)
     if run_id is not None:
         recorder.run_id = run_id
     recorder.insert(RUN_STAGE)
@@ -291,8 +309,74 @@ def close_runs(engine: Engine, tz: ZoneInfo, runs: list[OpenRun], reason: str) -
         log.warning("closed stale run %s (%s): %s", run.run_id[:8], run.describe(), reason)
 
 
-def close_stale_runs(engine: Engine, tz: ZoneInfo, *, all_others: bool = False) -> list[OpenRun]:
-    """Find stale runs (see :func:`stale_runs`), close them as "process died"; return them."""
+def keep_unrecorded(
+    data_dir: Path, run_id: str, stage: str, finished_at: datetime, error: str
+) -> None:
+    """Keep a failure the database could not take (it was down when the run failed) in
+    ``<data_dir>/crm-batch.unrecorded.jsonl``, for :func:`apply_unrecorded`. Never raises:
+    the run's own error is the one to report."""
+    line = {
+        "run_id": run_id,
+        "stage": stage,
+        "finished_at": finished_at.isoformat(),
+        "error": error,
+    }
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with (data_dir / UNRECORDED_FILE_NAME).open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        log.warning("could not keep the unrecorded failure in %s: %s", data_dir, exc)
+
+
+def apply_unrecorded(engine: Engine, data_dir: Path) -> int:
+    """Write the failures :func:`keep_unrecorded` kept into ``batch_runs`` (rows still
+    "running" only) and forget them; rows updated. A run that failed while the database
+    was down then reads "failed" with its error, not "process died". The file stays when
+    the database cannot take it yet."""
+    path = data_dir / UNRECORDED_FILE_NAME
+    if not path.is_file():
+        return 0
+    entries = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(text))
+        except ValueError:
+            log.warning("%s: a line that is not JSON is skipped", path)
+    table = runs_table()
+    updated = 0
+    with engine.begin() as conn:
+        for entry in entries:
+            result = conn.execute(
+                update(table)
+                .where(
+                    and_(
+                        table.c.run_id == entry["run_id"],
+                        table.c.stage == entry["stage"],
+                        table.c.status == RUNNING,
+                    )
+                )
+                .values(
+                    status=FAILED,
+                    finished_at=datetime.fromisoformat(entry["finished_at"]),
+                    error=entry["error"],
+                )
+            )
+            updated += result.rowcount or 0
+    path.unlink(missing_ok=True)
+    return updated
+
+
+def close_stale_runs(
+    engine: Engine, tz: ZoneInfo, *, all_others: bool = False, data_dir: Path | None = None
+) -> list[OpenRun]:
+    """Find stale runs (see :func:`stale_runs`), close them as "process died"; return them.
+
+    Failures kept in ``data_dir`` while the database was down are written first
+    (:func:`apply_unrecorded`), so those runs read "failed" with their error.
+    """
+    if data_dir is not None:
+        apply_unrecorded(engine, data_dir)
     runs = stale_runs(engine, tz, all_others=all_others)
     close_runs(engine, tz, runs, PROCESS_DIED)
     return runs

@@ -80,7 +80,7 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
         lines.append("")
         lines.append(_table_counts(engine))
         lines.append("")
-        lines.append(_last_runs(engine, settings.tz, runs))
+        lines.append(_last_runs(engine, settings.tz, runs, settings.data_dir))
     finally:
         engine.dispose()
     return "\n".join(lines), True
@@ -115,12 +115,12 @@ def _table_counts(engine: Engine) -> str:
     return "tables (rows):\n" + "\n".join(rows)
 
 
-def _last_runs(engine: Engine, tz: ZoneInfo, limit: int) -> str:
+def _last_runs(engine: Engine, tz: ZoneInfo, limit: int, data_dir: Path | None = None) -> str:
     """The run log: stale runs closed, the last nightly's verdict, the last run of each
     kind and the last ``limit`` runs."""
     if "batch_runs" not in set(inspect(engine).get_table_names()):
         return "last runs: none recorded yet (batch_runs does not exist)"
-    stale = _close_stale(engine, tz)
+    stale = _close_stale(engine, tz, data_dir)
     table = runs_table()
     columns = (
         table.c.run_id,
@@ -212,10 +212,12 @@ def _latest_per_kind(conn: Connection, table: Table) -> dict[str, Row]:
     return latest
 
 
-def _close_stale(engine: Engine, tz: ZoneInfo) -> list[str]:
-    """Close runs whose process died on this host; lines saying what was found."""
+def _close_stale(engine: Engine, tz: ZoneInfo, data_dir: Path | None) -> list[str]:
+    """Close runs whose process died on this host (after writing the failures kept while
+    the database was down, :func:`~crm_batch.app.runlog.apply_unrecorded`); lines saying
+    what was found."""
     try:
-        closed = close_stale_runs(engine, tz)
+        closed = close_stale_runs(engine, tz, data_dir=data_dir)
     except SQLAlchemyError as exc:  # e.g. a read-only database user: report, do not fail
         stale = stale_runs(engine, tz)
         reason = mask_secrets(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)

@@ -265,8 +265,10 @@ def _run(
                 f"{exc} (running: {others})" if others else str(exc)
             ) from None
         ensure_runs_table(engine)
-        close_stale_runs(engine, tz, all_others=bool(locked_database))
-        recorder = stack.enter_context(record_run(engine, tz, kind, business_date, run_id))
+        close_stale_runs(engine, tz, all_others=bool(locked_database), data_dir=settings.data_dir)
+        recorder = stack.enter_context(
+            record_run(engine, tz, kind, business_date, run_id, data_dir=settings.data_dir)
+        )
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
         context = RunContext(
             settings, engine, business_date, run_id, kind, outputs=outputs, **delivery

@@ -557,3 +557,13 @@ def test_cli_renders_a_team_review_in_english(settings: Settings, tmp_path: Path
     )
     assert late.exit_code == 2
     assert "after the business date" in late.output
+
+
+@pytest.fixture(autouse=True)
+def _no_missing_glyph() -> Iterator[None]:
+    """Every test here fails when a chart it drew had a glyph no chart font carries."""
+    from crm_batch.reports import chart_fonts
+
+    before = sum(chart_fonts.missing_glyphs.values())
+    yield
+    assert sum(chart_fonts.missing_glyphs.values()) == before, chart_fonts.missing_glyphs

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import matplotlib
 
@@ -24,9 +25,11 @@ from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
+from crm_batch.reports.chart_fonts import CJK_FAMILY, glyph_check, register_fonts
+
 #: Okabe-Ito colours: blue, orange, bluish green, vermillion, sky blue, reddish purple.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#56B4E9", "#CC79A7", "#F0E442")
-_FONTS = ["Noto Sans CJK SC", "Noto Sans", "DejaVu Sans"]
+_FONTS = [CJK_FAMILY, "Noto Sans", "DejaVu Sans"]
 
 
 def _style() -> dict[str, object]:
@@ -41,6 +44,15 @@ def _style() -> dict[str, object]:
         "svg.hashsalt": "crm-batch",
         "axes.unicode_minus": False,
     }
+
+
+@contextmanager
+def _drawing() -> Iterator[None]:
+    """Every chart is drawn inside this: the CJK fonts registered with matplotlib, the
+    report style, and missing glyphs or other matplotlib warnings turned into log lines."""
+    register_fonts()
+    with glyph_check(), plt.rc_context(_style()):
+        yield
 
 
 def _data_uri(figure: Figure) -> str:
@@ -65,7 +77,7 @@ def pareto_curve(
     megabytes into the report. The marked share uses every customer.
     """
     ranked = sorted((r for r in revenues if r > 0), reverse=True)
-    with plt.rc_context(_style()):
+    with _drawing():
         figure, axes = plt.subplots(figsize=(6.2, 2.8))
         total = sum(ranked)
         if ranked and total > 0:
@@ -104,7 +116,7 @@ def distribution_bars(
     share_label: str,
 ) -> str:
     """Customers per group (bars, left) beside each group's revenue share (bars, right)."""
-    with plt.rc_context(_style()):
+    with _drawing():
         figure, (left, right) = plt.subplots(1, 2, figsize=(6.2, 2.2))
         positions = range(len(labels))
         left.barh(positions, counts, color=PALETTE[0])
@@ -127,7 +139,7 @@ def distribution_bars(
 
 def funnel(stages: Sequence[str], values: Sequence[float], x_label: str) -> str:
     """A horizontal funnel: one bar per stage with its count and share of the first."""
-    with plt.rc_context(_style()):
+    with _drawing():
         figure, axes = plt.subplots(figsize=(6.2, 1.9))
         positions = range(len(stages))
         colours = [PALETTE[i % len(PALETTE)] for i in positions]
@@ -172,7 +184,7 @@ def heatmap(
     top = 1.0 if percent else max(float(finite.max()) if finite.size else 1.0, 1.0)
     colours = LinearSegmentedColormap.from_list("blues", ["#f2f5f8", PALETTE[4], PALETTE[0]])
     height = max(1.6, 0.26 * len(row_labels) + 0.9)
-    with plt.rc_context(_style()):
+    with _drawing():
         figure, axes = plt.subplots(figsize=(6.2, height))
         axes.imshow(np.ma.masked_invalid(grid), cmap=colours, vmin=0, vmax=top, aspect="auto")
         for (row, column), value in np.ndenumerate(grid):
@@ -209,7 +221,7 @@ def small_multiples(
     percentages when ``percent_panels[i]`` is true.
     """
     rows = max(1, -(-len(panels) // columns))
-    with plt.rc_context(_style()):
+    with _drawing():
         figure, grid = plt.subplots(
             rows, columns, figsize=(6.4, 1.9 * rows + 0.2), squeeze=False, sharex=True
         )
@@ -261,7 +273,7 @@ def attainment_bars(
     A missing attainment (undefined ratio) draws no bar and a dash.
     """
     shown = [math.nan if a is None else float(a) for a in attainments]
-    with plt.rc_context(_style()):
+    with _drawing():
         figure, axes = plt.subplots(figsize=(6.2, 0.32 * len(labels) + 0.7))
         positions = range(len(labels))
         widths = [0.0 if math.isnan(a) else a for a in shown]

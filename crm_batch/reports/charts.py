@@ -68,12 +68,15 @@ def _data_uri(figure: Figure, *, crop: bool = True) -> str:
     """
     drawn = io.BytesIO()
     box = "tight" if crop else None
-    figure.savefig(drawn, format="png", dpi=DPI, bbox_inches=box, facecolor="white")
+    figure.savefig(
+        drawn, format="png", dpi=DPI, bbox_inches=box, facecolor="white",
+        pil_kwargs={"compress_level": 1},  # read back at once: no time on compressing
+    )  # fmt: skip
     plt.close(figure)
     drawn.seek(0)
     opaque = io.BytesIO()
     with Image.open(drawn) as image:
-        image.convert("RGB").save(opaque, format="PNG")
+        image.convert("RGB").save(opaque, format="PNG", compress_level=3)
     return "data:image/png;base64," + base64.b64encode(opaque.getvalue()).decode("ascii")
 
 

@@ -107,23 +107,15 @@ def write_diagnoses(
     workers; each report is written atomically when its PDF is ready."""
     chosen_scopes = list(run.reports) if scopes is None else list(scopes)
     period = run.as_of.isoformat()
-    jobs: list[ReportJob] = []
     rendered: list[RenderedReport] = []
     for scope in chosen_scopes:
         for language in languages or [report_language(settings, scope, None)]:
             pdf_path, html_path = output_paths(settings, scope, period, language)
-            jobs.append(
-                ReportJob(diagnosis_html(settings, run, scope, language), pdf_path, html_path)
-            )
-            rendered.append(
-                RenderedReport(
-                    kind=REPORT,
-                    team=scope,
-                    period=period,
-                    language=language,
-                    pdf=pdf_path,
-                    html=html_path,
-                )
-            )
+            rendered.append(RenderedReport(REPORT, scope, period, language, pdf_path, html_path))
+    # a generator: each PDF starts rendering while the next report's HTML is built
+    jobs = (
+        ReportJob(diagnosis_html(settings, run, done.team, done.language), done.pdf, done.html)
+        for done in rendered
+    )
     write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
     return rendered

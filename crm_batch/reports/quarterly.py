@@ -113,20 +113,26 @@ def write_quarterly_reviews(
     """
     now = now or datetime.now(settings.tz)
     scopes: list[str | None] = list(teams) if teams else [None, *data.teams()]
-    jobs: list[ReportJob] = []
-    rendered: list[RenderedReport] = []
-    for scope, language in review_plan(settings, scopes, languages):
-        pdf_path, html_path = output_paths(settings, scope, data.quarter, language)
-        page = quarterly_html(settings, data, scope, language, generated_at=now)
-        jobs.append(ReportJob(page, pdf_path, html_path))
-        rendered.append(_rendered(scope, data.quarter, language, pdf_path, html_path))
+    quarter = data.quarter
+    rendered = [
+        _rendered(scope, quarter, language, *output_paths(settings, scope, quarter, language))
+        for scope, language in review_plan(settings, scopes, languages)
+    ]
+    # a generator: each PDF starts rendering while the next review's HTML is built
+    jobs = (
+        ReportJob(
+            quarterly_html(settings, data, report.team, report.language, generated_at=now),
+            report.pdf,
+            report.html,
+        )
+        for report in rendered
+    )
     started = time.perf_counter()
-    # side by side in the render workers, each written atomically when its PDF is ready
     write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
     log.info(
-        "quarterly review %s: %d PDF(s) rendered in %.1fs",
+        "quarterly review %s: %d review(s) built and rendered in %.1fs",
         data.quarter.label,
-        len(jobs),
+        len(rendered),
         time.perf_counter() - started,
     )
     return rendered

@@ -1,30 +1,31 @@
-"""Benchmark: seconds per PDF report and per page, on the demo and the 1M-customer database.
+"""Benchmark: seconds per PDF report, this code beside an earlier commit's, in one run.
 
-    .venv/bin/python benchmarks/report_bench.py                 # demo (20k customers) and 1M
-    .venv/bin/python benchmarks/report_bench.py --size demo     # the demo company only
-    .venv/bin/python benchmarks/report_bench.py --size 1m --repeat 3
+    .venv/bin/python benchmarks/report_bench.py --against HEAD~2      # demo, 3 processes each
+    .venv/bin/python benchmarks/report_bench.py --size 1m --processes 5
+    .venv/bin/python benchmarks/report_bench.py --size both
 
-What it does, per database size (each in a fresh process, so nothing is shared between
-them):
+What it does, per database size:
 
 1. Data: the demo company as ``run_batch.py demo`` builds it (20,000 customers,
    200,000 order rows, seed 42, ending 2026-06-30) or the 1M-customer / 10M-order
    company of ``benchmarks/kpi_bench.py``, as DuckDB files under ``var/bench/`` (built
-   by kpi_bench's ``ensure_data`` and reused by both benchmarks). The KPI snapshots of
-   the last 8 quarter ends are stored once, as the nightly runs would have left them
-   (not timed).
-2. The KPI run the diagnosis reports share (``run_kpis``, every team), timed once.
-3. The diagnosis report of one team and of the company (zh-CN): its HTML (context,
-   charts, template) and its PDF (WeasyPrint), each ``--repeat`` times, median seconds,
-   in this process so CPU seconds are measured too (the library renders the PDF in a
-   worker process with a time limit: the same work plus a one-off worker start).
-4. The company quarterly review of the last finished quarter: gathering its data
-   (one extraction for every scope, 8 quarters from the snapshots, targets), timed
-   once, and its HTML and PDF as above.
+   by kpi_bench's ``ensure_data`` and reused by both benchmarks), with the KPI snapshots
+   of the last 8 quarter ends stored as the nightly runs would have left them. Prepared
+   once, in a process of its own, not timed.
+2. ``--processes`` fresh processes per code version (``--against REV``: the commit's
+   ``crm_batch``, ``report_templates``, ``sql`` and ``workbooks/vba`` exported with
+   ``git archive`` into a temporary folder and put first on the worker's path; the
+   versions alternate, so both see the same machine load). Each process runs the KPI
+   run the diagnosis reports share (timed, not counted), then renders, once each and in
+   this order: the zh-CN diagnosis of one team and of the company (HTML: context,
+   charts, template; PDF: WeasyPrint, in the process so CPU seconds are measured too),
+   and the company quarterly review of the last finished quarter (its data gathered by
+   ``gather_quarter``, then HTML and PDF). The table shows the median of the processes.
 
-Targets (issue 5): a team diagnosis report in under 5 s, the company quarterly review in
-under 20 s (its data gathering and rendering together). Prints a table and one PASS/MISS
-line per target. Never part of the unit tests.
+Targets (issue 14): a team diagnosis in at most 1.2 s, the company quarterly review in at
+most 3 s (data + render), and with ``--against`` the code before the change: at least
+3.5x faster on both. Prints a table and one PASS/MISS line per target. Never part of the
+unit tests.
 """
 
 from __future__ import annotations
@@ -50,38 +51,67 @@ RESULT_PREFIX = "REPORT_BENCH_RESULT "
 END_DATE = date(2026, 6, 30)
 TEAM = "Shanghai"
 SIZES = {"demo": (20_000, 200_000), "1m": (1_000_000, 10_000_000)}
-TEAM_DIAGNOSIS_TARGET = 5.0
-COMPANY_QUARTERLY_TARGET = 20.0
+TEAM_DIAGNOSIS_TARGET = 1.2
+COMPANY_QUARTERLY_TARGET = 3.0
+SPEEDUP_TARGET = 3.5
+#: What a code version needs at run time (the worker takes the benchmarks from here).
+CODE_FOLDERS = ("crm_batch", "report_templates", "sql", "workbooks/vba")
+STEPS = ("kpi_run", "diagnosis_team", "diagnosis_company", "quarterly_data", "quarterly_company")
 
 
-def _timed(repeat: int, job: Callable[[], Any]) -> tuple[dict[str, float], Any]:
-    """Median wall and CPU seconds of ``repeat`` runs of ``job``, and the last result.
+def _timed(job: Callable[[], Any]) -> tuple[dict[str, float], Any]:
+    """Wall and CPU seconds (this process) of one run of ``job``, and its result.
 
-    CPU seconds (this process) are shown beside wall seconds because the machine is
-    shared: when other jobs compete for the cores, wall time grows and CPU time does not.
+    CPU seconds are shown beside wall seconds because the machine is shared: when other
+    jobs compete for the cores, wall time grows and CPU time does not.
     """
-    walls, cpus, result = [], [], None
-    for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = job()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return {"seconds": statistics.median(walls), "cpu": statistics.median(cpus)}, result
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = job()
+    return {"seconds": time.perf_counter() - wall, "cpu": time.process_time() - cpu}, result
 
 
-def _report(repeat: int, build_html: Callable[[], str], folder: Path) -> dict[str, Any]:
-    """Time one report: its HTML (context, charts, template) and its PDF (WeasyPrint),
-    both in this process so CPU time is measured (the library renders PDFs in a worker
-    process with a time limit; the work is the same)."""
+def _spec(size: str) -> Any:
+    from benchmarks.kpi_bench import DataSpec
+
+    customers, orders = SIZES[size]
+    return DataSpec(customers, orders, 42, END_DATE)
+
+
+def prepare(size: str) -> str:
+    """Child-process entry: build or reuse the data and its snapshots; what was done."""
+    from benchmarks.kpi_bench import ensure_data
+    from crm_batch.app.kpis import backfill_snapshots, snapshot_dates
+    from crm_batch.app.snapshots import read_snapshots
+    from crm_batch.config import load_settings
+    from crm_batch.source.db import make_engine
+
+    spec = _spec(size)
+    note = ensure_data(spec, None, "unused")["duckdb"]
+    settings = load_settings(None, database_url=spec.duckdb_url(), environ={})
+    engine = make_engine(spec.duckdb_url())
+    try:
+        stored = set(read_snapshots(engine, kpis=["customers_total"], scope="all")["as_of"].dt.date)
+        missing = [day for day in snapshot_dates(END_DATE, 8) if day not in stored]
+        if missing:
+            started = time.perf_counter()
+            backfill_snapshots(settings, engine, missing, datetime.now())
+            seconds = time.perf_counter() - started
+            note += f"; stored {len(missing)} snapshot dates in {seconds:.0f} s"
+    finally:
+        engine.dispose()
+    return note
+
+
+def _report(build_html: Callable[[], str]) -> dict[str, Any]:
+    """One report rendered once: its HTML (context, charts, template) and its PDF."""
     import io
 
     from pypdf import PdfReader
 
     from crm_batch.reports.render import html_to_pdf
 
-    html_timing, page = _timed(repeat, build_html)
-    pdf_timing, pdf = _timed(repeat, lambda: html_to_pdf(page))
-    (folder / f"report_{len(list(folder.iterdir()))}.pdf").write_bytes(pdf)
+    html_timing, page = _timed(build_html)
+    pdf_timing, pdf = _timed(lambda: html_to_pdf(page))
     return {
         "seconds": html_timing["seconds"] + pdf_timing["seconds"],
         "cpu": html_timing["cpu"] + pdf_timing["cpu"],
@@ -91,137 +121,177 @@ def _report(repeat: int, build_html: Callable[[], str], folder: Path) -> dict[st
     }
 
 
-def worker(size: str, repeat: int) -> dict[str, Any]:
-    """Child-process entry: build or reuse the data, time every report."""
-    from benchmarks.kpi_bench import DataSpec, ensure_data
-    from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates, snapshot_period
+def worker(size: str, code: Path | None) -> dict[str, Any]:
+    """Child-process entry: time every step once with the code in ``code`` (default:
+    this checkout)."""
+    if code is not None:
+        sys.path.insert(0, str(code))
+    import crm_batch
+
+    expected = (code or REPO) / "crm_batch"
+    if Path(crm_batch.__file__).resolve().parent != expected.resolve():
+        raise SystemExit(f"imported {crm_batch.__file__}, expected the code in {expected}")
+
+    from crm_batch.app.kpis import run_kpis, snapshot_period
     from crm_batch.app.quarter import gather_quarter
-    from crm_batch.app.snapshots import read_snapshots
     from crm_batch.config import load_settings
     from crm_batch.periods import last_complete_quarter
     from crm_batch.reports.diagnosis import diagnosis_html
     from crm_batch.reports.quarterly import quarterly_html
     from crm_batch.source.db import make_engine
 
-    customers, orders = SIZES[size]
-    spec = DataSpec(customers, orders, 42, END_DATE)
-    data_note = ensure_data(spec, None, "unused")["duckdb"]
+    spec = _spec(size)
     reports = Path(tempfile.mkdtemp(prefix="report_bench_"))
     settings = load_settings(None, database_url=spec.duckdb_url(), environ={}).model_copy(
         update={"reports_dir": reports}
     )
     engine = make_engine(spec.duckdb_url())
-    result: dict[str, Any] = {"size": size, "customers": customers, "orders": orders}
+    result: dict[str, Any] = {}
     try:
-        stored = set(read_snapshots(engine, kpis=["customers_total"], scope="all")["as_of"].dt.date)
-        missing = [day for day in snapshot_dates(END_DATE, 8) if day not in stored]
-        if missing:
-            started = time.perf_counter()
-            backfill_snapshots(settings, engine, missing, datetime.now())
-            data_note += (
-                f"; stored {len(missing)} snapshot dates in {time.perf_counter() - started:.0f} s"
-            )
-        result["data"] = data_note
-
-        timing, run = _timed(
-            1,
-            lambda: run_kpis(settings, engine, END_DATE, snapshot_period(END_DATE), all_teams=True),
+        result["kpi_run"], run = _timed(
+            lambda: run_kpis(settings, engine, END_DATE, snapshot_period(END_DATE), all_teams=True)
         )
-        result["kpi_run"] = timing
-
         for label, scope in (("diagnosis_team", TEAM), ("diagnosis_company", None)):
             result[label] = _report(
-                repeat, lambda scope=scope: diagnosis_html(settings, run, scope, "zh-CN"), reports
+                lambda scope=scope: diagnosis_html(settings, run, scope, "zh-CN")
             )
-
         quarter = last_complete_quarter(END_DATE)
-        timing, data = _timed(1, lambda: gather_quarter(settings, engine, quarter))
-        result["quarterly_data"] = timing
-        result["quarterly_recomputed"] = [q.label for q in data.recomputed()]
-        result["quarterly_company"] = _report(
-            repeat, lambda: quarterly_html(settings, data, None, "zh-CN"), reports
-        )
+        result["quarterly_data"], data = _timed(lambda: gather_quarter(settings, engine, quarter))
+        result["quarterly_company"] = _report(lambda: quarterly_html(settings, data, None, "zh-CN"))
     finally:
         engine.dispose()
         shutil.rmtree(reports, ignore_errors=True)
     return result
 
 
-def spawn(size: str, repeat: int) -> dict[str, Any]:
-    """Run the worker of ``size`` in a fresh interpreter; its JSON result."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--worker", size]
-    command += ["--repeat", str(repeat)]
+def _child(arguments: list[str]) -> Any:
+    """Run this script with ``arguments`` in a fresh interpreter; its JSON result."""
+    command = [sys.executable, str(Path(__file__).resolve()), *arguments]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
             return json.loads(line.removeprefix(RESULT_PREFIX))
-    raise SystemExit(f"worker {size} failed (exit {done.returncode}):\n{done.stdout[-2000:]}")
+    raise SystemExit(f"{arguments} failed (exit {done.returncode}):\n{done.stdout[-2000:]}")
 
 
-def print_report(results: list[dict[str, Any]], repeat: int) -> bool:
+def export_code(revision: str, folder: Path) -> str:
+    """The code of ``revision`` (its runtime folders) in ``folder``; the short commit id."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", revision],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", commit, *CODE_FOLDERS],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return commit
+
+
+def _median(samples: list[dict[str, Any]], step: str) -> dict[str, Any]:
+    rows = [sample[step] for sample in samples]
+    merged = {key: statistics.median(row[key] for row in rows) for key in rows[0]}
+    if "pages" in merged:
+        merged["pages"] = int(merged["pages"])
+    return merged
+
+
+def measure(size: str, processes: int, against: str | None) -> dict[str, Any]:
+    """Prepare the data, then alternate fresh worker processes of each code version."""
+    result: dict[str, Any] = {"size": size, "processes": processes, "versions": {}}
+    result["data"] = _child(["--prepare", size])
+    with tempfile.TemporaryDirectory(prefix="report_bench_code_") as folder:
+        versions: list[tuple[str, list[str]]] = []
+        if against:
+            commit = export_code(against, Path(folder))
+            versions.append((f"before ({commit})", ["--code", folder]))
+        versions.append(("this code", []))
+        samples: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in versions}
+        for _ in range(processes):
+            for name, extra in versions:
+                samples[name].append(_child(["--worker", size, *extra]))
+    for name, runs in samples.items():
+        result["versions"][name] = {step: _median(runs, step) for step in STEPS}
+    return result
+
+
+def _total(version: dict[str, Any]) -> dict[str, float]:
+    data, render = version["quarterly_data"], version["quarterly_company"]
+    return {"seconds": data["seconds"] + render["seconds"], "cpu": data["cpu"] + render["cpu"]}
+
+
+def print_report(results: list[dict[str, Any]]) -> bool:
     """The table and the targets' verdicts (on wall seconds); True when all are met."""
-    print(f"PDF reports, zh-CN, median of {repeat} render(s); data steps timed once")
-    header = f"{'database':<26} {'step':<38} {'wall s':>7} {'CPU s':>7} {'pages':>6} {'s/page':>7}"
-    print(header)
-    print("-" * len(header))
     ok = True
-
-    def line(name: str, title: str, row: dict[str, Any]) -> None:
-        pages = row.get("pages")
-        per_page = f"{row['seconds'] / pages:>7.2f}" if pages else ""
-        shown = f"{pages:>6}" if pages else " " * 6
-        split = (
-            f"  (HTML {row['html_seconds']:.1f} + PDF {row['pdf_seconds']:.1f})"
-            if "pdf_seconds" in row
-            else ""
-        )
-        print(
-            f"{name:<26} {title:<38} {row['seconds']:>7.1f} {row['cpu']:>7.1f} {shown} "
-            f"{per_page}{split}"
-        )
-
     for result in results:
-        line(
-            f"{result['size']} ({result['customers']:,} cust.)",
-            "KPI run, every team",
-            result["kpi_run"],
-        )
-        line("", f"diagnosis, team {TEAM}: HTML + PDF", result["diagnosis_team"])
-        line("", "diagnosis, company: HTML + PDF", result["diagnosis_company"])
-        line("", "quarterly data (gather_quarter)", result["quarterly_data"])
-        line("", "quarterly review, company: HTML + PDF", result["quarterly_company"])
-        data, render = result["quarterly_data"], result["quarterly_company"]
-        total = {"seconds": data["seconds"] + render["seconds"], "cpu": data["cpu"] + render["cpu"]}
-        line("", "quarterly review, company: total", total)
-        if result["quarterly_recomputed"]:
-            print(f"{'':<26} (recomputed: {', '.join(result['quarterly_recomputed'])})")
-        team = result["diagnosis_team"]["seconds"]
-        team_ok = team < TEAM_DIAGNOSIS_TARGET
-        quarterly_ok = total["seconds"] < COMPANY_QUARTERLY_TARGET
-        ok = ok and team_ok and quarterly_ok
+        customers, _orders = SIZES[result["size"]]
         print(
-            f"  {'PASS' if team_ok else 'MISS'} team diagnosis {team:.1f} s "
-            f"< {TEAM_DIAGNOSIS_TARGET:.0f} s; {'PASS' if quarterly_ok else 'MISS'} company "
-            f"quarterly review {total['seconds']:.1f} s < {COMPANY_QUARTERLY_TARGET:.0f} s "
-            "(data + render)"
+            f"\nPDF reports, zh-CN, {result['size']} ({customers:,} customers): median of "
+            f"{result['processes']} fresh processes per version; data: {result['data']}"
         )
-        print(f"  data: {result['data']}")
+        names = list(result["versions"])
+        header = f"{'step':<40}" + "".join(f"{name:>26}" for name in names)
+        print(header + ("   speed-up" if len(names) == 2 else ""))
+        print("-" * (len(header) + (11 if len(names) == 2 else 0)))
+        rows = [
+            ("KPI run, every team (not counted)", "kpi_run"),
+            (f"diagnosis, team {TEAM}: HTML + PDF", "diagnosis_team"),
+            ("diagnosis, company: HTML + PDF", "diagnosis_company"),
+            ("quarterly data (gather_quarter)", "quarterly_data"),
+            ("quarterly review, company: HTML + PDF", "quarterly_company"),
+            ("quarterly review, company: total", None),
+        ]
+        for title, step in rows:
+            cells, walls = [], []
+            for name in names:
+                version = result["versions"][name]
+                row = _total(version) if step is None else version[step]
+                walls.append(row["seconds"])
+                pages = f" {row['pages']}p" if "pages" in row else ""
+                cells.append(f"{row['seconds']:>6.2f} s ({row['cpu']:.2f} CPU){pages}")
+            line = f"{title:<40}" + "".join(f"{cell:>26}" for cell in cells)
+            if len(walls) == 2:
+                line += f"   {walls[0] / walls[1]:>6.1f}x"
+            print(line)
+        current = result["versions"][names[-1]]
+        team = current["diagnosis_team"]["seconds"]
+        quarterly = _total(current)["seconds"]
+        verdicts = [
+            (team <= TEAM_DIAGNOSIS_TARGET, f"team diagnosis {team:.2f} s <= 1.2 s"),
+            (quarterly <= COMPANY_QUARTERLY_TARGET, f"quarterly review {quarterly:.2f} s <= 3 s"),
+        ]
+        if len(names) == 2:
+            before = result["versions"][names[0]]
+            for label, old, new in (
+                ("team diagnosis", before["diagnosis_team"]["seconds"], team),
+                ("quarterly review", _total(before)["seconds"], quarterly),
+            ):
+                verdicts.append((old / new >= SPEEDUP_TARGET, f"{label} {old / new:.1f}x >= 3.5x"))
+        for passed, text in verdicts:
+            ok = ok and passed
+            print(f"  {'PASS' if passed else 'MISS'} {text}")
     return ok
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--size", choices=["demo", "1m", "both"], default="both")
-    parser.add_argument("--repeat", type=int, default=1, help="renders per report (median)")
+    parser.add_argument("--size", choices=["demo", "1m", "both"], default="demo")
+    parser.add_argument("--processes", type=int, default=3, help="fresh processes per version")
+    parser.add_argument("--against", metavar="REV", help="also time this git revision's code")
+    parser.add_argument("--json", type=Path, help="also write the results to this file")
     parser.add_argument("--worker", choices=sorted(SIZES), help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", choices=sorted(SIZES), help=argparse.SUPPRESS)
+    parser.add_argument("--code", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
-        result = worker(args.worker, args.repeat)
-        print(RESULT_PREFIX + json.dumps(result, default=str), flush=True)
+    if args.prepare or args.worker:
+        done = prepare(args.prepare) if args.prepare else worker(args.worker, args.code)
+        print(RESULT_PREFIX + json.dumps(done, default=str), flush=True)
         return 0
     sizes = ["demo", "1m"] if args.size == "both" else [args.size]
-    results = [spawn(size, args.repeat) for size in sizes]
-    return 0 if print_report(results, args.repeat) else 1
+    results = [measure(size, args.processes, args.against) for size in sizes]
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    return 0 if print_report(results) else 1
 
 
 if __name__ == "__main__":

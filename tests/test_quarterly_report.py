@@ -351,7 +351,7 @@ def test_html_has_every_section_and_escapes_database_text(
         assert texts[key] in unescaped, key
     assert page.count('<a href="#') == len(SECTION_KEYS)  # table of contents
     # attainment, trends, migration, cohorts
-    assert page.count("data:image/svg+xml;base64,") == 4
+    assert page.count("data:image/png;base64,") == 4
     assert "<script" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert '<img src="http' not in page
@@ -407,7 +407,7 @@ def test_a_team_without_data_renders_with_dashes(settings: Settings, data: Quart
 def _normalised(page: str) -> str:
     """The HTML without the inlined stylesheet and the chart images (their bytes depend
     on matplotlib's version; the charts are checked on their own)."""
-    page = re.sub(r"data:image/svg\+xml;base64,[A-Za-z0-9+/=]+", "data:image/svg+xml;chart", page)
+    page = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "data:image/png;chart", page)
     return re.sub(r"<style>.*?</style>", "<style>/* print.css */</style>", page, flags=re.S)
 
 
@@ -557,3 +557,83 @@ def test_cli_renders_a_team_review_in_english(settings: Settings, tmp_path: Path
     )
     assert late.exit_code == 2
     assert "after the business date" in late.output
+
+
+@pytest.fixture(autouse=True)
+def _no_missing_glyph() -> Iterator[None]:
+    """Every test here fails when a chart it drew had a glyph no chart font carries."""
+    from crm_batch.reports import chart_fonts
+
+    before = sum(chart_fonts.missing_glyphs.values())
+    yield
+    assert sum(chart_fonts.missing_glyphs.values()) == before, chart_fonts.missing_glyphs
+
+
+# --- layout: money on one line, no overlapping cells (issue 14) -----------------------
+
+BIG_MONEY = {
+    "en": ("CNY 203,719,987", "+CNY 10,876,513"),
+    "zh-CN": ("¥203,719,987", "+¥10,876,513"),
+}
+
+
+def _with_big_money(page: str, language: str) -> str:
+    """The review with the company-sized amounts that wrapped and overlapped in the demo
+    in every number cell of "Every KPI compared" and the 8-quarter trend table."""
+    amount, change = BIG_MONEY[language]
+
+    def fill(table: re.Match[str]) -> str:
+        cells = re.sub(r'(<td class="num[^"]*">)[^<]*(</td>)', rf"\g<1>{amount}\g<2>", table[0])
+        return re.sub(
+            r'(<td class="num (?:better|worse)">)[^<]*(</td>)', rf"\g<1>{change}\g<2>", cells
+        )
+
+    return re.sub(r'<table class="(?:comparison|trend)">.*?</table>', fill, page, flags=re.S)
+
+
+def _words(pdf: Path) -> list[tuple[int, float, float, float, float, str]]:
+    """Every word of the PDF with its page and box (``pdftotext -bbox``)."""
+    done = subprocess.run(
+        ["pdftotext", "-bbox", str(pdf), "-"], capture_output=True, text=True, check=True,
+        timeout=60,
+    )  # fmt: skip
+    words, page = [], 0
+    for line in done.stdout.splitlines():
+        if "<page " in line:
+            page += 1
+        elif found := re.search(
+            r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', line
+        ):
+            x0, y0, x1, y1 = (float(v) for v in found.groups()[:4])
+            words.append((page, x0, y0, x1, y1, html_lib.unescape(found[5])))
+    return words
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils not installed")
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_big_amounts_stay_whole_and_never_overlap(
+    settings: Settings, data: QuarterData, language: str, tmp_path: Path
+) -> None:
+    """Issue 14: "CNY 140,890,81 / 7" in the trend table and overlapping amounts in
+    "Every KPI compared". Every amount is one word on one line, and no two words on a
+    page overlap."""
+    page = _with_big_money(
+        quarterly.quarterly_html(settings, data, None, language, GENERATED), language
+    )
+    pdf = tmp_path / "review.pdf"
+    pdf.write_bytes(render.html_to_pdf(page))
+    words = _words(pdf)
+    whole = ("203,719,987", "10,876,513")
+    amounts = [w[5] for w in words if "203,71" in w[5] or "10,876" in w[5]]
+    assert len(amounts) > 60
+    for text in amounts:
+        assert text.lstrip("+¥") in whole, text  # never "203,719,98" and "7"
+    for number in {w[0] for w in words}:
+        boxes = sorted((w[1:] for w in words if w[0] == number), key=lambda box: box[0])
+        for index, (_x0, y0, x1, y1, text) in enumerate(boxes):
+            for other in boxes[index + 1 :]:
+                if other[0] >= x1 - 0.5:
+                    break  # sorted by left edge: nothing further right can overlap
+                if other[1] < y1 - 1 and y0 < other[3] - 1:
+                    raise AssertionError(f"page {number}: {text!r} overlaps {other[4]!r}")

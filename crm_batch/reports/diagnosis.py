@@ -10,7 +10,7 @@ the digest of the data it shows (:func:`crm_batch.reports.render.content_digest`
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -119,15 +119,18 @@ def write_diagnoses(
     workers; each report is written atomically when its PDF is ready."""
     chosen_scopes = list(run.reports) if scopes is None else list(scopes)
     period = run.as_of.isoformat()
-    jobs: list[ReportJob] = []
     rendered: list[RenderedReport] = []
-    for scope in chosen_scopes:
-        for language in languages or [report_language(settings, scope, None)]:
-            pdf_path, html_path = output_paths(settings, scope, period, language)
-            page, digest = diagnosis_page(settings, run, scope, language)
-            jobs.append(ReportJob(page, pdf_path, html_path))
-            rendered.append(
-                RenderedReport(REPORT, scope, period, language, pdf_path, html_path, digest)
-            )
-    write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
+
+    def jobs() -> Iterator[ReportJob]:
+        # a generator: each PDF starts rendering while the next report's HTML is built
+        for scope in chosen_scopes:
+            for language in languages or [report_language(settings, scope, None)]:
+                pdf_path, html_path = output_paths(settings, scope, period, language)
+                page, digest = diagnosis_page(settings, run, scope, language)
+                rendered.append(
+                    RenderedReport(REPORT, scope, period, language, pdf_path, html_path, digest)
+                )
+                yield ReportJob(page, pdf_path, html_path)
+
+    write_reports(jobs(), timeout_seconds=settings.reports.render_timeout_seconds)
     return rendered

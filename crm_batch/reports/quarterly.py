@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -129,20 +129,23 @@ def write_quarterly_reviews(
     """
     now = now or datetime.now(settings.tz)
     scopes: list[str | None] = list(teams) if teams else [None, *data.teams()]
-    jobs: list[ReportJob] = []
+    quarter = data.quarter
     rendered: list[RenderedReport] = []
-    for scope, language in review_plan(settings, scopes, languages):
-        pdf_path, html_path = output_paths(settings, scope, data.quarter, language)
-        page, digest = quarterly_page(settings, data, scope, language, generated_at=now)
-        jobs.append(ReportJob(page, pdf_path, html_path))
-        rendered.append(_rendered(scope, data.quarter, language, pdf_path, html_path, digest))
+
+    def jobs() -> Iterator[ReportJob]:
+        # a generator: each PDF starts rendering while the next review's HTML is built
+        for scope, language in review_plan(settings, scopes, languages):
+            pdf_path, html_path = output_paths(settings, scope, quarter, language)
+            page, digest = quarterly_page(settings, data, scope, language, generated_at=now)
+            rendered.append(_rendered(scope, quarter, language, pdf_path, html_path, digest))
+            yield ReportJob(page, pdf_path, html_path)
+
     started = time.perf_counter()
-    # side by side in the render workers, each written atomically when its PDF is ready
-    write_reports(jobs, timeout_seconds=settings.reports.render_timeout_seconds)
+    write_reports(jobs(), timeout_seconds=settings.reports.render_timeout_seconds)
     log.info(
-        "quarterly review %s: %d PDF(s) rendered in %.1fs",
+        "quarterly review %s: %d review(s) built and rendered in %.1fs",
         data.quarter.label,
-        len(jobs),
+        len(rendered),
         time.perf_counter() - started,
     )
     return rendered

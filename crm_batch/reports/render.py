@@ -19,7 +19,7 @@ import atexit
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,18 +156,23 @@ def _save(job: ReportJob, pdf: bytes) -> None:
         stream.write(job.html)
 
 
-def write_reports(jobs: Sequence[ReportJob], *, timeout_seconds: float) -> None:
+def write_reports(jobs: Iterable[ReportJob], *, timeout_seconds: float) -> None:
     """Render ``jobs`` in the render workers, side by side, and write each report
     atomically as soon as its PDF is ready.
 
+    ``jobs`` may be a generator that builds each report's HTML: every PDF starts
+    rendering as soon as its HTML is built, so the workers render while this process
+    builds the next report (charts, context) instead of waiting for all of them.
     Each render is stopped after ``timeout_seconds`` of waiting for it
     (:class:`crm_batch.errors.StageTimeoutError`). The first failure stops the batch:
     reports written before it are complete, the failed one and those after it keep
     their previous files.
     """
     pool = render_pool()
-    pending = [(job, pool.start(_pdf_in_worker, job.html, str(TEMPLATES_DIR))) for job in jobs]
+    pending = []
     try:
+        for job in jobs:
+            pending.append((job, pool.start(_pdf_in_worker, job.html, str(TEMPLATES_DIR))))
         for job, call in track(pending, "PDF reports", "report"):
             _save(job, call.result(timeout_seconds, f"rendering {job.pdf_path.name}"))
     except BaseException:

@@ -8,9 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from fixtures.batch import demo_folder
+from fixtures.batch import DEMO_DAY, demo_folder, folder_settings
 from test_cli import run_cli
 
+from crm_batch.app.engines import build_engine
 from crm_batch.errors import ExitCode
 
 HOLD_THE_FILE = """
@@ -68,3 +69,26 @@ def test_a_multi_line_error_is_shown_whole_on_one_line() -> None:
     stored = "1 failed:\n  team 'Wuhan': cannot write Wuhan.xlsm: disk full\n"
     assert one_line(stored, 400) == "1 failed: | team 'Wuhan': cannot write Wuhan.xlsm: disk full"
     assert one_line(stored, 20) == "1 failed: | team 'W…"
+
+
+def test_status_counts_a_view_as_a_mapped_table(tmp_path: Path) -> None:
+    """Was: a source mapped through views showed "(missing)" for them (issue 12)."""
+    from sqlalchemy import text
+
+    from crm_batch.app.status import status_report
+
+    folder = demo_folder(tmp_path)
+    settings = folder_settings(folder)
+    engine = build_engine(settings)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("create table crm_tickets as select * from tickets"))
+            conn.execute(text("drop table tickets"))
+            conn.execute(text("create view tickets as select * from crm_tickets"))
+            tickets = conn.execute(text("select count(*) from crm_tickets")).scalar_one()
+    finally:
+        engine.dispose()
+    report, _healthy = status_report(settings, DEMO_DAY, runs=1)
+    line = next(line for line in report.splitlines() if line.strip().startswith("tickets "))
+    assert "(missing)" not in line
+    assert f"{tickets:,}" in line

@@ -13,17 +13,10 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from crm_batch.app.dates import default_business_date
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
-from crm_batch.periods import Period, finished_quarter
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-
 from crm_batch.jobs.runs import (
     RunContext,
     RunResult,
@@ -46,6 +39,7 @@ from crm_batch.jobs.stages import (
     write_diagnosis_reports,
     write_reviews,
 )
+from crm_batch.periods import Period, finished_quarter
 
 log = logging.getLogger(__name__)
 

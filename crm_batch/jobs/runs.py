@@ -42,16 +42,10 @@ from crm_batch.app.runlog import (
     record_run,
 )
 from crm_batch.config import RetrySettings, Settings
-from crm_batch.errors import (
-    AlreadyRunningError,
-    CompletedWithProblemsError,
-    OutputError,
-)
+from crm_batch.errors import AlreadyRunningError, CompletedWithProblemsError, OutputError
 from crm_batch.jobs.failures import RecentLines, notify_ops
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from sqlalchemy import Engine
 
     from crm_batch.app.kpis import KpiRun
@@ -73,7 +67,7 @@ class RunContext:
     rendered: list[Any] = field(default_factory=list)  # report files, for delivery
     send: bool = False  # e-mail the rendered reports (the delivery stage)
     # rebuild the team workbooks and reports (None: the ``kpis`` stage decides by the
-    # backfill rule, :func:`decide_outputs`)
+    # backfill rule, :func:`crm_batch.jobs.stages.decide_outputs`)
     outputs: bool | None = None
     unharvested: list[Path] = field(default_factory=list)  # set by the ``harvest`` stage
     resend: bool = False  # send again what the ledger records as sent

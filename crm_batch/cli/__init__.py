@@ -10,6 +10,7 @@ from crm_batch.cli import (  # noqa: F401  (register the commands)
     data_commands,
     delivery_commands,
     run_commands,
+    source_commands,
 )
 from crm_batch.cli.group import main
 

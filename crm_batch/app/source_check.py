@@ -1,0 +1,151 @@
+"""``check-source`` and the nightly's first step: can a run go ahead on this data?
+
+One verdict from three layers of checks, all reading the company's data through its
+mapping files: the mappings return the canonical columns
+(:meth:`~crm_batch.source.mapping.SourceMapping.check_columns`), each column's values
+have the kind the KPIs need (:mod:`crm_batch.source.profile`), and the data checks of
+``sql/checks/`` (:mod:`crm_batch.source.quality`: duplicate ids, unknown customers,
+statuses, future dates, ...). Errors block a run (exit code 4); warnings are data the
+KPIs handle by a documented rule. ``check-source`` prints everything with rows, date
+ranges and fixes; the nightly runs the same checks without the row counts and stops on
+the same errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from crm_batch.config import Settings
+from crm_batch.errors import DataError
+from crm_batch.source.column_types import ColumnVerdict
+from crm_batch.source.profile import RelationProfile, profile_relations
+from crm_batch.source.quality import QualityReport
+from crm_batch.urls import safe_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceVerdict:
+    """Everything check-source found for one business date."""
+
+    database: str  # the source URL without its password
+    mapping_dir: Path
+    as_of: date
+    relations: tuple[RelationProfile, ...]
+    quality: QualityReport
+
+    def column_errors(self) -> list[ColumnVerdict]:
+        return [c for r in self.relations for c in r.problems() if c.severity == "error"]
+
+    def column_warnings(self) -> list[ColumnVerdict]:
+        return [c for r in self.relations for c in r.problems() if c.severity == "warning"]
+
+    def empty_required(self) -> list[RelationProfile]:
+        """Required relations that return no row (every KPI would be zero)."""
+        return [r for r in self.relations if r.required and r.rows == 0]
+
+    @property
+    def blocking(self) -> int:
+        """How many problems stop a nightly run."""
+        return (
+            len(self.column_errors()) + len(self.empty_required()) + len(self.quality.errors)
+        )
+
+    @property
+    def warnings(self) -> int:
+        return len(self.column_warnings()) + len(self.quality.warnings)
+
+    def render_text(self) -> str:
+        """The report check-source prints."""
+        lines = [
+            f"source:   {self.database}",
+            f"mapping:  {self.mapping_dir}",
+            f"business date: {self.as_of.isoformat()}",
+            "",
+            f"{'relation':<10} {'mapping file':<16} {'rows':>12}  dates",
+        ]
+        for relation in self.relations:
+            if not relation.mapped:
+                kind = "required" if relation.required else "optional"
+                lines.append(
+                    f"{relation.name:<10} {'(absent)':<16} {'-':>12}  {kind}: its KPIs show "
+                    "'no data' (null), never 0"
+                )
+                continue
+            rows = "-" if relation.rows is None else f"{relation.rows:,}"
+            span = "no dates"
+            if relation.first is not None and relation.last is not None:
+                span = f"{relation.first.isoformat()} .. {relation.last.isoformat()}"
+            assert relation.path is not None
+            lines.append(
+                f"{relation.name:<10} {relation.path.name:<16} {rows:>12}  {span} "
+                f"({relation.date_column})"
+            )
+        for relation in self.empty_required():
+            lines.append(
+                f"ERROR {relation.name}: the mapping returns no rows, so every KPI would be "
+                f"0; fix: check the filters and table names in {relation.path}"
+            )
+        problems = [*self.column_errors(), *self.column_warnings()]
+        lines.append("")
+        if problems:
+            lines.append("columns:")
+            lines.extend(f"  {problem.line()}" for problem in problems)
+        else:
+            lines.append("columns: every mapped column holds the expected kind of value")
+        lines.append("")
+        lines.append(self.quality.render_text())
+        lines.append("")
+        if self.blocking:
+            lines.append(
+                f"result: NOT ready: {self.blocking} problem(s) stop a nightly run (the "
+                "ERROR lines above, each with its fix)"
+            )
+        else:
+            extra = f" ({self.warnings} warning(s) above)" if self.warnings else ""
+            lines.append(f"result: ready for a nightly run{extra}")
+        return "\n".join(lines)
+
+
+def inspect_source(
+    settings: Settings, engine: Engine, as_of: date, *, count: bool = True
+) -> SourceVerdict:
+    """Run every check on the source (see the module docstring). ``count``: also count
+    rows and date ranges (check-source; the nightly leaves it out)."""
+    from crm_batch.app.catalogs import data_checks, source_mapping
+
+    mapping = source_mapping(settings)
+    mapping.check_columns(engine)
+    relations = profile_relations(engine, mapping, count=count)
+    quality = data_checks(settings, engine, mapping, as_of)
+    return SourceVerdict(
+        safe_url(engine.url), mapping.folder, as_of, tuple(relations), quality
+    )
+
+
+def raise_for_blocking(verdict: SourceVerdict) -> None:
+    """One :class:`DataError` with every blocking problem and its fix; warnings logged."""
+    for problem in verdict.column_warnings():
+        log.warning("data warning %s", problem.line())
+    for line in verdict.quality.warning_lines():
+        log.warning("%s", line)
+    if verdict.blocking:
+        raise DataError(
+            f"the source data is not ready ({verdict.blocking} blocking problem(s)); nothing "
+            "was computed. `crm-batch check-source` shows them with rows and fixes.\n"
+            + verdict.render_text()
+        )
+
+
+def check_source_report(settings: Settings, as_of: date) -> SourceVerdict:
+    """check-source: open the source read-only, inspect it, close it."""
+    from crm_batch.app.engines import open_engine
+
+    with open_engine(settings) as engine:
+        return inspect_source(settings, engine, as_of, count=True)

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from fixtures.timeouts import hang_bound
 
 from crm_batch import resources
 from crm_batch.app.starter import MAPPING_FILES, MAPPING_FOLDER, starter_files, write_starter
 from crm_batch.config import CONFIG_FILE_NAME, load_settings
 from crm_batch.errors import ConfigError
-from tests.fixtures.timeouts import hang_bound
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,12 +49,13 @@ def test_an_empty_company_name_is_refused(tmp_path):
 
 def test_the_command_names_the_files_and_exits_3_on_a_second_run(tmp_path):
     command = [sys.executable, str(ROOT / "run_batch.py"), "init", str(tmp_path / "shop")]
-    first = subprocess.run(command, capture_output=True, text=True, timeout=hang_bound(60), check=False)
+    run = {"capture_output": True, "text": True, "timeout": hang_bound(60), "check": False}
+    first = subprocess.run(command, **run)
     assert first.returncode == 0, first.stderr
     assert str(tmp_path / "shop" / CONFIG_FILE_NAME) in first.stdout
     assert "check-source" in first.stdout
     settings = load_settings(str(tmp_path / "shop" / CONFIG_FILE_NAME))
     assert settings.company_name == "shop"
-    second = subprocess.run(command, capture_output=True, text=True, timeout=hang_bound(60), check=False)
+    second = subprocess.run(command, **run)
     assert second.returncode == 3
     assert "not overwriting" in second.stderr

@@ -337,3 +337,46 @@ def test_full_path_equal_for_int_and_text_ids(loaded_db_factory: Callable[..., L
         pd.testing.assert_frame_equal(
             comparable(to_text_ids(ints)), comparable(texts), check_exact=False, atol=0.005
         )
+
+
+# -- calling order ------------------------------------------------------------------------
+
+
+def ranked_ids(expected, at_risk, levels):
+    from crm_batch.kpi.churn import LEVELS, rank_for_calls
+
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(len(at_risk))],
+            "revenue_at_risk": at_risk,
+            "level": pd.Categorical(levels, categories=LEVELS),
+        }
+    )
+    if expected is not None:
+        frame["expected_revenue_12m"] = expected
+    return rank_for_calls(frame)["customer_id"].tolist()
+
+
+def test_calls_rank_by_what_a_call_can_still_save() -> None:
+    # c0 spent most but is probably gone (expected 50); c1 still buys (expected 900)
+    assert ranked_ids([50.0, 900.0, 400.0], [9000.0, 1000.0, 500.0], ["high"] * 3) == [
+        "c1",
+        "c2",
+        "c0",
+    ]
+
+
+def test_ties_and_missing_predictions_fall_back_to_past_revenue_then_level() -> None:
+    # equal expected value: past revenue at risk decides, then the level (high first)
+    ids = ranked_ids(
+        [100.0, 100.0, 100.0, float("nan")],
+        [10.0, 30.0, 30.0, 99999.0],
+        ["low", "low", "high", "high"],
+    )
+    assert ids == ["c2", "c1", "c0", "c3"]  # unscored last
+
+
+def test_without_a_value_model_the_order_is_past_revenue_at_risk() -> None:
+    nan = float("nan")
+    assert ranked_ids([nan, nan], [5.0, 7.0], ["low", "low"]) == ["c1", "c0"]
+    assert ranked_ids(None, [5.0, 7.0], ["low", "low"]) == ["c0", "c1"]  # kept as given

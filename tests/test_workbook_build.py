@@ -360,12 +360,14 @@ def test_values_match_the_kpi_run(
             assert row["Last order"] == fact["last_order_date"].to_pydatetime()
         if pd.notna(fact["r_score"]):
             assert row["R score"] == fact["r_score"]
-    # watchlist: every warning, highest revenue at risk first
+    # watchlist: every warning, in calling order: highest expected 12-month revenue
+    # (what a call can still save) first
     header, rows = _table_rows(book, "Watchlist")
-    risk = [row[header.index("Revenue at risk")] for row in rows]
+    expected = [row[header.index("Expected revenue, next 12 months")] for row in rows]
     assert len(rows) == len(report.churn_warnings)
-    assert risk == sorted(risk, reverse=True)
-    assert risk[0] == pytest.approx(report.churn_warnings["revenue_at_risk"].max())
+    assert None not in expected
+    assert expected == sorted(expected, reverse=True)
+    assert expected[0] == pytest.approx(report.churn_warnings["expected_revenue_12m"].max())
     # care: the calendar's events with their dates
     header, rows = _table_rows(book, "Care")
     assert len(rows) == max(len(report.care_calendar), 1)

@@ -363,7 +363,7 @@ def _watchlist(warnings: pd.DataFrame) -> pd.DataFrame:
             "complaint_hours_open": np.floor(hours),
             "next_action": warnings["warning_action_key"].astype("object"),
         }
-    ).reset_index(drop=True)  # already by revenue at risk, highest first
+    ).reset_index(drop=True)  # already in calling order (kpi.churn.rank_for_calls)
 
 
 def _care(calendar: pd.DataFrame) -> pd.DataFrame:

@@ -23,8 +23,9 @@ Level:
 for a quiet customer the net revenue of the lookback months (they have bought nothing
 since); for a complaint-only warning the net revenue of the last 365 days.
 
-The warning list is sorted by revenue at risk (highest first), then level (high first),
-then customer_id.
+:func:`churn_warnings` sorts the list by revenue at risk (highest first), then level
+(high first), then customer_id; once the value models have scored the customers,
+:func:`rank_for_calls` puts it in calling order (expected 12-month revenue first).
 """
 
 from __future__ import annotations
@@ -169,6 +170,34 @@ def churn_warnings(table: pd.DataFrame, as_of: date, thresholds: ThresholdSettin
         ["revenue_at_risk", "level", "customer_id"], ascending=[False, True, True], kind="stable"
     )
     return result.reset_index(drop=True)
+
+
+def rank_for_calls(warnings: pd.DataFrame) -> pd.DataFrame:
+    """The watchlist in calling order: what a call can still save first.
+
+    That is the customer's expected revenue of the next 12 months
+    (``expected_revenue_12m``, the value models of :mod:`crm_batch.kpi.predict`): a big
+    past spender who is most likely gone already ranks below a smaller one who is still
+    buying elsewhere in the year. Ties, customers without a prediction (no repeat
+    purchase yet) and lists without the column (a model could not be fitted) fall back
+    to past revenue at risk, then the level (high first), then the id.
+    """
+    if "expected_revenue_12m" not in warnings.columns:
+        return warnings
+    expected = warnings["expected_revenue_12m"].astype("float64").fillna(-1.0)
+    order = pd.DataFrame(
+        {
+            "expected": expected.to_numpy(),
+            "at_risk": warnings["revenue_at_risk"].astype("float64").to_numpy(),
+            "level": warnings["level"].cat.codes.to_numpy(),  # high, medium, low
+            "customer_id": warnings["customer_id"].to_numpy(),
+        }
+    ).sort_values(
+        ["expected", "at_risk", "level", "customer_id"],
+        ascending=[False, False, True, True],
+        kind="stable",
+    )
+    return warnings.iloc[order.index.to_numpy()].reset_index(drop=True)
 
 
 def warning_kpis(warnings: pd.DataFrame) -> dict[str, float]:

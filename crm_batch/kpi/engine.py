@@ -44,7 +44,7 @@ from crm_batch.kpi import (
     repurchase,
     service,
 )
-from crm_batch.kpi.churn import churn_warnings
+from crm_batch.kpi.churn import churn_warnings, rank_for_calls
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.facts import customer_table
 from crm_batch.kpi.keys import attach, positions, positions_many, take
@@ -187,8 +187,8 @@ def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeri
     # one fit for the whole company (a population model); teams sum their customers' scores
     value_model = predict.fit(end_table)
     end_table = predict.with_scores(end_table, value_model)
-    warnings = attach(
-        churn_warnings(end_table, period.end, thresholds), end_table, predict.SCORE_COLUMNS
+    warnings = rank_for_calls(
+        attach(churn_warnings(end_table, period.end, thresholds), end_table, predict.SCORE_COLUMNS)
     )
     touches = campaigns.touch_table(
         frames.touches,

@@ -149,9 +149,7 @@ def _signals(row: Any, language: str) -> str:
 
 
 def _warnings(report: PeriodReport, language: str, currency: str) -> list[dict[str, str]]:
-    ranked = report.churn_warnings.sort_values(
-        ["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable"
-    ).head(TOP_CALLS)
+    ranked = report.churn_warnings.head(TOP_CALLS)  # in calling order (kpi.churn.rank_for_calls)
     return [
         {
             "customer": display_text(row.name),

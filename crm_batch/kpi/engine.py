@@ -33,6 +33,7 @@ import pandas as pd
 
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi import (
+    alive,
     campaigns,
     care,
     cohorts,
@@ -155,6 +156,8 @@ class PeriodReport:
     advocate_candidates: pd.DataFrame
     churn_warnings: pd.DataFrame
     customers: pd.DataFrame  # the segmented per-customer table at the period's end
+    alive_by_tier: pd.DataFrame  # P(alive) distribution per buyer value tier (kpi.alive)
+    likely_lost: pd.DataFrame  # diamond/silver customers most likely lost, biggest first
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by a stable name (for writers that loop over them); the large
@@ -168,6 +171,8 @@ class PeriodReport:
             "care_calendar": self.care_calendar,
             "advocate_candidates": self.advocate_candidates,
             "churn_warnings": self.churn_warnings,
+            "alive_by_tier": self.alive_by_tier,
+            "likely_lost": self.likely_lost,
         }
 
 
@@ -283,6 +288,8 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         advocate_candidates=referral.advocate_candidates(end_table, thresholds),
         churn_warnings=warnings.reset_index(drop=True),
         customers=end_table,
+        alive_by_tier=alive.alive_by_value_tier(end_table, thresholds.likely_lost_p_alive),
+        likely_lost=alive.likely_lost_valuable(end_table, thresholds.likely_lost_p_alive),
     )
 
 

@@ -147,6 +147,8 @@ def build_metadata(id_type: TypeEngine | type[TypeEngine] = BigInteger) -> MetaD
         Column("opened", Boolean, nullable=False, default=False),
         Column("clicked", Boolean, nullable=False, default=False),
         Column("opted_out", Boolean, nullable=False, default=False),
+        # selected for the campaign but deliberately not sent: the control group
+        Column("is_control", Boolean, nullable=False, default=False),
         Index("ix_touches_customer", "customer_id", "sent_at"),
         Index("ix_touches_campaign", "campaign_id"),
     )

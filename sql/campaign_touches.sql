@@ -13,6 +13,7 @@
 --   opened bool: the customer opened it
 --   clicked bool: the customer clicked through
 --   opted_out bool: the customer opted out of marketing in response
+--   is_control bool: held out as the campaign's control group (selected, not sent)
 -- adapt: Map your touch (send log) table onto these aliases.
 select
     t.touch_id as touch_id,
@@ -21,7 +22,8 @@ select
     t.sent_at as sent_at,
     t.opened as opened,
     t.clicked as clicked,
-    t.opted_out as opted_out
+    t.opted_out as opted_out,
+    t.is_control as is_control
 from touches as t
 where t.sent_at >= :period_start_at
   and t.sent_at < :attribution_end_at

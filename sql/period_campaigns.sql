@@ -10,7 +10,7 @@
 --   channel text: sms, email, wechat, call or event
 --   cost money: the campaign's whole cost
 --   started_at timestamp: when it started
---   touches_total int: touches sent up to T (all periods)
+--   touches_total int: touches sent up to T (all periods; control touches are not sent)
 --   touches_in_period int: touches sent in the period
 -- adapt: Map your campaign and touch tables onto campaigns / touches; keep the aliases.
 with touch_counts as (
@@ -21,6 +21,7 @@ with touch_counts as (
             then 1 else 0 end) as touches_in_period
     from touches as t
     where t.sent_at < :as_of_end_at
+      and not t.is_control
     group by t.campaign_id
 ),
 

@@ -340,7 +340,7 @@ def _reference_tickets(f: dict[str, pd.DataFrame], p: dict[str, Any]) -> pd.Data
 
 def _reference_campaigns(f: dict[str, pd.DataFrame], p: dict[str, Any]) -> pd.DataFrame:
     t = f["touches"]
-    t = t[t["sent_at"] < p["as_of_end_at"]]
+    t = t[(t["sent_at"] < p["as_of_end_at"]) & ~t["is_control"].astype(bool)]  # sent only
     inside = (t["sent_at"] >= p["period_start_at"]) & (t["sent_at"] < p["period_end_at"])
     total = t.groupby("campaign_id").size()
     in_period = t[inside].groupby("campaign_id").size()

@@ -42,6 +42,7 @@ import pandas as pd
 
 from crm_batch.kpi.definitions import KpiDefinition
 from crm_batch.kpi.keys import lookup, ratio
+from crm_batch.kpi.uplift import window_outcomes
 from crm_batch.periods import Period
 
 #: Campaign attributes: grouping only by these can include the cost of untouched campaigns.
@@ -179,17 +180,24 @@ def touch_table(
     segments: pd.Series | None = None,
     default_segment: str = "iron",
 ) -> pd.DataFrame:
-    """The touches sent in ``period``, each with its conversions, revenue, cost and segment.
+    """The touches of ``period``, each with its conversions, revenue, cost and segment.
 
-    ``segments`` maps customer_id to a segment label (value tier at the period's start).
+    Control touches (``is_control``: held out, not sent) are kept, with no conversion,
+    revenue or cost of their own: they take no part in attribution and the funnel
+    (:func:`sent_touches`), only in the incremental comparison, for which every row also
+    gets ``window_orders`` and ``window_revenue`` (:func:`crm_batch.kpi.uplift.
+    window_outcomes`). ``segments`` maps customer_id to a segment label (value tier at
+    the period's start).
     """
-    attributed = attribute_orders(touches, orders, attribution_days)
+    control = _control_flags(touches)
+    attributed = attribute_orders(touches.loc[~control], orders, attribution_days)
     per_touch = attributed.groupby("touch_id", sort=False)["amount"].agg(["size", "sum"])
     end = pd.Timestamp(period.end + timedelta(days=1))
     in_period = (touches["sent_at"] >= pd.Timestamp(period.start)) & (touches["sent_at"] < end)
     table = touches.loc[in_period].reset_index(drop=True)
     for column in ("opened", "clicked", "opted_out"):
         table[column] = table[column].fillna(False).astype(bool)
+    table["is_control"] = control[in_period.to_numpy()]
     conversions = lookup(table["touch_id"], per_touch["size"])
     table["conversions"] = conversions.fillna(0).astype("int64")
     table["converted"] = table["conversions"] > 0
@@ -201,12 +209,29 @@ def touch_table(
     total = lookup(table["campaign_id"], info["touches_total"]).astype("float64")
     cost = lookup(table["campaign_id"], info["cost"]).astype("float64")
     per_touch_cost = (cost / total.where(total > 0)).fillna(0.0)
-    table["cost"] = per_touch_cost.to_numpy(dtype="float64")
+    table["cost"] = np.where(table["is_control"], 0.0, per_touch_cost.to_numpy(dtype="float64"))
+    outcomes = window_outcomes(table, orders, attribution_days)
+    table["window_orders"] = outcomes["window_orders"].to_numpy()
+    table["window_revenue"] = outcomes["window_revenue"].to_numpy()
     segment = pd.Series(pd.NA, index=table.index, dtype="string")
     if segments is not None:
         segment = lookup(table["customer_id"], segments).astype("string")
     table["segment"] = segment.fillna(default_segment)
     return table
+
+
+def _control_flags(touches: pd.DataFrame) -> np.ndarray:
+    """Which touches are control (held out); all sent when the column is missing."""
+    if "is_control" not in touches.columns:
+        return np.zeros(len(touches), dtype=bool)
+    return touches["is_control"].fillna(False).astype(bool).to_numpy()
+
+
+def sent_touches(touches: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`touch_table` rows that were really sent (control rows left out)."""
+    if "is_control" not in touches.columns:
+        return touches
+    return touches.loc[~touches["is_control"].to_numpy(dtype=bool)]
 
 
 def untouched_costs(campaigns: pd.DataFrame, period: Period) -> pd.DataFrame:
@@ -230,6 +255,7 @@ def funnel(
     every grouping column is a campaign attribute (:data:`CAMPAIGN_COLUMNS`).
     """
     by = list(by)
+    touches = sent_touches(touches)
     rows = touches.assign(touches=1)[
         [*by, "touches", "opened", "clicked", "converted", "opted_out", "revenue", "cost"]
     ]
@@ -255,7 +281,9 @@ def funnel(
 
 
 def campaign_kpis(touches: pd.DataFrame, untouched: pd.DataFrame | None = None) -> dict[str, float]:
-    """Every KPI of :data:`KPIS` over :func:`touch_table` rows (plus untouched costs)."""
+    """Every KPI of :data:`KPIS` over :func:`touch_table` rows (plus untouched costs);
+    control touches are not sent and do not count."""
+    touches = sent_touches(touches)
     n = len(touches)
     revenue = float(touches["revenue"].sum())
     cost = float(touches["cost"].sum())

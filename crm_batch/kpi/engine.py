@@ -44,7 +44,9 @@ from crm_batch.kpi import (
     referral,
     repurchase,
     service,
+    uplift,
 )
+from crm_batch.kpi.campaigns import CAMPAIGN_COLUMNS
 from crm_batch.kpi.churn import churn_warnings, rank_for_calls
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.facts import customer_table
@@ -156,6 +158,8 @@ class PeriodReport:
     advocate_candidates: pd.DataFrame
     churn_warnings: pd.DataFrame
     customers: pd.DataFrame  # the segmented per-customer table at the period's end
+    uplift_by_campaign: pd.DataFrame  # sent against control per campaign (kpi.uplift)
+    uplift_by_channel: pd.DataFrame  # the same per channel, campaigns pooled
     alive_by_tier: pd.DataFrame  # P(alive) distribution per buyer value tier (kpi.alive)
     likely_lost: pd.DataFrame  # diamond/silver customers most likely lost, biggest first
 
@@ -171,6 +175,8 @@ class PeriodReport:
             "care_calendar": self.care_calendar,
             "advocate_candidates": self.advocate_candidates,
             "churn_warnings": self.churn_warnings,
+            "uplift_by_campaign": self.uplift_by_campaign,
+            "uplift_by_channel": self.uplift_by_channel,
             "alive_by_tier": self.alive_by_tier,
             "likely_lost": self.likely_lost,
         }
@@ -288,6 +294,8 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         advocate_candidates=referral.advocate_candidates(end_table, thresholds),
         churn_warnings=warnings.reset_index(drop=True),
         customers=end_table,
+        uplift_by_campaign=uplift.incremental_results(touches, list(CAMPAIGN_COLUMNS)),
+        uplift_by_channel=uplift.incremental_results(touches, ["channel"]),
         alive_by_tier=alive.alive_by_value_tier(end_table, thresholds.likely_lost_p_alive),
         likely_lost=alive.likely_lost_valuable(end_table, thresholds.likely_lost_p_alive),
     )

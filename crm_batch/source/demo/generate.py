@@ -106,7 +106,13 @@ def generate_demo(
             camp_cols,
             touch_cols,
         )
-    return DemoData(**tables, seed=seed, end_date=end_date, years=years)
+    return DemoData(
+        **tables,
+        seed=seed,
+        end_date=end_date,
+        years=years,
+        caused_orders=_caused_orders(order_cols["touch"]),
+    )
 
 
 def _step(bar: tqdm, name: str, run: Callable[..., T], *args: Any) -> T:
@@ -143,6 +149,12 @@ def _frames(
         "campaigns": _campaign_frame(campaigns, touches, window),
         "touches": _touch_frame(touches, window),
     }
+
+
+def _caused_orders(touch: np.ndarray) -> pd.DataFrame:
+    """order_id -> touch_id of every order a sent touch caused (ids as in the frames)."""
+    rows = np.flatnonzero(touch >= 0)
+    return pd.DataFrame({"order_id": rows + 1, "touch_id": touch[rows] + 1})
 
 
 def _ids(n: int) -> np.ndarray:
@@ -251,5 +263,6 @@ def _touch_frame(cols: dict[str, np.ndarray], window: Window) -> pd.DataFrame:
             "opened": cols["opened"],
             "clicked": cols["clicked"],
             "opted_out": cols["opted_out"],
+            "is_control": cols["is_control"],
         }
     )

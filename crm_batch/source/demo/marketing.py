@@ -8,6 +8,12 @@ clicks and opt-outs follow per-channel rates scaled by each customer's engagemen
 one is touched again after opting out. A touch makes a buyer more likely to order in
 the following week: those *attributable* orders are drawn here, before the regular
 orders, so that the total order count stays exact.
+
+Mass campaigns (sms, email, wechat) hold out a random control group
+(:data:`CONTROL_SHARE` of the selected customers, ``is_control``): selected, not sent,
+no cost, and no order caused. The orders a sent touch causes are known (the third
+array of :func:`attributable_orders`), so the demo carries the true incremental effect
+that the uplift estimates (:mod:`crm_batch.kpi.uplift`) must recover.
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ _CHANNELS: dict[str, _Channel] = {
     "event": _Channel(0.05, 0.02, 1, 14, 120.0, 20_000.0, 0.50, 0.45, 0.005),
 }
 assert tuple(_CHANNELS) == CAMPAIGN_CHANNELS
+#: Share of each channel's selected customers held out as a control group (not sent):
+#: the mass channels only; a call or an event is personal and has no holdout.
+CONTROL_SHARE: dict[str, float] = {"sms": 0.10, "email": 0.10, "wechat": 0.10, "call": 0.0,
+                                   "event": 0.0}
 #: Chance that a touched buyer orders in the following 7 days, by engagement.
 _BUY_CLICKED, _BUY_OPENED, _BUY_IGNORED = 0.10, 0.03, 0.008
 
@@ -118,7 +128,8 @@ def draw_touches(
     """About ``total`` touches over the campaigns; also sets ``c.opt_out`` for opt-outs.
 
     Returns column arrays sorted by send time: ``campaign`` (row index), ``customer``
-    (row index), ``at`` (seconds), ``opened``, ``clicked``, ``opted_out``.
+    (row index), ``at`` (seconds), ``opened``, ``clicked``, ``opted_out``, ``is_control``
+    (held out, not sent: never opened, clicked or opted out).
     """
     channel = campaigns["channel"]
     audience = _by_channel("audience")[channel]
@@ -161,11 +172,17 @@ def draw_touches(
     opened = rng.random(len(campaign)) < np.minimum(open_rate * eng, 0.95)
     clicked = opened & (rng.random(len(campaign)) < np.minimum(click_rate * eng, 0.9))
     opted_out = rng.random(len(campaign)) < _by_channel("opt_out_rate")[touch_channel]
+    control_share = np.array([CONTROL_SHARE[name] for name in CAMPAIGN_CHANNELS])
+    is_control = rng.random(len(campaign)) < control_share[touch_channel]
+    opened &= ~is_control
+    clicked &= ~is_control
+    opted_out &= ~is_control
 
     # after opting out nobody is contacted again: drop that customer's later touches
     order = np.argsort(customer.astype(np.int64) << 32 | at)
     customer, campaign, at = customer[order], campaign[order], at[order]
     opened, clicked, opted_out = opened[order], clicked[order], opted_out[order]
+    is_control = is_control[order]
     seen = np.cumsum(opted_out) - opted_out  # opt-outs strictly before each row
     starts = np.flatnonzero(np.r_[True, customer[1:] != customer[:-1]])
     group_start = np.repeat(starts, np.diff(np.r_[starts, len(customer)]))
@@ -179,6 +196,7 @@ def draw_touches(
         "opened": opened[keep],
         "clicked": clicked[keep],
         "opted_out": opted_out[keep],
+        "is_control": is_control[keep],
     }
     by_time = np.argsort(cols["at"])
     return {name: values[by_time] for name, values in cols.items()}
@@ -186,11 +204,13 @@ def draw_touches(
 
 def attributable_orders(
     rng: np.random.Generator, c: Customers, touches: dict[str, np.ndarray], window: Window
-) -> tuple[np.ndarray, np.ndarray]:
-    """Orders placed 1..6 days after a touch because of it: (customer rows, days).
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Orders placed 1..6 days after a touch because of it: (customer rows, days, the
+    causing touch's row in ``touches``).
 
     Only buyers are tempted (a prospect's first order comes from its own life); an
-    active customer is more receptive than a lapsed one, an opt-out not at all.
+    active customer is more receptive than a lapsed one, an opt-out not at all, and a
+    control (not sent) never.
     """
     customer = touches["customer"]
     day = touches["at"] // 86_400
@@ -199,14 +219,17 @@ def attributable_orders(
     )
     chance = chance * np.where(c.active_on(day, customer), 1.0, 0.4)
     chance[touches["opted_out"] | (c.first[customer] > day) | (c.complaint[customer] < day)] = 0
+    chance[touches["is_control"]] = 0
     buys = rng.random(len(customer)) < chance
     order_day = day + rng.integers(1, 7, size=len(customer))
     buys &= order_day <= window.last
-    return customer[buys], order_day[buys].astype(np.int32)
+    return customer[buys], order_day[buys].astype(np.int32), np.flatnonzero(buys)
 
 
 def campaign_costs(campaigns: dict[str, np.ndarray], touches: dict[str, np.ndarray]) -> np.ndarray:
-    """Each campaign's cost: its fixed cost plus the channel's cost per touch sent."""
+    """Each campaign's cost: its fixed cost plus the channel's cost per touch sent (a
+    control is not sent and costs nothing)."""
     per_touch = _by_channel("cost_per_touch")[campaigns["channel"]]
-    sent = np.bincount(touches["campaign"], minlength=len(campaigns["channel"]))
+    sent_rows = touches["campaign"][~touches["is_control"]]
+    sent = np.bincount(sent_rows, minlength=len(campaigns["channel"]))
     return np.round(campaigns["fixed"] + per_touch * sent, 2)

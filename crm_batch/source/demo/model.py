@@ -6,7 +6,7 @@ sizes. Everything here is plain data; the generator modules draw from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import pandas as pd
@@ -106,6 +106,11 @@ class DemoData:
     seed: int
     end_date: date
     years: int
+    #: The true campaign effect, for checks only (not loaded): ``order_id`` and the
+    #: ``touch_id`` of the sent touch that caused the order (it would not exist without).
+    caused_orders: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"order_id": [], "touch_id": []})
+    )
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Table name -> frame, in the schema's order of source tables."""

@@ -40,19 +40,21 @@ def draw_orders(
     window: Window,
     demand_cum: np.ndarray,
     total: int,
-    attributed: tuple[np.ndarray, np.ndarray],
+    attributed: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Exactly ``total`` order rows (purchases and refunds), sorted by day.
 
-    ``attributed`` holds the campaign-driven orders (customer rows, days). Returns
-    column arrays ``customer`` (row index), ``day``, ``amount``, ``status`` (index into
-    ORDER_STATUSES), ``channel`` (into ORDER_CHANNELS), ``category`` (into CATEGORIES).
+    ``attributed`` holds the campaign-driven orders (customer rows, days, causing touch
+    rows). Returns column arrays ``customer`` (row index), ``day``, ``amount``,
+    ``status`` (index into ORDER_STATUSES), ``channel`` (into ORDER_CHANNELS),
+    ``category`` (into CATEGORIES) and ``touch`` (the causing touch's row, -1 for the
+    orders no touch caused and for refunds).
     """
     refunds = round(total * REFUND_SHARE)
     purchases = total - refunds
     buyers = np.flatnonzero((c.first >= 0) & (c.first <= window.last))
     returns = np.flatnonzero(c.back <= window.last)
-    att_customer, att_day = attributed
+    att_customer, att_day, att_touch = attributed
     fixed = len(buyers) + len(returns)
     if fixed > purchases:  # fewer orders than buyers: the latest buyers stay prospects
         buyers = buyers[: max(purchases - len(returns), 0)]
@@ -60,7 +62,8 @@ def draw_orders(
         _demote(c, keep_buyers=buyers, keep_returns=returns)
         fixed = len(buyers) + len(returns)
     keep = rng.permutation(len(att_customer))[: purchases - fixed]
-    att_customer, att_day = att_customer[np.sort(keep)], att_day[np.sort(keep)]
+    keep = np.sort(keep)
+    att_customer, att_day, att_touch = att_customer[keep], att_day[keep], att_touch[keep]
 
     customer, day = _regular_orders(rng, c, window, demand_cum, purchases - fixed - len(keep))
     customer = np.concatenate([buyers, returns, att_customer, customer]).astype(np.int64)
@@ -96,6 +99,10 @@ def draw_orders(
         "status": np.concatenate([status, np.full(len(source), REFUNDED, np.int8)]),
         "channel": np.concatenate([channel, channel[source]]),
         "category": np.concatenate([category, category[source]]),
+        "touch": np.concatenate(
+            [np.full(fixed, -1), att_touch, np.full(n - fixed - len(att_touch), -1),
+             np.full(len(source), -1)]
+        ).astype(np.int64),
     }
     order = np.argsort(cols["day"].astype(np.int16), kind="stable")  # a radix sort
     return {name: values[order] for name, values in cols.items()}

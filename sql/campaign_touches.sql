@@ -13,7 +13,6 @@
 --   opened bool: the customer opened it
 --   clicked bool: the customer clicked through
 --   opted_out bool: the customer opted out of marketing in response
--- adapt: Map your touch (send log) table onto these aliases.
 select
     t.touch_id as touch_id,
     t.campaign_id as campaign_id,
@@ -22,7 +21,7 @@ select
     t.opened as opened,
     t.clicked as clicked,
     t.opted_out as opted_out
-from touches as t
+from mapped_touches as t
 where t.sent_at >= :period_start_at
   and t.sent_at < :attribution_end_at
 order by t.touch_id

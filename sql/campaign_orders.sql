@@ -11,10 +11,9 @@
 --   customer_id id: the customer
 --   order_date date: the order date
 --   amount money: the paid amount
--- adapt: Map your orders and touches as in customer_facts.sql and campaign_touches.sql.
 with touched as (
     select distinct t.customer_id as customer_id
-    from touches as t
+    from mapped_touches as t
     where t.sent_at >= :period_start_at
       and t.sent_at < :period_end_at
 ),
@@ -25,7 +24,7 @@ final as (
         o.customer_id as customer_id,
         o.order_date as order_date,
         o.amount as amount
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date >= :period_start
       and o.order_date <= :attribution_end

@@ -14,7 +14,6 @@
 --   clicked bool: the customer clicked through
 --   opted_out bool: the customer opted out of marketing in response
 --   is_control bool: held out as the campaign's control group (selected, not sent)
--- adapt: Map your touch (send log) table onto these aliases.
 select
     t.touch_id as touch_id,
     t.campaign_id as campaign_id,
@@ -24,7 +23,7 @@ select
     t.clicked as clicked,
     t.opted_out as opted_out,
     t.is_control as is_control
-from touches as t
+from mapped_touches as t
 where t.sent_at >= :period_start_at
   and t.sent_at < :attribution_end_at
 order by t.touch_id

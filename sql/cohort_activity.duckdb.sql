@@ -13,10 +13,9 @@
 --   cohort_month int: the first paid order's month as YYYYMM (e.g. 202603)
 --   months_since int: calendar months from the cohort month (0 = the cohort month)
 --   customers int: customers of the cohort with a paid order in that month
--- adapt: As cohort_activity.sql.
 with new_buyers as (
     select o.customer_id as customer_id
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id
@@ -30,7 +29,7 @@ customer_months as (
             + cast(extract(month from o.order_date) as integer) as month_index,
         cast(extract(year from o.order_date) as integer) * 100
             + cast(extract(month from o.order_date) as integer) as order_yyyymm
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date >= :cohort_start
       and o.order_date <= :as_of
@@ -55,7 +54,7 @@ final as (
         count(*) as customers
     from customer_months as cm
     join first_months as fm on fm.customer_id = cm.customer_id
-    left join customers as c on c.customer_id = cm.customer_id
+    left join mapped_customers as c on c.customer_id = cm.customer_id
     group by c.team, fm.cohort_month, cm.month_index - fm.first_index
 )
 

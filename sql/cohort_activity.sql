@@ -14,13 +14,12 @@
 --   cohort_month int: the first paid order's month as YYYYMM (e.g. 202603)
 --   months_since int: calendar months from the cohort month (0 = the cohort month)
 --   customers int: customers of the cohort with a paid order in that month
--- adapt: Map orders and customers as in customer_facts.sql. The month is taken with
---   EXTRACT, which SQLite lacks: cohort_activity.sqlite.sql uses strftime instead. The
---   cast to integer keeps the month arithmetic in integers (PostgreSQL's EXTRACT answers
---   in numeric, which made this query twice as slow there).
+-- notes: The month is taken with EXTRACT, which SQLite lacks: cohort_activity.sqlite.sql
+--   uses strftime instead. The cast to integer keeps the month arithmetic in integers
+--   (PostgreSQL's EXTRACT answers in numeric, which made this query twice as slow there).
 with new_buyers as (
     select o.customer_id as customer_id
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id
@@ -32,7 +31,7 @@ paid_months as (
         o.customer_id as customer_id,
         cast(extract(year from o.order_date) as integer) as order_year,
         cast(extract(month from o.order_date) as integer) as order_month
-    from orders as o
+    from mapped_orders as o
     inner join new_buyers as nb on nb.customer_id = o.customer_id
     where o.status = 'paid'
       and o.order_date >= :cohort_start
@@ -63,7 +62,7 @@ final as (
         wc.months_since as months_since,
         count(*) as customers
     from with_cohort as wc
-    left join customers as c on c.customer_id = wc.customer_id
+    left join mapped_customers as c on c.customer_id = wc.customer_id
     group by c.team, wc.cohort_month, wc.months_since
 )
 

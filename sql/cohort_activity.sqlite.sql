@@ -9,10 +9,9 @@
 --   cohort_month int: the first paid order's month as YYYYMM (e.g. 202603)
 --   months_since int: calendar months from the cohort month (0 = the cohort month)
 --   customers int: customers of the cohort with a paid order in that month
--- adapt: As cohort_activity.sql.
 with new_buyers as (
     select o.customer_id as customer_id
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id
@@ -24,7 +23,7 @@ paid_months as (
         o.customer_id as customer_id,
         cast(strftime('%Y', o.order_date) as integer) as order_year,
         cast(strftime('%m', o.order_date) as integer) as order_month
-    from orders as o
+    from mapped_orders as o
     inner join new_buyers as nb on nb.customer_id = o.customer_id
     where o.status = 'paid'
       and o.order_date >= :cohort_start
@@ -55,7 +54,7 @@ final as (
         wc.months_since as months_since,
         count(*) as customers
     from with_cohort as wc
-    left join customers as c on c.customer_id = wc.customer_id
+    left join mapped_customers as c on c.customer_id = wc.customer_id
     group by c.team, wc.cohort_month, wc.months_since
 )
 

@@ -19,14 +19,13 @@
 --   revenue_lookback money: paid minus refunded amounts in [lookback_start, quiet_start)
 --   orders_quiet int: paid orders in [quiet_start, quiet_end)
 --   orders_current_month int: paid orders in [quiet_end, T] (none when T ends its month)
--- adapt: Map orders as in customer_facts.sql (the order_lines CTE).
 with order_lines as (
     select
         o.customer_id as customer_id,
         o.order_date as order_date,
         case when o.status = 'paid' then 1 else 0 end as is_order,
         case when o.status = 'paid' then o.amount else -o.amount end as net_amount
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.order_date >= :lookback_start
       and o.order_date <= :as_of

@@ -29,16 +29,15 @@
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
 --   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
 --   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
--- adapt: As customer_facts.sql, but here the orders table is read in three places
---   (paid before T-365, paid since, refunded): map your order lines onto (customer_id,
---   order_date, amount, status) in each, or delete this file to use the portable query.
+-- notes: Reads the orders in three places (paid before T-365, paid since, refunded); delete
+--   this file to use the portable query.
 with paid_days as (
     select
         o.customer_id as customer_id,
         o.order_date as order_date,
         count(*) as orders,
         sum(o.amount) as paid
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id, o.order_date
@@ -89,7 +88,7 @@ refunds as (
         sum(o.amount) as refunded,
         sum(o.amount) filter (where o.order_date > :start_12m) as refunded_12m,
         sum(o.amount) filter (where o.order_date > :start_90d) as refunded_90d
-    from orders as o
+    from mapped_orders as o
     where o.status = 'refunded'
       and o.order_date <= :as_of
     group by o.customer_id

@@ -25,9 +25,6 @@
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
 --   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
 --   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
--- adapt: As customer_facts.sql: map your orders onto (customer_id, order_date, amount,
---   status) the same way in both files (here in the FROM and FILTER clauses, and in
---   paid_days).
 with per_customer as (
     select
         o.customer_id as customer_id,
@@ -52,7 +49,7 @@ with per_customer as (
             when o.order_date <= :q3_end then 4
             else 8
         end) as quarter_bits
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.order_date <= :as_of
     group by o.customer_id
@@ -64,7 +61,7 @@ paid_days as (
         o.order_date as order_date,
         sum(o.amount) as paid,
         min(o.order_date) over (partition by o.customer_id) as first_order_date
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id, o.order_date

@@ -23,9 +23,8 @@
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
 --   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
 --   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
--- adapt: Map your order lines onto (customer_id, order_date, amount, status) in the
---   order_lines CTE; status must become 'paid' / 'refunded' / anything else (ignored).
---   If refunds live in their own table, UNION them in with status 'refunded'.
+-- notes: Statuses other than 'paid' and 'refunded' are ignored (orders.sql recodes the
+--   company's own codes).
 with order_lines as (
     select
         o.customer_id as customer_id,
@@ -33,7 +32,7 @@ with order_lines as (
         case when o.status = 'paid' then 1 else 0 end as is_order,
         case when o.status = 'paid' then o.amount else -o.amount end as net_amount,
         case when o.status = 'refunded' then o.amount else 0 end as refund_amount
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.order_date <= :as_of
 ),

@@ -12,13 +12,12 @@
 --   customer_id id: the customer's key
 --   first_order_date date: first paid order
 --   second_order_date date: second paid order (NULL when the customer has only one)
--- adapt: As customer_first_orders.sql (map orders onto (customer_id, order_date,
---   status)). Needs DuckDB 1.1 or later (min with a count).
+-- notes: Needs DuckDB 1.1 or later (min with a count).
 with first_two as (
     select
         o.customer_id as customer_id,
         min(o.order_date, 2) as order_dates
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id

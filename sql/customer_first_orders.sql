@@ -11,15 +11,14 @@
 --   customer_id id: the customer's key
 --   first_order_date date: first paid order
 --   second_order_date date: second paid order (NULL when the customer has only one)
--- adapt: Map your orders onto (customer_id, order_date, status) in the paid_days CTE;
---   keep the aliases. Needs window functions (SQLite 3.25+, MariaDB 10.2+, MySQL 8+,
---   every PostgreSQL and DuckDB).
+-- notes: Needs window functions (SQLite 3.25+, MariaDB 10.2+, MySQL 8+, every PostgreSQL
+--   and DuckDB).
 with paid_days as (
     select
         o.customer_id as customer_id,
         o.order_date as order_date,
         count(*) as day_orders
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
     group by o.customer_id, o.order_date

@@ -8,21 +8,20 @@
 --   customer_id id: the referring customer's key
 --   referrals_made int: customers signed up on or before T who name this customer in referred_by
 --   referrals_successful int: of those, referees with a paid order on or before T
--- adapt: Map the customer master as in customers.sql and orders as in customer_facts.sql;
---   keep referred_by pointing at the referrer's customer_id. "Has bought" is an EXISTS
---   per referee, which an index on orders (customer_id, ...) answers directly, instead of
---   listing every buyer first (four times faster on PostgreSQL and DuckDB at 10M orders).
+-- notes: "Has bought" is an EXISTS per referee, which an index on orders (customer_id, ...)
+--   answers directly, instead of listing every buyer first (four times faster on PostgreSQL
+--   and DuckDB at 10M orders).
 with referees as (
     select
         c.referred_by as referred_by,
         case when exists (
             select 1
-            from orders as o
+            from mapped_orders as o
             where o.customer_id = c.customer_id
               and o.status = 'paid'
               and o.order_date <= :as_of
         ) then 1 else 0 end as has_bought
-    from customers as c
+    from mapped_customers as c
     where c.referred_by is not null
       and c.referred_by <> c.customer_id
       and c.signup_date <= :as_of

@@ -13,15 +13,14 @@
 --   complaints_open int: complaints open at the end of T
 --   complaints_open_over_limit int: complaints open at the end of T and opened before the cutoff
 --   oldest_open_complaint_at timestamp: when the oldest open complaint was opened (NULL if none)
--- adapt: Map your service tickets onto (customer_id, opened_at, resolved_at, kind) in the
---   ticket_lines CTE; kind must become 'complaint' for complaints (anything else counts as
---   a ticket only). Timestamps are local time, like every *_at column.
+-- notes: Only kind 'complaint' counts as a complaint (tickets.sql recodes the company's
+--   kinds). Timestamps are local time, like every *_at column.
 with ticket_lines as (
     select
         t.customer_id as customer_id,
         t.opened_at as opened_at,
         case when t.kind = 'complaint' then 1 else 0 end as is_complaint
-    from tickets as t
+    from mapped_tickets as t
     where t.opened_at < :as_of_end_at
       and (t.resolved_at is null or t.resolved_at >= :as_of_end_at)
 ),

@@ -15,8 +15,7 @@
 --   phone text: phone number
 --   email text: e-mail address
 --   marketing_opt_out bool: true when the customer refused marketing
--- adapt: Point FROM at your customer master and map each column to the alias on the
---   right; a customer without a team gets team NULL and shows up under "(no team)".
+-- notes: A customer without a team gets team NULL and shows up under "(no team)".
 select
     c.customer_id as customer_id,
     c.name as name,
@@ -30,6 +29,6 @@ select
     c.phone as phone,
     c.email as email,
     c.marketing_opt_out as marketing_opt_out
-from customers as c
+from mapped_customers as c
 where c.signup_date <= :as_of
 order by c.customer_id

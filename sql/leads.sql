@@ -12,8 +12,6 @@
 --   team text: the team working the lead
 --   customer_id id: the customer the lead became (NULL until converted)
 --   first_order_date date: that customer's first paid order (NULL when none by :as_of)
--- adapt: Map your lead register onto the period_leads CTE and your orders onto
---   first_orders; keep the aliases.
 with period_leads as (
     select
         l.lead_id as lead_id,
@@ -21,7 +19,7 @@ with period_leads as (
         l.source as source,
         l.team as team,
         l.customer_id as customer_id
-    from leads as l
+    from mapped_leads as l
     where l.created_at >= :period_start_at
       and l.created_at < :period_end_at
 ),
@@ -30,7 +28,7 @@ first_orders as (
     select
         o.customer_id as customer_id,
         min(o.order_date) as first_order_date
-    from orders as o
+    from mapped_orders as o
     where o.status = 'paid'
       and o.order_date <= :as_of
       and o.customer_id in (select customer_id from period_leads)

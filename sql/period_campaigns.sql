@@ -12,14 +12,13 @@
 --   started_at timestamp: when it started
 --   touches_total int: touches sent up to T (all periods; control touches are not sent)
 --   touches_in_period int: touches sent in the period
--- adapt: Map your campaign and touch tables onto campaigns / touches; keep the aliases.
 with touch_counts as (
     select
         t.campaign_id as campaign_id,
         count(*) as touches_total,
         sum(case when t.sent_at >= :period_start_at and t.sent_at < :period_end_at
             then 1 else 0 end) as touches_in_period
-    from touches as t
+    from mapped_touches as t
     where t.sent_at < :as_of_end_at
       and not t.is_control
     group by t.campaign_id
@@ -34,7 +33,7 @@ final as (
         c.started_at as started_at,
         coalesce(tc.touches_total, 0) as touches_total,
         coalesce(tc.touches_in_period, 0) as touches_in_period
-    from campaigns as c
+    from mapped_campaigns as c
     left join touch_counts as tc on tc.campaign_id = c.campaign_id
     where tc.touches_in_period > 0
        or (c.started_at >= :period_start_at and c.started_at < :period_end_at)

@@ -12,15 +12,13 @@
 --   last_order_date date: last paid order on or before period_end (NULL when none)
 --   orders_in_period int: paid orders dated in the period
 --   revenue_in_period money: paid minus refunded amounts dated in the period
--- adapt: Map your order lines onto (customer_id, order_date, amount, status) in the
---   order_lines CTE as in customer_facts.sql; keep the aliases.
 with order_lines as (
     select
         o.customer_id as customer_id,
         o.order_date as order_date,
         case when o.status = 'paid' then 1 else 0 end as is_order,
         case when o.status = 'paid' then o.amount else -o.amount end as net_amount
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.order_date <= :period_end
 ),

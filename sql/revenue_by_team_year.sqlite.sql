@@ -8,15 +8,14 @@
 --   customers int: distinct customers with a paid order that year
 --   orders int: paid orders
 --   revenue money: paid minus refunded amounts
--- adapt: As revenue_by_team_year.sql.
 select
     c.team as team,
     cast(strftime('%Y', o.order_date) as integer) as order_year,
     count(distinct case when o.status = 'paid' then o.customer_id end) as customers,
     sum(case when o.status = 'paid' then 1 else 0 end) as orders,
     sum(case when o.status = 'paid' then o.amount else -o.amount end) as revenue
-from orders as o
-join customers as c on c.customer_id = o.customer_id
+from mapped_orders as o
+join mapped_customers as c on c.customer_id = o.customer_id
 where o.status in ('paid', 'refunded')
   and o.order_date <= :as_of
 group by c.team, strftime('%Y', o.order_date)

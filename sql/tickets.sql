@@ -10,8 +10,6 @@
 --   resolved_at timestamp: when it was resolved (NULL while open)
 --   kind text: 'complaint' or 'inquiry'
 --   satisfaction int: the customer's rating 1..5 (NULL when not rated)
--- adapt: Map your ticket table onto these aliases; kind must become 'complaint' for
---   complaints (anything else is not a complaint).
 select
     t.ticket_id as ticket_id,
     t.customer_id as customer_id,
@@ -19,7 +17,7 @@ select
     t.resolved_at as resolved_at,
     t.kind as kind,
     t.satisfaction as satisfaction
-from tickets as t
+from mapped_tickets as t
 where t.opened_at < :period_end_at
   and (t.resolved_at is null or t.resolved_at >= :period_start_at)
 order by t.ticket_id

@@ -145,7 +145,9 @@ def test_a_rejected_query_names_its_file_and_leaves_nothing_open(
     loaded_db_factory: Callable[..., LoadedDb], tmp_path: Path
 ) -> None:
     db = loaded_db_factory("postgres", "int")
-    catalog = _broken_catalog(tmp_path, "leads", "from leads as l", "from no_such_leads as l")
+    catalog = _broken_catalog(
+        tmp_path, "leads", "from mapped_leads as l", "from no_such_leads as l"
+    )
     engine = make_engine(db.url, connect_timeout=5, statement_timeout=60)
     try:
         for workers in (1, 3):
@@ -166,7 +168,10 @@ def test_a_statement_timeout_ends_the_extraction(
 ) -> None:
     db = loaded_db_factory("postgres", "int")
     catalog = _broken_catalog(
-        tmp_path, "tickets", "from tickets as t", "from tickets as t, (select pg_sleep(5)) as s"
+        tmp_path,
+        "tickets",
+        "from mapped_tickets as t",
+        "from mapped_tickets as t, (select pg_sleep(5)) as s",
     )
     engine = make_engine(db.url, connect_timeout=5, statement_timeout=1)
     started = time.monotonic()

@@ -39,7 +39,6 @@ def test_header_parses_and_declares_exactly_the_used_params(path: Path) -> None:
     query = parse_sql_file(path)
     assert re.fullmatch(r"[a-z][a-z0-9_]*", query.name), "file names are snake_case"
     assert query.description, "the first line describes the query"
-    assert query.adapt, "the header says how to adapt it ('-- adapt:')"
     assert query.columns, "the header declares its output columns"
     assert set(query.param_names) == set(query.used_params)
     assert len(set(query.column_names)) == len(query.column_names)

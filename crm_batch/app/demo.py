@@ -18,6 +18,7 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
 from crm_batch.app.engines import build_engine
+from crm_batch.app.frames import source_catalog
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
 from crm_batch.periods import period_containing
@@ -25,7 +26,6 @@ from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
 from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.params import standard_params
-from crm_batch.source.sql_files import SqlCatalog
 from crm_batch.urls import safe_url
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ def demo_summary(settings: Settings, as_of: date) -> str:
     """Customers, orders and net revenue by team and year, as a text table."""
     engine = build_engine(settings)
     try:
-        catalog = SqlCatalog(settings.sql_dir)
+        catalog = source_catalog(settings)
+        catalog.check_mapping(engine)
         query = catalog.get("revenue_by_team_year", dialect_name(engine))
         frame = run_query(engine, query, standard_params(as_of))
     finally:

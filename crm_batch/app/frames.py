@@ -15,14 +15,25 @@ from crm_batch.kpi.engine import PeriodReport, period_report, prepare
 from crm_batch.periods import Period
 from crm_batch.source.extract_period import extract_period
 from crm_batch.source.frames import PeriodFrames
+from crm_batch.source.mapping import SourceMapping, load_mapping
 from crm_batch.source.sql_files import SqlCatalog
+
+
+def source_mapping(settings: Settings) -> SourceMapping:
+    """The configured mapping files (``paths.source_dir``)."""
+    return load_mapping(settings.source_dir)
+
+
+def source_catalog(settings: Settings) -> SqlCatalog:
+    """The configured sql/ folder read through the configured mapping files."""
+    return SqlCatalog(settings.sql_dir, source_mapping(settings))
 
 
 def load_frames(settings: Settings, engine: Engine, period: Period, as_of: date) -> PeriodFrames:
     """Extract the frames of ``period`` (clipped to ``as_of``) through the configured
-    sql/ folder: every query of the period, run concurrently
+    sql/ folder and mapping files: every query of the period, run concurrently
     (:func:`~crm_batch.source.extract_period.extract_period`)."""
-    return extract_period(engine, SqlCatalog(settings.sql_dir), period, as_of, settings.thresholds)
+    return extract_period(engine, source_catalog(settings), period, as_of, settings.thresholds)
 
 
 def team_reports(

@@ -29,7 +29,7 @@ from sqlalchemy import Engine
 
 from crm_batch.app.dates import today
 from crm_batch.app.engines import open_engine
-from crm_batch.app.frames import load_frames
+from crm_batch.app.frames import load_frames, source_mapping
 from crm_batch.app.problems import Problem, show_team
 from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import scope_of, scope_problem, write_snapshots
@@ -132,7 +132,9 @@ def run_kpis(
         extracted - started,
         time.perf_counter() - extracted,
     )
-    log_reconciliation(engine, settings.sql_dir, measured.end, prepared.end_table)
+    log_reconciliation(
+        engine, settings.sql_dir, measured.end, prepared.end_table, source_mapping(settings)
+    )
     register = prepared.frames.register
     data_teams = sorted(set(register["team"].dropna().unique()) - {UNASSIGNED})
     problems = [_unusable(name, register) for name in data_teams if team_name_problem(name)]
@@ -249,7 +251,9 @@ def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:
     """Run the data checks of ``sql/checks/`` for business date ``as_of``: one
     :class:`~crm_batch.errors.DataError` lists every failing error check (exit code 4);
     each warning is logged."""
-    verify_source(engine, settings.sql_dir, as_of, today=today(settings))
+    verify_source(
+        engine, settings.sql_dir, as_of, today=today(settings), mapping=source_mapping(settings)
+    )
 
 
 @dataclass(frozen=True)

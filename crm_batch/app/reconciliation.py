@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from crm_batch.errors import SqlContractError
 from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.mapping import SourceMapping
 from crm_batch.source.params import standard_params
 from crm_batch.source.quality import RECONCILIATION_QUERY, checks_dir
 from crm_batch.source.sql_files import SqlCatalog
@@ -105,10 +106,16 @@ class Reconciliation:
 
 
 def reconcile(
-    engine: Engine, catalog_dir: Path, as_of: date, table: pd.DataFrame
+    engine: Engine,
+    catalog_dir: Path,
+    as_of: date,
+    table: pd.DataFrame,
+    mapping: SourceMapping | None = None,
 ) -> Reconciliation:
-    """Source totals of ``as_of`` by bucket against ``table`` (customer_table of ``as_of``)."""
-    catalog = SqlCatalog(catalog_dir)
+    """Source totals of ``as_of`` by bucket against ``table`` (customer_table of ``as_of``),
+    read through ``mapping`` (default: the shipped mapping files)."""
+    catalog = SqlCatalog(catalog_dir, mapping)
+    catalog.check_mapping(engine)
     query = catalog.get(RECONCILIATION_QUERY, dialect_name(engine))
     frame = run_query(engine, query, standard_params(as_of))
     unknown = sorted(set(frame["bucket"].dropna()) - set(BUCKETS))
@@ -142,9 +149,13 @@ def _zero(value: Any) -> Any:
 
 
 def log_reconciliation(
-    engine: Engine, sql_dir: Path, as_of: date, table: pd.DataFrame
+    engine: Engine,
+    sql_dir: Path,
+    as_of: date,
+    table: pd.DataFrame,
+    mapping: SourceMapping | None = None,
 ) -> Reconciliation:
     """Reconcile ``table`` and log the line (INFO when it reconciles, else WARNING)."""
-    result = reconcile(engine, checks_dir(sql_dir), as_of, table)
+    result = reconcile(engine, checks_dir(sql_dir), as_of, table, mapping)
     log.log(logging.INFO if result.ok else logging.WARNING, "%s", result.render_text())
     return result

@@ -15,8 +15,9 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import duckdb
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select
+from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_batch.app.engines import build_engine, missing_database_file
@@ -34,10 +35,13 @@ from crm_batch.app.runlog import (
     stale_runs,
 )
 from crm_batch.config import Settings
-from crm_batch.errors import DependencyError
+from crm_batch.errors import DependencyError, SqlContractError
 from crm_batch.logs import mask_secrets
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
 from crm_batch.source.db import check_connection
+from crm_batch.source.failures import first_line
+from crm_batch.source.mapping import SourceMapping, load_mapping
+from crm_batch.source.quality import escape_text
 from crm_batch.urls import safe_url
 
 
@@ -50,6 +54,7 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
         f"workbooks:  {settings.workbooks_dir}",
         f"reports:    {settings.reports_dir}",
         f"sql folder: {settings.sql_dir}",
+        f"mapping:    {settings.source_dir}",
     ]
     holder = running_holder(settings.data_dir, settings.tz)
     if holder is not None:
@@ -78,7 +83,7 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
     try:
         lines.append("connection: ok")
         lines.append("")
-        lines.append(_table_counts(engine))
+        lines.append(_table_counts(engine, settings.source_dir))
         lines.append("")
         lines.append(_last_runs(engine, settings.tz, runs, settings.data_dir))
     finally:
@@ -101,21 +106,39 @@ def running_holder(data_dir: Path, tz: ZoneInfo) -> Holder | None:
     return holder if process_alive(holder.pid, started, tz) else None
 
 
-def _table_counts(engine: Engine) -> str:
-    """Rows of each canonical and output table; a view over a company's own tables counts
-    as present (it is how a source is mapped), a missing one says so."""
+def _table_counts(engine: Engine, source_dir: Path) -> str:
+    """Rows of each canonical relation as its mapping file returns them (an optional one
+    without a file says "not mapped", a mapping the database rejects its first error
+    line), then of each output table (a missing one says so)."""
     inspector = inspect(engine)
     present = set(inspector.get_table_names()) | set(inspector.get_view_names())
     metadata = build_metadata()
     rows = []
+    try:
+        mapping: SourceMapping | None = load_mapping(source_dir)
+    except SqlContractError as exc:
+        mapping = None
+        rows.append(f"  mapping files: FAILED: {one_line(str(exc), 400)}")
     with engine.connect() as conn:
-        for name in (*SOURCE_TABLES, *OUTPUT_TABLES):
+        for name in SOURCE_TABLES if mapping is not None else ():
+            if name in mapping.absent:
+                rows.append(f"  {name:<14}{'(not mapped)':>14}")
+                continue
+            body = mapping.relations[name].body
+            try:
+                count = conn.execute(text(f"select count(*) from (\n{body}\n) as m"))
+                rows.append(f"  {name:<14}{count.scalar_one():>14,}")
+            except (SQLAlchemyError, duckdb.Error) as exc:
+                conn.rollback()
+                shown = escape_text(mask_secrets(one_line(first_line(exc), 200)))
+                rows.append(f"  {name:<14}{'(error)':>14}  {name}.sql: {shown}")
+        for name in OUTPUT_TABLES:
             if name in present:
                 count = conn.execute(select(func.count()).select_from(metadata.tables[name]))
                 rows.append(f"  {name:<14}{count.scalar_one():>14,}")
             else:
                 rows.append(f"  {name:<14}{'(missing)':>14}")
-    return "tables (rows):\n" + "\n".join(rows)
+    return f"tables (rows; the canonical ones through {source_dir}):\n" + "\n".join(rows)
 
 
 def _last_runs(engine: Engine, tz: ZoneInfo, limit: int, data_dir: Path | None = None) -> str:

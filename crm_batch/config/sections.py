@@ -77,6 +77,7 @@ class PathSettings(_Section):
     workbooks_dir: LaxPath = Path("output/workbooks")
     reports_dir: LaxPath = Path("output/reports")
     sql_dir: LaxPath | None = None  # default: ./sql next to the file, else the shipped sql/
+    source_dir: LaxPath | None = None  # the six mapping files; default: source/ in sql_dir
 
 
 class TeamSettings(_Section):

@@ -59,6 +59,7 @@ ENV_WORKBOOKS_DIR = "CRM_BATCH_WORKBOOKS_DIR"
 ENV_REPORTS_DIR = "CRM_BATCH_REPORTS_DIR"
 ENV_DATA_DIR = "CRM_BATCH_DATA_DIR"
 ENV_SQL_DIR = "CRM_BATCH_SQL_DIR"
+ENV_SOURCE_DIR = "CRM_BATCH_SOURCE_DIR"
 ENV_SMTP_PASSWORD = "CRM_BATCH_SMTP_PASSWORD"
 
 
@@ -83,6 +84,7 @@ class Settings(BaseModel):
     workbooks_dir: Path
     reports_dir: Path
     sql_dir: Path
+    source_dir: Path  # the six mapping files (crm_batch.source.mapping)
     teams: tuple[TeamSettings, ...]
     thresholds: ThresholdSettings
     targets: dict[str, TargetSettings]
@@ -196,6 +198,7 @@ def load_settings(
         database_url, env, file_settings.database, label, data_dir, base_dir, cwd.resolve()
     )
     _check_unique_team_names(file_settings.teams, label)
+    sql_dir = _sql_dir(env, cwd, base_dir, paths.sql_dir)
     return Settings(
         source=label,
         database_url=url,
@@ -208,7 +211,8 @@ def load_settings(
         data_dir=data_dir,
         workbooks_dir=resolve(ENV_WORKBOOKS_DIR, paths.workbooks_dir),
         reports_dir=resolve(ENV_REPORTS_DIR, paths.reports_dir),
-        sql_dir=_sql_dir(env, cwd, base_dir, paths.sql_dir),
+        sql_dir=sql_dir,
+        source_dir=_source_dir(env, cwd, base_dir, paths.source_dir, sql_dir),
         teams=tuple(file_settings.teams),
         thresholds=file_settings.thresholds,
         targets=file_settings.targets,
@@ -233,6 +237,22 @@ def _sql_dir(env: Mapping[str, str], cwd: Path, base_dir: Path, configured: Path
         return configured if configured.is_absolute() else base_dir / configured
     local = base_dir / "sql"
     return local if local.is_dir() else SHIPPED_SQL_DIR
+
+
+#: The mapping folder's name inside the sql/ folder (default of ``paths.source_dir``).
+SOURCE_DIR_NAME = "source"
+
+
+def _source_dir(
+    env: Mapping[str, str], cwd: Path, base_dir: Path, configured: Path | None, sql_dir: Path
+) -> Path:
+    """$CRM_BATCH_SOURCE_DIR, else paths.source_dir, else source/ inside the sql folder."""
+    if env.get(ENV_SOURCE_DIR):
+        value = Path(env[ENV_SOURCE_DIR])
+        return value if value.is_absolute() else cwd.resolve() / value
+    if configured is not None:
+        return configured if configured.is_absolute() else base_dir / configured
+    return sql_dir / SOURCE_DIR_NAME
 
 
 def default_demo_url(data_dir: Path) -> URL:

@@ -67,14 +67,16 @@ def extract_as_of(
     """
     tasks = as_of_tasks(engine, catalog, as_of, thresholds)
     frames = run_concurrently(tasks, query_workers(engine, workers))
-    return SourceFrames(as_of=as_of, **frames)
+    return SourceFrames(as_of=as_of, absent_tables=catalog.absent_tables, **frames)
 
 
 def as_of_tasks(
     engine: Engine, catalog: SqlCatalog, as_of: date, thresholds: ThresholdSettings
 ) -> list[tuple[str, Callable[[], pd.DataFrame]]]:
     """The as-of queries as (SourceFrames field, fetch) pairs, in :data:`AS_OF_QUERIES`
-    order, for :func:`~crm_batch.source.concurrent.run_concurrently`."""
+    order, for :func:`~crm_batch.source.concurrent.run_concurrently`. The mapping files
+    are checked first, so that a broken one is reported under its own name."""
+    catalog.check_mapping(engine)
     dialect = dialect_name(engine)
     params = as_of_params(as_of, thresholds)
     return [

@@ -99,6 +99,7 @@ def start_facts_task(
     engine: Engine, catalog: SqlCatalog, day: date, thresholds: ThresholdSettings
 ) -> Callable[[], pd.DataFrame]:
     """The fetch of customer_facts.sql as of ``day`` (see :func:`extract_start`)."""
+    catalog.check_mapping(engine)
     query = catalog.get("customer_facts", dialect_name(engine))
     return fetch_task(engine, query, as_of_params(day, thresholds), f"as of {day}")
 
@@ -113,6 +114,7 @@ def start_frames(facts: pd.DataFrame, day: date, end: SourceFrames) -> SourceFra
         service=end.service.iloc[:0],
         referrals=end.referrals.iloc[:0],
         churn_window=end.churn_window.iloc[:0],
+        absent_tables=end.absent_tables,
     )
 
 
@@ -144,6 +146,7 @@ def extract_period(
     whichever order they finish in.
     """
     clipped = clip_period(period, as_of)
+    catalog.check_mapping(engine)
     dialect = dialect_name(engine)
     params = period_params(clipped, as_of, thresholds)
     tasks: list[tuple[str, Callable[[], pd.DataFrame]]] = []
@@ -164,7 +167,9 @@ def extract_period(
         tasks.append(("register", register))
     results = run_concurrently(tasks, query_workers(engine, workers), start_first=FIRST_STARTED)
     end = SourceFrames(
-        as_of=clipped.end, **{field: results[f"end.{field}"] for field in AS_OF_QUERIES}
+        as_of=clipped.end,
+        absent_tables=catalog.absent_tables,
+        **{field: results[f"end.{field}"] for field in AS_OF_QUERIES},
     )
     start = start_frames(results["start.facts"], start_day, end)
     frames = {field: results[f"period.{field}"] for field in PERIOD_QUERIES}

@@ -24,7 +24,9 @@ class SourceFrames:
     * ``facts``: order facts (customer_facts.sql), customers with a paid/refunded row;
     * ``service``: open tickets (customer_service.sql), customers with an open ticket;
     * ``referrals``: referrals made (customer_referrals.sql), customers who referred;
-    * ``churn_window``: calendar-month order counts (customer_churn_window.sql).
+    * ``churn_window``: calendar-month order counts (customer_churn_window.sql);
+    * ``absent_tables``: canonical relations without a mapping file (e.g. ``{"leads"}``):
+      their frames are empty because there is no data, not because nothing happened.
     """
 
     as_of: date
@@ -33,6 +35,7 @@ class SourceFrames:
     service: pd.DataFrame
     referrals: pd.DataFrame
     churn_window: pd.DataFrame
+    absent_tables: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

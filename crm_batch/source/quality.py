@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine
 from crm_batch.errors import DataError, SqlContractError
 from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.mapping import SourceMapping
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
 from crm_batch.urls import safe_url
@@ -330,6 +331,7 @@ def check_source(
     today: date | None = None,
     sample_rows: int = SAMPLE_ROWS,
     workers: int | None = None,
+    mapping: SourceMapping | None = None,
 ) -> QualityReport:
     """Run every check of ``catalog_dir`` on ``engine`` for business date ``as_of``.
 
@@ -337,9 +339,10 @@ def check_source(
     ``workers``: checks run at the same time (default:
     :func:`~crm_batch.source.concurrent.query_workers`); the report lists them in file
     order either way. A check that the database rejects raises
-    :class:`SqlContractError` naming its file.
+    :class:`SqlContractError` naming its file. ``mapping``: the mapping files the checks
+    read (default: the shipped ones); their columns are checked first.
     """
-    catalog = SqlCatalog(catalog_dir)
+    catalog = SqlCatalog(catalog_dir, mapping)
     dialect = dialect_name(engine)
     params = check_params(as_of, today, sample_rows)
     started = time.perf_counter()
@@ -351,6 +354,7 @@ def check_source(
                 f"{query.path}: a check's first column must be 'failing_rows int' (the "
                 "number of failing rows, repeated on every sample row)"
             )
+    catalog.check_mapping(engine)
     tasks = [(name, functools.partial(run_query, engine, q, params)) for name, q in queries.items()]
     frames = run_concurrently(tasks, query_workers(engine, workers))
     results = []
@@ -378,11 +382,16 @@ def check_source(
 
 
 def verify_source(
-    engine: Engine, sql_dir: Path, as_of: date, *, today: date | None = None
+    engine: Engine,
+    sql_dir: Path,
+    as_of: date,
+    *,
+    today: date | None = None,
+    mapping: SourceMapping | None = None,
 ) -> QualityReport:
     """Run the checks before a computation: raise on errors, log each warning on one line."""
     started = time.perf_counter()
-    report = check_source(engine, checks_dir(sql_dir), as_of, today=today)
+    report = check_source(engine, checks_dir(sql_dir), as_of, today=today, mapping=mapping)
     report.raise_for_errors()
     log.info("%s in %.1fs", report.summary(), time.perf_counter() - started)
     for line in report.warning_lines():

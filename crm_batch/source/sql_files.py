@@ -10,11 +10,16 @@ the contract the loader enforces::
     -- columns:
     --   customer_id id: the customer's key
     --   revenue_12m money: paid minus refunded amounts in (T-365, T]
-    -- adapt: how to map the query onto another schema (keep the output aliases).
+    -- notes: how the query works, why a dialect variant exists (optional).
 
 Column types: ``id`` (opaque key, returned as text), ``text``, ``date``, ``timestamp``,
 ``int``, ``float``, ``money``, ``bool``. Parameter types: ``date``, ``timestamp``,
 ``int``, ``float``, ``text``.
+
+The queries read the company's data only through the canonical relations
+``mapped_customers``, ``mapped_orders``, ... that the six mapping files define
+(:mod:`crm_batch.source.mapping`); :meth:`SqlCatalog.get` returns a query with the
+relations it references prepended as CTEs. A company edits those six files, not these.
 
 A file ``<name>.<dialect>.sql`` (``sqlite``, ``postgresql``, ``mysql``, ``mariadb``,
 ``duckdb``) replaces ``<name>.sql`` on that dialect; it must declare the same params and
@@ -24,13 +29,19 @@ columns. ``mariadb`` falls back to a ``mysql`` variant.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from crm_batch.errors import SqlContractError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from crm_batch.source.mapping import SourceMapping
 
 COLUMN_TYPES = frozenset({"id", "text", "date", "timestamp", "int", "float", "money", "bool"})
 PARAM_TYPES = frozenset({"date", "timestamp", "int", "float", "text"})
@@ -59,7 +70,7 @@ class SqlQuery:
     description: str
     params: tuple[FieldSpec, ...]
     columns: tuple[FieldSpec, ...]
-    adapt: str
+    notes: str
     body: str
 
     @property
@@ -76,11 +87,12 @@ class SqlQuery:
         return frozenset(text(self.body).compile().params)
 
 
-def parse_sql_file(path: Path) -> SqlQuery:
-    """Parse one file; raise :class:`SqlContractError` naming the file and line at fault."""
+def read_sql_text(path: Path) -> str:
+    """A .sql file's text; an unreadable or non-UTF-8 file is a :class:`SqlContractError`
+    naming the file (and the line of the first bad byte)."""
     try:
         # utf-8-sig: editors on Windows may start the file with a byte order mark
-        source = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise SqlContractError(f"{path}: cannot read: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -88,6 +100,11 @@ def parse_sql_file(path: Path) -> SqlQuery:
         raise SqlContractError(
             f"{path}:{line}: not UTF-8 text; save the file as UTF-8 (it may be GBK or Latin-1)"
         ) from None
+
+
+def parse_sql_file(path: Path) -> SqlQuery:
+    """Parse one file; raise :class:`SqlContractError` naming the file and line at fault."""
+    source = read_sql_text(path)
     lines = source.splitlines()
     query_name = path.name.split(".", 1)[0]
     sections: dict[str, list[str]] = {}
@@ -104,8 +121,9 @@ def parse_sql_file(path: Path) -> SqlQuery:
         if stripped.strip() == "--":
             continue
         section = _SECTION.match(stripped)
-        if section and section.group("key") in {"params", "columns", "adapt", "variants"}:
-            current = section.group("key")
+        if section and section.group("key") in {"params", "columns", "notes", "adapt", "variants"}:
+            # 'adapt' is the old name of 'notes' (folders written for earlier versions)
+            current = "notes" if section.group("key") == "adapt" else section.group("key")
             sections.setdefault(current, [])
             if section.group("rest").strip() and current in entries:
                 raise SqlContractError(
@@ -164,7 +182,7 @@ def parse_sql_file(path: Path) -> SqlQuery:
         description=" ".join(sections["description"]),
         params=tuple(entries["params"]),
         columns=tuple(entries["columns"]),
-        adapt=" ".join(sections.get("adapt", [])),
+        notes=" ".join(sections.get("notes", [])),
         body=body,
     )
     check_params(query)
@@ -189,13 +207,33 @@ def check_params(query: SqlQuery) -> None:
 
 
 class SqlCatalog:
-    """The queries of one sql/ folder, with per-dialect variants."""
+    """The queries of one sql/ folder, with per-dialect variants, read through a mapping.
 
-    def __init__(self, sql_dir: Path) -> None:
+    ``mapping``: the company's mapping folder (:class:`~crm_batch.source.mapping.
+    SourceMapping`); default: the shipped one, the identity over the demo schema.
+    """
+
+    def __init__(self, sql_dir: Path, mapping: SourceMapping | None = None) -> None:
         if not sql_dir.is_dir():
             raise SqlContractError(f"sql folder not found: {sql_dir} (setting paths.sql_dir)")
+        if mapping is None:
+            # imported here: the mapping module reads .sql files with this module's helpers
+            from crm_batch.source.mapping import shipped_mapping
+
+            mapping = shipped_mapping()
         self.sql_dir = sql_dir
+        self.mapping = mapping
         self._cache: dict[tuple[str, str], SqlQuery] = {}
+
+    @property
+    def absent_tables(self) -> frozenset[str]:
+        """Canonical relations without a mapping file (read as empty relations)."""
+        return self.mapping.absent
+
+    def check_mapping(self, engine: Engine) -> None:
+        """Check the mapping files' columns on ``engine`` (once per engine and mapping),
+        so that a broken mapping is reported under its own file name."""
+        self.mapping.check_columns(engine)
 
     def names(self) -> list[str]:
         """Query names: one per ``<name>.sql`` base file."""
@@ -215,7 +253,8 @@ class SqlCatalog:
         return found
 
     def get(self, name: str, dialect: str = "") -> SqlQuery:
-        """The query ``name`` for ``dialect``: its variant file if any, else the base file."""
+        """The query ``name`` for ``dialect``: its variant file if any, else the base file,
+        with the mapped relations it reads prepended (:meth:`SourceMapping.apply`)."""
         key = (name, dialect)
         if key not in self._cache:
             base_path = self.sql_dir / f"{name}.sql"
@@ -230,7 +269,7 @@ class SqlCatalog:
             if chosen_path is not None:
                 query = parse_sql_file(chosen_path)
                 _check_same_contract(base, query)
-            self._cache[key] = query
+            self._cache[key] = replace(query, body=self.mapping.apply(query.body, dialect))
         return self._cache[key]
 
 

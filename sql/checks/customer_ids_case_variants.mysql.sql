@@ -10,16 +10,15 @@
 --   customer_id id: one spelling (the lowest)
 --   other_id id: another spelling (the highest)
 --   variants int: how many spellings the group has
--- adapt: MySQL/MariaDB variant: spellings are told apart as bytes, because the usual
+-- notes: MySQL/MariaDB variant: spellings are told apart as bytes, because the usual
 --   collations fold letter case (and then customer_ids_merged_by_database fails too).
---   Point FROM at your customer master as in customers.sql.
 with failing as (
     select
         lower(c.customer_id) as case_group,
         convert(min(cast(c.customer_id as binary)) using utf8mb4) as customer_id,
         convert(max(cast(c.customer_id as binary)) using utf8mb4) as other_id,
         count(distinct cast(c.customer_id as binary)) as variants
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
     group by lower(c.customer_id)
     having count(distinct cast(c.customer_id as binary)) > 1

@@ -10,11 +10,10 @@
 --   customer_id id: one spelling (the lowest)
 --   other_id id: another spelling (the highest)
 --   variants int: how many spellings the group has
--- adapt: Point FROM at your customer master as in customers.sql. Integer ids never fail.
---   MySQL/MariaDB run the .mysql.sql variant.
+-- notes: Integer ids never fail. MySQL/MariaDB run the .mysql.sql variant.
 with ids as (
     select cast(c.customer_id as varchar) as id_text
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
 ),
 

@@ -9,7 +9,7 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: one spelling of the key
 --   other_id id: another spelling the database treats as the same key
--- adapt: MySQL/MariaDB: groups the ids with the column's own collation and compares the
+-- notes: MySQL/MariaDB: groups the ids with the column's own collation and compares the
 --   bytes of the lowest and highest spelling in each group; a binary collation
 --   (utf8mb4_nopad_bin, utf8mb4_0900_bin) or integer ids never fail.
 with customer_keys as (
@@ -17,7 +17,7 @@ with customer_keys as (
         c.customer_id as id_value,
         min(cast(c.customer_id as binary)) as lowest,
         max(cast(c.customer_id as binary)) as highest
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
     group by c.customer_id
 ),
@@ -27,7 +27,7 @@ order_keys as (
         o.customer_id as id_value,
         min(cast(o.customer_id as binary)) as lowest,
         max(cast(o.customer_id as binary)) as highest
-    from orders as o
+    from mapped_orders as o
     where o.customer_id is not null
     group by o.customer_id
 ),

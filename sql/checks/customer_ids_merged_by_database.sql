@@ -9,15 +9,14 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: one spelling of the key
 --   other_id id: another spelling the database treats as the same key
--- adapt: PostgreSQL, SQLite and DuckDB compare text exactly by default, so this base
---   query returns nothing. If your id columns use a case-insensitive collation there
---   (COLLATE NOCASE, a nondeterministic ICU collation), write a variant like the
---   .mysql.sql one.
+-- notes: PostgreSQL, SQLite and DuckDB compare text exactly by default, so this base query
+--   returns nothing. If your id columns use a case-insensitive collation there (COLLATE
+--   NOCASE, a nondeterministic ICU collation), write a variant like the .mysql.sql one.
 with failing as (
     select
         c.customer_id as customer_id,
         c.customer_id as other_id
-    from customers as c
+    from mapped_customers as c
     where 1 = 0
 ),
 

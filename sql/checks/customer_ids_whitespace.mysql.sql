@@ -12,14 +12,14 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: the id as stored
 --   team text: the customer's team
--- adapt: MySQL/MariaDB variant: ids are read as bytes (collations may ignore trailing
---   spaces) and char_length counts characters. Point FROM at your customer master.
+-- notes: MySQL/MariaDB variant: ids are read as bytes (collations may ignore trailing
+--   spaces) and char_length counts characters.
 with ids as (
     select
         convert(cast(c.customer_id as binary) using utf8mb4) collate utf8mb4_bin as id_text,
         c.customer_id as customer_id,
         c.team as team
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
 ),
 

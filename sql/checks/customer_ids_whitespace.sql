@@ -12,14 +12,14 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: the id as stored
 --   team text: the customer's team
--- adapt: Point FROM at your customer master as in customers.sql. Integer ids never fail.
---   MySQL/MariaDB run the .mysql.sql variant (their cast and character count differ).
+-- notes: Integer ids never fail. MySQL/MariaDB run the .mysql.sql variant (their cast and
+--   character count differ).
 with ids as (
     select
         cast(c.customer_id as varchar) as id_text,
         c.customer_id as customer_id,
         c.team as team
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
 ),
 

@@ -7,23 +7,22 @@
 --   customer_id id: the referred customer's key
 --   referred_by id: the referrer it names
 --   problem text: 'self' (names itself) or 'unknown' (no such customer)
--- adapt: Point FROM at your customer master as in customers.sql; keep the aliases.
 with failing as (
     select
         c.customer_id as customer_id,
         c.referred_by as referred_by,
         'self' as problem
-    from customers as c
+    from mapped_customers as c
     where c.referred_by = c.customer_id
     union all
     select
         c.customer_id as customer_id,
         c.referred_by as referred_by,
         'unknown' as problem
-    from customers as c
+    from mapped_customers as c
     where c.referred_by is not null
       and not exists (
-          select 1 from customers as r where r.customer_id = c.referred_by
+          select 1 from mapped_customers as r where r.customer_id = c.referred_by
       )
 ),
 

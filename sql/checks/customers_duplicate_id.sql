@@ -7,12 +7,11 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: the repeated customer id (NULL: rows without an id)
 --   customer_rows int: how many rows hold it
--- adapt: Point FROM at your customer master as in customers.sql; keep the aliases.
 with repeated as (
     select
         c.customer_id as customer_id,
         count(*) as customer_rows
-    from customers as c
+    from mapped_customers as c
     group by c.customer_id
     having count(*) > 1 or c.customer_id is null
 ),

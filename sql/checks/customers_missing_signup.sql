@@ -6,12 +6,11 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: the customer's key
 --   team text: the customer's team
--- adapt: Point FROM at your customer master as in customers.sql; keep the aliases.
 with failing as (
     select
         c.customer_id as customer_id,
         c.team as team
-    from customers as c
+    from mapped_customers as c
     where c.signup_date is null
 ),
 

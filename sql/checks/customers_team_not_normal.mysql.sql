@@ -11,14 +11,13 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: the customer's key
 --   team text: the team as stored
--- adapt: MySQL/MariaDB variant: char_length counts characters, and lengths are compared
---   instead of texts (PAD SPACE collations ignore trailing spaces). Point FROM at your
---   customer master.
+-- notes: MySQL/MariaDB variant: char_length counts characters, and lengths are compared
+--   instead of texts (PAD SPACE collations ignore trailing spaces).
 with failing as (
     select
         c.customer_id as customer_id,
         c.team as team
-    from customers as c
+    from mapped_customers as c
     where c.team is not null
       and (
           char_length(c.team) = 0

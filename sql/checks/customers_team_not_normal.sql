@@ -11,13 +11,12 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   customer_id id: the customer's key
 --   team text: the team as stored
--- adapt: Point FROM at your customer master as in customers.sql; keep the aliases.
---   MySQL/MariaDB run the .mysql.sql variant (char_length counts characters there).
+-- notes: MySQL/MariaDB run the .mysql.sql variant (char_length counts characters there).
 with failing as (
     select
         c.customer_id as customer_id,
         c.team as team
-    from customers as c
+    from mapped_customers as c
     where c.team is not null
       and (
           length(c.team) = 0

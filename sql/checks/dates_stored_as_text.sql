@@ -13,14 +13,13 @@
 --   column_name text: the date column
 --   row_id id: the row's key
 --   stored text: the value as stored
--- adapt: Point FROM at your tables as in sql/; keep the aliases.
 select
     0 as failing_rows,
     'orders' as table_name,
     'order_date' as column_name,
     o.order_id as row_id,
     'YYYY-MM-DD' as stored
-from orders as o
+from mapped_orders as o
 where 1 = 0
   and o.order_id is not null
   and :sample_rows > 0

@@ -7,16 +7,15 @@
 --   lead_id id: the lead's key
 --   customer_id id: the customer it names
 --   created_at timestamp: when the lead was created
--- adapt: Map your lead register as in leads.sql and the customer master as in customers.sql.
 with failing as (
     select
         l.lead_id as lead_id,
         l.customer_id as customer_id,
         l.created_at as created_at
-    from leads as l
+    from mapped_leads as l
     where l.customer_id is not null
       and not exists (
-          select 1 from customers as c where c.customer_id = l.customer_id
+          select 1 from mapped_customers as c where c.customer_id = l.customer_id
       )
 ),
 

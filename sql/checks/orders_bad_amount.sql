@@ -9,7 +9,6 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: Point FROM at your orders as in customer_facts.sql; keep the aliases.
 with failing as (
     select
         o.order_id as order_id,
@@ -17,7 +16,7 @@ with failing as (
         o.order_date as order_date,
         o.amount as amount,
         o.status as status
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and (o.amount is null or o.amount <= 0)
 ),

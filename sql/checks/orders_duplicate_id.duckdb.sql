@@ -7,16 +7,15 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   order_id id: the repeated order id (NULL: rows without an id)
 --   order_rows int: how many rows hold it
--- adapt: DuckDB variant: the same rows, found by sorting the ids and comparing each with
---   its neighbours instead of a hash table of every id (several times faster when the
---   rows are stored roughly in id order, as inserted orders are; never slower). Point
---   FROM at your orders as in orders_duplicate_id.sql.
+-- notes: DuckDB variant: the same rows, found by sorting the ids and comparing each with
+--   its neighbours instead of a hash table of every id (several times faster when the rows
+--   are stored roughly in id order, as inserted orders are; never slower).
 with ordered as (
     select
         o.order_id as order_id,
         lag(o.order_id) over (order by o.order_id) as previous_id,
         lead(o.order_id) over (order by o.order_id) as next_id
-    from orders as o
+    from mapped_orders as o
     where o.order_id is not null
 ),
 
@@ -33,7 +32,7 @@ repeated as (
     select
         null as order_id,
         count(*) as order_rows
-    from orders as o
+    from mapped_orders as o
     where o.order_id is null
     having count(*) > 0
 ),

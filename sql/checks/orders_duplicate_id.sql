@@ -7,12 +7,11 @@
 --   failing_rows int: how many rows fail the check (the same on every returned row)
 --   order_id id: the repeated order id (NULL: rows without an id)
 --   order_rows int: how many rows hold it
--- adapt: Point FROM at your orders as in customer_facts.sql; keep the aliases.
 with repeated as (
     select
         o.order_id as order_id,
         count(*) as order_rows
-    from orders as o
+    from mapped_orders as o
     group by o.order_id
     having count(*) > 1 or o.order_id is null
 ),

@@ -8,7 +8,6 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: Point FROM at your orders as in customer_facts.sql; keep the aliases.
 with failing as (
     select
         o.order_id as order_id,
@@ -16,7 +15,7 @@ with failing as (
         o.order_date as order_date,
         o.amount as amount,
         o.status as status
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.customer_id is null
 ),

@@ -9,7 +9,6 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: Map orders as in customer_facts.sql and the customer master as in customers.sql.
 with failing as (
     select
         o.order_id as order_id,
@@ -17,11 +16,11 @@ with failing as (
         o.order_date as order_date,
         o.amount as amount,
         o.status as status
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.customer_id is not null
       and not exists (
-          select 1 from customers as c where c.customer_id = o.customer_id
+          select 1 from mapped_customers as c where c.customer_id = o.customer_id
       )
 ),
 

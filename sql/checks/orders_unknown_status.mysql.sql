@@ -9,9 +9,9 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: MySQL/MariaDB variant: statuses are compared as bytes, because the usual
---   collations ignore letter case and trailing spaces ('PAID', 'paid ' would pass here
---   but fail on every other database).
+-- notes: MySQL/MariaDB variant: statuses are compared as bytes, because the usual
+--   collations ignore letter case and trailing spaces ('PAID', 'paid ' would pass here but
+--   fail on every other database).
 with failing as (
     select
         o.order_id as order_id,
@@ -19,7 +19,7 @@ with failing as (
         o.order_date as order_date,
         o.amount as amount,
         o.status as status
-    from orders as o
+    from mapped_orders as o
     where o.status is null
        or cast(o.status as binary) not in ('paid', 'refunded', 'cancelled')
 ),

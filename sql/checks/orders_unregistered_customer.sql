@@ -11,11 +11,10 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: Map orders as in customer_facts.sql and the customer master as in customers.sql
---   (the same signup_date rule as customers.sql's WHERE).
+-- notes: The same signup_date rule as customers.sql's WHERE.
 with unregistered as (
     select c.customer_id as customer_id
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
     group by c.customer_id
     having max(case when c.signup_date <= :as_of then 1 else 0 end) = 0
@@ -28,7 +27,7 @@ failing as (
         o.order_date as order_date,
         o.amount as amount,
         o.status as status
-    from orders as o
+    from mapped_orders as o
     inner join unregistered as u on u.customer_id = o.customer_id
     where o.status in ('paid', 'refunded')
       and o.order_date <= :as_of

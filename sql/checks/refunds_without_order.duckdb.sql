@@ -10,8 +10,8 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: DuckDB variant (faster there than NOT EXISTS): each refund against its
---   customer's first paid order. Map orders as in customer_facts.sql.
+-- notes: DuckDB variant (faster there than NOT EXISTS): each refund against its customer's
+--   first paid order.
 with refunds as (
     select
         r.order_id as order_id,
@@ -19,7 +19,7 @@ with refunds as (
         r.order_date as order_date,
         r.amount as amount,
         r.status as status
-    from orders as r
+    from mapped_orders as r
     where r.status = 'refunded'
       and r.customer_id is not null
 ),
@@ -28,7 +28,7 @@ first_paid as (
     select
         p.customer_id as customer_id,
         min(p.order_date) as first_paid_date
-    from orders as p
+    from mapped_orders as p
     where p.status = 'paid'
       and p.customer_id in (select rf.customer_id from refunds as rf)
     group by p.customer_id

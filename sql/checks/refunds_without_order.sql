@@ -10,8 +10,7 @@
 --   order_date date: its date
 --   amount money: its amount
 --   status text: its status
--- adapt: Map orders as in customer_facts.sql ('paid' and 'refunded' as there). DuckDB
---   runs the .duckdb.sql variant: the same rows, found with a hash join.
+-- notes: DuckDB runs the .duckdb.sql variant: the same rows, found with a hash join.
 with failing as (
     select
         r.order_id as order_id,
@@ -19,12 +18,12 @@ with failing as (
         r.order_date as order_date,
         r.amount as amount,
         r.status as status
-    from orders as r
+    from mapped_orders as r
     where r.status = 'refunded'
       and r.customer_id is not null
       and not exists (
           select 1
-          from orders as p
+          from mapped_orders as p
           where p.customer_id = r.customer_id
             and p.status = 'paid'
             and p.order_date <= r.order_date

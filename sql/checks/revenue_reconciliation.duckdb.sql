@@ -12,14 +12,13 @@
 --   order_rows int: paid and refunded rows in it
 --   paid_orders int: paid rows in it
 --   net_revenue money: paid minus refunded amounts in it
--- adapt: DuckDB variant of revenue_reconciliation.sql: the same buckets, from a hash join
---   of every order row to the register (faster on DuckDB than summing per customer
---   first). Map orders and the register as there.
+-- notes: DuckDB variant of revenue_reconciliation.sql: the same buckets, from a hash join
+--   of every order row to the register (faster on DuckDB than summing per customer first).
 with customer_keys as (
     select
         c.customer_id as customer_id,
         max(case when c.signup_date <= :as_of then 1 else 0 end) as is_registered
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
     group by c.customer_id
 ),
@@ -30,7 +29,7 @@ order_lines as (
         o.order_date as order_date,
         case when o.status = 'paid' then 1 else 0 end as is_order,
         case when o.status = 'paid' then o.amount else -o.amount end as net_amount
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
 ),
 

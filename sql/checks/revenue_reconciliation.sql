@@ -12,16 +12,15 @@
 --   order_rows int: paid and refunded rows in it
 --   paid_orders int: paid rows in it
 --   net_revenue money: paid minus refunded amounts in it
--- adapt: Map orders as in customer_facts.sql and the register as in customers.sql; keep
---   them in step, or the reconciliation reports a difference. The rows dated up to T are
---   summed per customer before they meet the register (an index on (customer_id,
---   order_date) serves that; a join of every order row to the register spilled to disk
---   on PostgreSQL). DuckDB runs the .duckdb.sql variant, which joins every row.
+-- notes: The rows dated up to T are summed per customer before they meet the register (an
+--   index on (customer_id, order_date) serves that; a join of every order row to the
+--   register spilled to disk on PostgreSQL). DuckDB runs the .duckdb.sql variant, which
+--   joins every row.
 with customer_keys as (
     select
         c.customer_id as customer_id,
         max(case when c.signup_date <= :as_of then 1 else 0 end) as is_registered
-    from customers as c
+    from mapped_customers as c
     where c.customer_id is not null
     group by c.customer_id
 ),
@@ -35,7 +34,7 @@ dated_by_customer as (
         count(*) as order_rows,
         sum(case when o.status = 'paid' then 1 else 0 end) as paid_orders,
         sum(case when o.status = 'paid' then o.amount else -o.amount end) as net_revenue
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and o.order_date <= :as_of
     group by o.customer_id
@@ -61,7 +60,7 @@ undated_or_later as (
         case when o.order_date is null then 'undated' else 'after_as_of' end as bucket,
         case when o.status = 'paid' then 1 else 0 end as is_order,
         case when o.status = 'paid' then o.amount else -o.amount end as net_amount
-    from orders as o
+    from mapped_orders as o
     where o.status in ('paid', 'refunded')
       and (o.order_date is null or o.order_date > :as_of)
 ),

@@ -8,14 +8,13 @@
 --   customer_id id: the customer it names
 --   opened_at timestamp: when it was opened
 --   kind text: 'complaint' or 'inquiry'
--- adapt: Map your tickets as in tickets.sql and the customer master as in customers.sql.
 with failing as (
     select
         t.ticket_id as ticket_id,
         t.customer_id as customer_id,
         t.opened_at as opened_at,
         t.kind as kind
-    from tickets as t
+    from mapped_tickets as t
     where t.customer_id is null
     union all
     select
@@ -23,10 +22,10 @@ with failing as (
         t.customer_id as customer_id,
         t.opened_at as opened_at,
         t.kind as kind
-    from tickets as t
+    from mapped_tickets as t
     where t.customer_id is not null
       and not exists (
-          select 1 from customers as c where c.customer_id = t.customer_id
+          select 1 from mapped_customers as c where c.customer_id = t.customer_id
       )
 ),
 

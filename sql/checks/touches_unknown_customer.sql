@@ -8,15 +8,13 @@
 --   campaign_id id: the campaign it belongs to
 --   customer_id id: the customer it names
 --   sent_at timestamp: when it was sent
--- adapt: Map your send log as in campaign_touches.sql and the customer master as in
---   customers.sql.
 with failing as (
     select
         t.touch_id as touch_id,
         t.campaign_id as campaign_id,
         t.customer_id as customer_id,
         t.sent_at as sent_at
-    from touches as t
+    from mapped_touches as t
     where t.customer_id is null
     union all
     select
@@ -24,10 +22,10 @@ with failing as (
         t.campaign_id as campaign_id,
         t.customer_id as customer_id,
         t.sent_at as sent_at
-    from touches as t
+    from mapped_touches as t
     where t.customer_id is not null
       and not exists (
-          select 1 from customers as c where c.customer_id = t.customer_id
+          select 1 from mapped_customers as c where c.customer_id = t.customer_id
       )
 ),
 

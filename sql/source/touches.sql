@@ -14,10 +14,10 @@
 --   opened bool: whether the customer opened it
 --   clicked bool: whether the customer clicked through
 --   opted_out bool: whether the customer opted out of marketing in response
---   is_control bool: held out as the campaign's control group: selected like the others
---     but deliberately not sent (false when the company keeps no control groups; then
---     campaign results are attributed, not incremental)
--- notes: Identity mapping of the demo schema (table touches).
+--   is_control bool: in the campaign's control group: selected, deliberately not sent
+-- notes: Identity mapping of the demo schema (table touches). A company that keeps no
+--   control groups returns false as is_control: its campaign results are then
+--   attributed, not incremental.
 select
     h.touch_id as touch_id,
     h.campaign_id as campaign_id,

@@ -95,3 +95,13 @@ def test_bool_from_text_flags_are_errors():
     verdict = judge("bool", ["Y", "N"])
     assert verdict.severity == "error"
     assert "case when" in verdict.fix
+
+
+def test_the_fix_is_worded_for_sqlite_which_has_no_date_type():
+    from crm_batch.source.column_types import cast_sql
+
+    stored = ["2011-12-09 00:00:00"]
+    verdict = judge_column("orders", "order_date", "date", stored, dialect="sqlite")
+    assert verdict.fix == "date(...) as order_date"
+    assert cast_sql("timestamp", "sent_at", "sqlite").startswith("strftime(")
+    assert cast_sql("date", "order_date", "postgresql") == "cast(... as date) as order_date"

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, text
 from crm_batch.errors import DataError
 from crm_batch.resources import SQL_DIR
 from crm_batch.source.db import make_engine
-from crm_batch.source.quality import check_source, checks_dir, verify_source
+from crm_batch.source.quality import check_source, checks_dir
 
 
 @pytest.fixture
@@ -52,7 +52,7 @@ def test_pandas_style_text_dates_stop_the_run_naming_rows_and_fix(sqlite_engine:
         stored = str(row["stored"])
         assert stored.endswith(" 00:00:00") if row["table_name"] == "orders" else len(stored) == 10
     with pytest.raises(DataError, match="dates_stored_as_text") as stopped:
-        verify_source(sqlite_engine, SQL_DIR, AS_OF)
+        check_source(sqlite_engine, checks_dir(SQL_DIR), AS_OF).raise_for_errors()
     assert "date(order_date)" in str(stopped.value)  # the fix, not just the finding
 
 
@@ -71,3 +71,20 @@ def test_numbers_in_a_date_column_are_refused_too(sqlite_engine: Engine) -> None
 def conn_count(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
         return conn.execute(text(f"select count(*) from {table}")).scalar_one()
+
+
+def test_check_source_names_the_sqlite_fix_for_text_dates(sqlite_engine: Engine) -> None:
+    from crm_batch.app.source_check import inspect_source
+    from crm_batch.config import load_settings
+
+    with sqlite_engine.begin() as conn:  # what pandas.to_sql writes into a date column
+        conn.execute(text("update orders set order_date = order_date || ' 00:00:00'"))
+    settings = load_settings(
+        None, database_url=sqlite_engine.url.render_as_string(hide_password=False), environ={}
+    )
+    verdict = inspect_source(settings, sqlite_engine, AS_OF, count=False)
+    (problem,) = verdict.column_errors()
+    assert (problem.table, problem.column) == ("orders", "order_date")
+    assert problem.fix == "date(...) as order_date"
+    assert " 00:00:00'" in problem.line()  # the example as stored
+    assert verdict.blocking == 1

@@ -27,12 +27,12 @@ from datetime import date, datetime
 import pandas as pd
 from sqlalchemy import Engine
 
-from crm_batch.app.dates import today
 from crm_batch.app.engines import open_engine
 from crm_batch.app.frames import load_frames, source_mapping
 from crm_batch.app.problems import Problem, show_team
 from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import scope_of, scope_problem, write_snapshots
+from crm_batch.app.source_check import inspect_source, raise_for_blocking
 from crm_batch.app.targets import target_tables
 from crm_batch.app.value_models import write_value_model
 from crm_batch.config import Settings
@@ -47,7 +47,6 @@ from crm_batch.kpi.predict import ValueModel
 from crm_batch.periods import Period, period_containing
 from crm_batch.progress import track
 from crm_batch.source.extract_period import clip_period
-from crm_batch.source.quality import verify_source
 from crm_batch.source.teams import UNASSIGNED, team_name_problem
 
 log = logging.getLogger(__name__)
@@ -248,12 +247,10 @@ def compute(
 
 
 def run_data_checks(settings: Settings, engine: Engine, as_of: date) -> None:
-    """Run the data checks of ``sql/checks/`` for business date ``as_of``: one
-    :class:`~crm_batch.errors.DataError` lists every failing error check (exit code 4);
-    each warning is logged."""
-    verify_source(
-        engine, settings.sql_dir, as_of, today=today(settings), mapping=source_mapping(settings)
-    )
+    """The checks of ``check-source`` for business date ``as_of``, without its row counts
+    (:mod:`crm_batch.app.source_check`): one :class:`~crm_batch.errors.DataError` lists
+    every blocking problem with its fix (exit code 4); each warning is logged."""
+    raise_for_blocking(inspect_source(settings, engine, as_of, count=False))
 
 
 @dataclass(frozen=True)

@@ -82,12 +82,18 @@ _NUMBER = {"int", "float", "decimal"}
 
 
 def judge_column(
-    table: str, column: str, expected: str, values: Iterable[Any], *, show: Any = repr
+    table: str,
+    column: str,
+    expected: str,
+    values: Iterable[Any],
+    *,
+    show: Any = repr,
+    dialect: str = "",
 ) -> ColumnVerdict:
     """The verdict on a column whose sample is ``values`` and whose mapping header
     promises ``expected`` (an sql/ column type: id, text, date, timestamp, int, float,
     money, bool). ``show`` renders an offending example value (escaped by the caller's
-    rule for untrusted text)."""
+    rule for untrusted text); ``dialect`` words the fix in the source's SQL."""
     kinds: Counter[str] = Counter()
     first_of: dict[str, Any] = {}
     late_time = None
@@ -111,7 +117,7 @@ def judge_column(
     seen = set(kinds)
     if not seen:
         return verdict("ok")
-    cast = f"cast(... as {_SQL_TYPE.get(expected, expected)}) as {column}"
+    cast = cast_sql(expected, column, dialect)
     if expected == "id":
         if seen <= {"int"} or seen <= {"text"}:
             return verdict("ok")
@@ -145,7 +151,7 @@ def judge_column(
                 "error",
                 "a date column holds times of day, so orders after midnight on the "
                 "business date fall outside '<= T'",
-                f"cast(... as date) as {column}",
+                cast,
                 late_time,
             )
         return verdict("ok")
@@ -185,6 +191,17 @@ def judge_column(
         )
     odd = next(k for k in KINDS if k in seen - {"text"})
     return verdict("warning", f"{odd} values where text belongs", cast, first_of[odd])
+
+
+def cast_sql(expected: str, column: str, dialect: str = "") -> str:
+    """The mapping-file expression that gives ``column`` the ``expected`` kind. SQLite
+    has no date type: SQLAlchemy's stored text shapes compare like dates there, and
+    ``cast(... as date)`` would give a number."""
+    if dialect == "sqlite" and expected == "date":
+        return f"date(...) as {column}"
+    if dialect == "sqlite" and expected == "timestamp":
+        return f"strftime('%Y-%m-%d %H:%M:%S', ...) || '.000000' as {column}"
+    return f"cast(... as {_SQL_TYPE.get(expected, expected)}) as {column}"
 
 
 def _whole(value: float | Decimal) -> bool:

@@ -14,6 +14,7 @@ and run through the mapping like every other query, so they read only ``mapped_*
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,14 @@ def profile_relations(
             rows, first, last = _count(engine, mapping, dialect, name, relation.path)
         sample = _sample(engine, mapping, dialect, name, relation.path, sample_rows)
         columns = tuple(
-            judge_column(name, column.name, column.kind, sample.get(column.name, ()), show=_show)
+            judge_column(
+                name,
+                column.name,
+                column.kind,
+                _as_stored(sample.get(column.name, ()), column.kind, dialect),
+                show=_show,
+                dialect=dialect,
+            )
             for column in canonical_columns()[name]
         )
         profiles.append(
@@ -133,13 +141,34 @@ def _run(engine: Engine, statement: str, name: str, path: Path) -> Sequence[Any]
         raise rejected_error(query, first_line(exc)) from None
 
 
+#: How SQLAlchemy stores dates and timestamps on SQLite (which has no date type): text
+#: in exactly these shapes sorts and compares like the dates it holds.
+_SQLITE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SQLITE_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}")
+
+
+def _as_stored(values: list[Any], kind: str, dialect: str) -> list[Any]:
+    """Sample values as the KPI queries see them: on SQLite, text in SQLAlchemy's date or
+    timestamp shape is that date (any other text stays text, and is reported)."""
+    if dialect != "sqlite" or kind not in {"date", "timestamp"}:
+        return values
+    shape = _SQLITE_DATE if kind == "date" else _SQLITE_TIMESTAMP
+    parse = dt.date.fromisoformat if kind == "date" else dt.datetime.fromisoformat
+    return [parse(v) if isinstance(v, str) and shape.fullmatch(v) else v for v in values]
+
+
 def _day(value: Any) -> dt.date | None:
-    """A date from a min/max value (a text date from SQLite is shown as it is stored
-    only through the column check; here it is not a date)."""
+    """A date from a min/max value (SQLite: its stored text; other text is no date and
+    is reported by the column check)."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    if isinstance(value, str) and _SQLITE_DATE.fullmatch(value[:10]):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
     return None
 
 

@@ -381,24 +381,6 @@ def check_source(
     return report
 
 
-def verify_source(
-    engine: Engine,
-    sql_dir: Path,
-    as_of: date,
-    *,
-    today: date | None = None,
-    mapping: SourceMapping | None = None,
-) -> QualityReport:
-    """Run the checks before a computation: raise on errors, log each warning on one line."""
-    started = time.perf_counter()
-    report = check_source(engine, checks_dir(sql_dir), as_of, today=today, mapping=mapping)
-    report.raise_for_errors()
-    log.info("%s in %.1fs", report.summary(), time.perf_counter() - started)
-    for line in report.warning_lines():
-        log.warning("%s", line)
-    return report
-
-
 # -- safe text ---------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@
 --   last_order_date date: last paid order on or before period_end (NULL when none)
 --   orders_in_period int: paid orders dated in the period
 --   revenue_in_period money: paid minus refunded amounts dated in the period
+--   order_days_in_period int: distinct days with a paid order in the period (purchase days)
 with order_lines as (
     select
         o.customer_id as customer_id,
@@ -32,7 +33,9 @@ final as (
         sum(case when order_date >= :period_start then is_order else 0 end)
             as orders_in_period,
         sum(case when order_date >= :period_start then net_amount else 0 end)
-            as revenue_in_period
+            as revenue_in_period,
+        count(distinct case when is_order = 1 and order_date >= :period_start
+            then order_date end) as order_days_in_period
     from order_lines
     group by customer_id
 )

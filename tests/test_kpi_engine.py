@@ -293,6 +293,7 @@ def _reference_period_orders(f: dict[str, pd.DataFrame], p: dict[str, Any]) -> p
                 g_paid["order_date"].max(),
                 int(((g["status"] == "paid") & inside).sum()),
                 float(net[g.index][inside].sum()),
+                g_paid.loc[g_paid["order_date"] >= start, "order_date"].nunique(),
             )
         )
     columns = [
@@ -301,6 +302,7 @@ def _reference_period_orders(f: dict[str, pd.DataFrame], p: dict[str, Any]) -> p
         "last_order_date",
         "orders_in_period",
         "revenue_in_period",
+        "order_days_in_period",
     ]
     return pd.DataFrame(rows, columns=columns)
 

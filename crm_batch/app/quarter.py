@@ -34,6 +34,7 @@ from crm_batch.app.kpis import KpiRun, run_kpis
 from crm_batch.app.snapshots import read_snapshots, team_of
 from crm_batch.app.targets import Scope, ScopeValues, scope_values, target_tables
 from crm_batch.config import Settings
+from crm_batch.kpi.calibration import calibration_by_tier
 from crm_batch.kpi.engine import PeriodReport, PreparedPeriod
 from crm_batch.periods import Period
 
@@ -68,6 +69,9 @@ class QuarterData:
     prepared: PreparedPeriod  # the run's prepared period (start tiers, quarter orders)
     history: dict[Period, QuarterValues]  # oldest first; the quarter itself last
     target_tables: dict[Scope, pd.DataFrame]  # crm_batch.app.targets.target_tables
+    #: the value models' forecast of the quarter against its purchase days, by value tier
+    #: at the start (crm_batch.kpi.calibration); the company's, one population model
+    calibration: pd.DataFrame
 
     @property
     def previous(self) -> Period:
@@ -195,6 +199,11 @@ def gather_quarter(
         prepared=run.prepared,
         history=history,
         target_tables=target_tables(settings, engine, run, known),
+        calibration=calibration_by_tier(
+            run.prepared.start_table,
+            run.prepared.period_orders,
+            (quarter.end - quarter.start).days + 1,
+        ),
     )
     log.info(
         "quarterly review %s: data ready in %.1fs", quarter.label, time.perf_counter() - started

@@ -40,7 +40,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.definitions import CAMPAIGNS_AND_TOUCHES, TOUCHES, KpiDefinition
 from crm_batch.kpi.keys import lookup, ratio
 from crm_batch.periods import Period
 
@@ -72,6 +72,7 @@ KPIS = (
         "Campaign messages, calls and invitations sent in the period.",
         "期内发出的营销触达(短信、邮件、微信、电话、活动邀请)数。",
         0,
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_open_rate",
@@ -81,6 +82,7 @@ KPIS = (
         "up",
         "Opened touches / touches sent in the period.",
         "被打开的触达数 / 期内触达数。",
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_click_rate",
@@ -90,6 +92,7 @@ KPIS = (
         "up",
         "Clicked touches / touches sent in the period.",
         "被点击的触达数 / 期内触达数。",
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_conversion_rate",
@@ -99,6 +102,7 @@ KPIS = (
         "up",
         "Touches followed by a paid order within 7 days (last touch) / touches.",
         "触达后7天内产生已付款订单(末次触达归因)的触达数 / 触达数。",
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_revenue",
@@ -109,6 +113,7 @@ KPIS = (
         "Paid orders attributed to the period's touches (last touch within 7 days).",
         "归因于期内触达的已付款订单金额(7天内末次触达)。",
         0,
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_cost",
@@ -119,6 +124,7 @@ KPIS = (
         "Campaign cost booked to the period, spread over each campaign's touches.",
         "按触达数分摊到本期的营销成本。",
         0,
+        needs=CAMPAIGNS_AND_TOUCHES,
     ),
     KpiDefinition(
         "campaign_roi",
@@ -128,6 +134,7 @@ KPIS = (
         "up",
         "(Attributed revenue - cost) / cost of the period's campaigns.",
         "(营销归因销售额 - 营销成本) / 营销成本。",
+        needs=CAMPAIGNS_AND_TOUCHES,
     ),
     KpiDefinition(
         "opt_out_rate",
@@ -138,6 +145,7 @@ KPIS = (
         "Touches answered with a marketing opt-out / touches sent in the period.",
         "触达后退订营销的数量 / 期内触达数(目标≤3%)。",
         2,
+        needs=TOUCHES,
     ),
 )
 

@@ -20,6 +20,11 @@ Teams: a team's KPIs use its customers (the register's current ``team``), its le
 (the lead's ``team``) and the touches of its customers; referral credit goes to the
 referrer's team (:mod:`crm_batch.kpi.referral`). A team without customers gets counts
 of 0 and NaN rates, never an error. One prepared period serves every team.
+
+Optional tables: when the frames name absent tables (``absent_tables``), every KPI whose
+registry entry ``needs`` one of them is NaN (null in outputs) and listed in
+:attr:`PeriodReport.missing`; those it can do without are listed in
+:attr:`PeriodReport.partial` (:mod:`crm_batch.kpi.definitions`).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from crm_batch.kpi import (
     service,
 )
 from crm_batch.kpi.churn import churn_warnings
-from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.definitions import missing_kpis, partial_kpis, registry
 from crm_batch.kpi.facts import customer_table
 from crm_batch.kpi.keys import attach, positions, positions_many, take
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
@@ -155,6 +160,12 @@ class PeriodReport:
     advocate_candidates: pd.DataFrame
     churn_warnings: pd.DataFrame
     customers: pd.DataFrame  # the segmented per-customer table at the period's end
+    #: optional canonical tables not mapped (their frames were empty)
+    absent_tables: frozenset[str] = frozenset()
+    #: KPIs without data (NaN) -> the absent tables they need
+    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: KPIs computed without a signal -> the absent tables they did without
+    partial: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by a stable name (for writers that loop over them); the large
@@ -265,6 +276,9 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         **migration.migration_kpis(matrix),
         **care.care_kpis(calendar),
     }
+    absent = frames.absent_tables
+    missing = missing_kpis(absent)
+    values.update(dict.fromkeys(missing, float("nan")))
     return PeriodReport(
         period=period,
         as_of=frames.as_of,
@@ -283,6 +297,9 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         advocate_candidates=referral.advocate_candidates(end_table, thresholds),
         churn_warnings=warnings.reset_index(drop=True),
         customers=end_table,
+        absent_tables=absent,
+        missing=missing,
+        partial=partial_kpis(absent),
     )
 
 

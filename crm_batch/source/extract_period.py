@@ -113,6 +113,7 @@ def start_frames(facts: pd.DataFrame, day: date, end: SourceFrames) -> SourceFra
         service=end.service.iloc[:0],
         referrals=end.referrals.iloc[:0],
         churn_window=end.churn_window.iloc[:0],
+        absent_tables=end.absent_tables,
     )
 
 

@@ -15,6 +15,11 @@ import pandas as pd
 
 from crm_batch.periods import Period
 
+#: The canonical tables a company may leave unmapped (DESIGN.md "Canonical data model"):
+#: an absent one reaches the queries as an empty relation and is named in
+#: :attr:`SourceFrames.absent_tables`; customers and orders are always mapped.
+OPTIONAL_TABLES: tuple[str, ...] = ("leads", "tickets", "campaigns", "touches")
+
 
 @dataclass(frozen=True)
 class SourceFrames:
@@ -25,6 +30,10 @@ class SourceFrames:
     * ``service``: open tickets (customer_service.sql), customers with an open ticket;
     * ``referrals``: referrals made (customer_referrals.sql), customers who referred;
     * ``churn_window``: calendar-month order counts (customer_churn_window.sql).
+
+    ``absent_tables``: the optional canonical tables (:data:`OPTIONAL_TABLES`) that are
+    not mapped. Their relations were empty, so every frame read from them is empty; the
+    KPI engine makes the KPIs that need them null (no data) instead of a false zero.
     """
 
     as_of: date
@@ -33,6 +42,7 @@ class SourceFrames:
     service: pd.DataFrame
     referrals: pd.DataFrame
     churn_window: pd.DataFrame
+    absent_tables: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class PeriodFrames:
     register at ``as_of`` (the care calendar looks ahead from T, not from the period).
     ``cohort_activity`` is counted up to the period's end; ``first_orders`` and the
     conversion and attribution windows see orders up to ``as_of``.
+    :attr:`absent_tables` is the end frames' (one extraction, one mapping).
     """
 
     period: Period
@@ -61,3 +72,8 @@ class PeriodFrames:
     touches: pd.DataFrame
     campaign_orders: pd.DataFrame
     cohort_activity: pd.DataFrame
+
+    @property
+    def absent_tables(self) -> frozenset[str]:
+        """The optional canonical tables that are not mapped (see :class:`SourceFrames`)."""
+        return self.end.absent_tables

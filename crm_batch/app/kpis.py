@@ -6,7 +6,10 @@ the revenue reconciliation (:mod:`crm_batch.app.reconciliation`). It also stores
 snapshots and computes target tables; the renderers live in :mod:`crm_batch.exports.kpis`.
 Snapshot convention: the values stored for business date T are those of the quarter
 containing T measured up to T (quarter to date), so the snapshot of a quarter's last
-day holds that quarter's final figures.
+day holds that quarter's final figures. A KPI without data because an optional table is
+not mapped (:attr:`PeriodReport.missing`) gets no snapshot row at all, so a trend or a
+tile comparison never shows it as a measured value (a null row means "measured, but
+undefined", e.g. a rate over an empty base).
 
 Scopes: the company (key ``None``), every team and, when some customers have no team,
 the ``(unassigned)`` scope (:data:`crm_batch.source.teams.UNASSIGNED`), which gets its
@@ -286,7 +289,7 @@ def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> Store
             )
             log.error("%s", problems[-1].line())
             continue
-        values[(scope, name)] = report.kpis
+        values[(scope, name)] = {k: v for k, v in report.kpis.items() if k not in report.missing}
     rows = write_snapshots(engine, run.as_of, values, computed_at)
     if run.value_model is not None:
         write_value_model(engine, run.as_of, run.value_model, computed_at)

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from crm_batch.config import ThresholdSettings
+from crm_batch.i18n.messages import absent_reason, partial_reason
 from crm_batch.kpi import (
     campaigns,
     care,
@@ -301,6 +302,17 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         missing=missing,
         partial=partial_kpis(absent),
     )
+
+
+def kpi_note(report: PeriodReport, name: str, language: str = "en") -> str:
+    """Why KPI ``name`` of ``report`` has no value ("no leads mapped") or is partial
+    ("without complaints (no tickets mapped)"); '' when neither. English by default:
+    the text JSON and CSV carry."""
+    if name in report.missing:
+        return absent_reason(report.missing[name], language)
+    if name in report.partial:
+        return partial_reason(report.partial[name], language)
+    return ""
 
 
 def _in_registry_order(values: Mapping[str, float]) -> dict[str, float]:

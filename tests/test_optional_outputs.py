@@ -30,7 +30,7 @@ from crm_batch.excel import layout
 from crm_batch.excel.dashboard import TILE_FIRST_ROW, dashboard_cells
 from crm_batch.excel.teamdata import team_workbook_data
 from crm_batch.excel.workbook import build_team_workbook
-from crm_batch.exports.kpis import as_csv, as_json, as_table, targets_as_text
+from crm_batch.exports.kpis import as_csv, as_json, as_table, customer_rows, targets_as_text
 from crm_batch.kpi import engine
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.targets import target_table
@@ -290,3 +290,16 @@ def test_diagnosis_report_marks_conversion_and_service_cards(
         page = diagnosis_html(settings, run_without(table), None, "en")
         assert '<div class="note">' + reason + "</div>" in page
         assert '<div class="note">' not in diagnosis_html(settings, run_without(None), None, "en")
+
+
+def test_customers_out_leaves_ticket_columns_empty_without_tickets(
+    run_without: Callable[[str | None], KpiRun],
+) -> None:
+    rows = customer_rows(run_without("tickets").reports[None], "en")
+    assert rows["tickets_open"].isna().all()
+    assert rows["complaints_open_over_limit"].isna().all()
+    complete = customer_rows(run_without(None).reports[None], "en")
+    assert complete["tickets_open"].notna().all()
+    assert complete["tickets_open"].sum() > 0
+    # the other columns are those of the complete data
+    assert rows["revenue_12m"].tolist() == complete["revenue_12m"].tolist()

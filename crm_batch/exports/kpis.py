@@ -226,13 +226,16 @@ CUSTOMER_COLUMNS = (
 )  # fmt: skip
 
 _TEXT_COLUMNS = ("name", "team", "owner", "region")
+#: Columns of :data:`CUSTOMER_COLUMNS` read from tickets (empty when tickets are absent).
+TICKET_COLUMNS = ("tickets_open", "complaints_open_over_limit")
 
 
 def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
     """The per-customer table: facts, scores, tiers, segment, lifecycle, warning, action.
 
     The next action is the churn warning's action when the customer has a warning,
-    else the value x lifecycle group's playbook action.
+    else the value x lifecycle group's playbook action. Without tickets mapped the
+    ticket columns are empty (unknown), not 0.
     """
     table = report.customers.copy()
     warnings = report.churn_warnings.set_index("customer_id")
@@ -243,6 +246,9 @@ def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
     texts = {key: action_text(key, language) for key in action_key.dropna().unique()}
     table["next_action"] = action_key.map(texts)
     out = table.loc[:, list(CUSTOMER_COLUMNS)]
+    if "tickets" in report.absent_tables:  # not mapped: unknown, not 0 open tickets
+        for column in TICKET_COLUMNS:
+            out[column] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     for column in _TEXT_COLUMNS:
         out[column] = out[column].astype("object").map(spreadsheet_safe, na_action="ignore")
     return out

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from fixtures.canonical import canonical_frames, load_canonical
 from fixtures.optional import Q2, SETTINGS, T, as_absent, extract
 from sqlalchemy.engine import URL
 
@@ -303,3 +304,46 @@ def test_customers_out_leaves_ticket_columns_empty_without_tickets(
     assert complete["tickets_open"].sum() > 0
     # the other columns are those of the complete data
     assert rows["revenue_12m"].tolist() == complete["revenue_12m"].tolist()
+
+
+def test_quarterly_review_without_touches_says_so_and_misses_no_target(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The whole review of the canonical company without touches, every quarter
+    recomputed through the service with the loader's absent_tables."""
+    from crm_batch.app import frames as app_frames
+    from crm_batch.app import kpis as app_kpis
+    from crm_batch.app.quarter import gather_quarter
+    from crm_batch.reports.quarterly import quarterly_html
+
+    def without_touches(*args: object, **kwargs: object) -> object:
+        return as_absent(load_frames(*args, **kwargs), "touches")
+
+    load_frames = app_frames.load_frames
+    monkeypatch.setattr(app_frames, "load_frames", without_touches)
+    monkeypatch.setattr(app_kpis, "load_frames", without_touches)
+    url = f"duckdb:///{(tmp_path / 'canonical.duckdb').as_posix()}"
+    frames = canonical_frames("int")
+    frames["touches"] = frames["touches"].iloc[:0]
+    state = make_engine(url)
+    try:
+        load_canonical(state, frames, "int")
+        chosen = load_settings(None, database_url=url, environ={})
+        data = gather_quarter(chosen, state, Q2)
+    finally:
+        state.dispose()
+    page = quarterly_html(chosen, data, None, "en", datetime(2026, 7, 1, 6, 0))
+    section = _text(page.split('id="campaigns"')[1].split('id="big"')[0])
+    assert "no touches mapped" in section
+    assert "%" not in section
+    targets = _text(page.split('id="targets"')[1].split('id="actions"')[0])
+    # campaign_roi and opt_out_rate are targeted by default: not measured, not missed
+    assert targets.count("no data") == 2
+    assert targets.count("no touches mapped") == 2
+    rows = {
+        row["kpi"]: row
+        for row in target_rows(data.target_tables[None], "en", "CNY", data.report(None))
+    }
+    assert rows["opt_out_rate"]["met"] == "no data"
+    assert rows["repurchase_rate"]["met"] in {"met", "missed"}
+    assert rows["repurchase_rate"]["actual"] != "no touches mapped"

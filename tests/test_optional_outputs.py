@@ -263,6 +263,7 @@ def test_diagnosis_report_says_no_touches_mapped_instead_of_a_campaign_table(
     page = diagnosis_html(settings, run_without("touches"), None, "en")
     section = _text(page.split('id="campaigns"')[1].split('id="definitions"')[0])
     assert "no touches mapped" in section
+    assert "<img" not in page.split('id="campaigns"')[1].split('id="definitions"')[0]
     assert "Campaign touches" not in section  # no cards
     assert "Channel" not in section  # no funnel table
     assert "%" not in section

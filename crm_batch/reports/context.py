@@ -253,7 +253,10 @@ def _charts(report: PeriodReport, tiers, value_tiers, language: str) -> dict[str
             t["chart.customers"],
             t["chart.revenue_share"],
         ),
-        "funnel": charts.funnel(
+        # without touches the campaign section shows only the reason: no chart to draw
+        "funnel": ""
+        if "touches" in report.absent_tables
+        else charts.funnel(
             [t[f"funnel.{stage}"] for stage in stages],
             [float(touches[stage].sum()) for stage in stages],
             t["chart.count"],

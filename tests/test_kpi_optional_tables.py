@@ -16,6 +16,7 @@ import pytest
 from fixtures.optional import SETTINGS, as_absent, extract
 from sqlalchemy.engine import URL
 
+from crm_batch.i18n.messages import absent_reason, partial_reason
 from crm_batch.kpi import engine
 from crm_batch.kpi.definitions import missing_kpis, partial_kpis, registry
 from crm_batch.source.frames import OPTIONAL_TABLES, PeriodFrames
@@ -163,3 +164,16 @@ def test_declarations_by_hand() -> None:
     assert missing_kpis({"campaigns", "touches"})["campaign_roi"] == ("campaigns", "touches")
     assert missing_kpis(()) == {}
     assert partial_kpis(()) == {}
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_every_reason_has_a_text_in_both_languages(language: str) -> None:
+    for table in OPTIONAL_TABLES:
+        assert absent_reason([table], language).strip()
+    for kpi in registry().values():
+        for table in kpi.partial_without:
+            assert partial_reason([table], language).strip()
+    assert absent_reason(["campaigns", "touches"], "en") == (
+        "no campaigns mapped; no touches mapped"
+    )
+    assert absent_reason(["leads"], "zh-CN") == "未映射线索表"

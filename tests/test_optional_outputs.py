@@ -348,3 +348,10 @@ def test_quarterly_review_without_touches_says_so_and_misses_no_target(
     assert rows["opt_out_rate"]["met"] == "no data"
     assert rows["repurchase_rate"]["met"] in {"met", "missed"}
     assert rows["repurchase_rate"]["actual"] != "no touches mapped"
+
+
+def test_the_run_notes_the_tables_not_mapped(run_without: Callable[[str | None], KpiRun]) -> None:
+    [note] = run_without("leads").notes()
+    assert note.startswith("optional tables not mapped: leads;")
+    assert note.endswith("leads_created, leads_converted, lead_conversion_rate")
+    assert run_without(None).notes() == []

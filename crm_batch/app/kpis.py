@@ -40,6 +40,7 @@ from crm_batch.app.targets import target_tables
 from crm_batch.app.value_models import write_value_model
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
+from crm_batch.kpi.definitions import OPTIONAL_TABLES
 from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
@@ -74,14 +75,25 @@ class KpiRun:
     unassigned_sample: tuple[str, ...] = ()  # a few of their ids
 
     def notes(self) -> list[str]:
-        """Lines worth knowing that need no action tonight: customers without a team."""
+        """Lines worth knowing that need no action tonight: optional tables not mapped,
+        customers without a team."""
+        notes = []
+        company = next(iter(self.reports.values()), None)
+        if company is not None and company.absent_tables:
+            absent = [t for t in OPTIONAL_TABLES if t in company.absent_tables]
+            names = ", ".join(company.missing)
+            notes.append(
+                f"optional tables not mapped: {', '.join(absent)}; the KPIs that need them "
+                f"have no data (null, not 0): {names}"
+            )
         if not self.unassigned:
-            return []
+            return notes
         sample = ", ".join(self.unassigned_sample)
         return [
+            *notes,
             f"{self.unassigned:,} customers have no team (e.g. ids {sample}): they are the "
             f"{UNASSIGNED} scope, with its own workbook and report; set their team at the "
-            "source (customers.team)"
+            "source (customers.team)",
         ]
 
 

@@ -270,7 +270,7 @@ def test_kpis_csv_and_table(demo_db: Path) -> None:
     csv_result = run_cli("kpis", "--as-of", "2026-06-30", "--format", "csv", cwd=demo_db)
     assert csv_result.returncode == 0, csv_result.stderr
     lines = csv_result.stdout.splitlines()
-    assert lines[0] == "as_of,period,scope,team,kpi,value"
+    assert lines[0] == "as_of,period,scope,team,kpi,value,note"
     assert len(lines) == 1 + len(registry())
     table = run_cli("kpis", "--as-of", "2026-06-30", "--lang", "en", cwd=demo_db)
     assert table.returncode == 0, table.stderr

@@ -16,9 +16,8 @@ Q3 = parse_period("2011Q3")
 
 def run(as_of: date, kpis: dict[str, float]) -> SimpleNamespace:
     """What the exports read of a KpiRun: the dates, the period and each scope's KPIs."""
-    return SimpleNamespace(
-        as_of=as_of, period=Q3, reports={None: SimpleNamespace(kpis=kpis)}, requested=Q3
-    )
+    report = SimpleNamespace(kpis=kpis, absent_tables=frozenset(), missing={}, partial={})
+    return SimpleNamespace(as_of=as_of, period=Q3, reports={None: report}, requested=Q3)
 
 
 # a float sum of order amounts, as pandas gives it; and a rate kept exact

@@ -6,7 +6,10 @@ the revenue reconciliation (:mod:`crm_batch.app.reconciliation`). It also stores
 snapshots and computes target tables; the renderers live in :mod:`crm_batch.exports.kpis`.
 Snapshot convention: the values stored for business date T are those of the quarter
 containing T measured up to T (quarter to date), so the snapshot of a quarter's last
-day holds that quarter's final figures.
+day holds that quarter's final figures. A KPI without data because an optional table is
+not mapped (:attr:`PeriodReport.missing`) gets no snapshot row at all, so a trend or a
+tile comparison never shows it as a measured value (a null row means "measured, but
+undefined", e.g. a rate over an empty base).
 
 Scopes: the company (key ``None``), every team and, when some customers have no team,
 the ``(unassigned)`` scope (:data:`crm_batch.source.teams.UNASSIGNED`), which gets its
@@ -37,6 +40,7 @@ from crm_batch.app.targets import target_tables
 from crm_batch.app.value_models import write_value_model
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
+from crm_batch.kpi.definitions import OPTIONAL_TABLES
 from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
@@ -70,14 +74,25 @@ class KpiRun:
     unassigned_sample: tuple[str, ...] = ()  # a few of their ids
 
     def notes(self) -> list[str]:
-        """Lines worth knowing that need no action tonight: customers without a team."""
+        """Lines worth knowing that need no action tonight: optional tables not mapped,
+        customers without a team."""
+        notes = []
+        company = next(iter(self.reports.values()), None)
+        if company is not None and company.absent_tables:
+            absent = [t for t in OPTIONAL_TABLES if t in company.absent_tables]
+            names = ", ".join(company.missing)
+            notes.append(
+                f"optional tables not mapped: {', '.join(absent)}; the KPIs that need them "
+                f"have no data (null, not 0): {names}"
+            )
         if not self.unassigned:
-            return []
+            return notes
         sample = ", ".join(self.unassigned_sample)
         return [
+            *notes,
             f"{self.unassigned:,} customers have no team (e.g. ids {sample}): they are the "
             f"{UNASSIGNED} scope, with its own workbook and report; set their team at the "
-            "source (customers.team)"
+            "source (customers.team)",
         ]
 
 
@@ -287,7 +302,7 @@ def store_snapshots(engine: Engine, run: KpiRun, computed_at: datetime) -> Store
             )
             log.error("%s", problems[-1].line())
             continue
-        values[(scope, name)] = report.kpis
+        values[(scope, name)] = {k: v for k, v in report.kpis.items() if k not in report.missing}
     rows = write_snapshots(engine, run.as_of, values, computed_at)
     if run.value_model is not None:
         write_value_model(engine, run.as_of, run.value_model, computed_at)

@@ -260,7 +260,7 @@ def kpis(
         click.echo(as_table(run, language, settings.currency))
         if goals is not None:
             click.echo("")
-            click.echo(targets_as_text(goals, language, settings.currency))
+            click.echo(targets_as_text(goals, language, settings.currency, run.reports))
 
 
 @main.group()

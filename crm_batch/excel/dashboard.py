@@ -94,9 +94,16 @@ def dashboard_cells(data: TeamWorkbookData, language: str) -> list[DashboardCell
         current = tile.current if math.isfinite(tile.current) else "–"
         cells.append(
             cell(
-                row + 1, col, current, units[unit], merge_to_col=col + 1, style=f"tile_value:{unit}"
+                row + 1, col, current, units[unit], merge_to_col=col + 1,
+                style=f"tile_value:{unit}", note=None if tile.missing else tile.note or None,
             )
-        )
+        )  # fmt: skip
+        if tile.missing:  # no data (an optional table is not mapped): say why, no change
+            cells.append(
+                cell(row + 2, col, tile.note, font_color=PREVIOUS_COLOUR, style="tile_blank")
+            )
+            cells.append(cell(row + 2, col + 1, None, style="tile_blank"))
+            continue
         change = tile.change
         if change is None:
             cells.append(cell(row + 2, col, t("dashboard.no_previous"), style="tile_blank"))

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 import numpy as np
@@ -46,6 +46,7 @@ from crm_batch.excel import layout
 from crm_batch.excel.cells import WorkbookError, check_row_limit
 from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.engine import kpi_note
 
 #: Dashboard KPIs measured at a point in time (not summed over the period).
 POINT_IN_TIME_KPIS = frozenset(
@@ -77,6 +78,10 @@ class KpiTile:
     current: float
     previous: float | None
     previous_as_of: date | None
+    #: why the KPI has no value or is partial (an optional table is not mapped), in the
+    #: workbook's language; '' when it is measured from every table it reads
+    note: str = ""
+    missing: bool = False  # no data: the tile shows a dash and the note
 
     @property
     def change(self) -> float | None:
@@ -176,12 +181,16 @@ def team_workbook_data(
     compare_day = targets.baseline_as_of(requested, run.as_of, previous_period)
     by_kpi = _history_by_kpi(team_history)
     tiles = tuple(
-        _tile(
-            name,
-            report.kpis.get(name, math.nan),
-            by_kpi.get(name, _NO_HISTORY),
-            previous_period.start,
-            compare_day,
+        replace(
+            _tile(
+                name,
+                report.kpis.get(name, math.nan),
+                by_kpi.get(name, _NO_HISTORY),
+                previous_period.start,
+                compare_day,
+            ),
+            note=kpi_note(report, name, language),
+            missing=name in report.missing,
         )
         for name in layout.DASHBOARD_KPIS
     )

@@ -5,6 +5,10 @@ The JSON document is the documented interface (README: format ``crm-batch-kpis``
 registry name); text tables use the reader's language and number formats
 (:mod:`crm_batch.i18n.numbers`). Text from the database reaches CSV cells through
 :func:`spreadsheet_safe`, so a spreadsheet never runs it as a formula.
+
+A KPI without data because an optional table is not mapped is null in JSON and empty in
+CSV, and says why: ``missing`` in JSON, the ``note`` column in CSV, the reason in place
+of the value in text tables (README "KPI output formats").
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import io
 import json
 import math
 import unicodedata
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +26,10 @@ import pandas as pd
 
 from crm_batch.app.kpis import KpiRun
 from crm_batch.files import atomic_output
+from crm_batch.i18n.messages import message
 from crm_batch.i18n.numbers import kpi_value
-from crm_batch.kpi.definitions import registry
-from crm_batch.kpi.engine import PeriodReport
+from crm_batch.kpi.definitions import OPTIONAL_TABLES, registry
+from crm_batch.kpi.engine import PeriodReport, kpi_note
 from crm_batch.kpi.playbook import action_text
 
 JSON_FORMAT = "crm-batch-kpis"
@@ -70,12 +76,21 @@ def _unit(name: str) -> str | None:
     return kpi.unit if kpi else None
 
 
+def _absent_tables(run: KpiRun) -> list[str]:
+    """The optional tables not mapped in ``run`` (every report shares one extraction)."""
+    absent = set().union(*(report.absent_tables for report in run.reports.values()))
+    return [table for table in OPTIONAL_TABLES if table in absent]
+
+
 def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None = None) -> str:
     """The stable JSON document (format ``crm-batch-kpis`` version 1, see the README).
 
     ``measured_at`` is the day the point-in-time KPIs (customer counts, tiers, warnings,
     Pareto) are taken at: the period's last day up to ``as_of``, so a past period asked
     for with a later ``--as-of`` says that its stock KPIs are of its own last day.
+    ``absent_tables`` lists the optional tables not mapped; each result's ``missing``
+    maps the KPIs they leave without data (null) to the reason, ``partial`` those
+    computed without a signal (both empty objects when every table is mapped).
     """
     document: dict[str, Any] = {
         "format": JSON_FORMAT,
@@ -88,6 +103,7 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
             "start": run.period.start.isoformat(),
             "end": run.period.end.isoformat(),
         },
+        "absent_tables": _absent_tables(run),
         "results": [
             {
                 "scope": "all" if team is None else "team",
@@ -95,12 +111,15 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
                 "kpis": {
                     name: _json_number(value, _unit(name)) for name, value in report.kpis.items()
                 },
+                "missing": {name: kpi_note(report, name) for name in report.missing},
+                "partial": {name: kpi_note(report, name) for name in report.partial},
             }
             for team, report in run.reports.items()
         ],
     }
     if targets_by_scope is not None:
         for result, team in zip(document["results"], run.reports, strict=True):
+            report = run.reports[team]
             result["targets"] = [
                 {
                     "kpi": row.kpi,
@@ -111,6 +130,7 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
                     "actual": _json_number(row.actual, _unit(row.kpi)),
                     "attainment": _json_number(row.attainment),
                     "met": None if pd.isna(row.met) else bool(row.met),
+                    "missing": kpi_note(report, row.kpi) if row.kpi in report.missing else None,
                 }
                 for row in targets_by_scope[team].itertuples(index=False)
             ]
@@ -119,10 +139,10 @@ def as_json(run: KpiRun, targets_by_scope: dict[str | None, pd.DataFrame] | None
 
 def as_csv(run: KpiRun) -> str:
     """Long CSV: as_of, period, scope, team, kpi, value (rates as fractions, money to the
-    cent)."""
+    cent), note (why a value is empty or partial: an optional table is not mapped)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["as_of", "period", "scope", "team", "kpi", "value"])
+    writer.writerow(["as_of", "period", "scope", "team", "kpi", "value", "note"])
     for team, report in run.reports.items():
         for name, value in report.kpis.items():
             shown = _csv_number(value, _unit(name) or "")
@@ -134,26 +154,39 @@ def as_csv(run: KpiRun) -> str:
                     spreadsheet_safe(team or ""),
                     name,
                     shown,
+                    kpi_note(report, name),
                 ]
             )
     return buffer.getvalue()
 
 
 def as_table(run: KpiRun, language: str, currency: str) -> str:
-    """An aligned text table: one row per KPI, one column per scope."""
+    """An aligned text table: one row per KPI, one column per scope.
+
+    A KPI without data shows the reason instead of a value ("no leads mapped"); a partial
+    one is marked ``*`` with the reason under the table."""
     kpis = registry()
     scopes = list(run.reports)
     title_all = "全公司" if language == "zh-CN" else "all"
     header = ["KPI", *[title_all if s is None else s for s in scopes]]
     rows = [header]
     names = list(next(iter(run.reports.values())).kpis) if run.reports else []
+    footnotes: dict[str, None] = {}
     for name in names:
         kpi = kpis[name]
+        partial = [
+            kpi_note(run.reports[s], name, language)
+            for s in scopes
+            if name in run.reports[s].partial
+        ]
+        footnotes.update(dict.fromkeys(f"* {kpi.label(language)}: {note}" for note in partial))
         rows.append(
             [
-                kpi.label(language),
+                kpi.label(language) + (" *" if partial else ""),
                 *[
-                    kpi_value(kpi, run.reports[s].kpis.get(name), language, currency)
+                    kpi_note(run.reports[s], name, language)
+                    if name in run.reports[s].missing
+                    else kpi_value(kpi, run.reports[s].kpis.get(name), language, currency)
                     for s in scopes
                 ],
             ]
@@ -166,7 +199,8 @@ def as_table(run: KpiRun, language: str, currency: str) -> str:
     if run.period.end < run.as_of:  # a past period: its stock KPIs are of its last day
         day = run.period.end.isoformat()
         span += f",时点指标取 {day}" if language == "zh-CN" else f", stock KPIs measured {day}"
-    return f"{title} {span}\n{_align(rows)}"
+    notes = "".join(f"\n{line}" for line in footnotes)
+    return f"{title} {span}\n{_align(rows)}{notes}"
 
 
 def _display_width(text: str) -> int:
@@ -192,13 +226,16 @@ CUSTOMER_COLUMNS = (
 )  # fmt: skip
 
 _TEXT_COLUMNS = ("name", "team", "owner", "region")
+#: Columns of :data:`CUSTOMER_COLUMNS` read from tickets (empty when tickets are absent).
+TICKET_COLUMNS = ("tickets_open", "complaints_open_over_limit")
 
 
 def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
     """The per-customer table: facts, scores, tiers, segment, lifecycle, warning, action.
 
     The next action is the churn warning's action when the customer has a warning,
-    else the value x lifecycle group's playbook action.
+    else the value x lifecycle group's playbook action. Without tickets mapped the
+    ticket columns are empty (unknown), not 0.
     """
     table = report.customers.copy()
     warnings = report.churn_warnings.set_index("customer_id")
@@ -209,6 +246,9 @@ def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
     texts = {key: action_text(key, language) for key in action_key.dropna().unique()}
     table["next_action"] = action_key.map(texts)
     out = table.loc[:, list(CUSTOMER_COLUMNS)]
+    if "tickets" in report.absent_tables:  # not mapped: unknown, not 0 open tickets
+        for column in TICKET_COLUMNS:
+            out[column] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     for column in _TEXT_COLUMNS:
         out[column] = out[column].astype("object").map(spreadsheet_safe, na_action="ignore")
     return out
@@ -222,8 +262,14 @@ def write_customers_csv(report: PeriodReport, path: Path, language: str) -> int:
     return len(rows)
 
 
-def targets_as_text(tables: dict[str | None, pd.DataFrame], language: str, currency: str) -> str:
-    """The target tables as aligned text, one block per scope."""
+def targets_as_text(
+    tables: dict[str | None, pd.DataFrame],
+    language: str,
+    currency: str,
+    reports: Mapping[str | None, PeriodReport] | None = None,
+) -> str:
+    """The target tables as aligned text, one block per scope; a KPI without data in its
+    scope's report (an optional table is not mapped) shows the reason and "no data"."""
     kpis = registry()
     zh = language == "zh-CN"
     header = (
@@ -242,13 +288,20 @@ def targets_as_text(tables: dict[str | None, pd.DataFrame], language: str, curre
                 else (("是" if record.met else "否") if zh else ("yes" if record.met else "no"))
             )
             attainment = "–" if pd.isna(record.attainment) else f"{record.attainment * 100:,.0f} %"
+            actual = kpi_value(kpi, record.actual, language, currency)
+            report = None if reports is None else reports.get(scope)
+            if report is not None and record.kpi in report.missing:
+                actual, met = (
+                    kpi_note(report, record.kpi, language),
+                    message("met.no_data", language),
+                )
             rows.append(
                 [
                     kpi.label(language),
                     record.baseline_period,
                     kpi_value(kpi, record.baseline, language, currency),
                     kpi_value(kpi, record.target, language, currency),
-                    kpi_value(kpi, record.actual, language, currency),
+                    actual,
                     attainment,
                     met,
                 ]

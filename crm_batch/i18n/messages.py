@@ -8,11 +8,22 @@ the automatic findings. Every key exists in both languages (a test checks it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from crm_batch.i18n import LANGUAGES, Language, language_index
 from crm_batch.i18n.catalog import Catalog
 
 ReportLanguage = Language
-__all__ = ["LANGUAGES", "REPORT_TEXTS", "ReportLanguage", "channel_label", "message", "messages"]
+__all__ = [
+    "LANGUAGES",
+    "REPORT_TEXTS",
+    "ReportLanguage",
+    "absent_reason",
+    "channel_label",
+    "message",
+    "messages",
+    "partial_reason",
+]
 
 _TEXTS: dict[str, tuple[str, str]] = {
     # cover and running header
@@ -345,6 +356,13 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "text.big_left": ("跌出大客户名单的客户", "Accounts that left the top list"),
     "text.no_big": ("没有近12个月有销售额的客户。", "No customer has 12-month revenue."),
     "text.no_teams": ("没有团队数据。", "No team data."),
+    # optional tables not mapped (absent_reason): the reason a KPI or section has no data
+    "missing.leads": ("未映射线索表", "no leads mapped"),
+    "missing.tickets": ("未映射工单表", "no tickets mapped"),
+    "missing.campaigns": ("未映射营销活动表", "no campaigns mapped"),
+    "missing.touches": ("未映射营销触达表", "no touches mapped"),
+    "partial.tickets": ("不含投诉信号(未映射工单表)", "without complaints (no tickets mapped)"),
+    "met.no_data": ("无数据", "no data"),
 }
 REPORT_TEXTS = Catalog(_TEXTS)
 
@@ -373,3 +391,16 @@ def channel_label(channel: str, language: str) -> str:
     if names is None:
         return channel
     return names[language_index(language)]
+
+
+def absent_reason(tables: Iterable[str], language: str) -> str:
+    """Why a KPI or section has no data: its optional tables are not mapped, e.g.
+    "no leads mapped" / "未映射线索表" (several joined with "; ")."""
+    separator = ";" if language == "zh-CN" else "; "
+    return separator.join(message(f"missing.{table}", language) for table in tables)
+
+
+def partial_reason(tables: Iterable[str], language: str) -> str:
+    """What a KPI was computed without: its unmapped optional tables' signals."""
+    separator = ";" if language == "zh-CN" else "; "
+    return separator.join(message(f"partial.{table}", language) for table in tables)

@@ -40,7 +40,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.definitions import CAMPAIGNS_AND_TOUCHES, TOUCHES, KpiDefinition
 from crm_batch.kpi.keys import lookup, ratio
 from crm_batch.kpi.uplift import window_outcomes
 from crm_batch.periods import Period
@@ -73,6 +73,7 @@ KPIS = (
         "Campaign messages, calls and invitations sent in the period.",
         "期内发出的营销触达(短信、邮件、微信、电话、活动邀请)数。",
         0,
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_open_rate",
@@ -82,6 +83,7 @@ KPIS = (
         "up",
         "Opened touches / touches sent in the period.",
         "被打开的触达数 / 期内触达数。",
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_click_rate",
@@ -91,6 +93,7 @@ KPIS = (
         "up",
         "Clicked touches / touches sent in the period.",
         "被点击的触达数 / 期内触达数。",
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_conversion_rate",
@@ -100,6 +103,7 @@ KPIS = (
         "up",
         "Touches followed by a paid order within 7 days (last touch) / touches.",
         "触达后7天内产生已付款订单(末次触达归因)的触达数 / 触达数。",
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_revenue",
@@ -110,6 +114,7 @@ KPIS = (
         "Paid orders attributed to the period's touches (last touch within 7 days).",
         "归因于期内触达的已付款订单金额(7天内末次触达)。",
         0,
+        needs=TOUCHES,
     ),
     KpiDefinition(
         "campaign_cost",
@@ -120,6 +125,7 @@ KPIS = (
         "Campaign cost booked to the period, spread over each campaign's touches.",
         "按触达数分摊到本期的营销成本。",
         0,
+        needs=CAMPAIGNS_AND_TOUCHES,
     ),
     KpiDefinition(
         "campaign_roi",
@@ -129,6 +135,7 @@ KPIS = (
         "up",
         "(Attributed revenue - cost) / cost of the period's campaigns.",
         "(营销归因销售额 - 营销成本) / 营销成本。",
+        needs=CAMPAIGNS_AND_TOUCHES,
     ),
     KpiDefinition(
         "opt_out_rate",
@@ -139,6 +146,7 @@ KPIS = (
         "Touches answered with a marketing opt-out / touches sent in the period.",
         "触达后退订营销的数量 / 期内触达数(目标≤3%)。",
         2,
+        needs=TOUCHES,
     ),
 )
 

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from crm_batch.config import ThresholdSettings
-from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.definitions import TICKETS, KpiDefinition
 from crm_batch.kpi.playbook import WARNING_ACTIONS
 
 SIGNAL_QUIET = "no_order_3m"
@@ -78,6 +78,7 @@ KPIS = (
         "or with a complaint open over 24 h.",
         "连续3个完整自然月无消费(此前12个月有消费)或投诉超过24小时未解决的客户数。",
         0,
+        partial_without=TICKETS,
     ),
     KpiDefinition(
         "churn_warnings_high",
@@ -88,6 +89,7 @@ KPIS = (
         "Churn warnings of level high: tier A customers or both signals.",
         "高风险预警数:A类客户或两个信号同时出现。",
         0,
+        partial_without=TICKETS,
     ),
     KpiDefinition(
         "revenue_at_risk",
@@ -99,6 +101,7 @@ KPIS = (
         "quiet customers, last 365 days for complaint-only warnings).",
         "预警客户的年度净销售额合计(沉默客户取回看期,仅投诉客户取近365天)。",
         0,
+        partial_without=TICKETS,
     ),
 )
 

@@ -26,7 +26,7 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.definitions import LEADS, KpiDefinition
 from crm_batch.kpi.keys import ratio
 from crm_batch.periods import Period
 
@@ -40,6 +40,7 @@ KPIS = (
         "Leads created in the period.",
         "期内新建的销售线索数。",
         0,
+        needs=LEADS,
     ),
     KpiDefinition(
         "leads_converted",
@@ -50,6 +51,7 @@ KPIS = (
         "Leads of the period whose customer placed a first paid order within 90 days.",
         "本期线索中,客户在90天内完成首笔已付款订单的数量。",
         0,
+        needs=LEADS,
     ),
     KpiDefinition(
         "lead_conversion_rate",
@@ -60,6 +62,7 @@ KPIS = (
         "Leads created in the period with a first paid order within 90 days / leads "
         "created in the period.",
         "期内新建线索中90天内完成首单的数量 / 期内新建线索数。",
+        needs=LEADS,
     ),
 )
 

@@ -20,6 +20,11 @@ Teams: a team's KPIs use its customers (the register's current ``team``), its le
 (the lead's ``team``) and the touches of its customers; referral credit goes to the
 referrer's team (:mod:`crm_batch.kpi.referral`). A team without customers gets counts
 of 0 and NaN rates, never an error. One prepared period serves every team.
+
+Optional tables: when the frames name absent tables (``absent_tables``), every KPI whose
+registry entry ``needs`` one of them is NaN (null in outputs) and listed in
+:attr:`PeriodReport.missing`; those it can do without are listed in
+:attr:`PeriodReport.partial` (:mod:`crm_batch.kpi.definitions`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from crm_batch.config import ThresholdSettings
+from crm_batch.i18n.messages import absent_reason, partial_reason
 from crm_batch.kpi import (
     alive,
     campaigns,
@@ -48,7 +54,7 @@ from crm_batch.kpi import (
 )
 from crm_batch.kpi.campaigns import CAMPAIGN_COLUMNS
 from crm_batch.kpi.churn import churn_warnings, rank_for_calls
-from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.definitions import missing_kpis, partial_kpis, registry
 from crm_batch.kpi.facts import customer_table
 from crm_batch.kpi.keys import attach, positions, positions_many, take
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
@@ -162,6 +168,12 @@ class PeriodReport:
     uplift_by_channel: pd.DataFrame  # the same per channel, campaigns pooled
     alive_by_tier: pd.DataFrame  # P(alive) distribution per buyer value tier (kpi.alive)
     likely_lost: pd.DataFrame  # diamond/silver customers most likely lost, biggest first
+    #: optional canonical tables not mapped (their frames were empty)
+    absent_tables: frozenset[str] = frozenset()
+    #: KPIs without data (NaN) -> the absent tables they need
+    missing: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: KPIs computed without a signal -> the absent tables they did without
+    partial: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by a stable name (for writers that loop over them); the large
@@ -276,6 +288,9 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         **migration.migration_kpis(matrix),
         **care.care_kpis(calendar),
     }
+    absent = frames.absent_tables
+    missing = missing_kpis(absent)
+    values.update(dict.fromkeys(missing, float("nan")))
     return PeriodReport(
         period=period,
         as_of=frames.as_of,
@@ -294,11 +309,21 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         advocate_candidates=referral.advocate_candidates(end_table, thresholds),
         churn_warnings=warnings.reset_index(drop=True),
         customers=end_table,
-        uplift_by_campaign=uplift.incremental_results(touches, list(CAMPAIGN_COLUMNS)),
-        uplift_by_channel=uplift.incremental_results(touches, ["channel"]),
-        alive_by_tier=alive.alive_by_value_tier(end_table, thresholds.likely_lost_p_alive),
-        likely_lost=alive.likely_lost_valuable(end_table, thresholds.likely_lost_p_alive),
+from crm_batch.kpi.campaigns import CAMPAIGN_COLUMNS
+from crm_batch.kpi.churn import churn_warnings, rank_for_calls
+from crm_batch.kpi.definitions import missing_kpis, partial_kpis, registry
     )
+
+
+def kpi_note(report: PeriodReport, name: str, language: str = "en") -> str:
+    """Why KPI ``name`` of ``report`` has no value ("no leads mapped") or is partial
+    ("without complaints (no tickets mapped)"); '' when neither. English by default:
+    the text JSON and CSV carry."""
+    if name in report.missing:
+        return absent_reason(report.missing[name], language)
+    if name in report.partial:
+        return partial_reason(report.partial[name], language)
+    return ""
 
 
 def _in_registry_order(values: Mapping[str, float]) -> dict[str, float]:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, special
 
-from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.definitions import TICKETS, KpiDefinition
 
 #: The prediction horizon of the ``*_12m`` columns, in days.
 HORIZON_DAYS = 365
@@ -81,6 +81,7 @@ KPIS = (
         "Expected revenue of the next 365 days of the customers with a churn warning.",
         "流失预警客户未来365天的预测销售额合计。",
         0,
+        partial_without=TICKETS,
     ),
 )
 

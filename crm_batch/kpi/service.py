@@ -26,7 +26,7 @@ from datetime import timedelta
 
 import pandas as pd
 
-from crm_batch.kpi.definitions import KpiDefinition
+from crm_batch.kpi.definitions import TICKETS, KpiDefinition
 from crm_batch.kpi.keys import ratio
 from crm_batch.periods import Period
 
@@ -40,6 +40,7 @@ KPIS = (
         "Complaints opened in the period.",
         "期内新增投诉数。",
         0,
+        needs=TICKETS,
     ),
     KpiDefinition(
         "complaint_resolved_24h_rate",
@@ -49,6 +50,7 @@ KPIS = (
         "up",
         "Share of the period's complaints resolved within 24 hours of opening.",
         "期内投诉中,24小时内解决的比例。",
+        needs=TICKETS,
     ),
     KpiDefinition(
         "open_complaints",
@@ -59,6 +61,7 @@ KPIS = (
         "Complaints not resolved at the end of the period.",
         "期末仍未解决的投诉数。",
         0,
+        needs=TICKETS,
     ),
     KpiDefinition(
         "satisfaction_mean",
@@ -69,6 +72,7 @@ KPIS = (
         "Mean rating (1-5) of the tickets opened in the period.",
         "期内工单的平均满意度评分(1-5分)。",
         2,
+        needs=TICKETS,
     ),
 )
 

@@ -16,9 +16,9 @@ import pandas as pd
 
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.characters import normalize_characters
-from crm_batch.i18n.messages import channel_label, message, messages
+from crm_batch.i18n.messages import absent_reason, channel_label, message, messages
 from crm_batch.kpi.definitions import registry
-from crm_batch.kpi.engine import PeriodReport
+from crm_batch.kpi.engine import PeriodReport, kpi_note
 from crm_batch.kpi.playbook import GROUP_ACTIONS, action_text, label
 from crm_batch.reports import charts, findings
 
@@ -70,7 +70,10 @@ def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
 def kpi_rows(
     report: PeriodReport, names: tuple[str, ...], language: str, currency: str
 ) -> list[dict[str, Any]]:
-    """KPI table rows (label, formatted value, definition) of ``names``, for both reports."""
+    """KPI table rows (label, formatted value, definition) of ``names``, for both reports.
+
+    ``note`` says why a value is a dash or partial (an optional table is not mapped:
+    "no leads mapped"), '' otherwise; the templates show it under the value."""
     kpis = registry()
     return [
         {
@@ -79,6 +82,7 @@ def kpi_rows(
             "value": fmt.kpi_value(kpis[name], report.kpis.get(name), language, currency),
             "definition": kpis[name].definition(language),
             "direction": kpis[name].direction,
+            "note": kpi_note(report, name, language),
         }
         for name in names
         if name in report.kpis
@@ -207,6 +211,25 @@ def funnel_rows(
     return rows
 
 
+def campaign_section(
+    report: PeriodReport, names: tuple[str, ...], language: str, currency: str
+) -> dict[str, Any]:
+    """The campaign section of both reports: KPI cards and the funnel by channel and by
+    campaign. ``absent``: without touches there is no funnel at all, and the section
+    says so ("no touches mapped") instead of showing zeros; ``tables_absent``: without
+    campaigns the touches have no channel or campaign, so the tables give way to
+    "no campaigns mapped" (the cards still show what touches alone measure)."""
+    absent = [t for t in ("touches",) if t in report.absent_tables]
+    tables_absent = [t for t in ("campaigns",) if t in report.absent_tables]
+    return {
+        "absent": absent_reason(absent, language),
+        "tables_absent": absent_reason(tables_absent, language),
+        "kpis": kpi_rows(report, names, language, currency),
+        "channels": funnel_rows(report.funnel_by_channel, language, currency, "channel"),
+        "campaigns": funnel_rows(report.funnel_by_campaign, language, currency, "campaign_name"),
+    }
+
+
 def _charts(report: PeriodReport, tiers, value_tiers, language: str) -> dict[str, str]:
     t = messages(language)
     customers = report.customers
@@ -228,7 +251,10 @@ def _charts(report: PeriodReport, tiers, value_tiers, language: str) -> dict[str
             t["chart.customers"],
             t["chart.revenue_share"],
         ),
-        "funnel": charts.funnel(
+        # without touches the campaign section shows only the reason: no chart to draw
+        "funnel": ""
+        if "touches" in report.absent_tables
+        else charts.funnel(
             [t[f"funnel.{stage}"] for stage in stages],
             [float(touches[stage].sum()) for stage in stages],
             t["chart.count"],
@@ -296,13 +322,7 @@ def diagnosis_context(
             "candidates": _candidates(report, language, currency),
         },
         "service": kpi_rows(report, SERVICE_KPIS, language, currency),
-        "campaigns": {
-            "kpis": kpi_rows(report, CAMPAIGN_KPIS, language, currency),
-            "channels": funnel_rows(report.funnel_by_channel, language, currency, "channel"),
-            "campaigns": funnel_rows(
-                report.funnel_by_campaign, language, currency, "campaign_name"
-            ),
-        },
+        "campaigns": campaign_section(report, CAMPAIGN_KPIS, language, currency),
         "definitions": kpi_rows(report, tuple(report.kpis), language, currency),
         "charts": _charts(report, tiers, value_tiers, language),
     }

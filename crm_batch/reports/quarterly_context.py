@@ -26,10 +26,11 @@ from crm_batch.app.quarter import QuarterData, Scope
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import message, messages
 from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.engine import kpi_note
 from crm_batch.kpi.migration import NONE_LABEL, TIER_ORDER
 from crm_batch.kpi.playbook import ACTIONS, action_text, label
 from crm_batch.reports import charts
-from crm_batch.reports.context import display_text, funnel_rows, kpi_rows
+from crm_batch.reports.context import campaign_section, display_text, kpi_rows
 from crm_batch.reports.quarterly_accounts import (
     TOP_BIG,
     big_customers,
@@ -137,7 +138,8 @@ def glance_cards(
                 "value": kpi_text(kpi, actual, language, currency),
                 "change": change_text(kpi, change, language, currency),
                 "change_class": trend_class(kpi, change),
-                "note": message("glance.vs", language, period=data.previous.label),
+                "note": kpi_note(data.report(scope), name, language)
+                or message("glance.vs", language, period=data.previous.label),
             }
         )
     return cards
@@ -377,7 +379,7 @@ def quarterly_context(
     kpis = registry()
     report = data.report(team)
     quarter = data.quarter
-    targets = target_rows(data.target_tables[team], language, currency)
+    targets = target_rows(data.target_tables[team], language, currency, report)
     met = [row for row in targets if row["met_key"] == "met"]
     known = [row for row in targets if row["met_key"]]
     return {
@@ -416,13 +418,7 @@ def quarterly_context(
         "migration": migration_section(data, team, language, currency),
         "cohort_chart": cohort_chart(data, team, language) if len(report.cohort_matrix) else "",
         "winback": winback_section(data, team, language, currency),
-        "campaigns": {
-            "kpis": kpi_rows(report, CAMPAIGN_KPIS, language, currency),
-            "channels": funnel_rows(report.funnel_by_channel, language, currency, "channel"),
-            "campaigns": funnel_rows(
-                report.funnel_by_campaign, language, currency, "campaign_name"
-            ),
-        },
+        "campaigns": campaign_section(report, CAMPAIGN_KPIS, language, currency),
         "big": big_customer_section(data, team, language, currency),
         "teams": {
             "rows": team_rows(data, language, currency) if team is None else [],

@@ -24,6 +24,7 @@ from crm_batch.app.quarter import QuarterData, Scope
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import channel_label, message
 from crm_batch.kpi.definitions import KpiDefinition, registry
+from crm_batch.kpi.engine import PeriodReport, kpi_note
 from crm_batch.kpi.playbook import ACTIONS, GROUP_ACTIONS, PROSPECT_ACTION, label
 
 #: A KPI that misses its target -> the playbook action that moves it (the seeds' plans).
@@ -116,13 +117,23 @@ def _met_text(met: Any, language: str) -> tuple[str, str]:
     return (message("met.yes", language), "met") if met else (message("met.no", language), "missed")
 
 
-def target_rows(table: pd.DataFrame, language: str, currency: str) -> list[dict[str, Any]]:
-    """The target table of one scope as display rows (attainment as a percentage)."""
+def target_rows(
+    table: pd.DataFrame, language: str, currency: str, report: PeriodReport | None = None
+) -> list[dict[str, Any]]:
+    """The target table of one scope as display rows (attainment as a percentage).
+
+    A KPI of ``report`` without data (an optional table is not mapped) shows "no data"
+    and the reason instead of its actual value: it was not measured, so it did not miss.
+    """
     kpis = registry()
     rows = []
     for row in table.itertuples(index=False):
         kpi = kpis[row.kpi]
         met, met_key = _met_text(row.met, language)
+        actual = kpi_text(kpi, row.actual, language, currency)
+        if report is not None and row.kpi in report.missing:
+            met, met_key = message("met.no_data", language), ""
+            actual = kpi_note(report, row.kpi, language)
         rows.append(
             {
                 "kpi": row.kpi,
@@ -131,7 +142,7 @@ def target_rows(table: pd.DataFrame, language: str, currency: str) -> list[dict[
                 "baseline_period": row.baseline_period,
                 "baseline": kpi_text(kpi, row.baseline, language, currency),
                 "target": kpi_text(kpi, row.target, language, currency),
-                "actual": kpi_text(kpi, row.actual, language, currency),
+                "actual": actual,
                 "attainment": fmt.percent(row.attainment, 0),
                 "met": met,
                 "met_key": met_key,

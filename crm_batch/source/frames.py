@@ -14,6 +14,12 @@ from datetime import date
 import pandas as pd
 
 from crm_batch.periods import Period
+from crm_batch.source.mapping import OPTIONAL
+
+#: The canonical tables a company may leave unmapped (DESIGN.md "Canonical data model"):
+#: an absent one reaches the queries as an empty relation and is named in
+#: :attr:`SourceFrames.absent_tables`; customers and orders are always mapped.
+OPTIONAL_TABLES = OPTIONAL
 
 
 @dataclass(frozen=True)
@@ -24,9 +30,11 @@ class SourceFrames:
     * ``facts``: order facts (customer_facts.sql), customers with a paid/refunded row;
     * ``service``: open tickets (customer_service.sql), customers with an open ticket;
     * ``referrals``: referrals made (customer_referrals.sql), customers who referred;
-    * ``churn_window``: calendar-month order counts (customer_churn_window.sql);
-    * ``absent_tables``: canonical relations without a mapping file (e.g. ``{"leads"}``):
-      their frames are empty because there is no data, not because nothing happened.
+    * ``churn_window``: calendar-month order counts (customer_churn_window.sql).
+
+    ``absent_tables``: the optional canonical tables (:data:`OPTIONAL_TABLES`) that are
+    not mapped. Their relations were empty, so every frame read from them is empty; the
+    KPI engine makes the KPIs that need them null (no data) instead of a false zero.
     """
 
     as_of: date
@@ -49,6 +57,7 @@ class PeriodFrames:
     register at ``as_of`` (the care calendar looks ahead from T, not from the period).
     ``cohort_activity`` is counted up to the period's end; ``first_orders`` and the
     conversion and attribution windows see orders up to ``as_of``.
+    :attr:`absent_tables` is the end frames' (one extraction, one mapping).
     """
 
     period: Period
@@ -64,3 +73,8 @@ class PeriodFrames:
     touches: pd.DataFrame
     campaign_orders: pd.DataFrame
     cohort_activity: pd.DataFrame
+
+    @property
+    def absent_tables(self) -> frozenset[str]:
+        """The optional canonical tables that are not mapped (see :class:`SourceFrames`)."""
+        return self.end.absent_tables

@@ -309,9 +309,13 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         advocate_candidates=referral.advocate_candidates(end_table, thresholds),
         churn_warnings=warnings.reset_index(drop=True),
         customers=end_table,
-from crm_batch.kpi.campaigns import CAMPAIGN_COLUMNS
-from crm_batch.kpi.churn import churn_warnings, rank_for_calls
-from crm_batch.kpi.definitions import missing_kpis, partial_kpis, registry
+        uplift_by_campaign=uplift.incremental_results(touches, list(CAMPAIGN_COLUMNS)),
+        uplift_by_channel=uplift.incremental_results(touches, ["channel"]),
+        alive_by_tier=alive.alive_by_value_tier(end_table, thresholds.likely_lost_p_alive),
+        likely_lost=alive.likely_lost_valuable(end_table, thresholds.likely_lost_p_alive),
+        absent_tables=absent,
+        missing=missing,
+        partial=partial_kpis(absent),
     )
 
 

@@ -36,9 +36,7 @@ def source_url(settings: Settings) -> URL:
     cache = prepare_folder_source(
         settings.source_folder, settings.data_dir / SOURCE_CACHE_DIR, settings.source_files
     )
-    return make_url(f"duckdb:///{cache.as_posix()}").update_query_dict(
-        {"access_mode": "read_only"}
-    )
+    return make_url(f"duckdb:///{cache.as_posix()}").update_query_dict({"access_mode": "read_only"})
 
 
 def missing_database_file(url: URL) -> Path | None:

@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import re
 import textwrap
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -467,3 +468,27 @@ def test_bad_source_settings_name_the_key(tmp_path: Path, body: str, error: str)
     config = write_settings(tmp_path, body)
     with pytest.raises(ConfigError, match=error):
         load_settings(config, environ={}, cwd=tmp_path)
+
+
+def readme_block(first_line: str) -> str:
+    """The README's fenced block whose first line starts with ``first_line``."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", readme, flags=re.DOTALL)
+    (block,) = [block for block in blocks if block.startswith(first_line)]
+    return block
+
+
+def test_the_readme_line_item_mapping_runs_on_its_gb18030_example(
+    exports: Path, cache_dir: Path
+) -> None:
+    sample = readme_block("订单号,行号,会员编号")
+    (exports / "订单明细.csv").write_bytes(sample.encode("gb18030"))
+    mapping = readme_block("-- orders.sql over a folder of exports")
+    cache = load(exports, cache_dir)
+    with duckdb.connect(str(cache), read_only=True) as con:
+        rows = con.execute(f"select * from ({mapping}) order by order_id").fetchall()
+    # worked by hand: SO-001 = 1,280.00 + 95.50 with its largest line's category
+    assert rows == [
+        ("SO-001", "00012", dt.date(2024, 1, 2), Decimal("1375.50"), "paid", "store", "茶叶"),
+        ("SO-002", "00013", dt.date(2024, 1, 5), Decimal("128.00"), "refunded", "store", "茶叶"),
+    ]

@@ -357,19 +357,31 @@ def test_an_unchanged_folder_reuses_the_cache(exports: Path, cache_dir: Path) ->
 def test_a_changed_file_or_option_rebuilds_the_cache(exports: Path, cache_dir: Path) -> None:
     orders = exports / "orders.csv"
     orders.write_text("id\n1\n", encoding="utf-8")
-    cache = load(exports, cache_dir)
-    first = identity(cache)
+    first = load(exports, cache_dir)
     orders.write_text("id\n1\n2\n", encoding="utf-8")
-    assert load(exports, cache_dir) == cache
-    assert identity(cache) != first
-    assert table(cache, "orders")[1] == [("1",), ("2",)]
-    second = identity(cache)
-    load(exports, cache_dir, **{"orders.csv": SourceFileSettings(header_row=2)})
-    assert identity(cache) != second
-    assert table(cache, "orders") == (["1"], [("2",)])
+    second = load(exports, cache_dir)
+    assert second != first
+    assert not first.exists()  # the folder's older cache is removed
+    assert table(second, "orders")[1] == [("1",), ("2",)]
+    third = load(exports, cache_dir, **{"orders.csv": SourceFileSettings(header_row=2)})
+    assert third != second
+    assert table(third, "orders") == (["1"], [("2",)])
     (exports / "extra.csv").write_text("a\nb\n", encoding="utf-8")
-    load(exports, cache_dir)
-    assert table(cache, "extra") == (["a"], [("b",)])
+    assert table(load(exports, cache_dir), "extra") == (["a"], [("b",)])
+    assert len(list(cache_dir.iterdir())) == 1
+
+
+def test_a_reader_of_the_old_cache_keeps_it_while_the_new_one_is_built(
+    exports: Path, cache_dir: Path
+) -> None:
+    orders = exports / "orders.csv"
+    orders.write_text("id\n1\n", encoding="utf-8")
+    old = load(exports, cache_dir)
+    with duckdb.connect(str(old), read_only=True) as reader:
+        orders.write_text("id\n1\n2\n", encoding="utf-8")
+        new = load(exports, cache_dir)
+        assert reader.execute("select count(*) from orders").fetchone() == (1,)
+    assert table(new, "orders")[1] == [("1",), ("2",)]
 
 
 def test_a_failed_rebuild_keeps_the_previous_cache(exports: Path, cache_dir: Path) -> None:
@@ -389,8 +401,10 @@ def test_a_failed_rebuild_keeps_the_previous_cache(exports: Path, cache_dir: Pat
 
 
 def test_each_folder_has_its_own_cache(tmp_path: Path, cache_dir: Path) -> None:
-    assert cache_path(tmp_path / "a", cache_dir) != cache_path(tmp_path / "b", cache_dir)
-    assert cache_path(tmp_path / "a", cache_dir).parent == cache_dir
+    one = cache_path(tmp_path / "a", cache_dir, "f" * 64)
+    assert one != cache_path(tmp_path / "b", cache_dir, "f" * 64)
+    assert one != cache_path(tmp_path / "a", cache_dir, "e" * 64)
+    assert one.parent == cache_dir
 
 
 def write_settings(folder: Path, body: str) -> Path:

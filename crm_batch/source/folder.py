@@ -6,14 +6,18 @@ DuckDB compares names case-insensitively, so ``Orders.csv`` and ``orders.parquet
 the same name and an error). Hidden files, Excel's ``~$`` lock files, sub-folders and
 other extensions are ignored.
 
-The tables live in one DuckDB file per folder under the cache folder
-(``<data_dir>/source-cache/<hash of the folder's path>.duckdb``), rebuilt only when the
-folder's fingerprint changes: the files' names, sizes and modification times, their
-reading options and this module's format version. A rebuild writes a temporary file
-beside the cache and renames it over the cache, so a failed load leaves the previous
-cache as it was and a reader never sees half a cache (on Windows, a cache file another
-process has open cannot be replaced: that rebuild fails and names the file). The source
-engine opens the cache read-only.
+The tables live in one DuckDB file under the cache folder, named by the folder and the
+folder's fingerprint (``<data_dir>/source-cache/<hash of the folder's path>-<fingerprint>
+.duckdb``). The fingerprint covers the files' names, sizes and modification times, their
+reading options and this module's format version, so "is the cache up to date" is one
+``stat`` of that name, without opening a database. A rebuild writes a temporary file
+beside it and renames it to its final name in one step, so a failed load leaves the
+previous cache as it was and a reader never sees half a cache; the folder's older
+caches are deleted after a rebuild (one still open elsewhere, which Windows does not
+let go, is deleted after a later one). A cache of other content never has the same
+name: a process that still has an older cache open (DuckDB keeps one database instance
+per path) cannot mistake it for the new one. The source engine opens the cache
+read-only.
 """
 
 from __future__ import annotations
@@ -76,11 +80,12 @@ def prepare_folder_source(
     files = scan_folder(folder, options)
     fingerprint = folder_fingerprint(files, options)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cache = cache_path(folder, cache_dir)
-    if cached_fingerprint(cache) == fingerprint:
+    cache = cache_path(folder, cache_dir, fingerprint)
+    if cache.is_file():
         return cache
     started = time.perf_counter()
-    _build(files, options, fingerprint, cache)
+    _build(files, options, cache)
+    _remove_older_caches(cache)
     log.info(
         "loaded %d file(s) of %s into %s in %.1f s",
         len(files),
@@ -91,10 +96,35 @@ def prepare_folder_source(
     return cache
 
 
-def cache_path(folder: Path, cache_dir: Path) -> Path:
-    """The cache file of ``folder``: named by a hash of its absolute path."""
-    digest = hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:16]
-    return cache_dir / f"{digest}.duckdb"
+def cache_path(folder: Path, cache_dir: Path, fingerprint: str) -> Path:
+    """The cache file of ``folder`` with the content ``fingerprint`` describes."""
+    return cache_dir / f"{folder_key(folder)}-{fingerprint[:20]}.duckdb"
+
+
+def folder_key(folder: Path) -> str:
+    """The part of the cache files' names that stands for ``folder`` (its path's hash)."""
+    return hashlib.sha256(str(folder.resolve()).encode("utf-8")).hexdigest()[:16]
+
+
+#: Temporary files of a build that died with its process are removed after this long.
+_ABANDONED_SECONDS = 24 * 3600
+
+
+def _remove_older_caches(cache: Path) -> None:
+    """Delete the folder's other caches and long-abandoned temporary files (best effort)."""
+    key = cache.name.split("-", 1)[0]
+    now = time.time()
+    for path in cache.parent.iterdir():
+        try:
+            if path.name.startswith(f"{key}-") and path != cache:
+                path.unlink()
+            elif path.name.startswith(".") and now - path.stat().st_mtime > _ABANDONED_SECONDS:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        except OSError:
+            continue  # open in another process (Windows): removed after a later rebuild
 
 
 def scan_folder(folder: Path, options: Mapping[str, SourceFileSettings]) -> list[SourceFile]:
@@ -162,30 +192,13 @@ def folder_fingerprint(files: list[SourceFile], options: Mapping[str, SourceFile
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def cached_fingerprint(cache: Path) -> str | None:
-    """The fingerprint the cache was built from; None without a usable cache."""
-    if not cache.is_file():
-        return None
-    try:
-        with duckdb.connect(str(cache), read_only=True) as con:
-            row = con.execute(f"select fingerprint from {META_SCHEMA}.cache").fetchone()
-    except duckdb.Error:
-        return None  # an older format or a damaged file: rebuilt
-    return None if row is None else str(row[0])
-
-
 def quoted(name: str) -> str:
     """``name`` as a DuckDB identifier (any characters)."""
     return '"' + name.replace('"', '""') + '"'
 
 
-def _build(
-    files: list[SourceFile],
-    options: Mapping[str, SourceFileSettings],
-    fingerprint: str,
-    cache: Path,
-) -> None:
-    """Load every file into a new DuckDB file, then rename it over ``cache``."""
+def _build(files: list[SourceFile], options: Mapping[str, SourceFileSettings], cache: Path) -> None:
+    """Load every file into a temporary DuckDB file, then rename it to ``cache``."""
     building = cache.with_name(f".{cache.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.building")
     work_dir = Path(tempfile.mkdtemp(prefix=".transcode-", dir=cache.parent))
     try:
@@ -208,18 +221,12 @@ def _build(
                     f"insert into {META_SCHEMA}.files values (?, ?, ?, ?, ?)",
                     [entry.table, entry.path.name, entry.kind, encoding, rows[0] if rows else 0],
                 )
-            con.execute(
-                f"create table {META_SCHEMA}.cache as select ? as fingerprint, "
-                "current_timestamp as built_at",
-                [fingerprint],
-            )
         try:
             os.replace(building, cache)
         except OSError as exc:
-            raise DataError(
-                f"cannot replace the source cache {cache}: {exc.strerror} (another program "
-                "may have it open)"
-            ) from None
+            if cache.is_file():  # another process built the same content meanwhile
+                return
+            raise DataError(f"cannot write the source cache {cache}: {exc.strerror}") from None
     finally:
         building.unlink(missing_ok=True)
         building.with_name(building.name + ".wal").unlink(missing_ok=True)

@@ -184,6 +184,14 @@ def test_tab_delimiter_is_found_and_empty_fields_are_null(exports: Path, cache_d
     assert table(load(exports, cache_dir), "t") == (["a", "b"], [("1", None)])
 
 
+def test_blank_lines_are_not_rows(exports: Path, cache_dir: Path) -> None:
+    (exports / "two.csv").write_bytes(b"a,b\r\n1,x\r\n\r\n2,y\r\n\r\n\r\n")
+    (exports / "one.csv").write_bytes(b"id\n1\n\n2\n\n")
+    cache = load(exports, cache_dir)
+    assert table(cache, "two")[1] == [("1", "x"), ("2", "y")]
+    assert table(cache, "one")[1] == [("1",), ("2",)]
+
+
 def write_workbook(path: Path) -> None:
     book = xlsxwriter.Workbook(str(path))
     first = book.add_worksheet("客户")

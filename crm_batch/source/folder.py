@@ -38,7 +38,7 @@ import duckdb
 
 from crm_batch.config import SourceFileSettings
 from crm_batch.errors import ConfigError, DataError
-from crm_batch.source.folder_csv import load_csv
+from crm_batch.source.folder_csv import load_csv, quoted
 from crm_batch.source.folder_excel import read_sheet
 
 log = logging.getLogger(__name__)
@@ -190,11 +190,6 @@ def folder_fingerprint(files: list[SourceFile], options: Mapping[str, SourceFile
     }
     text = json.dumps(record, ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def quoted(name: str) -> str:
-    """``name`` as a DuckDB identifier (any characters)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _build(files: list[SourceFile], options: Mapping[str, SourceFileSettings], cache: Path) -> None:

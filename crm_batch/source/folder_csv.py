@@ -156,6 +156,11 @@ def read_header(path: Path, file_name: str, options: SourceFileSettings) -> Head
     return Header(tuple(names), delimiter)
 
 
+def quoted(name: str) -> str:
+    """``name`` as a DuckDB identifier (any characters)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -218,9 +223,13 @@ def _load_as(
             header = read_header(readable, path.name, options)
         except UnicodeDecodeError:
             raise _NotUtf8(options.header_row) from None
+        # in a one-column file a blank line reads as an empty value: such rows are skipped
+        # (with more columns DuckDB skips blank lines itself)
+        blank = f" where {quoted(header.names[0])} is not null" if len(header.names) == 1 else ""
         con.execute(
             f"create table {table} as select * from "
             + read_csv_sql(readable, header, options.header_row)
+            + blank
         )
     except duckdb.Error as exc:
         message = str(exc)

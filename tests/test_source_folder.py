@@ -290,6 +290,19 @@ def test_xlsx_sheet_setting_and_unknown_sheet(exports: Path, cache_dir: Path) ->
         load(exports, cache_dir, **{"book.xlsx": SourceFileSettings(sheet="价格")})
 
 
+def test_legacy_xls_is_read_like_xlsx(exports: Path, cache_dir: Path) -> None:
+    # tests/fixtures/folder/customers.xls: an .xlsx saved as Excel 97-2003 by LibreOffice
+    fixture = Path(__file__).parent / "fixtures" / "folder" / "customers.xls"
+    (exports / "老客户.xls").write_bytes(fixture.read_bytes())
+    assert table(load(exports, cache_dir), "老客户") == (
+        ["会员编号", "姓名", "积分", "注册日期"],
+        [
+            ("00012", "王小明", 120.0, dt.date(2023, 5, 1)),
+            ("00013", "李华", 80.5, dt.date(2023, 6, 2)),
+        ],
+    )
+
+
 def test_parquet_file_is_a_table(exports: Path, cache_dir: Path) -> None:
     with duckdb.connect() as con:
         target = str(exports / "门店.parquet")

@@ -56,6 +56,7 @@ def generate(folder: Path, name: str, lines: int, encoding: str) -> Path:
     utf8 = folder / (name + ".utf-8.tmp")
     select = ", ".join(f"{expr} as c{n}" for n, expr in enumerate(COLUMNS))
     with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
         con.execute(
             f"copy (select {select} from range({lines}) t(i)) to '{utf8}' "
             "(header false, delimiter ',', quote '\"')"

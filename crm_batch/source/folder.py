@@ -198,6 +198,8 @@ def _build(files: list[SourceFile], options: Mapping[str, SourceFileSettings], c
     work_dir = Path(tempfile.mkdtemp(prefix=".transcode-", dir=cache.parent))
     try:
         with duckdb.connect(str(building)) as con:
+            # DuckDB draws a progress bar on long statements, even into a cron log
+            con.execute("set enable_progress_bar = false")
             con.execute(f"create schema {META_SCHEMA}")
             con.execute(
                 f"create table {META_SCHEMA}.files (table_name varchar, file_name varchar, "

@@ -38,11 +38,17 @@ def read_sheet(path: Path, options: SourceFileSettings) -> pa.Table:
             + ")"
         )
     header = rows[header_index]
-    body = [row for row in rows[header_index + 1 :] if any(_present(cell) for cell in row)]
+    width = max((len(row) for row in rows), default=0)
+    body = [
+        row + [""] * (width - len(row))
+        for row in rows[header_index + 1 :]
+        if any(_present(cell) for cell in row)
+    ]
+    by_column = list(zip(*body, strict=True)) if body else [()] * width
     columns: dict[str, pa.Array] = {}
     seen: set[str] = set()
-    for index, title in enumerate(header):
-        values = [row[index] if index < len(row) else None for row in body]
+    for index, title in enumerate(header + [""] * (width - len(header))):
+        values = list(by_column[index])
         name = _cell_text(title).strip() if _present(title) else ""
         if not name and not any(_present(value) for value in values):
             continue  # an unused column (e.g. a margin left of the table)
@@ -84,46 +90,30 @@ def _present(value: Any) -> bool:
 
 def typed_column(values: list[Any]) -> pa.Array:
     """One column's cells as an Arrow array typed as the module docstring says."""
-    present = [value for value in values if _present(value)]
-    cells = [value if _present(value) else None for value in values]
-    kinds = {_kind(value) for value in present}
+    cells = [None if value == "" else value for value in values]
+    kinds = {_KINDS.get(type(value), "text") for value in cells if value is not None}
     if kinds == {"bool"}:
         return pa.array(cells, type=pa.bool_())
     if kinds == {"number"}:
+        present = [value for value in cells if value is not None]
         if all(float(value).is_integer() and abs(value) < _EXACT_INTEGER for value in present):
             return pa.array([None if v is None else int(v) for v in cells], type=pa.int64())
         return pa.array(cells, type=pa.float64())
     if kinds == {"date"}:
         return pa.array(cells, type=pa.date32())
     if kinds and kinds <= {"date", "datetime"}:
-        stamps = [
-            None
-            if v is None
-            else v
-            if isinstance(v, datetime)
-            else datetime(v.year, v.month, v.day)
-            for v in cells
-        ]
-        return pa.array(stamps, type=pa.timestamp("us"))
+        return pa.array([_as_datetime(value) for value in cells], type=pa.timestamp("us"))
     return pa.array([None if v is None else _cell_text(v) for v in cells], type=pa.string())
+
+
+#: What each cell type python-calamine returns counts as (anything else is text).
+_KINDS = {bool: "bool", int: "number", float: "number", datetime: "datetime", date: "date"}
 
 
 def _as_datetime(value: date | None) -> datetime | None:
     if value is None or isinstance(value, datetime):
         return value
     return datetime(value.year, value.month, value.day)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, datetime):
-        return "datetime"
-    if isinstance(value, date):
-        return "date"
-    return "text"
 
 
 def _cell_text(value: Any) -> str:

@@ -54,7 +54,7 @@ def missing_database_file(url: URL) -> Path | None:
 
 
 def build_engine(settings: Settings, url: URL | None = None, *, create: bool = False) -> Engine:
-    """An engine for the configured database (or ``url``) with the configured timeouts.
+    """An engine for the source (:func:`source_url`) or ``url``, with the configured timeouts.
 
     With no database configured, the embedded demo database in ``paths.data_dir`` must
     exist: a missing one is a :class:`ConfigError` naming the path and the settings

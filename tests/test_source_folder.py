@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import json
 import os
 import re
 import textwrap
@@ -18,11 +19,18 @@ import duckdb
 import pytest
 import xlsxwriter
 from sqlalchemy import text
+from sqlalchemy.engine import URL
 
 from crm_batch.app.engines import build_engine, source_url
-from crm_batch.config import SourceFileSettings, load_settings
+from crm_batch.app.kpis import run_kpis
+from crm_batch.config import Settings, SourceFileSettings, load_settings
 from crm_batch.errors import ConfigError, DataError
+from crm_batch.exports.kpis import as_json
+from crm_batch.periods import parse_period
+from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import folder_csv
+from crm_batch.source.db import make_engine
+from crm_batch.source.demo import generate_demo, load_demo
 from crm_batch.source.folder import cache_path, prepare_folder_source
 
 #: A line-item export as Chinese POS systems write it: Chinese headers and statuses, ids
@@ -527,3 +535,40 @@ def test_the_readme_line_item_mapping_runs_on_its_gb18030_example(
         ("SO-001", "00012", dt.date(2024, 1, 2), Decimal("1375.50"), "paid", "store", "茶叶"),
         ("SO-002", "00013", dt.date(2024, 1, 5), Decimal("128.00"), "refunded", "store", "茶叶"),
     ]
+
+
+def test_kpis_from_a_folder_of_parquet_exports_equal_the_database(tmp_path: Path) -> None:
+    """The whole extraction and KPI set run on the folder's read-only cache: a demo company
+    exported table by table to Parquet gives the KPI JSON its database gives."""
+    demo = generate_demo(customers=300, orders=3_000, seed=11, end_date=dt.date(2026, 6, 30))
+    database = tmp_path / "sales.duckdb"
+    engine = make_engine(URL.create("duckdb", database=str(database)))
+    try:
+        load_demo(engine, demo, id_type="text")
+    finally:
+        engine.dispose()
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    with duckdb.connect(str(database), read_only=True) as con:
+        for name in SOURCE_TABLES:
+            target = exports / f"{name}.parquet"
+            con.execute(f"copy {name} to '{target}' (format parquet)")
+
+    def document(settings: Settings) -> dict[str, object]:
+        source = build_engine(settings)
+        try:
+            run = run_kpis(settings, source, dt.date(2026, 6, 30), parse_period("2026Q2"))
+            return json.loads(as_json(run))
+        finally:
+            source.dispose()
+
+    (tmp_path / "db").mkdir()
+    db_config = write_settings(tmp_path / "db", f'[database]\nurl = "duckdb:///{database}"\n')
+    from_database = load_settings(db_config, environ={}, cwd=tmp_path)
+    config = write_settings(tmp_path, '[source]\nfolder = "exports"\n')
+    from_folder = load_settings(config, environ={}, cwd=tmp_path)
+    assert from_folder.source_is_folder
+    expected = document(from_database)
+    kpis = expected["results"][0]["kpis"]  # type: ignore[index]
+    assert sum(value is not None for value in kpis.values()) > 40, kpis
+    assert document(from_folder) == expected

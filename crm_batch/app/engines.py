@@ -12,15 +12,31 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crm_batch.config import Settings, default_demo_url
 from crm_batch.errors import ConfigError, DependencyError
 from crm_batch.source.db import check_connection, make_engine
 from crm_batch.source.failures import first_line
+from crm_batch.source.folder import prepare_folder_source
 
-__all__ = ["build_engine", "check_connection", "database_failure", "open_engine"]
+__all__ = ["build_engine", "check_connection", "database_failure", "open_engine", "source_url"]
+
+#: Where the DuckDB caches of ``[source] folder`` live, inside ``paths.data_dir``.
+SOURCE_CACHE_DIR = "source-cache"
+
+
+def source_url(settings: Settings) -> URL:
+    """The URL the source is read from: ``settings.database_url``, or with ``[source]
+    folder`` set, that folder's DuckDB cache (loaded or refreshed now), opened read-only.
+    """
+    if settings.source_folder is None:
+        return settings.database_url
+    cache = prepare_folder_source(
+        settings.source_folder, settings.data_dir / SOURCE_CACHE_DIR, settings.source_files
+    )
+    return make_url(f"duckdb:///{cache.as_posix()}").update_query_dict({"access_mode": "read_only"})
 
 
 def missing_database_file(url: URL) -> Path | None:
@@ -38,7 +54,7 @@ def missing_database_file(url: URL) -> Path | None:
 
 
 def build_engine(settings: Settings, url: URL | None = None, *, create: bool = False) -> Engine:
-    """An engine for the configured database (or ``url``) with the configured timeouts.
+    """An engine for the source (:func:`source_url`) or ``url``, with the configured timeouts.
 
     With no database configured, the embedded demo database in ``paths.data_dir`` must
     exist: a missing one is a :class:`ConfigError` naming the path and the settings
@@ -47,7 +63,7 @@ def build_engine(settings: Settings, url: URL | None = None, *, create: bool = F
     name explicitly is the user's choice and is opened (created) as asked. The caller
     disposes of the engine; prefer :func:`open_engine`, which does.
     """
-    target = settings.database_url if url is None else url
+    target = source_url(settings) if url is None else url
     embedded = target == default_demo_url(settings.data_dir)
     missing = None if create or not embedded else missing_database_file(target)
     if missing is not None:

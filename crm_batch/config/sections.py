@@ -7,6 +7,7 @@ lines naming the file and the key). :class:`FileSettings` is the whole file.
 
 from __future__ import annotations
 
+import codecs
 import re
 from datetime import time
 from email.utils import parseaddr
@@ -50,6 +51,53 @@ class DatabaseSettings(_Section):
             # never echo the value: it may contain a password
             raise ValueError("not a valid SQLAlchemy database URL") from exc
         return value
+
+
+class SourceFileSettings(_Section):
+    """How to read one file of the exports folder: ``[source.files."NAME.csv"]``.
+
+    Only files that need it get a block; every key has a default that fits most exports.
+    """
+
+    # CSV only: "auto" = a BOM (UTF-8, UTF-16 LE/BE), else UTF-8, else GB18030; or any
+    # Python codec name ("gb18030", "gbk", "utf-16", "big5", "latin-1", ...)
+    encoding: str = "auto"
+    # CSV only: the one character between fields; default: the most frequent of
+    # , TAB ; | in the header line
+    delimiter: str | None = None
+    # the line (CSV) or row (Excel) holding the column names, counted from 1; the lines
+    # above it (a report title, an export date) are skipped
+    header_row: int = Field(1, ge=1, le=1000)
+    # Excel only: the sheet to read (default: the first)
+    sheet: str | None = Field(None, min_length=1)
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        if value == "auto":
+            return value
+        try:
+            return codecs.lookup(value).name
+        except LookupError:
+            raise ValueError(
+                f"unknown encoding {value!r} (e.g. 'auto', 'utf-8', 'gb18030', 'utf-16')"
+            ) from None
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_character(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in '"\r\n'):
+            raise ValueError(f"{value!r}: one character other than a quote or a line break")
+        return value
+
+
+class SourceSettings(_Section):
+    """A folder of exports as the source instead of a database (``[source]``)."""
+
+    # relative to the settings file's folder; absolute allowed
+    folder: LaxPath | None = None
+    # per-file reading options, keyed by the file's name in the folder
+    files: dict[str, SourceFileSettings] = Field(default_factory=dict)
 
 
 class GeneralSettings(_Section):
@@ -307,6 +355,7 @@ class FileSettings(_Section):
     """The whole file, section by section."""
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    source: SourceSettings = Field(default_factory=SourceSettings)
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     teams: list[TeamSettings] = Field(default_factory=list)

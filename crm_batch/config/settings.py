@@ -39,6 +39,7 @@ from crm_batch.config.sections import (
     ReportSettings,
     RetrySettings,
     ScheduleSettings,
+    SourceFileSettings,
     TargetSettings,
     TeamSettings,
     ThresholdSettings,
@@ -93,6 +94,16 @@ class Settings(BaseModel):
     reports: ReportSettings = Field(default_factory=ReportSettings)
     workbooks: WorkbookSettings = Field(default_factory=WorkbookSettings)
     email: EmailSettings
+    # [source] folder, absolute: the source is that folder of exports (CSV, Excel,
+    # Parquet) instead of database_url; None when a database is the source
+    source_folder: Path | None = None
+    source_files: dict[str, SourceFileSettings] = Field(default_factory=dict)
+
+    @property
+    def source_is_folder(self) -> bool:
+        """Whether the source is a folder of exports (``[source] folder``), read through
+        a DuckDB cache of its files, rather than a database."""
+        return self.source_folder is not None
 
     @field_serializer("database_url")
     def _hide_password(self, url: URL) -> str:
@@ -199,6 +210,7 @@ def load_settings(
     )
     _check_unique_team_names(file_settings.teams, label)
     sql_dir = _sql_dir(env, cwd, base_dir, paths.sql_dir)
+    source_folder = _source_folder(file_settings, label, base_dir, database_url, env)
     return Settings(
         source=label,
         database_url=url,
@@ -221,7 +233,36 @@ def load_settings(
         reports=file_settings.reports,
         workbooks=file_settings.workbooks,
         email=file_settings.email,
+        source_folder=source_folder,
+        source_files=file_settings.source.files if source_folder else {},
     )
+
+
+def _source_folder(
+    file_settings: FileSettings,
+    label: str,
+    base_dir: Path,
+    cli_url: str | None,
+    env: Mapping[str, str],
+) -> Path | None:
+    """``[source] folder`` made absolute (relative to the file's folder), or None.
+
+    A database URL on the command line or in the environment outranks the file, so it
+    replaces the folder as the source; the file itself may name only one of the two.
+    """
+    folder = file_settings.source.folder
+    if folder is None:
+        if file_settings.source.files:
+            raise ConfigError(f"{label}: source.files is set but source.folder is not")
+        return None
+    if file_settings.database.url:
+        raise ConfigError(
+            f"{label}: both database.url and source.folder are set; the source is either a "
+            "database or a folder of exports: remove one of them"
+        )
+    if cli_url or env.get(ENV_DATABASE_URL):
+        return None
+    return folder if folder.is_absolute() else base_dir / folder
 
 
 #: The queries shipped with crm-batch (located by :mod:`crm_batch.resources`).

@@ -77,7 +77,8 @@ def test_the_readme_walkthrough(tmp_path: Path) -> None:
     reference = tmp_path / "reference"
     (reference / "mapping").mkdir(parents=True)
     for name in ("customers", "orders"):
-        shutil.copyfile(ROOT / "sql" / "source" / f"{name}.sql", reference / "mapping" / f"{name}.sql")
+        shipped = ROOT / "sql" / "source" / f"{name}.sql"
+        shutil.copyfile(shipped, reference / "mapping" / f"{name}.sql")
     (reference / "crm_batch.toml").write_text(
         f'[database]\nurl = "duckdb:///{database}"\n[paths]\nsource_dir = "mapping"\n',
         encoding="utf-8",

@@ -38,6 +38,7 @@ from crm_batch.config import Settings, default_demo_url, default_state_url
 from crm_batch.errors import ConfigError, DependencyError
 from crm_batch.source.db import check_connection, make_engine, server_read_only
 from crm_batch.source.failures import first_line
+from crm_batch.urls import normalize_url
 
 __all__ = [
     "Databases",
@@ -174,8 +175,9 @@ def state_url(settings: Settings) -> URL:
 
 
 def _same_database(first: URL, second: URL) -> bool:
-    """Whether two URLs name the same database (the password aside)."""
-    return first.set(password=None) == second.set(password=None)
+    """Whether two URLs name the same database (the password and a driver crm-batch
+    would pick anyway aside)."""
+    return normalize_url(first).set(password=None) == normalize_url(second).set(password=None)
 
 
 def build_engine(

@@ -13,12 +13,13 @@ from __future__ import annotations
 import sqlite3
 import stat
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from crm_batch.app.engines import (
@@ -34,7 +35,8 @@ from crm_batch.config import (
     default_state_url,
     load_settings,
 )
-from crm_batch.errors import ConfigError
+from crm_batch.errors import ConfigError, DependencyError
+from crm_batch.source.db import make_engine, server_read_only
 
 SECRET = "s3cr3t-state-pw"
 
@@ -282,3 +284,41 @@ def _operational_error(engine: object) -> BaseException:
     except DBAPIError as exc:  # DuckDB reports it as another DBAPI error class
         return OperationalError(exc.statement, exc.params, exc.orig)
     raise AssertionError("expected the attach to fail")
+
+
+# -- servers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["postgres", "mariadb"])
+def test_a_read_only_server_engine_refuses_writes_and_says_so(
+    backend: str, db_url_factory: Callable[[str], URL]
+) -> None:
+    """The read-only session options (PostgreSQL default_transaction_read_only, MySQL
+    SET SESSION TRANSACTION READ ONLY) hold, and the detection reads them back; the
+    same database on a writable engine counts as writable."""
+    url = db_url_factory(backend)
+    writable = make_engine(url)
+    read_only = make_engine(url, read_only=True)
+    try:
+        assert server_read_only(writable) is None
+        reason = server_read_only(read_only)
+        assert reason is not None
+        assert "read-only" in reason
+        with pytest.raises(DBAPIError, match=r"(?i)read.only"), read_only.begin() as conn:
+            conn.execute(text("create table crm_should_not_exist (x integer)"))
+    finally:
+        writable.dispose()
+        read_only.dispose()
+
+
+def test_a_source_server_that_does_not_answer_leaves_the_state_unknown(tmp_path: Path) -> None:
+    """Asking a server source whether it is writable needs it to answer: a refused
+    connection is a DependencyError naming its URL (exit 5), not a silent guess."""
+    settings = settings_for(
+        tmp_path,
+        '[database]\nurl = "postgresql://crm@127.0.0.1:9/sales"\nconnect_timeout_seconds = 2\n',
+    )
+    with pytest.raises(DependencyError, match=r"cannot connect to postgresql://crm@127\.0\.0\.1:9"):
+        resolve_state(settings)
+    flagged = settings.model_copy(update={"source_read_only": True})
+    assert resolve_state(flagged).url == default_state_url(tmp_path / "var"), "no question asked"

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Engine
@@ -71,8 +72,6 @@ def database_file(url: URL) -> Path | None:
     if name in (None, "", ":memory:"):
         return None
     if name.startswith("file:"):
-        from urllib.parse import unquote
-
         name = unquote(name[len("file:") :].split("?", 1)[0])
     return Path(name)
 

@@ -290,15 +290,11 @@ def open_databases(settings: Settings) -> Iterator[Databases]:
 @contextmanager
 def open_state(settings: Settings) -> Iterator[Engine]:
     """An engine on the state database alone (the run log, follow-ups, snapshots) for
-    the length of a ``with`` block: no source engine is kept (a server source is asked
-    whether it is writable only when no ``[state] url`` decides)."""
-    choice = resolve_state(settings)
-    create = choice.url != source_url(settings)
-    engine = build_engine(settings, choice.url, create=create)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
+    the length of a ``with`` block. The source's engine is made but never connected
+    when the state is elsewhere (engines connect on first use); a server source that
+    must be asked whether it is writable is asked on the engine that then serves."""
+    with open_databases(settings) as databases:
+        yield databases.state
 
 
 def _name_failures(engine: Engine, name: str) -> None:

@@ -297,3 +297,25 @@ def test_status_names_both_databases_and_which_one_failed(
     assert f"state:      {DEAD_POSTGRES} (state.url)" in report
     assert "connection: FAILED: state database: cannot connect to postgresql://" in report
     assert "tables (rows)" not in report
+
+
+@pytest.mark.mariadb
+def test_a_mariadb_source_marked_read_only_runs_with_the_state_in_duckdb(
+    tmp_path: Path, db_url_factory: Callable[[str], URL]
+) -> None:
+    """MySQL/MariaDB grants are not read: database.read_only = true says it, the source
+    sessions run SET SESSION TRANSACTION READ ONLY and the state goes to DuckDB."""
+    url = db_url_factory("mariadb")
+    demo_folder(tmp_path, url)
+    with (tmp_path / "crm_batch.toml").open("a", encoding="utf-8") as config:
+        config.write("[database]\nread_only = true\n")
+    settings = settings_of(tmp_path, url)
+
+    result = run_nightly(settings, DEMO_DAY)
+
+    assert result.problems == ()
+    assert result.stages[0].rows == 300
+    stored = state_tables(tmp_path / "var" / "state.duckdb")
+    assert stored["kpi_snapshots"] > 0
+    assert stored["batch_runs"] == 1 + len(result.stages)
+    assert output_rows(make_engine(url)) == 0, "nothing written to the source"

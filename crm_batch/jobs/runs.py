@@ -352,13 +352,8 @@ def _open_databases(settings: Settings, what: str, sleep: Callable[[float], None
         checks = [(databases.state, "database")]
         if not databases.shared:
             checks = [(databases.state, STATE), (databases.source, SOURCE)]
-            assert databases.choice is not None
-            log.info(
-                "%s: state database %s (%s)",
-                what,
-                safe_url(databases.state.url),
-                databases.choice.why,
-            )
+            why = databases.choice.why if databases.choice is not None else "state.url"
+            log.info("%s: state database %s (%s)", what, safe_url(databases.state.url), why)
         for engine, name in checks:
 
             def check(engine: Engine = engine, name: str = name) -> None:

@@ -179,11 +179,11 @@ def _store_then_fail_on_insert(context: RunContext) -> StageOutcome:
         if statement.lstrip().lower().startswith("insert into kpi_snapshots"):
             raise RuntimeError("connection lost during the snapshot insert")
 
-    event.listen(context.engine, "before_cursor_execute", fail_insert)
+    event.listen(context.state, "before_cursor_execute", fail_insert)
     try:
         return store_kpi_snapshots(context)
     finally:
-        event.remove(context.engine, "before_cursor_execute", fail_insert)
+        event.remove(context.state, "before_cursor_execute", fail_insert)
 
 
 def test_a_crash_inside_the_snapshot_write_rolls_back(duckdb_settings: Settings) -> None:

@@ -36,6 +36,7 @@ from sqlalchemy import Column, MetaData, String, Table, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import URL, Engine
 
+from crm_batch.app.engines import Databases
 from crm_batch.app.kpis import backfill_snapshots, run_kpis
 from crm_batch.app.reconciliation import BUCKETS, Reconciliation, SourceBucket, reconcile
 from crm_batch.config import ThresholdSettings, load_settings
@@ -510,14 +511,18 @@ def test_a_backfill_checks_the_source_once_and_reconciles_every_date(
     dates = [date(2025, 12, 31), date(2026, 3, 31), AS_OF]
     bad = dirty_db_factory("duckdb", "errors")
     with pytest.raises(DataError, match="orders_duplicate_id") as stopped:
-        backfill_snapshots(_settings(bad.url, tmp_path), bad.engine, dates, computed_at)
+        backfill_snapshots(
+            _settings(bad.url, tmp_path), Databases.single(bad.engine), dates, computed_at
+        )
     assert stopped.value.exit_code == ExitCode.DATA
     with bad.engine.connect() as conn:  # stopped before the first date's snapshots
         assert conn.execute(text("select count(*) from kpi_snapshots")).scalar() == 0
 
     db = dirty_db_factory("duckdb", "warnings")
     with caplog.at_level(logging.INFO, logger="crm_batch"):  # checks and reconciliation
-        rows = backfill_snapshots(_settings(db.url, tmp_path), db.engine, dates, computed_at)
+        rows = backfill_snapshots(
+            _settings(db.url, tmp_path), Databases.single(db.engine), dates, computed_at
+        )
     assert rows > 0
     messages = [r.getMessage() for r in caplog.records]
     assert [m for m in messages if m.startswith("data checks as of")] == [

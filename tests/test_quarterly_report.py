@@ -29,6 +29,7 @@ from fixtures.canonical import canonical_frames, load_canonical
 from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
+from crm_batch.app.engines import Databases
 from crm_batch.app.kpis import backfill_snapshots, run_kpis, snapshot_dates
 from crm_batch.app.quarter import QuarterData, QuarterValues, gather_quarter, trend_quarters
 from crm_batch.app.snapshots import read_snapshots
@@ -85,7 +86,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     try:
         load_demo(engine, generate_demo(customers=400, orders=4000, seed=11, end_date=AS_OF))
         dates = snapshot_dates(AS_OF, STORED_QUARTERS)
-        backfill_snapshots(chosen, engine, dates, datetime(2026, 7, 1, 2, 0))
+        backfill_snapshots(chosen, Databases.single(engine), dates, datetime(2026, 7, 1, 2, 0))
     finally:
         engine.dispose()
     return chosen
@@ -101,7 +102,7 @@ def engine(settings: Settings) -> Iterator[object]:
 @pytest.fixture(scope="module")
 def data(settings: Settings, engine) -> QuarterData:
     """The quarter's data for the company and every team, gathered once."""
-    return gather_quarter(settings, engine, QUARTER)
+    return gather_quarter(settings, Databases.single(engine), QUARTER)
 
 
 def hostile_names(base: str) -> list[str]:
@@ -424,7 +425,7 @@ def test_golden_html_of_the_canonical_dataset(tmp_path: Path) -> None:
     try:
         load_canonical(engine, canonical_frames("int"), "int")
         chosen = load_settings(None, database_url=url, environ={}).model_copy(update={"teams": ()})
-        canonical = gather_quarter(chosen, engine, QUARTER)
+        canonical = gather_quarter(chosen, Databases.single(engine), QUARTER)
     finally:
         engine.dispose()
     page = _normalised(quarterly_html(chosen, canonical, None, "en", GENERATED))

@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
-from crm_batch.app.engines import build_engine
+from crm_batch.app.engines import build_engine, open_databases
 from crm_batch.app.frames import source_catalog
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
@@ -154,11 +154,8 @@ def demo_history(settings: Settings, as_of: date, history_quarters: int) -> int:
     from crm_batch.app.kpis import backfill_snapshots
 
     dates = demo_history_dates(as_of, history_quarters)
-    engine = build_engine(settings)
-    try:
-        rows = backfill_snapshots(settings, engine, dates, datetime.now(settings.tz))
-    finally:
-        engine.dispose()
+    with open_databases(settings) as databases:
+        rows = backfill_snapshots(settings, databases, dates, datetime.now(settings.tz))
     log.info("stored %d KPI snapshot rows for %d past business dates", rows, len(dates))
     return rows
 

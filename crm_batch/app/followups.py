@@ -30,7 +30,7 @@ import pandas as pd
 from sqlalchemy import Engine, Table, func, inspect, select
 from sqlalchemy.exc import IntegrityError
 
-from crm_batch.app.engines import open_engine
+from crm_batch.app.engines import open_state
 from crm_batch.config import Settings
 from crm_batch.i18n.characters import TRUNCATION_MARKERS, replace_surrogates
 from crm_batch.schema import build_metadata
@@ -114,7 +114,7 @@ def save_followups(
     now: datetime,
 ) -> StoreResult:
     """:func:`store_followups` on a connection of its own (the workbook's Save button)."""
-    with open_engine(settings) as engine:
+    with open_state(settings) as engine:
         return store_followups(engine, team, inputs, source_workbook, now)
 
 

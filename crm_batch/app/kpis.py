@@ -30,7 +30,7 @@ from datetime import date, datetime
 import pandas as pd
 from sqlalchemy import Engine
 
-from crm_batch.app.engines import open_engine
+from crm_batch.app.engines import Databases, open_databases
 from crm_batch.app.frames import load_frames, source_mapping
 from crm_batch.app.problems import Problem, show_team
 from crm_batch.app.reconciliation import log_reconciliation
@@ -230,7 +230,8 @@ def compute(
     verify: bool = True,
 ) -> KpiResult:
     """The KPI set of ``period`` (default: the quarter of ``as_of``, to date) for the
-    company or ``teams`` (every team with ``all_teams``), on its own connection.
+    company or ``teams`` (every team with ``all_teams``), on connections of its own (the
+    source read, the snapshots written to the state database).
 
     ``snapshot`` also stores the business date's rows for the company and every team
     (only for the default period); ``with_targets`` adds the target tables
@@ -242,10 +243,10 @@ def compute(
             f"snapshots hold the business date's quarter ({snapshot_period(as_of).label}), "
             f"not {chosen.label}: drop --period"
         )
-    with open_engine(settings) as engine:
+    with open_databases(settings) as databases:
         run = run_kpis(
             settings,
-            engine,
+            databases.source,
             as_of,
             chosen,
             teams=list(teams),
@@ -253,11 +254,11 @@ def compute(
             verify=verify,
         )
         if snapshot:
-            rows = store_snapshots(engine, run, datetime.now(settings.tz)).rows
+            rows = store_snapshots(databases.state, run, datetime.now(settings.tz)).rows
             log.info("stored %d snapshot rows for %s", rows, as_of.isoformat())
             if not (all_teams or teams):  # stored for everyone, shown for the company
                 run = replace(run, reports={None: run.reports[None]}, prepared=None)
-        goals = target_tables(settings, engine, run) if with_targets else None
+        goals = target_tables(settings, databases.source, run) if with_targets else None
     return KpiResult(run, goals)
 
 
@@ -320,21 +321,22 @@ def snapshot_dates(as_of: date, history_quarters: int) -> list[date]:
 
 
 def backfill_snapshots(
-    settings: Settings, engine: Engine, dates: Sequence[date], computed_at: datetime
+    settings: Settings, databases: Databases, dates: Sequence[date], computed_at: datetime
 ) -> int:
-    """Store the snapshots of each business date (company and every team); rows written.
+    """Store the snapshots of each business date (company and every team), computed from
+    the source, in the state database; rows written.
 
     The data checks run once, for the latest date (the error checks do not depend on
     the date; the warnings of the latest date cover the most orders), not once per
     date; every date still logs its own revenue reconciliation.
     """
     if dates:
-        run_data_checks(settings, engine, max(dates))
+        run_data_checks(settings, databases.source, max(dates))
     rows = 0
     for day in track(dates, "KPI snapshots", "date"):
         started = datetime.now()
-        run = run_kpis(settings, engine, day, all_teams=True, verify=False)
-        rows += store_snapshots(engine, run, computed_at).rows
+        run = run_kpis(settings, databases.source, day, all_teams=True, verify=False)
+        rows += store_snapshots(databases.state, run, computed_at).rows
         log.info(
             "snapshots of %s (%s to date): %d scopes in %.1fs",
             day.isoformat(),

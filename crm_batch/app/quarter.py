@@ -30,6 +30,7 @@ from typing import Literal
 import pandas as pd
 from sqlalchemy import Engine
 
+from crm_batch.app.engines import Databases
 from crm_batch.app.kpis import KpiRun, run_kpis
 from crm_batch.app.snapshots import read_snapshots, team_of
 from crm_batch.app.targets import Scope, ScopeValues, scope_values, target_tables
@@ -152,16 +153,17 @@ def _snapshot_values(
 
 def quarter_history(
     settings: Settings,
-    engine: Engine,
+    databases: Databases,
     run: KpiRun,
     quarters: Sequence[Period],
 ) -> dict[Period, QuarterValues]:
     """Values of ``quarters`` for the run's scopes: the run's own quarter as computed,
-    stored snapshots where every scope has them, else recomputed (one run per quarter)."""
+    stored snapshots (state database) where every scope has them, else recomputed from
+    the source (one run per quarter)."""
     scopes = list(run.reports)
     teams = [scope for scope in scopes if scope is not None]
     earlier = [q for q in quarters if q != run.period]
-    stored = _snapshot_values(engine, earlier, scopes)
+    stored = _snapshot_values(databases.state, earlier, scopes)
     history: dict[Period, QuarterValues] = {}
     for quarter in sorted(set(quarters)):
         if quarter == run.period:
@@ -171,7 +173,7 @@ def quarter_history(
             history[quarter] = QuarterValues(quarter, "snapshot", stored[quarter])
         else:
             started = time.perf_counter()
-            values = scope_values(settings, engine, quarter, quarter.end, teams)
+            values = scope_values(settings, databases.source, quarter, quarter.end, teams)
             history[quarter] = QuarterValues(quarter, "recomputed", values)
             log.info(
                 "quarterly review: no snapshot of %s (%s), recomputed in %.1fs",
@@ -183,22 +185,22 @@ def quarter_history(
 
 
 def gather_quarter(
-    settings: Settings, engine: Engine, quarter: Period, teams: Sequence[str] | None = None
+    settings: Settings, databases: Databases, quarter: Period, teams: Sequence[str] | None = None
 ) -> QuarterData:
     """The data of the quarterly reviews of ``quarter`` for the company and ``teams``
     (None: every team; the company review's team table needs them all)."""
     started = time.perf_counter()
-    run = compute_quarter(settings, engine, quarter, teams)
+    run = compute_quarter(settings, databases.source, quarter, teams)
     assert run.prepared is not None  # asked for with keep_prepared
     wanted = [*trend_quarters(quarter), quarter.previous(), quarter.year_before()]
-    history = quarter_history(settings, engine, run, wanted)
+    history = quarter_history(settings, databases, run, wanted)
     known = {period: values.values for period, values in history.items()}
     data = QuarterData(
         quarter=quarter,
         run=run,
         prepared=run.prepared,
         history=history,
-        target_tables=target_tables(settings, engine, run, known),
+        target_tables=target_tables(settings, databases.source, run, known),
         calibration=calibration_by_tier(
             run.prepared.start_table,
             run.prepared.period_orders,

@@ -34,7 +34,7 @@ import psutil
 from sqlalchemy import Engine, Table, and_, inspect, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from crm_batch.app.engines import open_engine
+from crm_batch.app.engines import open_state
 from crm_batch.config import Settings
 from crm_batch.logs import mask_secrets
 from crm_batch.schema import build_metadata
@@ -406,5 +406,5 @@ def ok_business_dates(engine: Engine, kind: str) -> set[date]:
 def completed_dates(settings: Settings, kind: str) -> set[date]:
     """:func:`ok_business_dates` on a short-lived connection of its own (DuckDB admits
     one process at a time, so a waiting scheduler must not hold one open)."""
-    with open_engine(settings) as engine:
+    with open_state(settings) as engine:
         return ok_business_dates(engine, kind)

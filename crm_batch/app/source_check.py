@@ -163,8 +163,9 @@ def raise_for_blocking(verdict: SourceVerdict) -> None:
 
 
 def check_source_report(settings: Settings, as_of: date) -> SourceVerdict:
-    """check-source: open the source read-only, inspect it, close it."""
-    from crm_batch.app.engines import open_engine
+    """check-source: open the source (read-only where the state lives elsewhere),
+    inspect it, close it."""
+    from crm_batch.app.engines import open_databases
 
-    with open_engine(settings) as engine:
-        return inspect_source(settings, engine, as_of, count=True)
+    with open_databases(settings) as databases:
+        return inspect_source(settings, databases.source, as_of, count=True)

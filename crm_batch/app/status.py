@@ -1,16 +1,18 @@
 """``status``: what a user or an ops person needs to know at a glance.
 
-Shows where the settings came from, the database (password hidden), whether it
-answers, how many rows each canonical table holds and the run log (batch_runs): whether
-the last nightly run succeeded (or completed with problems: then one line per problem,
-naming the team, the file and what to do), its notes (customers without a team), the
-last run of each kind and the last runs. A run left "running" by a process that died on
-this host is closed as failed on the way.
+Shows where the settings came from, the source database and the state database
+(passwords hidden; the state with why it is that one), whether they answer, how many
+rows each canonical table (source) and output table (state) holds and the run log
+(batch_runs, state): whether the last nightly run succeeded (or completed with problems:
+then one line per problem, naming the team, the file and what to do), its notes
+(customers without a team), the last run of each kind and the last runs. A run left
+"running" by a process that died on this host is closed as failed on the way.
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,7 +22,15 @@ import pandas as pd
 from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from crm_batch.app.engines import build_engine, missing_database_file
+from crm_batch.app.engines import (
+    SOURCE,
+    STATE,
+    StateChoice,
+    build_engine,
+    missing_database_file,
+    resolve_state,
+    source_url,
+)
 from crm_batch.app.locking import Holder, read_holder
 from crm_batch.app.runlog import (
     COMPLETED,
@@ -46,10 +56,12 @@ from crm_batch.urls import safe_url
 
 
 def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[str, bool]:
-    """The report text and whether the database answered."""
+    """The report text and whether the databases (source and state) answered."""
     lines = [
         f"settings:   {settings.source}",
-        f"database:   {safe_url(settings.database_url)}",
+        f"database:   {safe_url(source_url(settings))}",
+    ]
+    tail = [
         f"timezone:   {settings.timezone}   business date: {as_of.isoformat()}",
         f"workbooks:  {settings.workbooks_dir}",
         f"reports:    {settings.reports_dir}",
@@ -58,37 +70,73 @@ def status_report(settings: Settings, as_of: date, *, runs: int = 10) -> tuple[s
     ]
     holder = running_holder(settings.data_dir, settings.tz)
     if holder is not None:
-        lines.append(f"running:    {holder.describe()}")
-    url = settings.database_url
-    missing = missing_database_file(url)
+        tail.append(f"running:    {holder.describe()}")
+    missing = missing_database_file(source_url(settings))
     if missing is not None:  # say so instead of creating an empty database file by looking
+        lines += tail
         lines.append(
             f"connection: FAILED: there is no database file {missing}; "
             "`run_batch.py demo` builds the demo database there"
         )
         return "\n".join(lines), False
-    engine = build_engine(settings)
     try:
-        check_connection(engine)
-    except DependencyError as exc:
-        engine.dispose()
-        if holder is not None and url.get_backend_name() == "duckdb" and "lock" in str(exc):
-            lines.append(
-                "connection: busy: the run in progress has the DuckDB file open (DuckDB "
-                "admits one process at a time); the run log can be read when it has finished"
-            )
-            return "\n".join(lines), True
+        choice = resolve_state(settings)
+    except DependencyError as exc:  # a server source asked whether it is writable
+        lines += ["state:      unknown until the source answers", *tail]
         lines.append(f"connection: FAILED: {exc}")
         return "\n".join(lines), False
+    if choice.separate:
+        lines[-1] += "   (source, opened read-only)"
+        lines.append(f"state:      {safe_url(choice.url)} ({choice.why})")
+    else:
+        lines.append(f"state:      {choice.why}")
+    lines += tail
+    report, healthy = _databases_report(settings, choice, holder, runs)
+    return "\n".join([*lines, *report]), healthy
+
+
+def _databases_report(
+    settings: Settings, choice: StateChoice, holder: Holder | None, runs: int
+) -> tuple[list[str], bool]:
+    """Connection, table counts and run log lines of the source and state databases."""
+    source = build_engine(settings, read_only=choice.separate)
+    engines = [(source, SOURCE)]
+    state_missing = choice.separate and missing_database_file(choice.url) is not None
+    if choice.separate and not state_missing:
+        engines.append((build_engine(settings, choice.url), STATE))
     try:
-        lines.append("connection: ok")
-        lines.append("")
-        lines.append(_table_counts(engine, settings.source_dir))
-        lines.append("")
-        lines.append(_last_runs(engine, settings.tz, runs, settings.data_dir))
+        for engine, name in engines:
+            try:
+                check_connection(engine)
+            except DependencyError as exc:
+                file_db = engine.url.get_backend_name() == "duckdb"
+                if holder is not None and file_db and "lock" in str(exc):
+                    whose = f"the {name}'s" if choice.separate else "the"
+                    return [
+                        f"connection: busy: the run in progress has {whose} DuckDB file open "
+                        "(DuckDB admits one process at a time); the run log can be read "
+                        "when it has finished"
+                    ], True
+                where = f"{name}: " if choice.separate else ""
+                return [f"connection: FAILED: {where}{exc}"], False
+        state = engines[-1][0] if choice.separate and not state_missing else None
+        lines = ["connection: ok (source and state)" if choice.separate else "connection: ok"]
+        lines += ["", _relation_counts(source, settings.source_dir)]
+        if not choice.separate:
+            lines += ["", _table_counts(source, OUTPUT_TABLES, title="state tables (rows)")]
+            lines += ["", _last_runs(source, settings.tz, runs, settings.data_dir)]
+        elif state is None:
+            lines += [
+                "",
+                f"last runs: none recorded yet ({choice.url.database} is created by the first run)",
+            ]
+        else:
+            lines += ["", _table_counts(state, OUTPUT_TABLES, title="state tables (rows)")]
+            lines += ["", _last_runs(state, settings.tz, runs, settings.data_dir)]
+        return lines, True
     finally:
-        engine.dispose()
-    return "\n".join(lines), True
+        for engine, _name in engines:
+            engine.dispose()
 
 
 def running_holder(data_dir: Path, tz: ZoneInfo) -> Holder | None:
@@ -106,13 +154,10 @@ def running_holder(data_dir: Path, tz: ZoneInfo) -> Holder | None:
     return holder if process_alive(holder.pid, started, tz) else None
 
 
-def _table_counts(engine: Engine, source_dir: Path) -> str:
+def _relation_counts(engine: Engine, source_dir: Path) -> str:
     """Rows of each canonical relation as its mapping file returns them (an optional one
     without a file says "not mapped", a mapping the database rejects its first error
-    line), then of each output table (a missing one says so)."""
-    inspector = inspect(engine)
-    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
-    metadata = build_metadata()
+    line)."""
     rows = []
     try:
         mapping: SourceMapping | None = load_mapping(source_dir)
@@ -132,13 +177,25 @@ def _table_counts(engine: Engine, source_dir: Path) -> str:
                 conn.rollback()
                 shown = escape_text(mask_secrets(one_line(first_line(exc), 200)))
                 rows.append(f"  {name:<14}{'(error)':>14}  {name}.sql: {shown}")
-        for name in OUTPUT_TABLES:
+    return f"source relations (rows, through the mapping files in {source_dir}):\n" + "\n".join(
+        rows
+    )
+
+
+def _table_counts(engine: Engine, names: Sequence[str], *, title: str) -> str:
+    """Rows of each of the tables ``names`` (crm-batch's own); a missing one says so."""
+    inspector = inspect(engine)
+    present = set(inspector.get_table_names()) | set(inspector.get_view_names())
+    metadata = build_metadata()
+    rows = []
+    with engine.connect() as conn:
+        for name in names:
             if name in present:
                 count = conn.execute(select(func.count()).select_from(metadata.tables[name]))
                 rows.append(f"  {name:<14}{count.scalar_one():>14,}")
             else:
                 rows.append(f"  {name:<14}{'(missing)':>14}")
-    return f"tables (rows; the canonical ones through {source_dir}):\n" + "\n".join(rows)
+    return f"{title}:\n" + "\n".join(rows)
 
 
 def _last_runs(engine: Engine, tz: ZoneInfo, limit: int, data_dir: Path | None = None) -> str:

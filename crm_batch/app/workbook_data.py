@@ -1,10 +1,10 @@
 """What a team workbook needs from the database besides the KPI run: the stored snapshots
 of its Dashboard (previous values, trend) and the latest stored follow-ups.
 
-The workbook code (:mod:`crm_batch.excel`) receives these as frames and never opens a
-database. The nightly job reads them on its run's engine (:func:`read_history`,
-:func:`crm_batch.app.followups.latest_followups`); the Refresh button, which has no
-engine, asks :func:`saved_state`, which opens its own.
+Both live in the state database. The workbook code (:mod:`crm_batch.excel`) receives
+these as frames and never opens a database. The nightly job reads them on its run's
+state engine (:func:`read_history`, :func:`crm_batch.app.followups.latest_followups`);
+the Refresh button, which has no engine, asks :func:`saved_state`, which opens its own.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import pandas as pd
 from sqlalchemy import Engine
 
-from crm_batch.app.engines import open_engine
+from crm_batch.app.engines import open_state
 from crm_batch.app.followups import latest_followups
 from crm_batch.app.snapshots import NO_TEAM_SCOPE, read_snapshots
 from crm_batch.config import Settings
@@ -60,5 +60,5 @@ def saved_state(
 ) -> SavedState:
     """The latest follow-ups of ``customer_ids`` and the snapshots of ``kpis`` (see
     :func:`read_history`), read on a connection of its own."""
-    with open_engine(settings) as engine:
+    with open_state(settings) as engine:
         return SavedState(latest_followups(engine, customer_ids), read_history(engine, as_of, kpis))

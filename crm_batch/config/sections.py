@@ -32,25 +32,47 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+def _check_url(value: str | None) -> str | None:
+    """``value`` if it parses as a SQLAlchemy URL; the error never echoes it (it may
+    contain a password)."""
+    if value is None:
+        return value
+    try:
+        make_url(value)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError("not a valid SQLAlchemy database URL") from exc
+    return value
+
+
 class DatabaseSettings(_Section):
-    """Where the sales data lives and how long we wait for it."""
+    """Where the sales data lives (the source, only ever read) and how long we wait for it."""
 
     url: str | None = None
     password_file: LaxPath | None = None
     connect_timeout_seconds: float = Field(10.0, gt=0)
     statement_timeout_seconds: float = Field(900.0, gt=0)
+    # the source must not be written (a replica, a warehouse user with SELECT only): the
+    # state then goes to the embedded state.duckdb unless [state] url names a database
+    read_only: bool = False
 
     @field_validator("url")
     @classmethod
     def _url_parses(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        try:
-            make_url(value)
-        except (ArgumentError, ValueError) as exc:
-            # never echo the value: it may contain a password
-            raise ValueError("not a valid SQLAlchemy database URL") from exc
-        return value
+        return _check_url(value)
+
+
+class StateSettings(_Section):
+    """Where crm-batch writes (snapshots, run log, follow-ups, deliveries, value models,
+    locks). Unset: the source database when it is writable, else ``state.duckdb`` in
+    ``paths.data_dir`` (resolved by :func:`crm_batch.app.engines.state_url`)."""
+
+    url: str | None = None
+    password_file: LaxPath | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url_parses(cls, value: str | None) -> str | None:
+        return _check_url(value)
 
 
 class SourceFileSettings(_Section):
@@ -356,6 +378,7 @@ class FileSettings(_Section):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     source: SourceSettings = Field(default_factory=SourceSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     general: GeneralSettings = Field(default_factory=GeneralSettings)
     paths: PathSettings = Field(default_factory=PathSettings)
     teams: list[TeamSettings] = Field(default_factory=list)

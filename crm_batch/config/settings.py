@@ -7,9 +7,10 @@ Precedence, highest first: CLI option > environment variable > ``crm_batch.toml`
 built-in defaults. The file is TOML; every key is validated (unknown keys and wrong
 types are rejected with a message naming the key, the file and the expected type).
 
-Secrets never live in the file: the database password and the SMTP password come from
+Secrets never live in the file: the database passwords and the SMTP password come from
 the environment (``CRM_BATCH_DATABASE_URL`` / ``CRM_BATCH_DATABASE_PASSWORD``,
-``CRM_BATCH_SMTP_PASSWORD``) or from a ``*_file`` setting that points outside the repo.
+``CRM_BATCH_STATE_URL`` / ``CRM_BATCH_STATE_PASSWORD``, ``CRM_BATCH_SMTP_PASSWORD``) or
+from a ``*_file`` setting that points outside the repo.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from crm_batch.config.sections import (
     RetrySettings,
     ScheduleSettings,
     SourceFileSettings,
+    StateSettings,
     TargetSettings,
     TeamSettings,
     ThresholdSettings,
@@ -55,6 +57,8 @@ CONFIG_FILE_NAME = "crm_batch.toml"
 ENV_CONFIG = "CRM_BATCH_CONFIG"
 ENV_DATABASE_URL = "CRM_BATCH_DATABASE_URL"
 ENV_DATABASE_PASSWORD = "CRM_BATCH_DATABASE_PASSWORD"
+ENV_STATE_URL = "CRM_BATCH_STATE_URL"
+ENV_STATE_PASSWORD = "CRM_BATCH_STATE_PASSWORD"
 ENV_TIMEZONE = "CRM_BATCH_TIMEZONE"
 ENV_WORKBOOKS_DIR = "CRM_BATCH_WORKBOOKS_DIR"
 ENV_REPORTS_DIR = "CRM_BATCH_REPORTS_DIR"
@@ -67,14 +71,20 @@ ENV_SMTP_PASSWORD = "CRM_BATCH_SMTP_PASSWORD"
 class Settings(BaseModel):
     """The resolved settings every command receives (immutable).
 
-    ``database_url`` is a SQLAlchemy :class:`URL` (which renders with the password
-    hidden by default); paths are absolute.
+    ``database_url`` (the source, only read) and ``state_url`` (where crm-batch writes,
+    when configured) are SQLAlchemy :class:`URL` objects (which render with the password
+    hidden by default); paths are absolute. Which database holds the state when
+    ``state_url`` is None is :func:`crm_batch.app.engines.state_url`'s rule.
     """
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     source: str  # where the file settings came from: a path or "defaults"
     database_url: URL
+    # [state] url / $CRM_BATCH_STATE_URL with its password; None: the default rule
+    state_url: URL | None = None
+    # [database] read_only: the source must not be written (state goes elsewhere)
+    source_read_only: bool = False
     connect_timeout_seconds: float
     statement_timeout_seconds: float
     timezone: str
@@ -105,14 +115,15 @@ class Settings(BaseModel):
         a DuckDB cache of its files, rather than a database."""
         return self.source_folder is not None
 
-    @field_serializer("database_url")
-    def _hide_password(self, url: URL) -> str:
-        """Dumps (``model_dump``, JSON) show the URL as text without its password."""
-        return safe_url(url)
+    @field_serializer("database_url", "state_url")
+    def _hide_password(self, url: URL | None) -> str | None:
+        """Dumps (``model_dump``, JSON) show the URLs as text without their password."""
+        return None if url is None else safe_url(url)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
-            yield name, (safe_url(value) if name == "database_url" else value)
+            hide = name in {"database_url", "state_url"} and value is not None
+            yield name, (safe_url(value) if hide else value)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -208,12 +219,15 @@ def load_settings(
     url = _resolve_database_url(
         database_url, env, file_settings.database, label, data_dir, base_dir, cwd.resolve()
     )
+    state = _resolve_state_url(env, file_settings.state, label, base_dir, cwd.resolve())
     _check_unique_team_names(file_settings.teams, label)
     sql_dir = _sql_dir(env, cwd, base_dir, paths.sql_dir)
     source_folder = _source_folder(file_settings, label, base_dir, database_url, env)
     return Settings(
         source=label,
         database_url=url,
+        state_url=state,
+        source_read_only=file_settings.database.read_only,
         connect_timeout_seconds=file_settings.database.connect_timeout_seconds,
         statement_timeout_seconds=file_settings.database.statement_timeout_seconds,
         timezone=timezone,
@@ -301,6 +315,12 @@ def default_demo_url(data_dir: Path) -> URL:
     return make_url(f"duckdb:///{(data_dir / 'demo.duckdb').as_posix()}")
 
 
+def default_state_url(data_dir: Path) -> URL:
+    """The embedded state database (when the source may not be written): a DuckDB file
+    in the data folder, created on first use."""
+    return make_url(f"duckdb:///{(data_dir / 'state.duckdb').as_posix()}")
+
+
 def _resolve_database_url(
     cli_url: str | None,
     env: Mapping[str, str],
@@ -310,10 +330,11 @@ def _resolve_database_url(
     base_dir: Path,
     cwd: Path,
 ) -> URL:
-    """Pick the URL by precedence and add the password from the environment or a file."""
+    """The source URL by precedence, with the password from the environment or a file."""
+    secrets = _Secrets("database", ENV_DATABASE_URL, ENV_DATABASE_PASSWORD)
     if section.url:
         # committed config must never hold a secret, even when something overrides it
-        _refuse_password(make_url(section.url), f"{label}: database.url")
+        secrets.refuse_password(make_url(section.url), f"{label}: database.url")
     if cli_url:
         origin, text = "--db", cli_url
     elif env.get(ENV_DATABASE_URL):
@@ -322,41 +343,80 @@ def _resolve_database_url(
         origin, text = f"{label}: database.url", section.url
     else:
         return default_demo_url(data_dir)
-    try:
-        url = make_url(text)
-    except (ArgumentError, ValueError):
-        raise ConfigError(f"{origin}: not a valid SQLAlchemy database URL") from None
-    url = _password_out_of_query(url)
-    if url.password is None:
-        if env.get(ENV_DATABASE_PASSWORD):
-            url = url.set(password=env[ENV_DATABASE_PASSWORD])
-        elif section.password_file is not None:
-            secret_path = section.password_file
-            if not secret_path.is_absolute():
-                secret_path = base_dir / secret_path
-            url = url.set(password=_read_secret_file(secret_path, "database.password_file"))
-    # file-based embedded databases: a relative path in the file is relative to the
-    # file's folder; one given with --db or in the environment to the working folder
-    if url.get_backend_name() in {"duckdb", "sqlite"} and url.database not in (
-        None,
-        "",
-        ":memory:",
-    ):
-        db_path = Path(url.database)
-        if not db_path.is_absolute():
-            anchor = base_dir if origin.endswith("database.url") else cwd
-            url = url.set(database=str(anchor / db_path))
-    return url
+    in_file = origin.endswith("database.url")
+    return secrets.complete(text, origin, in_file, env, section.password_file, base_dir, cwd)
 
 
-def _refuse_password(url: URL, origin: str) -> None:
-    secret_keys = {"password", "passwd", "pwd", "sslpassword"}
-    if url.password or any(key.lower() in secret_keys for key in url.query):
-        raise ConfigError(
-            f"{origin}: the URL holds a password; committed config must not. Put the password "
-            f"in ${ENV_DATABASE_PASSWORD} or database.password_file, or the whole URL in "
-            f"${ENV_DATABASE_URL}"
-        )
+def _resolve_state_url(
+    env: Mapping[str, str], section: StateSettings, label: str, base_dir: Path, cwd: Path
+) -> URL | None:
+    """The configured state URL ($CRM_BATCH_STATE_URL, else ``state.url``) with its
+    password, by the same rules as the source's; None when neither is set."""
+    secrets = _Secrets("state", ENV_STATE_URL, ENV_STATE_PASSWORD)
+    if section.url:
+        secrets.refuse_password(make_url(section.url), f"{label}: state.url")
+    if env.get(ENV_STATE_URL):
+        origin, text, in_file = f"${ENV_STATE_URL}", env[ENV_STATE_URL], False
+    elif section.url:
+        origin, text, in_file = f"{label}: state.url", section.url, True
+    else:
+        return None
+    return secrets.complete(text, origin, in_file, env, section.password_file, base_dir, cwd)
+
+
+class _Secrets:
+    """The password rules of one database setting (``database`` or ``state``): never in
+    the file's URL; from ``$<url env>``, ``$<password env>`` or ``<section>.password_file``."""
+
+    def __init__(self, section: str, url_env: str, password_env: str) -> None:
+        self.section, self.url_env, self.password_env = section, url_env, password_env
+
+    def refuse_password(self, url: URL, origin: str) -> None:
+        """A :class:`ConfigError` when ``url`` (from the file) holds a password."""
+        secret_keys = {"password", "passwd", "pwd", "sslpassword"}
+        if url.password or any(key.lower() in secret_keys for key in url.query):
+            raise ConfigError(
+                f"{origin}: the URL holds a password; committed config must not. Put the "
+                f"password in ${self.password_env} or {self.section}.password_file, or the "
+                f"whole URL in ${self.url_env}"
+            )
+
+    def complete(
+        self,
+        text: str,
+        origin: str,
+        in_file: bool,
+        env: Mapping[str, str],
+        password_file: Path | None,
+        base_dir: Path,
+        cwd: Path,
+    ) -> URL:
+        """``text`` parsed, its password added, a relative database file made absolute."""
+        try:
+            url = make_url(text)
+        except (ArgumentError, ValueError):
+            raise ConfigError(f"{origin}: not a valid SQLAlchemy database URL") from None
+        url = _password_out_of_query(url)
+        if url.password is None:
+            if env.get(self.password_env):
+                url = url.set(password=env[self.password_env])
+            elif password_file is not None:
+                secret_path = password_file
+                if not secret_path.is_absolute():
+                    secret_path = base_dir / secret_path
+                setting = f"{self.section}.password_file"
+                url = url.set(password=_read_secret_file(secret_path, setting))
+        # file-based embedded databases: a relative path in the file is relative to the
+        # file's folder; one given with --db or in the environment to the working folder
+        if url.get_backend_name() in {"duckdb", "sqlite"} and url.database not in (
+            None,
+            "",
+            ":memory:",
+        ):
+            db_path = Path(url.database)
+            if not db_path.is_absolute() and not url.database.startswith("file:"):
+                url = url.set(database=str((base_dir if in_file else cwd) / db_path))
+        return url
 
 
 def _password_out_of_query(url: URL) -> URL:

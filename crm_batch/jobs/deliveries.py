@@ -17,7 +17,7 @@ def run_resend_failed(settings: Settings, *, dry_run: bool = False) -> RunResult
         from crm_batch.delivery.resend import resend_failed
 
         report, dropped = resend_failed(
-            context.settings, SentLedger(context.engine), dry_run=dry_run
+            context.settings, SentLedger(context.state), dry_run=dry_run
         )
         lines = [report.summary()]
         lines += [f"    {line}" for line in report.plan_lines()]

@@ -21,7 +21,7 @@ def run_harvest(settings: Settings, *, show: Callable[[str], object]) -> RunResu
     found: list[HarvestReport] = []
 
     def stage(context: RunContext) -> StageOutcome:
-        report = harvest_all(context.settings, context.engine, local_now(context.settings.tz))
+        report = harvest_all(context.settings, context.state, local_now(context.settings.tz))
         found[:] = [report]
         report.check()  # a workbook that could not be read fails the run (after the others)
         return StageOutcome(report.inserted, report.summary().splitlines()[-1])

@@ -1,8 +1,10 @@
 """The run frame every scheduled job shares: a list of stages run under the run lock and
 recorded.
 
-:func:`run_stages` takes the run lock (file, then database), closes stale runs, records
-the run and each stage in ``batch_runs``, runs the stages in order (retrying idempotent
+:func:`run_stages` opens the source and the state database
+(:func:`crm_batch.app.engines.build_databases`: one engine when the state is kept in the
+source), takes the run lock (file, then the state database's), closes stale runs, records
+the run and each stage in ``batch_runs`` (state), runs the stages in order (retrying idempotent
 stages on transient failures, checking the database lock before each) and logs what each
 did. A stage is a named function of the :class:`RunContext` that returns a
 :class:`StageOutcome`; the stages of the nightly and quarterly runs are in
@@ -48,6 +50,7 @@ from crm_batch.jobs.failures import RecentLines, notify_ops
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from crm_batch.app.engines import Databases
     from crm_batch.app.kpis import KpiRun
     from crm_batch.app.problems import Problem
 
@@ -56,10 +59,15 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunContext:
-    """What the stages of one run share: inputs, and results handed to later stages."""
+    """What the stages of one run share: inputs, and results handed to later stages.
+
+    ``source`` is read (extraction, KPI queries, data checks); ``state`` is where the run
+    writes (snapshots, follow-ups, deliveries, the run log): the same engine when the
+    state is kept in the source."""
 
     settings: Settings
-    engine: Engine
+    source: Engine
+    state: Engine
     business_date: date
     run_id: str
     kind: str
@@ -72,6 +80,13 @@ class RunContext:
     unharvested: list[Path] = field(default_factory=list)  # set by the ``harvest`` stage
     resend: bool = False  # send again what the ledger records as sent
     dry_run: bool = False  # list what would be sent, send nothing
+
+    @property
+    def databases(self) -> Databases:
+        """Both engines, for services that read the source and the state."""
+        from crm_batch.app.engines import Databases
+
+        return Databases(self.source, self.state)
 
 
 @dataclass(frozen=True)
@@ -240,17 +255,10 @@ def _run(
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.enter_context(file_lock(settings.data_dir, holder))
-        from crm_batch.app.engines import build_engine, check_connection
-
-        engine = build_engine(settings)
-        stack.callback(engine.dispose)
         day = business_date.isoformat()
-        call_with_retries(
-            lambda: check_connection(engine),
-            settings.retry,
-            what=f"{kind} {day}: database",
-            sleep=sleep,
-        )
+        databases = _open_databases(settings, f"{kind} {day}", sleep)
+        stack.callback(databases.dispose)
+        engine = databases.state
         try:
             locked_database = stack.enter_context(database_lock(engine))
         except AlreadyRunningError as exc:
@@ -265,7 +273,14 @@ def _run(
         )
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
         context = RunContext(
-            settings, engine, business_date, run_id, kind, outputs=outputs, **delivery
+            settings,
+            databases.source,
+            databases.state,
+            business_date,
+            run_id,
+            kind,
+            outputs=outputs,
+            **delivery,
         )
         results = []
         for stage in stages:
@@ -319,6 +334,41 @@ def _run(
     else:
         log.info("%s %s: ok in %.1fs", kind, business_date.isoformat(), result.seconds)
     return result
+
+
+def _open_databases(settings: Settings, what: str, sleep: Callable[[float], None]) -> Databases:
+    """The run's engines, each database answering (transient failures retried); a
+    failure names the database ("state database: cannot connect to ...") when the two
+    differ. The state is checked first: the run log and the lock live there."""
+    from crm_batch.app.engines import SOURCE, STATE, build_databases, check_connection
+    from crm_batch.errors import DependencyError
+    from crm_batch.retry import call_with_retries
+    from crm_batch.urls import safe_url
+
+    databases = call_with_retries(
+        lambda: build_databases(settings), settings.retry, what=f"{what}: database", sleep=sleep
+    )
+    try:
+        checks = [(databases.state, "database")]
+        if not databases.shared:
+            checks = [(databases.state, STATE), (databases.source, SOURCE)]
+            why = databases.choice.why if databases.choice is not None else "state.url"
+            log.info("%s: state database %s (%s)", what, safe_url(databases.state.url), why)
+        for engine, name in checks:
+
+            def check(engine: Engine = engine, name: str = name) -> None:
+                try:
+                    check_connection(engine)
+                except DependencyError as exc:
+                    if name == "database":
+                        raise
+                    raise type(exc)(f"{name}: {exc}") from None
+
+            call_with_retries(check, settings.retry, what=f"{what}: {name}", sleep=sleep)
+    except BaseException:
+        databases.dispose()
+        raise
+    return databases
 
 
 def _run_stage(stage: Stage, context: RunContext, where: str) -> StageOutcome:

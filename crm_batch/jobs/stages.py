@@ -37,10 +37,10 @@ def compute_kpis(context: RunContext) -> StageOutcome:
     business date for the company and every team."""
     from crm_batch.app.kpis import run_kpis
 
-    run = run_kpis(context.settings, context.engine, context.business_date, all_teams=True)
+    run = run_kpis(context.settings, context.source, context.business_date, all_teams=True)
     context.kpis = run
     if context.outputs is None:
-        context.outputs = decide_outputs(context.engine, context.business_date)
+        context.outputs = decide_outputs(context.state, context.business_date)
     customers = len(run.reports[None].customers)
     teams = len(run.reports) - 1
     return StageOutcome(
@@ -57,7 +57,7 @@ def store_kpi_snapshots(context: RunContext) -> StageOutcome:
 
     if context.kpis is None:
         raise RuntimeError("the snapshots stage needs the kpis stage before it")
-    stored = store_snapshots(context.engine, context.kpis, datetime.now(context.settings.tz))
+    stored = store_snapshots(context.state, context.kpis, datetime.now(context.settings.tz))
     scopes = len(context.kpis.reports) - len(stored.problems)
     return StageOutcome(
         stored.rows, f"{stored.rows:,} snapshot rows ({scopes} scopes)", stored.problems
@@ -77,7 +77,7 @@ def harvest_workbooks(context: RunContext) -> StageOutcome:
     teams = [team for team in _kpis_of(context, "harvest").reports if team is not None]
     current = team_workbook_paths(context.settings, teams)
     found = harvest_all(
-        context.settings, context.engine, local_now(context.settings.tz), skip=current.values()
+        context.settings, context.state, local_now(context.settings.tz), skip=current.values()
     )
     context.unharvested = [path for path, _reason in found.failed]
     return StageOutcome(found.inserted, found.summary().splitlines()[-1], found.problems(current))
@@ -92,7 +92,7 @@ def refresh_workbooks(context: RunContext) -> StageOutcome:
     run = _kpis_of(context, "workbooks")
     report = refresh_team_workbooks(
         context.settings,
-        context.engine,
+        context.state,
         run,
         local_now(context.settings.tz),
         unharvested=context.unharvested,
@@ -120,7 +120,7 @@ def write_diagnosis_reports(context: RunContext) -> StageOutcome:
     if context.send:  # the mails carry a summary of each report
         from crm_batch.jobs.summaries import diagnosis_files
 
-        context.rendered.extend(diagnosis_files(context.settings, context.engine, run, rendered))
+        context.rendered.extend(diagnosis_files(context.settings, context.state, run, rendered))
     else:
         context.rendered.extend(rendered)
     return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports", problems)
@@ -137,7 +137,7 @@ def deliver_reports(context: RunContext) -> StageOutcome:
 
     report = deliver(
         context.settings,
-        SentLedger(context.engine),
+        SentLedger(context.state),
         context.rendered,
         resend=context.resend,
         dry_run=context.dry_run,
@@ -149,8 +149,9 @@ def deliver_reports(context: RunContext) -> StageOutcome:
 
 
 def decide_outputs(engine: Engine, business_date: date) -> bool:
-    """The backfill rule: a nightly run of a date older than the latest successful nightly
-    run computes KPIs and snapshots only, and never replaces the current workbooks and
+    """The backfill rule (from the run log on ``engine``, the state database): a nightly
+    run of a date older than the latest successful nightly run computes KPIs and
+    snapshots only, and never replaces the current workbooks and
     reports (nor mails them) with an older day's; the same date or a newer one rebuilds
     them. ``nightly --outputs-to DIR`` rebuilds an old date's outputs in a folder of their
     own."""
@@ -219,7 +220,7 @@ def write_reviews(
     settings = context.settings
     quarter = period_containing(context.business_date, "quarter")
     # the company review's team table needs every team; a team review only its own
-    data = gather_quarter(settings, context.engine, quarter, list(teams) if teams else None)
+    data = gather_quarter(settings, context.databases, quarter, list(teams) if teams else None)
     chosen_languages = languages or settings.reports.languages or None
     scopes: list[str | None] = list(teams) if teams else [None, *data.teams()]
     rendered, problems = render_each(

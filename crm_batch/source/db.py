@@ -24,6 +24,7 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import duckdb
 import pandas as pd
@@ -59,8 +60,10 @@ def make_engine(
     *,
     connect_timeout: float = 10.0,
     statement_timeout: float | None = 900.0,
+    read_only: bool = False,
 ) -> Engine:
-    """An engine for ``url`` with connect and statement timeouts set per driver.
+    """An engine for ``url`` with connect and statement timeouts set per driver;
+    ``read_only``: the driver refuses every write (:func:`_read_only_url`, and below).
 
     * PostgreSQL (psycopg): libpq's ``connect_timeout`` bounds the whole connection
       set-up (libpq waits at least 2 s); ``statement_timeout`` is added to the
@@ -71,14 +74,21 @@ def make_engine(
       MariaDB, ``max_execution_time`` on MySQL) and the client read timeout is the
       statement timeout plus a few seconds.
     * SQLite: ``connect_timeout`` is the busy timeout on a locked file.
+
+    Read-only: SQLite opens the file with ``mode=ro``; DuckDB with ``read_only`` (other
+    processes may then read the file at the same time); PostgreSQL sessions start with
+    ``default_transaction_read_only=on``; MySQL/MariaDB sessions run ``SET SESSION
+    TRANSACTION READ ONLY``.
     """
     url = normalize_url(url)
     backend = url.get_backend_name()
+    if read_only and backend == "sqlite":
+        url = _read_only_url(url)
     connect_seconds = max(1, math.ceil(connect_timeout))
     connect_args: dict[str, Any] = {}
     if backend == "postgresql":
         connect_args["connect_timeout"] = connect_seconds
-        options = _postgres_options(url, statement_timeout)
+        options = _postgres_options(url, statement_timeout, read_only=read_only)
         if options:
             # connect_args replace the URL's own query values: pass the merged options
             connect_args["options"] = options
@@ -94,7 +104,10 @@ def make_engine(
     elif backend == "sqlite":
         connect_args["timeout"] = connect_timeout
     elif backend == "duckdb" and url.database not in (None, "", ":memory:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        if read_only:
+            connect_args["read_only"] = True
+        else:
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     try:
         engine = create_engine(url, connect_args=connect_args, pool_pre_ping=backend != "duckdb")
     except (SQLAlchemyError, ImportError) as exc:
@@ -102,7 +115,9 @@ def make_engine(
     if backend == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     elif backend in {"mysql", "mariadb"}:
-        session = functools.partial(_mysql_session, statement_timeout=statement_timeout)
+        session = functools.partial(
+            _mysql_session, statement_timeout=statement_timeout, read_only=read_only
+        )
         event.listen(engine, "connect", session)
     elif backend == "postgresql":
         # before SQLAlchemy's own first query on the connection (it reads the version)
@@ -141,15 +156,29 @@ def _postgres_text(dbapi_connection: Any) -> None:
         dbapi_connection.adapters.register_loader(name, SqlAsciiText)
 
 
-def _postgres_options(url: URL, statement_timeout: float | None) -> str:
-    """libpq ``options``: the URL's own plus ``-c statement_timeout`` unless it sets one."""
+def _postgres_options(url: URL, statement_timeout: float | None, *, read_only: bool = False) -> str:
+    """libpq ``options``: the URL's own plus ``-c statement_timeout`` unless it sets one,
+    and ``-c default_transaction_read_only=on`` for a read-only engine."""
     existing = url.query.get("options") or ""
     if isinstance(existing, tuple):
         existing = " ".join(existing)
     parts = [existing] if existing else []
     if statement_timeout and "statement_timeout" not in existing:
         parts.append(f"-c statement_timeout={math.ceil(statement_timeout * 1000)}")
+    if read_only:
+        parts.append("-c default_transaction_read_only=on")
     return " ".join(parts)
+
+
+def _read_only_url(url: URL) -> URL:
+    """A SQLite URL that opens its file read-only: the path as a ``file:`` URI with
+    ``mode=ro`` (percent-encoded, so any file name works). A URL that is a URI already
+    (``uri=true``) or an in-memory database is left as it is."""
+    name = url.database
+    if name in (None, "", ":memory:") or str(url.query.get("uri", "")).lower() == "true":
+        return url
+    uri = "file:" + quote(Path(name).as_posix(), safe="/:")
+    return url.set(database=uri).update_query_dict({"mode": "ro", "uri": "true"})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -187,13 +216,26 @@ class _LenientText:
             return raw.decode("utf-8", errors="replace")
 
 
-def _mysql_session(dbapi_connection: Any, _record: Any, *, statement_timeout: float | None) -> None:
-    """After the handshake: statement limits on the server and on the client socket."""
+def _mysql_session(
+    dbapi_connection: Any,
+    _record: Any,
+    *,
+    statement_timeout: float | None,
+    read_only: bool = False,
+) -> None:
+    """After the handshake: statement limits on the server and on the client socket, and
+    read-only transactions for a read-only engine."""
     client_timeout = statement_timeout + _MYSQL_CLIENT_GRACE_SECONDS if statement_timeout else None
     # PyMySQL re-applies these before every socket read/write (no public setter exists)
     if hasattr(dbapi_connection, "_read_timeout"):
         dbapi_connection._read_timeout = client_timeout
         dbapi_connection._write_timeout = client_timeout
+    if read_only:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SET SESSION TRANSACTION READ ONLY")
+        finally:
+            cursor.close()
     if not statement_timeout:
         return
     server = str(getattr(dbapi_connection, "server_version", "") or "")
@@ -208,6 +250,63 @@ def _mysql_session(dbapi_connection: Any, _record: Any, *, statement_timeout: fl
         log.debug("cannot set a server-side statement limit (%s); using the client's", exc)
     finally:
         cursor.close()
+
+
+def server_read_only(engine: Engine) -> str | None:
+    """Why this PostgreSQL or MySQL/MariaDB server will not take crm-batch's writes on
+    this connection, or None when it will (other dialects: None).
+
+    PostgreSQL: a standby (``pg_is_in_recovery()``), a read-only session
+    (``transaction_read_only``, e.g. a role with ``default_transaction_read_only``), or a
+    user who may neither create tables in its current schema nor insert into an existing
+    ``batch_runs`` (a user with SELECT only). MySQL/MariaDB: ``read_only``,
+    ``super_read_only`` or a read-only session (``transaction_read_only`` /
+    ``tx_read_only``); grants are not read (a SELECT-only user there sets
+    ``database.read_only``). A server that cannot be reached is a
+    :class:`DependencyError` (as :func:`check_connection`).
+    """
+    name = engine.dialect.name
+    if name not in {"postgresql", "mysql", "mariadb"}:
+        return None
+    try:
+        conn = engine.connect()
+    except DBAPIError as exc:
+        error = PermanentDependencyError if refused_for_good(exc.orig) else DependencyError
+        raise error(f"cannot connect to {safe_url(engine.url)}: {first_line(exc)}") from None
+    with conn:
+        return _postgres_read_only(conn) if name == "postgresql" else _mysql_read_only(conn)
+
+
+def _postgres_read_only(conn: Connection) -> str | None:
+    row = conn.execute(
+        text(
+            "select pg_is_in_recovery(), current_setting('transaction_read_only') = 'on', "
+            "coalesce(has_schema_privilege(current_schema(), 'CREATE'), false), "
+            "coalesce(has_table_privilege(to_regclass('batch_runs'), 'INSERT'), false), "
+            "coalesce(current_schema(), '(no schema)')"
+        )
+    ).one()
+    recovery, read_only_session, can_create, can_log, schema = row
+    if recovery:
+        return "the PostgreSQL server is a standby (in recovery)"
+    if read_only_session:
+        return "the PostgreSQL session is read-only (transaction_read_only = on)"
+    if not (can_create or can_log):
+        return (
+            f"this PostgreSQL user may not create tables in schema {schema!r} nor write "
+            "an existing batch_runs"
+        )
+    return None
+
+
+def _mysql_read_only(conn: Connection) -> str | None:
+    names = ("read_only", "super_read_only", "transaction_read_only", "tx_read_only")
+    listed = ", ".join(f"'{name}'" for name in names)
+    rows = conn.execute(text(f"show variables where variable_name in ({listed})")).all()
+    on = sorted(str(name) for name, value in rows if str(value).upper() in {"ON", "1"})
+    if on:
+        return f"the MySQL/MariaDB server or session is read-only ({', '.join(on)} = ON)"
+    return None
 
 
 def check_connection(engine: Engine) -> None:

@@ -314,6 +314,7 @@ def test_quarterly_review_without_touches_says_so_and_misses_no_target(
     recomputed through the service with the loader's absent_tables."""
     from crm_batch.app import frames as app_frames
     from crm_batch.app import kpis as app_kpis
+    from crm_batch.app.engines import Databases
     from crm_batch.app.quarter import gather_quarter
     from crm_batch.reports.quarterly import quarterly_html
 
@@ -330,7 +331,7 @@ def test_quarterly_review_without_touches_says_so_and_misses_no_target(
     try:
         load_canonical(state, frames, "int")
         chosen = load_settings(None, database_url=url, environ={})
-        data = gather_quarter(chosen, state, Q2)
+        data = gather_quarter(chosen, Databases.single(state), Q2)
     finally:
         state.dispose()
     page = quarterly_html(chosen, data, None, "en", datetime(2026, 7, 1, 6, 0))

@@ -149,17 +149,18 @@ def inspect_source(
 
 
 def raise_for_blocking(verdict: SourceVerdict) -> None:
-    """One :class:`DataError` with every blocking problem and its fix; warnings logged."""
-    for problem in verdict.column_warnings():
-        log.warning("data warning %s", problem.line())
-    for line in verdict.quality.warning_lines() if verdict.quality is not None else []:
-        log.warning("%s", line)
+    """One :class:`DataError` with every blocking problem and its fix (the warnings are in
+    its text); when nothing blocks, each warning is logged on one line."""
     if verdict.blocking:
         raise DataError(
             f"the source data is not ready ({verdict.blocking} blocking problem(s)); nothing "
             "was computed. `crm-batch check-source` shows them with rows and fixes.\n"
             + verdict.render_text()
         )
+    for problem in verdict.column_warnings():
+        log.warning("data warning %s", problem.line())
+    for line in verdict.quality.warning_lines() if verdict.quality is not None else []:
+        log.warning("%s", line)
 
 
 def check_source_report(settings: Settings, as_of: date) -> SourceVerdict:

@@ -16,11 +16,11 @@ filters into the company's tables and using their indexes: DuckDB materializes a
 referenced twice by default, which made cohort_activity.duckdb.sql half again as slow
 at 2M orders, while with the hint every query ran as fast as on the tables themselves);
 an absent optional file becomes an empty relation of the same typed columns
-(:meth:`SourceMapping.empty_sql`),
-so every query still runs and :attr:`SourceMapping.absent` tells the KPI layer which
-relations have no data. :meth:`SourceMapping.check_columns` runs each mapping once per
-engine with ``where 1 = 0`` and reports every missing or extra column in one error
-naming the files, before any KPI query could fail on them under its own name.
+(:meth:`SourceMapping.empty_sql`), so every query still runs and
+:attr:`SourceMapping.absent` tells the KPI layer which relations have no data.
+:meth:`SourceMapping.check_columns` runs each mapping once per engine with ``where 1 = 0
+limit 0`` (nothing is read) and reports every missing or extra column in one error naming
+the files, before any KPI query could fail on them under its own name.
 """
 
 from __future__ import annotations
@@ -313,7 +313,8 @@ def _has_materialized_hint(dialect: str) -> bool:
 
 def _returned_columns(engine: Engine, relation: MappedRelation) -> list[str]:
     """The column names the mapping returns, from an empty run of it."""
-    statement = f"select * from (\n{relation.body}\n) as m where 1 = 0"
+    # limit 0 as well: MySQL/MariaDB may materialize a grouped derived table otherwise
+    statement = f"select * from (\n{relation.body}\n) as m where 1 = 0 limit 0"
     query = SqlQuery(relation.name, relation.path, "", (), (), "", statement)
     try:
         with engine.connect() as conn:

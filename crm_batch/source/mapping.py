@@ -84,11 +84,12 @@ _CAST_TYPES: dict[str, dict[str, str]] = {
         "bool": "signed",
     },
 }
-#: Key columns of an empty relation that other relations join on: typed like the key
-#: they join (an integer key compared with a text NULL is an error on PostgreSQL).
-_KEY_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "customer_id": (("customers", "customer_id"),),
-    "campaign_id": (("campaigns", "campaign_id"), ("touches", "campaign_id")),
+#: Key columns of an empty relation that other relations join on, with the relations
+#: whose same-named column types them (an integer key compared with a text NULL is an
+#: error on PostgreSQL); the first one mapped wins.
+_KEY_SOURCES: dict[str, tuple[str, ...]] = {
+    "customer_id": ("customers",),
+    "campaign_id": ("campaigns", "touches"),
 }
 
 
@@ -238,7 +239,7 @@ class SourceMapping:
         for column, candidates in _KEY_SOURCES.items():
             if column not in names:
                 continue
-            for relation, _ in candidates:
+            for relation in candidates:
                 if relation != name and relation in self.relations:
                     found[column] = relation
                     break
@@ -246,7 +247,7 @@ class SourceMapping:
         return found
 
     def check_columns(self, engine: Engine) -> None:
-        """Run every mapping with ``where 1 = 0`` and compare its columns with the
+        """Run every mapping with ``where 1 = 0 limit 0`` and compare its columns with the
         canonical ones; one :class:`SqlContractError` lists every missing, extra or
         repeated column, each line naming its file. Done once per engine and mapping."""
         checked = _CHECKED.setdefault(engine, set())

@@ -471,12 +471,14 @@ def worker_facts(url: str, as_of: date) -> dict[str, Any]:
     from crm_batch.kpi.facts import customer_table
     from crm_batch.source.db import make_engine
     from crm_batch.source.extract import SourceFrames, as_of_tasks
+    from crm_batch.source.mapping import load_mapping
     from crm_batch.source.sql_files import SqlCatalog
 
     meter = Meter()
     settings = load_settings(REPO / "crm_batch.toml", database_url=url, environ={}, cwd=REPO)
     engine = make_engine(url, statement_timeout=settings.statement_timeout_seconds)
-    tasks = dict(as_of_tasks(engine, SqlCatalog(settings.sql_dir), as_of, settings.thresholds))
+    catalog = SqlCatalog(settings.sql_dir, load_mapping(settings.source_dir))
+    tasks = dict(as_of_tasks(engine, catalog, as_of, settings.thresholds))
     inputs = {field: fetch() for field, fetch in tasks.items() if field != "facts"}
     with meter.stage(FACTS_STEP) as total:
         with meter.stage(f"sql customer_facts (as_of {as_of})") as entry:

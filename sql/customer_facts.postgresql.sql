@@ -3,7 +3,11 @@
 --   negated numeric for every refund row and every window: about an eighth faster on
 --   PostgreSQL (numeric sums stay exact, so the totals are identical). The purchase days
 --   (order_days, repeat_paid) come from a second, paid-only pass summed per customer and
---   day, joined on the key (NULL keys form one group on both sides).
+--   day, joined on the key with an equality; the NULL key's group (NULL keys form one
+--   group on both sides) is read by a subquery that runs once, if at all. A join on
+--   "is not distinct from" cannot be hashed or merged, and the planner's 200-group guess
+--   for day_facts made it a nested loop comparing every customer with every other
+--   (24 s for 200,000 orders instead of well under one).
 -- params:
 --   as_of date: the business date T (inclusive)
 --   start_12m date: T - 365 days; the 12-month window is (start_12m, T]
@@ -90,10 +94,14 @@ final as (
         coalesce(c.refunds_total, 0) as refunds_total,
         (c.quarter_bits & 1) + (c.quarter_bits & 2) / 2 + (c.quarter_bits & 4) / 4
             + (c.quarter_bits & 8) / 8 as quarters_active_4q,
-        coalesce(d.order_days, 0) as order_days,
-        coalesce(d.repeat_paid, 0) as repeat_paid
+        coalesce(d.order_days, case when c.customer_id is null then (
+            select z.order_days from day_facts as z where z.customer_id is null
+        ) end, 0) as order_days,
+        coalesce(d.repeat_paid, case when c.customer_id is null then (
+            select z.repeat_paid from day_facts as z where z.customer_id is null
+        ) end, 0) as repeat_paid
     from per_customer as c
-    left join day_facts as d on d.customer_id is not distinct from c.customer_id
+    left join day_facts as d on d.customer_id = c.customer_id
 )
 
 select * from final

@@ -42,3 +42,15 @@ def test_readme_data_checks_table_matches_the_check_files() -> None:
     start = text.index("\n", start) + 1
     end = text.index("<!-- quality-checks:end -->")
     assert text[start:end].strip() == rules_markdown(SQL_DIR / "checks").strip()
+
+
+def test_readme_mapping_table_matches_the_canonical_columns() -> None:
+    from crm_batch.source.mapping import columns_markdown
+
+    text = README.read_text(encoding="utf-8")
+    start = text.index("<!-- mapping-columns:start")
+    start = text.index("\n", start) + 1
+    end = text.index("<!-- mapping-columns:end -->")
+    assert text[start:end].strip() == columns_markdown().strip(), (
+        "README's mapping table is stale: paste `python -m crm_batch.source.mapping`"
+    )

@@ -230,6 +230,28 @@ def _param_value(kind: str) -> object:
 
 
 @pytest.mark.parametrize("backend", [_param(b) for b in BACKENDS])
+def test_an_absent_relation_takes_its_key_type_from_the_mapped_one_it_joins(
+    backend: str, loaded_db_factory: Callable[..., object], tmp_path: Path
+) -> None:
+    """touches mapped, campaigns absent (and the other way round): the join on
+    campaign_id type-checks on every database (integer keys against a text NULL would be
+    an error on PostgreSQL) and finds nothing."""
+    db = loaded_db_factory(backend, "int")
+    dialect = dialect_name(db.engine)
+    body = (
+        "select count(*) from mapped_touches as t"
+        " join mapped_campaigns as m on m.campaign_id = t.campaign_id"
+    )
+    for present in ("touches", "campaigns"):
+        mapping = _mapping(tmp_path / present, *REQUIRED, present)
+        mapping.check_columns(db.engine)
+        with db.engine.connect() as conn:
+            assert conn.execute(text(mapping.apply(body, dialect))).scalar_one() == 0
+            rows = conn.execute(text(mapping.apply(f"select * from mapped_{present}", dialect)))
+            assert len(rows.fetchall()) == len(db.frames[present])
+
+
+@pytest.mark.parametrize("backend", [_param(b) for b in BACKENDS])
 def test_with_recursive_and_mapped_relations_run_on_each_database(
     backend: str, loaded_db_factory: Callable[..., object], tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings
+from sqlalchemy import text
 from test_cli import run_cli
 
 from crm_batch.app.engines import build_engine
@@ -73,8 +74,6 @@ def test_a_multi_line_error_is_shown_whole_on_one_line() -> None:
 
 def test_status_counts_a_view_as_a_mapped_table(tmp_path: Path) -> None:
     """Was: a source mapped through views showed "(missing)" for them (issue 12)."""
-    from sqlalchemy import text
-
     from crm_batch.app.status import status_report
 
     folder = demo_folder(tmp_path)
@@ -92,3 +91,40 @@ def test_status_counts_a_view_as_a_mapped_table(tmp_path: Path) -> None:
     line = next(line for line in report.splitlines() if line.strip().startswith("tickets "))
     assert "(missing)" not in line
     assert f"{tickets:,}" in line
+
+
+def test_status_counts_the_relations_through_the_mapping_files(tmp_path: Path) -> None:
+    """The canonical rows come from the mapping files: an absent optional file says
+    "not mapped", a file the database rejects shows its error, on its own line."""
+    from crm_batch.app.status import status_report
+
+    folder = demo_folder(tmp_path)
+    settings = folder_settings(folder)
+    mapping = tmp_path / "mapping"
+    mapping.mkdir()
+    source = settings.source_dir
+    for name in ("customers", "orders", "tickets"):
+        (mapping / f"{name}.sql").write_text(
+            (source / f"{name}.sql").read_text(encoding="utf-8"), encoding="utf-8"
+        )
+    (mapping / "orders.sql").write_text(
+        "select * from orders where status = 'paid'", encoding="utf-8"
+    )
+    (mapping / "tickets.sql").write_text("select * from no_such_table", encoding="utf-8")
+    engine = build_engine(settings)
+    try:
+        with engine.connect() as conn:
+            paid = conn.execute(
+                text("select count(*) from orders where status = 'paid'")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    report, healthy = status_report(settings.model_copy(update={"source_dir": mapping}), DEMO_DAY)
+    assert healthy
+    lines = {line.split()[0]: line for line in report.splitlines() if line.startswith("  ")}
+    assert f"{paid:,}" in lines["orders"]
+    assert "(not mapped)" in lines["leads"]
+    assert "(error)" in lines["tickets"]
+    assert "tickets.sql" in lines["tickets"]
+    assert "no_such_table" in lines["tickets"]
+    assert f"mapping:    {mapping}" in report

@@ -74,8 +74,8 @@ CHECK_RULES: dict[str, CheckRule] = {
         "window boundary by a day without a word. Store dates as SQLAlchemy and the demo "
         "do: 'YYYY-MM-DD' in date columns (update orders set order_date = "
         "date(order_date)), 'YYYY-MM-DD HH:MM:SS.ffffff' in timestamp columns (update leads "
-        "set created_at = strftime('%Y-%m-%d %H:%M:%S', created_at) || '.000000'), or point "
-        "sql/ at a view that converts them.",
+        "set created_at = strftime('%Y-%m-%d %H:%M:%S', created_at) || '.000000'), or "
+        "convert them in the mapping file (date(order_date) as order_date in orders.sql).",
     ),
     "customers_missing_signup": CheckRule(
         "warning",
@@ -102,7 +102,8 @@ CHECK_RULES: dict[str, CheckRule] = {
         "The run stops: an empty or space-padded customer id is a broken key (exports "
         "and other systems drop the spaces, so orders stop matching it, and MySQL/MariaDB "
         "ignore trailing spaces where the other databases do not). Clean the ids at the "
-        "source, or point sql/ and sql/checks/ at a view that trims them.",
+        "source, or trim them in the mapping files (customers.sql and every file that "
+        "returns a customer_id).",
     ),
     "customer_ids_case_variants": CheckRule(
         "warning",
@@ -272,7 +273,7 @@ class QualityReport:
             names = ", ".join(r.name for r in self.errors)
             raise DataError(
                 f"the source data fails {len(self.errors)} data check(s) ({names}); "
-                f"nothing was computed. Fix the rows below or the sql/checks mapping "
+                f"nothing was computed. Fix the rows below or the mapping files "
                 f"(README, 'Data checks').\n{self.render_text()}"
             )
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,8 +55,9 @@ SIZES = {"demo": (20_000, 200_000), "1m": (1_000_000, 10_000_000)}
 TEAM_DIAGNOSIS_TARGET = 1.2
 COMPANY_QUARTERLY_TARGET = 3.0
 SPEEDUP_TARGET = 3.5
-#: What a code version needs at run time (the worker takes the benchmarks from here).
-CODE_FOLDERS = ("crm_batch", "report_templates", "sql", "workbooks/vba")
+#: What a code version needs at run time (the worker takes the benchmarks from here); its
+#: settings file too, since an older version refuses keys added after it.
+CODE_FOLDERS = ("crm_batch", "report_templates", "sql", "workbooks/vba", "crm_batch.toml")
 STEPS = ("kpi_run", "diagnosis_team", "diagnosis_company", "quarterly_data", "quarterly_company")
 
 
@@ -126,6 +128,7 @@ def worker(size: str, code: Path | None) -> dict[str, Any]:
     this checkout)."""
     if code is not None:
         sys.path.insert(0, str(code))
+        os.chdir(code)  # the version's own crm_batch.toml is found in the current folder
     import crm_batch
 
     expected = (code or REPO) / "crm_batch"

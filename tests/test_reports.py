@@ -502,6 +502,41 @@ def test_a_stale_matplotlib_font_cache_still_draws_chinese(
     assert (reports / f"diagnosis_{TEAM}_{AS_OF.isoformat()}_zh-CN.pdf").exists()
 
 
+def test_a_cropped_chart_is_the_size_of_matplotlibs_tight_box() -> None:
+    """The one-drawing crop keeps what lies outside the figure (axis labels below a
+    short figure) and equals matplotlib's own bbox_inches="tight" within a pixel."""
+    import base64
+    import io
+
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from crm_batch.reports import charts
+
+    def size_of(uri: str) -> tuple[int, int]:
+        with Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))) as image:
+            assert image.mode == "RGB"  # opaque: one image in the PDF, no mask
+            return image.size
+
+    def draw(axes_label: str) -> plt.Figure:
+        figure, axes = plt.subplots(figsize=(6.2, 1.2))
+        axes.barh([0, 1], [3, 5])
+        axes.set_xlabel(axes_label)
+        return figure
+
+    reference = io.BytesIO()
+    with charts._drawing():
+        draw("客户数 customers").savefig(
+            reference, format="png", dpi=charts.DPI, bbox_inches="tight", facecolor="white"
+        )
+        ours = size_of(charts._data_uri(draw("客户数 customers")))
+    plt.close("all")
+    with Image.open(reference) as image:
+        expected = image.size
+    assert abs(ours[0] - expected[0]) <= 1 and abs(ours[1] - expected[1]) <= 1, (ours, expected)
+    assert ours[1] > 1.2 * charts.DPI  # the label below the 1.2 in figure is kept
+
+
 def test_a_missing_glyph_is_one_counted_log_line(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

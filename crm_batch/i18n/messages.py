@@ -26,6 +26,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "cover.as_of": ("数据截至", "Data as of"),
     "cover.period": ("统计期间", "Period"),
     "cover.generated": ("生成时间", "Generated"),
+    "cover.company": ("公司", "Company"),
     "cover.confidential": (
         "内部资料:含客户名称,仅供管理人员使用,请勿外传。",
         "Internal: contains customer names; for managers only, do not forward outside.",

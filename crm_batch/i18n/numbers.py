@@ -72,6 +72,21 @@ def day(value: date | datetime | None, language: str) -> str:
     return f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
 
 
+def moment(value: datetime, language: str) -> str:
+    """A time of day with its date and timezone, for a report's generation time:
+    ``2026年7月1日 06:00 (Asia/Shanghai, UTC+08:00)``. A naive ``value`` has no zone
+    to show and is written without one."""
+    text = f"{day(value, language)} {value:%H:%M}"
+    offset = value.utcoffset()
+    if offset is None:
+        return text
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    utc = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    key = getattr(value.tzinfo, "key", None)  # zoneinfo's IANA name
+    return f"{text} ({key}, {utc})" if key else f"{text} ({utc})"
+
+
 def kpi_value(kpi: Measured, value: float | None, language: str, currency: str) -> str:
     """A registry KPI formatted by its unit for ``language``."""
     if _missing(value):

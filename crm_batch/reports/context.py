@@ -269,7 +269,7 @@ def diagnosis_context(
             "as_of": fmt.day(report.as_of, language),
             "period": period.label,
             "period_span": f"{fmt.day(period.start, language)} – {fmt.day(period.end, language)}",
-            "generated": fmt.day(generated_at.date(), language) + generated_at.strftime(" %H:%M"),
+            "generated": fmt.moment(generated_at, language),
         },
         "findings": [{"severity": f.severity, "number": f.number, "text": f.text} for f in found],
         "headline": kpi_rows(report, HEADLINE_KPIS, language, currency),

@@ -394,7 +394,7 @@ def quarterly_context(
             "period_span": f"{fmt.day(quarter.start, language)} – {fmt.day(quarter.end, language)}",
             "previous": data.previous.label,
             "year_before": data.year_before.label,
-            "generated": fmt.day(generated_at.date(), language) + generated_at.strftime(" %H:%M"),
+            "generated": fmt.moment(generated_at, language),
         },
         "glance": glance_cards(data, team, language, currency),
         "targets": {

@@ -232,6 +232,27 @@ def test_targets_equal_the_kpi_jobs_target_tables(
         )
 
 
+def test_slipped_accounts_name_their_action_once_in_a_legend(data: QuarterData) -> None:
+    """Issue 14: the slipped-accounts table showed the same long playbook instruction on
+    every row (two extra landscape pages); rows now carry the action's title and each
+    instruction is written once under the table."""
+    from crm_batch.kpi.playbook import ACTIONS
+
+    section = qc.migration_section(data, None, "en", "CNY")
+    keys = qa.slipped_accounts(data, None)["next_action_key"].head(qc.TOP_ACCOUNTS).tolist()
+    assert section["slipped"], "the demo has slipped accounts"
+    for row, key in zip(section["slipped"], keys, strict=True):
+        assert row["action"] == (ACTIONS[key].title_en if key in ACTIONS else fmt.DASH)
+    legend = section["slipped_actions"]
+    assert [entry["title"] for entry in legend] == list(
+        dict.fromkeys(ACTIONS[key].title_en for key in keys if key in ACTIONS)
+    )
+    assert all(
+        entry["detail"] == ACTIONS[k].detail_en
+        for entry, k in zip(legend, dict.fromkeys(k for k in keys if k in ACTIONS), strict=True)
+    )
+
+
 def test_account_lists_agree_with_the_kpis(data: QuarterData) -> None:
     for scope in (None, TEAM):
         kpis = data.report(scope).kpis

@@ -9,6 +9,7 @@ Jinja2's autoescape in the template.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -19,7 +20,7 @@ from crm_batch.i18n.characters import normalize_characters
 from crm_batch.i18n.messages import channel_label, message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import PeriodReport
-from crm_batch.kpi.playbook import GROUP_ACTIONS, action_text, label
+from crm_batch.kpi.playbook import ACTIONS, GROUP_ACTIONS, action_text, label
 from crm_batch.reports import charts, findings
 
 #: Longest customer/owner name shown in a table cell; longer ones end with an ellipsis.
@@ -166,6 +167,25 @@ def _warnings(report: PeriodReport, language: str, currency: str) -> list[dict[s
         }
         for row in ranked.itertuples(index=False)
     ]
+
+
+def action_legend(keys: Iterable[object], language: str) -> list[dict[str, str]]:
+    """Each distinct playbook action of ``keys`` once, in first-seen order: its title
+    and instruction. A table of accounts shows only the action's title per row and this
+    legend under it, instead of the same long instruction on every row."""
+    legend: dict[str, dict[str, str]] = {}
+    for key in keys:
+        if isinstance(key, str) and key in ACTIONS and key not in legend:
+            action = ACTIONS[key]
+            legend[key] = {"title": action.title(language), "detail": action.detail(language)}
+    return list(legend.values())
+
+
+def action_title(key: object, language: str) -> str:
+    """The playbook title of action ``key``; a dash for an unknown or missing key."""
+    if isinstance(key, str) and key in ACTIONS:
+        return ACTIONS[key].title(language)
+    return fmt.DASH
 
 
 def _candidates(report: PeriodReport, language: str, currency: str) -> list[dict[str, str]]:

@@ -27,9 +27,15 @@ from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.migration import NONE_LABEL, TIER_ORDER
-from crm_batch.kpi.playbook import ACTIONS, action_text, label
+from crm_batch.kpi.playbook import label
 from crm_batch.reports import charts
-from crm_batch.reports.context import display_text, funnel_rows, kpi_rows
+from crm_batch.reports.context import (
+    action_legend,
+    action_title,
+    display_text,
+    funnel_rows,
+    kpi_rows,
+)
 from crm_batch.reports.quarterly_accounts import (
     TOP_BIG,
     big_customers,
@@ -238,12 +244,13 @@ def migration_section(
                 "revenue_start": fmt.money(row.revenue_start, language, currency),
                 "revenue_end": fmt.money(row.revenue_12m, language, currency),
                 "last_order": fmt.day(row.last_order_date, language),
-                "action": action_text(str(row.next_action_key), language)
-                if isinstance(row.next_action_key, str) and row.next_action_key in ACTIONS
-                else fmt.DASH,
+                "action": action_title(row.next_action_key, language),
             }
             for row in slipped.head(TOP_ACCOUNTS).itertuples(index=False)
         ],
+        "slipped_actions": action_legend(
+            slipped["next_action_key"].head(TOP_ACCOUNTS).tolist(), language
+        ),
         "slipped_total": len(slipped),
         "slipped_title": message("text.slipped", language, count=TOP_ACCOUNTS),
     }

@@ -218,6 +218,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "rule.change_down": ("较 {period} 降低 {change}", "{change} down on {period}"),
     "rule.max": ("不高于 {value}", "at most {value}"),
     "rule.min": ("不低于 {value}", "at least {value}"),
+    "rule.capped": (",封顶于量表上限 {value}", ", capped at the scale's maximum {value}"),
     "met.yes": ("达标", "met"),
     "met.no": ("未达标", "missed"),
     "migration.up": ("升级", "up"),

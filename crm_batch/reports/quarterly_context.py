@@ -45,6 +45,7 @@ from crm_batch.reports.quarterly_accounts import (
 )
 from crm_batch.reports.quarterly_targets import (
     action_rows,
+    attainment_text,
     change_text,
     difference,
     kpi_text,
@@ -111,7 +112,7 @@ def comparison_rows(
                 "target": fmt.DASH
                 if target is None
                 else kpi_text(kpi, target["target"], language, currency),
-                "attainment": fmt.DASH if target is None else fmt.percent(target["attainment"], 0),
+                "attainment": fmt.DASH if target is None else attainment_text(target),
             }
         )
     return rows
@@ -409,7 +410,14 @@ def quarterly_context(
             "summary": message("text.targets_summary", language, met=len(met), total=len(known)),
             "chart": charts.attainment_bars(
                 [row["label"] for row in targets],
-                data.target_tables[team]["attainment"].tolist(),
+                [  # a bound (max / min) is met or missed: no attainment bar
+                    None if rule in ("max", "min") else value
+                    for rule, value in zip(
+                        data.target_tables[team]["rule"],
+                        data.target_tables[team]["attainment"],
+                        strict=True,
+                    )
+                ],
                 t["chart.attainment"],
             )
             if targets

@@ -507,6 +507,24 @@ def test_a_stale_matplotlib_font_cache_still_draws_chinese(
     assert (reports / f"diagnosis_{TEAM}_{AS_OF.isoformat()}_zh-CN.pdf").exists()
 
 
+def test_campaign_rows_carry_id_and_start_and_roi_says_attributed(run: KpiRun) -> None:
+    """Issue 14: campaigns of the same name were told apart by nothing, and "ROI" hid
+    that it is last-touch attributed."""
+    report = run.reports[None]
+    context = diagnosis_context(
+        report, language="en", currency="CNY", company_name="Co", generated_at=datetime(2026, 7, 1)
+    )
+    rows = context["campaigns"]["campaigns"]
+    funnel = report.funnel_by_campaign
+    assert rows, "the demo has campaigns"
+    assert [row["campaign_id"] for row in rows] == [str(i) for i in funnel["campaign_id"]]
+    assert [row["started"] for row in rows] == [fmt.day(d, "en") for d in funnel["started_at"]]
+    assert all(row["started"] != fmt.DASH for row in rows)
+    page = render.render_html("diagnosis.html", context)
+    assert "Attributed ROI" in page
+    assert "last-touch attribution" in page
+
+
 def test_generation_time_names_its_timezone() -> None:
     """Issue 14: a reader in another office knows which clock the time is on."""
     from datetime import timedelta, timezone

@@ -74,7 +74,17 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col.conversions": ("转化", "Conversions"),
     "col.revenue": ("销售额", "Revenue"),
     "col.cost": ("成本", "Cost"),
-    "col.roi": ("ROI", "ROI"),
+    "col.roi": ("归因ROI", "Attributed ROI"),
+    "col.campaign_id": ("活动编号", "ID"),
+    "col.started": ("开始日期", "Start"),
+    "text.attributed_roi": (
+        "归因ROI = (归因销售额 − 成本) ÷ 成本。订单销售额只归于下单前最近一次触达(末次触达归因),"
+        "未计入自然发生的购买,因此高估活动效果;成本为活动总成本按触达数分摊。",
+        "Attributed ROI = (attributed revenue − cost) ÷ cost. An order's revenue goes to the "
+        "last touch before it (last-touch attribution), purchases that would have happened "
+        "anyway included, so it overstates a campaign's effect; cost is the campaign's total "
+        "cost spread over its touches.",
+    ),
     "col.opt_out_rate": ("退订率", "Opt-out rate"),
     "col.conversion_rate": ("转化率", "Conversion rate"),
     "lifecycle.high": ("高价值(金钻+白银)", "High value (diamond + silver)"),
@@ -288,10 +298,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "text.attainment_note": (
         "达成率 = 实际值 ÷ 目标值(越高越好的指标),或目标值 ÷ 实际值(越低越好的指标);"
-        "比值无意义时(如分母为0或ROI为负)显示为 –。",
+        "比值无意义时(如分母为0或ROI为负)显示为 –。上限/下限类目标只看是否达标,不计达成率。",
         "Attainment = actual ÷ target where higher is better, target ÷ actual where lower "
         "is better; shown as – where the ratio means nothing (a zero denominator, a negative "
-        "ROI).",
+        "ROI). A bound (at most / at least) is met or missed, with no attainment.",
     ),
     "text.no_targets": (
         "未设置目标(见配置文件 [targets])。",

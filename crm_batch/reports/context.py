@@ -215,6 +215,9 @@ def funnel_rows(
                 "name": channel_label(str(title), language)
                 if name == "channel"
                 else display_text(title),
+                # campaigns: the id and start tell apart campaigns of the same name
+                "campaign_id": display_text(getattr(row, "campaign_id", None), 40),
+                "started": fmt.day(getattr(row, "started_at", None), language),
                 "touches": fmt.number(row.touches),
                 "opened": fmt.number(row.opened),
                 "clicked": fmt.number(row.clicked),

@@ -76,6 +76,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col.cost": ("成本", "Cost"),
     "col.roi": ("归因ROI", "Attributed ROI"),
     "col.campaign_id": ("活动编号", "ID"),
+    "col.customer_id": ("客户编号", "ID"),
+    "col.phone": ("电话", "Phone"),
+    "col.contacted": ("上次跟进", "Last contact"),
+    "col.outcome": ("跟进结果", "Outcome"),
+    "col.next_contact": ("下次联系", "Next contact"),
     "col.started": ("开始日期", "Start"),
     "text.attributed_roi": (
         "归因ROI = (归因销售额 − 成本) ÷ 成本。订单销售额只归于下单前最近一次触达(末次触达归因),"
@@ -228,6 +233,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "rule.change_down": ("较 {period} 降低 {change}", "{change} down on {period}"),
     "rule.max": ("不高于 {value}", "at most {value}"),
     "rule.min": ("不低于 {value}", "at least {value}"),
+    "tile.target": ("目标 {target}({rule})· {met}", "Target {target} ({rule}) · {met}"),
+    "tile.bound": ("目标:{rule} · {met}", "Target: {rule} · {met}"),
+    "tile.vs": ("较 {period} 同期", "vs {period} to the same day"),
     "rule.capped": (",封顶于量表上限 {value}", ", capped at the scale's maximum {value}"),
     "met.yes": ("达标", "met"),
     "met.no": ("未达标", "missed"),

@@ -15,12 +15,21 @@ from typing import Any
 
 import pandas as pd
 
+from crm_batch.app.report_extras import DiagnosisExtras, ScopeExtras
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.characters import normalize_characters
 from crm_batch.i18n.messages import channel_label, message, messages
-from crm_batch.kpi.definitions import registry
+from crm_batch.kpi.definitions import KpiDefinition, registry
 from crm_batch.kpi.engine import PeriodReport
-from crm_batch.kpi.playbook import ACTIONS, GROUP_ACTIONS, action_text, label
+from crm_batch.kpi.keys import lookup
+from crm_batch.kpi.playbook import (
+    ACTIONS,
+    GROUP_ACTIONS,
+    OUTCOME_LABELS,
+    action_text,
+    label,
+    outcome_label,
+)
 from crm_batch.reports import charts, findings
 
 #: Longest customer/owner name shown in a table cell; longer ones end with an ellipsis.
@@ -69,21 +78,61 @@ def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
 
 
 def kpi_rows(
-    report: PeriodReport, names: tuple[str, ...], language: str, currency: str
+    report: PeriodReport,
+    names: tuple[str, ...],
+    language: str,
+    currency: str,
+    extras: ScopeExtras | None = None,
 ) -> list[dict[str, Any]]:
-    """KPI table rows (label, formatted value, definition) of ``names``, for both reports."""
+    """KPI table rows (label, formatted value, definition) of ``names``, for both reports.
+
+    With ``extras`` (the diagnosis tiles) each row also says its change on the previous
+    period to the same day and its target with met/missed (empty texts where there is
+    none)."""
     kpis = registry()
-    return [
-        {
+    rows = []
+    for name in names:
+        if name not in report.kpis:
+            continue
+        kpi = kpis[name]
+        row = {
             "name": name,
-            "label": kpis[name].label(language),
-            "value": fmt.kpi_value(kpis[name], report.kpis.get(name), language, currency),
-            "definition": kpis[name].definition(language),
-            "direction": kpis[name].direction,
+            "label": kpi.label(language),
+            "value": fmt.kpi_value(kpi, report.kpis.get(name), language, currency),
+            "definition": kpi.definition(language),
+            "direction": kpi.direction,
+            "change": "",
+            "change_class": "",
+            "target": "",
+            "target_class": "",
         }
-        for name in names
-        if name in report.kpis
-    ]
+        if extras is not None:
+            row.update(_tile_notes(kpi, report, extras, language, currency))
+        rows.append(row)
+    return rows
+
+
+def _tile_notes(
+    kpi: KpiDefinition, report: PeriodReport, extras: ScopeExtras, language: str, currency: str
+) -> dict[str, str]:
+    """A tile's change on the previous period and its target line (see :func:`kpi_rows`)."""
+    from crm_batch.reports.quarterly_targets import change_text, target_note, trend_class
+
+    notes: dict[str, str] = {}
+    tile = extras.tiles.get(kpi.name)
+    if tile is not None and tile.previous is not None and math.isfinite(tile.current):
+        change = tile.current - tile.previous
+        period = report.period.previous().label
+        notes["change"] = (
+            f"{change_text(kpi, change, language, currency)} "
+            f"{message('tile.vs', language, period=period)}"
+        )
+        notes["change_class"] = trend_class(kpi, change)
+    if kpi.name in extras.targets.index:
+        notes["target"], notes["target_class"] = target_note(
+            extras.targets.loc[kpi.name], language, currency
+        )
+    return notes
 
 
 def _distribution(customers: pd.DataFrame, column: str, keys: tuple[str, ...], language: str):
@@ -149,24 +198,62 @@ def _signals(row: Any, language: str) -> str:
     return message("signal.no_order_3m", language)
 
 
-def _warnings(report: PeriodReport, language: str, currency: str) -> list[dict[str, str]]:
+def _warnings(
+    report: PeriodReport, language: str, currency: str, followups: pd.DataFrame | None
+) -> list[dict[str, str]]:
+    """The call list: the warnings with the most revenue at risk, each with the
+    customer's id and phone and the latest follow-up staff saved (``followups``:
+    :func:`crm_batch.app.followups.latest_followups`' frame; None: not read)."""
     ranked = report.churn_warnings.sort_values(
         ["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable"
     ).head(TOP_CALLS)
-    return [
-        {
-            "customer": display_text(row.name),
-            "team": display_text(row.team),
-            "owner": display_text(row.owner),
-            "level": label(str(row.level), language),
-            "level_key": str(row.level),
-            "signals": _signals(row, language),
-            "last_order": fmt.day(row.last_order_date, language),
-            "revenue_at_risk": fmt.money(row.revenue_at_risk, language, currency),
-            "action": action_text(str(row.warning_action_key), language),
-        }
-        for row in ranked.itertuples(index=False)
-    ]
+    ids = ranked["customer_id"].astype(str)
+    phones = lookup(
+        ids, report.customers.set_index(report.customers["customer_id"].astype(str))["phone"]
+    )
+    latest = _latest_by_customer(followups)
+    rows = []
+    for row, customer_id, phone in zip(ranked.itertuples(index=False), ids, phones, strict=True):
+        contact = latest.get(customer_id)
+        rows.append(
+            {
+                "customer": display_text(row.name),
+                "customer_id": display_text(customer_id, 40),
+                "phone": display_text(phone, 40),
+                "team": display_text(row.team),
+                "owner": display_text(row.owner),
+                "level": label(str(row.level), language),
+                "level_key": str(row.level),
+                "signals": _signals(row, language),
+                "last_order": fmt.day(row.last_order_date, language),
+                "revenue_at_risk": fmt.money(row.revenue_at_risk, language, currency),
+                "action": action_title(row.warning_action_key, language),
+                "action_key": str(row.warning_action_key),
+                "contacted": fmt.DASH
+                if contact is None
+                else fmt.day(contact["entered_at"], language),
+                "outcome": _outcome(contact, language),
+                "next_contact": fmt.DASH
+                if contact is None
+                else fmt.day(contact["next_contact_date"], language),
+            }
+        )
+    return rows
+
+
+def _outcome(contact: dict[str, Any] | None, language: str) -> str:
+    """A saved follow-up's outcome label (a stored key the list no longer has: as is)."""
+    if contact is None or not isinstance(contact.get("outcome"), str):
+        return fmt.DASH
+    key = contact["outcome"]
+    return outcome_label(key, language) if key in OUTCOME_LABELS else display_text(key, 40)
+
+
+def _latest_by_customer(followups: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
+    """customer id (text) -> its latest follow-up row."""
+    if followups is None or followups.empty:
+        return {}
+    return {str(record["customer_id"]): record for record in followups.to_dict(orient="records")}
 
 
 def action_legend(keys: Iterable[object], language: str) -> list[dict[str, str]]:
@@ -269,9 +356,16 @@ def diagnosis_context(
     company_name: str,
     generated_at: datetime,
     rules: findings.FindingRules | None = None,
+    extras: DiagnosisExtras | None = None,
 ) -> dict[str, Any]:
-    """Everything ``diagnosis.html`` shows for one scope, as plain data."""
+    """Everything ``diagnosis.html`` shows for one scope, as plain data.
+
+    ``extras`` (read by :mod:`crm_batch.app.report_extras`) adds to the KPI tiles their
+    change on the previous period and their targets, and to the call list each
+    customer's latest follow-up; without it those stay empty."""
     t = messages(language)
+    tiles = extras.of(report.team) if extras is not None else ScopeExtras()
+    calls = _warnings(report, language, currency, extras.followups if extras else None)
     scope = t["scope.all"] if report.team is None else display_text(report.team)
     tiers = _distribution(report.customers, "tier", TIERS, language)
     value_tiers = _distribution(report.customers, "value_tier", VALUE_TIERS, language)
@@ -295,7 +389,7 @@ def diagnosis_context(
             "generated": fmt.moment(generated_at, language),
         },
         "findings": [{"severity": f.severity, "number": f.number, "text": f.text} for f in found],
-        "headline": kpi_rows(report, HEADLINE_KPIS, language, currency),
+        "headline": kpi_rows(report, HEADLINE_KPIS, language, currency, tiles),
         "tiers": _format_distribution(tiers, language, currency),
         "value_tiers": _format_distribution(value_tiers, language, currency),
         "pareto": kpi_rows(report, ("pareto_revenue_share", "buyers_12m"), language, currency),
@@ -306,8 +400,10 @@ def diagnosis_context(
                 ("churn_warnings_count", "churn_warnings_high", "revenue_at_risk", "churn_rate"),
                 language,
                 currency,
+                tiles,
             ),
-            "top": _warnings(report, language, currency),
+            "top": calls,
+            "actions": action_legend([row["action_key"] for row in calls], language),
             "title": message("text.top_calls", language, count=TOP_CALLS),
             "more": message(
                 "text.more_warnings", language, count=max(0, warnings_total - TOP_CALLS)
@@ -317,12 +413,12 @@ def diagnosis_context(
         },
         "repurchase": kpi_rows(report, REPURCHASE_KPIS, language, currency),
         "referral": {
-            "kpis": kpi_rows(report, REFERRAL_KPIS, language, currency),
+            "kpis": kpi_rows(report, REFERRAL_KPIS, language, currency, tiles),
             "candidates": _candidates(report, language, currency),
         },
-        "service": kpi_rows(report, SERVICE_KPIS, language, currency),
+        "service": kpi_rows(report, SERVICE_KPIS, language, currency, tiles),
         "campaigns": {
-            "kpis": kpi_rows(report, CAMPAIGN_KPIS, language, currency),
+            "kpis": kpi_rows(report, CAMPAIGN_KPIS, language, currency, tiles),
             "channels": funnel_rows(report.funnel_by_channel, language, currency, "channel"),
             "campaigns": funnel_rows(
                 report.funnel_by_campaign, language, currency, "campaign_name"

@@ -139,6 +139,18 @@ def _met_text(met: Any, language: str) -> tuple[str, str]:
     return (message("met.yes", language), "met") if met else (message("met.no", language), "missed")
 
 
+def target_note(row: Any, language: str, currency: str) -> tuple[str, str]:
+    """A KPI tile's line on its target: ``Target 27.0% (35% up on 2026Q1) · met`` or,
+    for a bound, ``Target: at most 3.00% · missed``; and ``met`` / ``missed`` / ``''``."""
+    kpi = registry()[row.kpi]
+    met, met_key = _met_text(row.met, language)
+    rule = _rule_text(row, kpi, language, currency)
+    if row.rule == "change":
+        target = kpi_text(kpi, row.target, language, currency)
+        return message("tile.target", language, target=target, rule=rule, met=met), met_key
+    return message("tile.bound", language, rule=rule, met=met), met_key
+
+
 def target_rows(table: pd.DataFrame, language: str, currency: str) -> list[dict[str, Any]]:
     """The target table of one scope as display rows (attainment as a percentage)."""
     kpis = registry()

@@ -10,6 +10,7 @@ The report part receives hand-made plain data.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime
 
 import pandas as pd
@@ -193,3 +194,48 @@ def test_without_extras_the_tiles_keep_their_definitions(runs: tuple[KpiRun, Kpi
     page = render.render_html("diagnosis.html", context)
     definition = registry()["customers_total"].definition("zh-CN")
     assert page.count(definition) == 2  # the tile and the glossary
+
+
+def test_owner_follow_ups_count_high_warnings_contacted_in_the_last_7_days(
+    runs: tuple[KpiRun, KpiRun, str],
+) -> None:
+    """Issue 14: per owner, the share of high warnings contacted within 7 days and the
+    outcomes; counted here by hand from the frames."""
+    from datetime import timedelta
+
+    from crm_batch.reports.context import CONTACT_DAYS, owner_followups
+
+    run, _before, _top = runs
+    warnings = run.reports[None].churn_warnings.reset_index(drop=True).copy()
+    warnings["level"] = warnings["level"].astype("object")
+    warnings["owner"] = warnings["owner"].astype("object")
+    warnings.loc[:2, ["level", "owner"]] = ["high", "Li Na"]  # three high warnings of one owner
+    warnings.loc[3, "level"] = "medium"
+    report = dataclasses.replace(run.reports[None], churn_warnings=warnings)
+    high = warnings[warnings["level"] == "high"]
+    owner = "Li Na"
+    mine = warnings.loc[:2, "customer_id"].astype(str).tolist()
+    medium = warnings.loc[[3]]
+    last_day = pd.Timestamp(report.as_of)
+    followups = pd.DataFrame(
+        {
+            "customer_id": [mine[0], mine[1], str(medium["customer_id"].iloc[0])],
+            "entered_at": [
+                last_day - timedelta(days=CONTACT_DAYS - 1, hours=-9),  # first day in
+                last_day - timedelta(days=CONTACT_DAYS, hours=-9),  # a day too early
+                last_day,  # not a high warning: not counted
+            ],
+            "outcome": ["call_back", "reached", "ordered"],
+            "next_contact_date": [None, None, None],
+        }
+    )
+    rows = {row["owner"]: row for row in owner_followups(report, followups, "en")}
+    assert rows[owner]["high"] == fmt.number(len(mine))
+    assert rows[owner]["contacted"] == "1"
+    assert rows[owner]["share"] == fmt.percent(1 / len(mine), 0)
+    assert rows[owner]["outcomes"] == "Call back 1"
+    others = [row for name, row in rows.items() if name != owner]
+    assert all(row["contacted"] == "0" and row["outcomes"] == fmt.DASH for row in others)
+    assert sum(int(row["high"].replace(",", "")) for row in rows.values()) == len(high)
+    assert list(rows)[-1] == owner  # the least followed-up owners first
+    assert owner_followups(report, None, "en") == []  # follow-ups not read: no table

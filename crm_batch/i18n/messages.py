@@ -81,6 +81,14 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col.contacted": ("上次跟进", "Last contact"),
     "col.outcome": ("跟进结果", "Outcome"),
     "col.next_contact": ("下次联系", "Next contact"),
+    "col.high_warnings": ("高风险预警", "High warnings"),
+    "col.contacted_7d": ("近7天已跟进", "Contacted, 7 days"),
+    "col.contacted_share": ("跟进占比", "Share contacted"),
+    "col.outcomes": ("跟进结果", "Outcomes"),
+    "text.owner_followups": (
+        "高风险预警跟进情况(按负责人,近7天保存的跟进)",
+        "Follow-up of high warnings by owner (follow-ups saved in the last 7 days)",
+    ),
     "col.started": ("开始日期", "Start"),
     "text.attributed_roi": (
         "归因ROI = (归因销售额 − 成本) ÷ 成本。订单销售额只归于下单前最近一次触达(末次触达归因),"

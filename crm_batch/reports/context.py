@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -36,6 +36,9 @@ from crm_batch.reports import charts, findings
 MAX_NAME_CHARS = 60
 #: Accounts listed in the "call first" table.
 TOP_CALLS = 15
+#: A high warning counts as contacted when its latest follow-up was saved in the last
+#: this many days up to the business date (or after it: staff call in the morning).
+CONTACT_DAYS = 7
 #: Headline KPIs on the first pages, in this order.
 HEADLINE_KPIS = (
     "customers_total", "buyers_12m", "revenue_12m", "aov_12m", "tier_a_count",
@@ -241,6 +244,43 @@ def _warnings(
     return rows
 
 
+def owner_followups(
+    report: PeriodReport, followups: pd.DataFrame | None, language: str
+) -> list[dict[str, str]]:
+    """Per account owner: the high churn warnings, how many of them were contacted in the
+    last :data:`CONTACT_DAYS` days (latest saved follow-up) and those contacts' outcomes,
+    the owners with the fewest contacted first. Empty without ``followups`` (not read)."""
+    if followups is None:
+        return []
+    high = report.churn_warnings[report.churn_warnings["level"].astype("object") == "high"]
+    if high.empty:
+        return []
+    latest = _latest_by_customer(followups)
+    since = pd.Timestamp(report.as_of - timedelta(days=CONTACT_DAYS - 1))
+    ranked: list[tuple[tuple[float, str], dict[str, str]]] = []
+    for owner, group in high.groupby(high["owner"].astype("object").fillna(""), sort=True):
+        outcomes: dict[str, int] = {}
+        contacted = 0
+        for customer_id in group["customer_id"].astype(str):
+            contact = latest.get(customer_id)
+            if contact is None or pd.isna(contact["entered_at"]):
+                continue
+            if pd.Timestamp(contact["entered_at"]).normalize() >= since:
+                contacted += 1
+                shown = _outcome(contact, language)
+                outcomes[shown] = outcomes.get(shown, 0) + 1
+        row = {
+            "owner": display_text(owner),
+            "high": fmt.number(len(group)),
+            "contacted": fmt.number(contacted),
+            "share": fmt.percent(contacted / len(group), 0),
+            "outcomes": " · ".join(f"{name} {count}" for name, count in outcomes.items())
+            or fmt.DASH,
+        }
+        ranked.append(((contacted / len(group), str(owner)), row))
+    return [row for _order, row in sorted(ranked, key=lambda pair: pair[0])]
+
+
 def _outcome(contact: dict[str, Any] | None, language: str) -> str:
     """A saved follow-up's outcome label (a stored key the list no longer has: as is)."""
     if contact is None or not isinstance(contact.get("outcome"), str):
@@ -404,6 +444,7 @@ def diagnosis_context(
             ),
             "top": calls,
             "actions": action_legend([row["action_key"] for row in calls], language),
+            "owners": owner_followups(report, extras.followups if extras else None, language),
             "title": message("text.top_calls", language, count=TOP_CALLS),
             "more": message(
                 "text.more_warnings", language, count=max(0, warnings_total - TOP_CALLS)

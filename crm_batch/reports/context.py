@@ -211,10 +211,8 @@ def _warnings(
         ["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable"
     ).head(TOP_CALLS)
     ids = ranked["customer_id"].astype(str)
-    phones = lookup(
-        ids, report.customers.set_index(report.customers["customer_id"].astype(str))["phone"]
-    )
-    latest = _latest_by_customer(followups)
+    phones = lookup(ranked["customer_id"], report.customers.set_index("customer_id")["phone"])
+    latest = _latest_by_customer(followups, ids)
     rows = []
     for row, customer_id, phone in zip(ranked.itertuples(index=False), ids, phones, strict=True):
         contact = latest.get(customer_id)
@@ -255,7 +253,7 @@ def owner_followups(
     high = report.churn_warnings[report.churn_warnings["level"].astype("object") == "high"]
     if high.empty:
         return []
-    latest = _latest_by_customer(followups)
+    latest = _latest_by_customer(followups, high["customer_id"].astype(str))
     since = pd.Timestamp(report.as_of - timedelta(days=CONTACT_DAYS - 1))
     ranked: list[tuple[tuple[float, str], dict[str, str]]] = []
     for owner, group in high.groupby(high["owner"].astype("object").fillna(""), sort=True):
@@ -289,11 +287,15 @@ def _outcome(contact: dict[str, Any] | None, language: str) -> str:
     return outcome_label(key, language) if key in OUTCOME_LABELS else display_text(key, 40)
 
 
-def _latest_by_customer(followups: pd.DataFrame | None) -> dict[str, dict[str, Any]]:
-    """customer id (text) -> its latest follow-up row."""
+def _latest_by_customer(
+    followups: pd.DataFrame | None, ids: pd.Series
+) -> dict[str, dict[str, Any]]:
+    """customer id (text) -> its latest follow-up row, for the customers ``ids`` (text)
+    only: the frame holds every warned customer of the company."""
     if followups is None or followups.empty:
         return {}
-    return {str(record["customer_id"]): record for record in followups.to_dict(orient="records")}
+    chosen = followups[followups["customer_id"].astype(str).isin(set(ids))]
+    return {str(record["customer_id"]): record for record in chosen.to_dict(orient="records")}
 
 
 def action_legend(keys: Iterable[object], language: str) -> list[dict[str, str]]:

@@ -13,8 +13,9 @@ What it does, per database size:
    of the last 8 quarter ends stored as the nightly runs would have left them. Prepared
    once, in a process of its own, not timed.
 2. ``--processes`` fresh processes per code version (``--against REV``: the commit's
-   ``crm_batch``, ``report_templates``, ``sql`` and ``workbooks/vba`` exported with
-   ``git archive`` into a temporary folder and put first on the worker's path; the
+   ``crm_batch``, ``report_templates``, ``sql``, ``workbooks/vba`` and
+   ``crm_batch.toml`` exported with ``git archive`` into a temporary folder, put first on
+   the worker's path and made its current folder, so it reads its own settings; the
    versions alternate, so both see the same machine load). Each process runs the KPI
    run the diagnosis reports share (timed, not counted), then renders, once each and in
    this order: the zh-CN diagnosis of one team and of the company (HTML: context,

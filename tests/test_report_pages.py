@@ -55,3 +55,19 @@ def test_a_cropped_chart_is_the_size_of_matplotlibs_tight_box() -> None:
     assert abs(ours[0] - expected[0]) <= 1, (ours, expected)
     assert abs(ours[1] - expected[1]) <= 1, (ours, expected)
     assert ours[1] > 1.2 * charts.DPI  # the label below the 1.2 in figure is kept
+
+
+def test_no_kpi_definition_shows_a_code_name() -> None:
+    """Issue 14: `revenue_12m` in a reader-facing definition; the reports and workbooks
+    print these sentences as they are."""
+    import re
+
+    from crm_batch.kpi.definitions import registry
+
+    code = re.compile(r"\b[a-z]+_[a-z0-9_]+\b")
+    found = {
+        (name, language): code.findall(kpi.definition(language))
+        for name, kpi in registry().items()
+        for language in ("zh-CN", "en")
+    }
+    assert {key: names for key, names in found.items() if names} == {}

@@ -71,3 +71,12 @@ def test_no_kpi_definition_shows_a_code_name() -> None:
         for language in ("zh-CN", "en")
     }
     assert {key: names for key, names in found.items() if names} == {}
+
+
+def test_money_zero_has_no_cents_small_amounts_keep_them() -> None:
+    """Issue 14: "CNY 0.00" next to "CNY 18,044" in one column."""
+    assert fmt.money(0.0, "en", "CNY") == "CNY 0"
+    assert fmt.money(-0.0, "zh-CN", "CNY") == "¥0"
+    assert fmt.money(18044.4, "en", "CNY") == "CNY 18,044"
+    assert fmt.money(77.19, "zh-CN", "CNY") == "¥77.19"
+    assert fmt.money(0.004, "en", "CNY") == "CNY 0.00"  # not zero: it says so

@@ -48,10 +48,11 @@ def percent(value: float | None, decimals: int = 1) -> str:
 
 
 def money(value: float | None, language: str, currency: str) -> str:
-    """``¥12,346`` (zh-CN, CNY) or ``CNY 12,346``: whole units, cents below 100."""
+    """``¥12,346`` (zh-CN, CNY) or ``CNY 12,346``: whole units, cents below 100 (a cost
+    per touch of 77.19); zero is ``CNY 0``, not ``CNY 0.00`` beside ``CNY 18,044``."""
     if _missing(value):
         return DASH
-    decimals = 0 if abs(value) >= 100 else 2
+    decimals = 0 if abs(value) >= 100 or value == 0 else 2
     amount = f"{abs(value):,.{decimals}f}"
     sign = "-" if value < 0 else ""
     symbol = _SIGNS_ZH.get(currency.upper()) if language == "zh-CN" else None

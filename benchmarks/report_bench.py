@@ -13,8 +13,9 @@ What it does, per database size:
    of the last 8 quarter ends stored as the nightly runs would have left them. Prepared
    once, in a process of its own, not timed.
 2. ``--processes`` fresh processes per code version (``--against REV``: the commit's
-   ``crm_batch``, ``report_templates``, ``sql`` and ``workbooks/vba`` exported with
-   ``git archive`` into a temporary folder and put first on the worker's path; the
+   ``crm_batch``, ``report_templates``, ``sql``, ``workbooks/vba`` and
+   ``crm_batch.toml`` exported with ``git archive`` into a temporary folder, put first on
+   the worker's path and made its current folder, so it reads its own settings; the
    versions alternate, so both see the same machine load). Each process runs the KPI
    run the diagnosis reports share (timed, not counted), then renders, once each and in
    this order: the zh-CN diagnosis of one team and of the company (HTML: context,
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -54,8 +56,9 @@ SIZES = {"demo": (20_000, 200_000), "1m": (1_000_000, 10_000_000)}
 TEAM_DIAGNOSIS_TARGET = 1.2
 COMPANY_QUARTERLY_TARGET = 3.0
 SPEEDUP_TARGET = 3.5
-#: What a code version needs at run time (the worker takes the benchmarks from here).
-CODE_FOLDERS = ("crm_batch", "report_templates", "sql", "workbooks/vba")
+#: What a code version needs at run time (the worker takes the benchmarks from here); its
+#: settings file too, since an older version refuses keys added after it.
+CODE_FOLDERS = ("crm_batch", "report_templates", "sql", "workbooks/vba", "crm_batch.toml")
 STEPS = ("kpi_run", "diagnosis_team", "diagnosis_company", "quarterly_data", "quarterly_company")
 
 
@@ -126,6 +129,7 @@ def worker(size: str, code: Path | None) -> dict[str, Any]:
     this checkout)."""
     if code is not None:
         sys.path.insert(0, str(code))
+        os.chdir(code)  # the version's own crm_batch.toml is found in the current folder
     import crm_batch
 
     expected = (code or REPO) / "crm_batch"

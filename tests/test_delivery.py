@@ -1138,3 +1138,14 @@ def test_the_cli_options_are_checked_before_any_run(tmp_path: Path) -> None:
     assert resend.returncode == 2
     assert "--failed" in resend.stderr
     assert not (tmp_path / "var").exists() or not list((tmp_path / "var").glob("*.duckdb"))
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_a_company_name_ending_in_a_full_stop_is_not_followed_by_another(language: str) -> None:
+    """Issue 14: "Demo Trading Co.." in the mail footer."""
+    from crm_batch.delivery.mail import text
+
+    footer = text("footer", language, company="Demo Trading Co.", filename="r.pdf", size="1 MB")
+    assert "Demo Trading Co." in footer
+    assert "Co.." not in footer
+    assert "Co.。" not in footer

@@ -440,7 +440,9 @@ def test_a_team_whose_report_fails_costs_the_other_teams_nothing(
 
     calls: list[list[str | None]] = []
 
-    def render(settings: Settings, run: Any, scopes: Any = None, languages: Any = None):
+    def render(
+        settings: Settings, run: Any, scopes: Any = None, languages: Any = None, extras: Any = None
+    ):
         chosen = list(run.reports) if scopes is None else list(scopes)
         calls.append(chosen)
         if "Shanghai" in chosen:

@@ -233,6 +233,27 @@ def test_targets_equal_the_kpi_jobs_target_tables(
         )
 
 
+def test_slipped_accounts_name_their_action_once_in_a_legend(data: QuarterData) -> None:
+    """Issue 14: the slipped-accounts table showed the same long playbook instruction on
+    every row (two extra landscape pages); rows now carry the action's title and each
+    instruction is written once under the table."""
+    from crm_batch.kpi.playbook import ACTIONS
+
+    section = qc.migration_section(data, None, "en", "CNY")
+    keys = qa.slipped_accounts(data, None)["next_action_key"].head(qc.TOP_ACCOUNTS).tolist()
+    assert section["slipped"], "the demo has slipped accounts"
+    for row, key in zip(section["slipped"], keys, strict=True):
+        assert row["action"] == (ACTIONS[key].title_en if key in ACTIONS else fmt.DASH)
+    legend = section["slipped_actions"]
+    assert [entry["title"] for entry in legend] == list(
+        dict.fromkeys(ACTIONS[key].title_en for key in keys if key in ACTIONS)
+    )
+    assert all(
+        entry["detail"] == ACTIONS[k].detail_en
+        for entry, k in zip(legend, dict.fromkeys(k for k in keys if k in ACTIONS), strict=True)
+    )
+
+
 def test_account_lists_agree_with_the_kpis(data: QuarterData) -> None:
     for scope in (None, TEAM):
         kpis = data.report(scope).kpis
@@ -262,10 +283,21 @@ def _hand_data(data: QuarterData) -> QuarterData:
         "repurchase_rate": TargetSettings(change=0.35),
         "opt_out_rate": TargetSettings(max=0.03),
         "campaign_roi": TargetSettings(change=0.5),
+        "satisfaction_mean": TargetSettings(change=0.5),
     }
     table = target_table(
-        {"repurchase_rate": 0.30, "opt_out_rate": 0.05, "campaign_roi": -0.2},
-        {"repurchase_rate": 0.20, "opt_out_rate": 0.02, "campaign_roi": 0.5},
+        {
+            "repurchase_rate": 0.30,
+            "opt_out_rate": 0.05,
+            "campaign_roi": -0.2,
+            "satisfaction_mean": 4.1,
+        },
+        {
+            "repurchase_rate": 0.20,
+            "opt_out_rate": 0.02,
+            "campaign_roi": 0.5,
+            "satisfaction_mean": 4.0,
+        },
         settings,
         registry(),
     )
@@ -294,19 +326,33 @@ def test_attainment_gap_and_changes_match_hand_computed_values(data: QuarterData
         "111%",
     )
     assert rows["repurchase_rate"]["met_key"] == "met"
-    # opt-out (down is good): bound 3 %, actual 5 %: 3 / 5 = 60 %
-    assert rows["opt_out_rate"]["attainment"] == "60%"
+    # opt-out (down is good): bound 3 %, actual 5 %: a bound is met or missed, never a
+    # percentage of itself (issue 14: "179 % attainment" of at most 3 %)
+    assert rows["opt_out_rate"]["attainment"] == fmt.DASH
     assert rows["opt_out_rate"]["met_key"] == "missed"
     assert rows["opt_out_rate"]["rule"] == "at most 3.00%"
     # ROI: baseline 50 % -> target 75 %; a negative actual has no attainment but misses
     assert rows["campaign_roi"]["target"] == "75.0%"
     assert rows["campaign_roi"]["attainment"] == fmt.DASH
     assert rows["campaign_roi"]["met_key"] == "missed"
+    assert "capped" not in rows["campaign_roi"]["rule"]
+    # satisfaction: 4.0 x 1.5 = 6.0 is past the 1-5 scale: the target is the scale's 5.00
+    # and says it is capped; 4.1 / 5.00 = 82 %
+    assert rows["satisfaction_mean"]["target"] == "5.00"
+    assert rows["satisfaction_mean"]["rule"] == (
+        "50% up on 2025Q2, capped at the scale's maximum 5.00"
+    )
+    assert rows["satisfaction_mean"]["attainment"] == "82%"
     # actions: missed targets only, lowest attainment first, undefined last; gap = target - actual
     actions = qt.action_rows(hand, None, "en", "CNY")
-    assert [row["label"] for row in actions] == ["Opt-out rate", "Marketing ROI"]
+    assert [row["label"] for row in actions] == [
+        "Opt-out rate",
+        "Customer satisfaction",
+        "Marketing ROI",
+    ]
     assert actions[0]["gap"] == "-2.00 pp"  # 3.00 % - 5.00 %
-    assert actions[1]["gap"] == "+95.0 pp"  # 75 % - (-20 %)
+    assert actions[1]["gap"] == "+0.90"  # 5.00 - 4.10
+    assert actions[2]["gap"] == "+95.0 pp"  # 75 % - (-20 %)
     assert actions[0]["title"] == message("action.opt_out_rate.title", "en")
     # changes on the previous quarter and the same quarter a year earlier
     compared = {row["label"]: row for row in qc.comparison_rows(hand, None, "en", "CNY")}
@@ -462,7 +508,8 @@ def test_zh_pdf_sections_values_pages_and_font(
     for number, page_text in enumerate(zh_text[1:], start=2):
         assert f"{number} / {pages}" in page_text
     # the table of contents' page numbers point at the section titles
-    toc = zh_text[1]
+    toc = zh_text[0]  # the contents share the cover page (issue 14)
+    assert message("section.glance", "zh-CN") in zh_text[1]  # the review starts on page 2
     for key in ("section.actions", "section.migration", "section.big_customers"):
         title = message(key, "zh-CN")
         listed = int(re.search(re.escape(title) + r"[ .]*(\d+)", toc).group(1))

@@ -356,9 +356,14 @@ def test_zh_pdf_pages_metadata_and_cjk_font(zh_pdf: Path, run: KpiRun) -> None:
         assert "=cmd" not in field
     # Chinese drawn with the real CJK font, embedded (never tofu boxes)
     assert any("Noto-Sans-CJK-SC" in font for font in _pdf_fonts(reader))
-    text = reader.pages[2].extract_text()
+    # issue 14: the cover and the contents share page 1, the findings start on page 2
+    cover = reader.pages[0].extract_text()
+    assert "目录" in cover
+    assert re.search(r"公司\s*Demo Trading Co\.", cover)  # the company has its label
+    assert re.search(r"生成时间\s*\d{4}年\d+月\d+日 \d\d:\d\d \(Asia/Shanghai, UTC\+08:00\)", cover)
+    text = reader.pages[1].extract_text()
     assert "主要发现" in text
-    assert f"3 / {len(reader.pages)}" in text  # footer page x / y
+    assert f"2 / {len(reader.pages)}" in text  # footer page x / y
     # the standalone HTML sits beside the PDF and needs nothing else
     page = zh_pdf.with_suffix(".html").read_text(encoding="utf-8")
     assert "@page" in page
@@ -367,10 +372,10 @@ def test_zh_pdf_pages_metadata_and_cjk_font(zh_pdf: Path, run: KpiRun) -> None:
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
-    """pdftoppm draws page 3 (findings) to a PNG, for people to look at too."""
+    """pdftoppm draws page 2 (findings) to a PNG, for people to look at too."""
     target = tmp_path / "page"
     subprocess.run(
-        ["pdftoppm", "-f", "3", "-l", "3", "-r", "60", "-png", str(zh_pdf), str(target)],
+        ["pdftoppm", "-f", "2", "-l", "2", "-r", "60", "-png", str(zh_pdf), str(target)],
         check=True,
         timeout=60,
     )
@@ -500,6 +505,24 @@ def test_a_stale_matplotlib_font_cache_still_draws_chinese(
     assert "missing from" not in done.stderr, done.stderr[-3000:]
     assert "Warning" not in done.stderr, done.stderr[-3000:]
     assert (reports / f"diagnosis_{TEAM}_{AS_OF.isoformat()}_zh-CN.pdf").exists()
+
+
+def test_campaign_rows_carry_id_and_start_and_roi_says_attributed(run: KpiRun) -> None:
+    """Issue 14: campaigns of the same name were told apart by nothing, and "ROI" hid
+    that it is last-touch attributed."""
+    report = run.reports[None]
+    context = diagnosis_context(
+        report, language="en", currency="CNY", company_name="Co", generated_at=datetime(2026, 7, 1)
+    )
+    rows = context["campaigns"]["campaigns"]
+    funnel = report.funnel_by_campaign
+    assert rows, "the demo has campaigns"
+    assert [row["campaign_id"] for row in rows] == [str(i) for i in funnel["campaign_id"]]
+    assert [row["started"] for row in rows] == [fmt.day(d, "en") for d in funnel["started_at"]]
+    assert all(row["started"] != fmt.DASH for row in rows)
+    page = render.render_html("diagnosis.html", context)
+    assert "Attributed ROI" in page
+    assert "last-touch attribution" in page
 
 
 def test_a_missing_glyph_is_one_counted_log_line(

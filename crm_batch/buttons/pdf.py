@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from crm_batch.app.dates import default_business_date
 from crm_batch.app.kpis import compute
+from crm_batch.app.report_extras import read_diagnosis_extras
 from crm_batch.buttons.settings import ButtonContext
 from crm_batch.i18n.workbook_texts import BUTTON_TEXTS
 
@@ -36,7 +37,8 @@ def make_team_pdf(ctx: ButtonContext, as_of: date | None, open_file: bool) -> st
 
     day = as_of or ctx.as_of or default_business_date(ctx.settings)
     run = compute(ctx.settings, day, teams=[ctx.team]).run
-    report = diagnosis.write_diagnosis(ctx.settings, run, ctx.team, ctx.language)
+    extras = read_diagnosis_extras(ctx.settings, run)
+    report = diagnosis.write_diagnosis(ctx.settings, run, ctx.team, ctx.language, extras)
     log.info("diagnosis report of %r written to %s", ctx.team, report.pdf)
     if open_file and _is_desktop(ctx.book) and open_document(report.pdf):
         return ""

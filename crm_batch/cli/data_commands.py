@@ -303,6 +303,7 @@ def report_diagnosis(
       run_batch.py report diagnosis --all-teams
     """
     from crm_batch.app.kpis import compute
+    from crm_batch.app.report_extras import read_diagnosis_extras
     from crm_batch.reports.diagnosis import write_diagnoses
 
     if team and all_teams:
@@ -310,8 +311,9 @@ def report_diagnosis(
     settings = load_settings(config_file, database_url=database_url)
     business_date = as_of or default_as_of(settings)
     run = compute(settings, business_date, teams=[team] if team else [], all_teams=all_teams).run
+    extras = read_diagnosis_extras(settings, run)
     started = time.perf_counter()
-    rendered = write_diagnoses(settings, run, languages=[lang] if lang else None)
+    rendered = write_diagnoses(settings, run, languages=[lang] if lang else None, extras=extras)
     log.info("rendered %d reports in %.1fs", len(rendered), time.perf_counter() - started)
     for report_file in rendered:
         click.echo(str(report_file.pdf))

@@ -48,7 +48,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "本报告由 {company} 的 crm-batch 批处理自动生成并发送。报告含客户名称等内部信息,"
         "仅供管理人员使用,请勿转发至公司外部。\n\n"
         "附件:{filename}({size})\n",
-        "It was produced and sent automatically by the crm-batch run of {company}. The "
+        # the company name never ends a sentence: "Demo Trading Co." would end in ".."
+        "It was produced and sent automatically by the crm-batch run of {company}; the "
         "report contains customer names and other internal information: it is for managers "
         "only, please do not forward it outside the company.\n\n"
         "Attachment: {filename} ({size})\n",

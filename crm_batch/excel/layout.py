@@ -22,6 +22,7 @@ from typing import Literal
 from crm_batch.errors import ConfigError
 from crm_batch.i18n import LANGUAGES
 from crm_batch.i18n.characters import TRUNCATION_MARKERS
+from crm_batch.kpi.playbook import OUTCOME_LABELS, outcome_label
 
 #: Bumped when a table's columns or a defined name change incompatibly; stored in the
 #: workbook as :data:`NAME_LAYOUT` so a reader can tell which layout it is looking at.
@@ -231,18 +232,7 @@ ENTERED_BY_MAX_LENGTH = 60
 #: Longest note accepted from staff (Excel's own cell limit).
 NOTE_MAX_LENGTH = 32_767
 
-#: Follow-up outcome keys, in drop-down order, with (zh-CN, en) labels.
-_OUTCOMES: dict[str, tuple[str, str]] = {
-    "reached": ("已联系上", "Reached"),
-    "interested": ("有意向", "Interested"),
-    "ordered": ("已下单", "Ordered"),
-    "call_back": ("约定回电", "Call back"),
-    "no_answer": ("无人接听", "No answer"),
-    "not_interested": ("无意向", "Not interested"),
-    "complaint": ("投诉", "Complaint"),
-    "wrong_contact": ("联系方式有误", "Wrong contact"),
-}
-OUTCOMES: tuple[str, ...] = tuple(_OUTCOMES)
+OUTCOMES: tuple[str, ...] = tuple(OUTCOME_LABELS)
 
 #: KPI tiles of the Dashboard (registry names), in reading order.
 DASHBOARD_KPIS: tuple[str, ...] = (
@@ -389,18 +379,13 @@ def header_key(sheet_key: str, header_text: str) -> str | None:
     return _HEADERS[sheet_key].get(_normal(header_text))
 
 
-def outcome_label(key: str, language: str) -> str:
-    """The drop-down label of outcome ``key`` in ``language`` (KeyError if unknown)."""
-    return _pick(_OUTCOMES[key], language)
-
-
 def outcome_labels(language: str) -> list[str]:
     """Every outcome's label in ``language``, in drop-down order."""
     return [outcome_label(key, language) for key in OUTCOMES]
 
 
 _OUTCOME_KEYS: dict[str, str] = {
-    _normal(name): key for key, pair in _OUTCOMES.items() for name in (key, *pair)
+    _normal(name): key for key, pair in OUTCOME_LABELS.items() for name in (key, *pair)
 }
 
 

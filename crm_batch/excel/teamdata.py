@@ -10,15 +10,9 @@ in a language.
 
 Decisions (documented in the README's "Team workbooks" section):
 
-* **Previous period** of a KPI tile: the stored snapshot (``kpi_snapshots``) of the
-  team at the comparison date, which is the run's date moved into the previous period
-  at the same distance from its start (:func:`crm_batch.kpi.targets.baseline_as_of`,
-  the rule the target tables use), so quarter-to-date is compared with the previous
-  quarter to the same day. Point-in-time KPIs (customers, revenue of the last 12
-  months, warnings) accept the latest snapshot of the previous period up to that date
-  when the exact day is missing; period KPIs (repurchase rate, new customers, win-backs)
-  need the exact day, else the tile says there is no previous value. No KPI is
-  recomputed for this: snapshots are written by every nightly run.
+* **Previous period** of a KPI tile: the stored snapshot of the team at the comparison
+  day, as :mod:`crm_batch.kpi.tiles` rules (the diagnosis report's tiles use the same
+  rule); no KPI is recomputed for this.
 * **Trend**: the team's point-in-time KPIs ``revenue_12m`` (rolling 12-month net
   revenue) and ``active_count`` at the end of each of the last 12 calendar months, each
   month's value being its last stored snapshot (the current month: the run itself).
@@ -44,61 +38,15 @@ from crm_batch.app.kpis import KpiRun
 from crm_batch.config import Settings
 from crm_batch.excel import layout
 from crm_batch.excel.cells import WorkbookError, check_row_limit
-from crm_batch.kpi import targets
-from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import kpi_note
+from crm_batch.kpi.tiles import NO_HISTORY, KpiTile, history_by_kpi, kpi_tiles
 
-#: Dashboard KPIs measured at a point in time (not summed over the period).
-POINT_IN_TIME_KPIS = frozenset(
-    {
-        "customers_total",
-        "buyers_12m",
-        "revenue_12m",
-        "aov_12m",
-        "active_count",
-        "churn_warnings_count",
-        "churn_warnings_high",
-        "revenue_at_risk",
-        "advocates",
-    }
-)
 #: KPIs of the Dashboard chart (point-in-time, one value per month end).
 TREND_KPIS: tuple[str, ...] = ("revenue_12m", "active_count")
 TREND_MONTHS = 12
 #: The stored snapshots a Dashboard reads: its tiles' KPIs and the trend's
 #: (:func:`crm_batch.app.workbook_data.read_history`).
 HISTORY_KPIS: tuple[str, ...] = tuple(sorted(set(layout.DASHBOARD_KPIS) | set(TREND_KPIS)))
-
-
-@dataclass(frozen=True)
-class KpiTile:
-    """One Dashboard tile: a registry KPI now and in the previous period."""
-
-    name: str
-    current: float
-    previous: float | None
-    previous_as_of: date | None
-    #: why the KPI has no value or is partial (an optional table is not mapped), in the
-    #: workbook's language; '' when it is measured from every table it reads
-    note: str = ""
-    missing: bool = False  # no data: the tile shows a dash and the note
-
-    @property
-    def change(self) -> float | None:
-        """Relative change for counts and money, percentage points (as a fraction) for
-        ratios; None when either value is missing or the base is 0."""
-        if self.previous is None or not _finite(self.current) or not _finite(self.previous):
-            return None
-        if registry()[self.name].unit in {"ratio", "ratio_delta"}:
-            return self.current - self.previous
-        if self.previous == 0:
-            return None
-        return (self.current - self.previous) / abs(self.previous)
-
-    @property
-    def change_is_points(self) -> bool:
-        """Whether :attr:`change` is a difference of rates (shown in points)."""
-        return registry()[self.name].unit in {"ratio", "ratio_delta"}
 
 
 @dataclass(frozen=True)
@@ -150,10 +98,6 @@ def _sort_keys(ids: pd.Series) -> np.ndarray:
     return values
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def team_workbook_data(
     run: KpiRun,
     team: str,
@@ -177,22 +121,10 @@ def team_workbook_data(
     generated_at = generated_at or datetime.now(settings.tz).replace(tzinfo=None)
     team_history = _team_history(history, team)
     requested = run.requested or run.period
-    previous_period = requested.previous()
-    compare_day = targets.baseline_as_of(requested, run.as_of, previous_period)
-    by_kpi = _history_by_kpi(team_history)
+    measured = kpi_tiles(layout.DASHBOARD_KPIS, report.kpis, team_history, requested, run.as_of)
     tiles = tuple(
-        replace(
-            _tile(
-                name,
-                report.kpis.get(name, math.nan),
-                by_kpi.get(name, _NO_HISTORY),
-                previous_period.start,
-                compare_day,
-            ),
-            note=kpi_note(report, name, language),
-            missing=name in report.missing,
-        )
-        for name in layout.DASHBOARD_KPIS
+        replace(t, note=kpi_note(report, t.name, language), missing=t.name in report.missing)
+        for t in measured
     )
     customers = _customers(report.customers, report.churn_warnings)
     latest = _latest_followups(followups_frame, customers["customer_id"])
@@ -218,7 +150,7 @@ def team_workbook_data(
         company_name=settings.company_name,
         generated_at=generated_at,
         tiles=tiles,
-        trend=_trend(by_kpi, run.as_of, report.kpis),
+        trend=_trend(history_by_kpi(team_history), run.as_of, report.kpis),
         frames=frames,
         latest_followups=latest,
     )
@@ -231,44 +163,6 @@ def _team_history(history: pd.DataFrame | None, team: str) -> pd.DataFrame:
     return rows.loc[:, ["as_of", "kpi", "value"]]
 
 
-_NO_HISTORY: tuple[np.ndarray, np.ndarray] = (
-    np.array([], dtype="datetime64[D]"),
-    np.array([], dtype="float64"),
-)
-
-
-def _history_by_kpi(history: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The team's snapshots per KPI as (day, value) arrays, in the frame's order."""
-    days = history["as_of"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    values = history["value"].to_numpy(dtype="float64", na_value=np.nan)
-    kpis = history["kpi"].to_numpy(dtype=object)
-    result = {}
-    for name in pd.unique(kpis):
-        chosen = kpis == name
-        result[str(name)] = (days[chosen], values[chosen])
-    return result
-
-
-def _tile(
-    name: str,
-    current: float,
-    history: tuple[np.ndarray, np.ndarray],
-    start: date,
-    day: date,
-) -> KpiTile:
-    """``name``'s tile: the snapshot of ``day``, else (point-in-time KPIs) the latest
-    from ``start`` up to ``day``; the last in snapshot order when there are several."""
-    days, values = history
-    wanted = np.datetime64(day, "D")
-    chosen = np.flatnonzero(days == wanted)
-    if not len(chosen) and name in POINT_IN_TIME_KPIS:
-        chosen = np.flatnonzero((days >= np.datetime64(start, "D")) & (days <= wanted))
-    if not len(chosen) or not math.isfinite(float(values[chosen[-1]])):
-        return KpiTile(name, float(current), None, None)
-    last = chosen[-1]
-    return KpiTile(name, float(current), float(values[last]), days[last].astype(date))
-
-
 def _trend(
     history: Mapping[str, tuple[np.ndarray, np.ndarray]], as_of: date, current: Mapping[str, float]
 ) -> pd.DataFrame:
@@ -278,7 +172,7 @@ def _trend(
     months = np.arange(last_month - (TREND_MONTHS - 1), last_month + 1)
     trend = pd.DataFrame({"month": months.astype("datetime64[ns]")})
     for kpi in TREND_KPIS:
-        days, values = history.get(kpi, _NO_HISTORY)
+        days, values = history.get(kpi, NO_HISTORY)
         known = ~np.isnan(values)
         order = np.argsort(days[known], kind="stable")
         month_of = days[known][order].astype("datetime64[M]")

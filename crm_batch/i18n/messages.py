@@ -37,6 +37,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "cover.as_of": ("数据截至", "Data as of"),
     "cover.period": ("统计期间", "Period"),
     "cover.generated": ("生成时间", "Generated"),
+    "cover.company": ("公司", "Company"),
     "cover.confidential": (
         "内部资料:含客户名称,仅供管理人员使用,请勿外传。",
         "Internal: contains customer names; for managers only, do not forward outside.",
@@ -84,7 +85,30 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col.conversions": ("转化", "Conversions"),
     "col.revenue": ("销售额", "Revenue"),
     "col.cost": ("成本", "Cost"),
-    "col.roi": ("ROI", "ROI"),
+    "col.roi": ("归因ROI", "Attributed ROI"),
+    "col.campaign_id": ("活动编号", "ID"),
+    "col.customer_id": ("客户编号", "ID"),
+    "col.phone": ("电话", "Phone"),
+    "col.contacted": ("上次跟进", "Last contact"),
+    "col.outcome": ("跟进结果", "Outcome"),
+    "col.next_contact": ("下次联系", "Next contact"),
+    "col.high_warnings": ("高风险预警", "High warnings"),
+    "col.contacted_7d": ("近7天已跟进", "Contacted, 7 days"),
+    "col.contacted_share": ("跟进占比", "Share contacted"),
+    "col.outcomes": ("跟进结果", "Outcomes"),
+    "text.owner_followups": (
+        "高风险预警跟进情况(按负责人,近7天保存的跟进)",
+        "Follow-up of high warnings by owner (follow-ups saved in the last 7 days)",
+    ),
+    "col.started": ("开始日期", "Start"),
+    "text.attributed_roi": (
+        "归因ROI = (归因销售额 − 成本) ÷ 成本。订单销售额只归于下单前最近一次触达(末次触达归因),"
+        "未计入自然发生的购买,因此高估活动效果;成本为活动总成本按触达数分摊。",
+        "Attributed ROI = (attributed revenue − cost) ÷ cost. An order's revenue goes to the "
+        "last touch before it (last-touch attribution), purchases that would have happened "
+        "anyway included, so it overstates a campaign's effect; cost is the campaign's total "
+        "cost spread over its touches.",
+    ),
     "col.opt_out_rate": ("退订率", "Opt-out rate"),
     "col.conversion_rate": ("转化率", "Conversion rate"),
     "lifecycle.high": ("高价值(金钻+白银)", "High value (diamond + silver)"),
@@ -228,6 +252,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "rule.change_down": ("较 {period} 降低 {change}", "{change} down on {period}"),
     "rule.max": ("不高于 {value}", "at most {value}"),
     "rule.min": ("不低于 {value}", "at least {value}"),
+    "tile.target": ("目标 {target}({rule})· {met}", "Target {target} ({rule}) · {met}"),
+    "tile.bound": ("目标:{rule} · {met}", "Target: {rule} · {met}"),
+    "tile.vs": ("较 {period} 同期", "vs {period} to the same day"),
+    "rule.capped": (",封顶于量表上限 {value}", ", capped at the scale's maximum {value}"),
     "met.yes": ("达标", "met"),
     "met.no": ("未达标", "missed"),
     "migration.up": ("升级", "up"),
@@ -297,10 +325,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "text.attainment_note": (
         "达成率 = 实际值 ÷ 目标值(越高越好的指标),或目标值 ÷ 实际值(越低越好的指标);"
-        "比值无意义时(如分母为0或ROI为负)显示为 –。",
+        "比值无意义时(如分母为0或ROI为负)显示为 –。上限/下限类目标只看是否达标,不计达成率。",
         "Attainment = actual ÷ target where higher is better, target ÷ actual where lower "
         "is better; shown as – where the ratio means nothing (a zero denominator, a negative "
-        "ROI).",
+        "ROI). A bound (at most / at least) is met or missed, with no attainment.",
     ),
     "text.no_targets": (
         "未设置目标(见配置文件 [targets])。",

@@ -48,10 +48,11 @@ def percent(value: float | None, decimals: int = 1) -> str:
 
 
 def money(value: float | None, language: str, currency: str) -> str:
-    """``¥12,346`` (zh-CN, CNY) or ``CNY 12,346``: whole units, cents below 100."""
+    """``¥12,346`` (zh-CN, CNY) or ``CNY 12,346``: whole units, cents below 100 (a cost
+    per touch of 77.19); zero is ``CNY 0``, not ``CNY 0.00`` beside ``CNY 18,044``."""
     if _missing(value):
         return DASH
-    decimals = 0 if abs(value) >= 100 else 2
+    decimals = 0 if abs(value) >= 100 or value == 0 else 2
     amount = f"{abs(value):,.{decimals}f}"
     sign = "-" if value < 0 else ""
     symbol = _SIGNS_ZH.get(currency.upper()) if language == "zh-CN" else None
@@ -70,6 +71,21 @@ def day(value: date | datetime | None, language: str) -> str:
     if language == "zh-CN":
         return f"{value.year}年{value.month}月{value.day}日"
     return f"{value.day} {_MONTHS_EN[value.month - 1]} {value.year}"
+
+
+def moment(value: datetime, language: str) -> str:
+    """A time of day with its date and timezone, for a report's generation time:
+    ``2026年7月1日 06:00 (Asia/Shanghai, UTC+08:00)``. A naive ``value`` has no zone
+    to show and is written without one."""
+    text = f"{day(value, language)} {value:%H:%M}"
+    offset = value.utcoffset()
+    if offset is None:
+        return text
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "-"
+    utc = f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    key = getattr(value.tzinfo, "key", None)  # zoneinfo's IANA name
+    return f"{text} ({key}, {utc})" if key else f"{text} ({utc})"
 
 
 def kpi_value(kpi: Measured, value: float | None, language: str, currency: str) -> str:

@@ -107,15 +107,17 @@ def write_diagnosis_reports(context: RunContext) -> StageOutcome:
     the others are written (:func:`crm_batch.jobs.scopes.render_each`)."""
     if not context.settings.reports.nightly_diagnosis:
         return StageOutcome(0, "off (reports.nightly_diagnosis = false)")
+    from crm_batch.app.report_extras import diagnosis_extras
     from crm_batch.jobs.scopes import render_each
     from crm_batch.reports.diagnosis import write_diagnoses
 
     run = _kpis_of(context, "reports")
     languages = context.settings.reports.languages or None
+    extras = diagnosis_extras(context.settings, context.engine, run)
     rendered, problems = render_each(
         "diagnosis report",
         list(run.reports),
-        lambda scopes: write_diagnoses(context.settings, run, scopes, languages),
+        lambda scopes: write_diagnoses(context.settings, run, scopes, languages, extras=extras),
     )
     if context.send:  # the mails carry a summary of each report
         from crm_batch.jobs.summaries import diagnosis_files

@@ -46,7 +46,7 @@ from crm_batch.kpi.uplift import window_outcomes
 from crm_batch.periods import Period
 
 #: Campaign attributes: grouping only by these can include the cost of untouched campaigns.
-CAMPAIGN_COLUMNS = ("campaign_id", "campaign_name", "channel")
+CAMPAIGN_COLUMNS = ("campaign_id", "campaign_name", "channel", "started_at")
 #: Columns of :func:`funnel` after the grouping columns.
 FUNNEL_COLUMNS = (
     "touches",
@@ -214,6 +214,7 @@ def touch_table(
     info = campaigns.set_index("campaign_id")
     table["campaign_name"] = lookup(table["campaign_id"], info["campaign_name"]).astype("string")
     table["channel"] = lookup(table["campaign_id"], info["channel"]).astype("string")
+    table["started_at"] = lookup(table["campaign_id"], info["started_at"])
     total = lookup(table["campaign_id"], info["touches_total"]).astype("float64")
     cost = lookup(table["campaign_id"], info["cost"]).astype("float64")
     per_touch_cost = (cost / total.where(total > 0)).fillna(0.0)
@@ -249,7 +250,8 @@ def untouched_costs(campaigns: pd.DataFrame, period: Period) -> pd.DataFrame:
         campaigns["started_at"] < end
     )
     chosen = campaigns.loc[started & (campaigns["touches_total"].fillna(0) == 0)]
-    return chosen[["campaign_id", "campaign_name", "channel", "cost"]].astype({"cost": "float64"})
+    columns = ["campaign_id", "campaign_name", "channel", "started_at", "cost"]
+    return chosen[columns].astype({"cost": "float64"})
 
 
 def funnel(

@@ -296,9 +296,7 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         as_of=frames.as_of,
         team=team,
         kpis=_in_registry_order(values),
-        funnel_by_campaign=campaigns.funnel(
-            touches, ["campaign_id", "campaign_name", "channel"], untouched
-        ),
+        funnel_by_campaign=campaigns.funnel(touches, list(campaigns.CAMPAIGN_COLUMNS), untouched),
         funnel_by_channel=campaigns.funnel(touches, ["channel"], untouched),
         funnel_by_segment=campaigns.funnel(touches, ["segment"]),
         cohort_matrix=cohorts.cohort_matrix(

@@ -262,6 +262,26 @@ def action_text(key: str, language: str) -> str:
     return f"{action.title(language)}{separator}{action.detail(language)}"
 
 
+#: Follow-up outcome keys staff choose (the workbooks' drop-down order) with their
+#: (zh-CN, en) labels; the workbooks and the reports' call lists show them.
+OUTCOME_LABELS: dict[str, tuple[str, str]] = {
+    "reached": ("已联系上", "Reached"),
+    "interested": ("有意向", "Interested"),
+    "ordered": ("已下单", "Ordered"),
+    "call_back": ("约定回电", "Call back"),
+    "no_answer": ("无人接听", "No answer"),
+    "not_interested": ("无意向", "Not interested"),
+    "complaint": ("投诉", "Complaint"),
+    "wrong_contact": ("联系方式有误", "Wrong contact"),
+}
+
+
+def outcome_label(key: str, language: str) -> str:
+    """The label of follow-up outcome ``key`` in ``language`` (KeyError if unknown)."""
+    zh, en = OUTCOME_LABELS[key]
+    return zh if language == "zh-CN" else en
+
+
 def label(value: str, language: str) -> str:
     """The display name of a segment, lifecycle, tier, group or level; the key if unknown."""
     names = LABELS.get(value)

@@ -68,7 +68,7 @@ KPIS = (
         "count",
         "down",
         "Buyers of the last 365 days whose probability of still being active (P(alive), "
-        "BG/NBD) is below thresholds.likely_lost_p_alive (0.5).",
+        "BG/NBD) is below the threshold (0.5).",
         "近365天有购买、但仍活跃概率(P(alive), BG/NBD)低于阈值(0.5)的客户数。",
         0,
     ),

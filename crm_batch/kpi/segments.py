@@ -141,7 +141,8 @@ KPIS = (
         "tier_a_count",
         "A类客户数",
         "Tier A customers",
-        "Buyers with revenue_12m >= 100,000 active in >= 3 of the last 4 quarters.",
+        "Buyers with at least 100,000 of net revenue in the last 12 months, active in at least "
+        "3 of the last 4 quarters.",
         "近12个月消费≥10万元且近4个季度中≥3个季度有消费的客户数。",
         "up",
     ),
@@ -157,7 +158,8 @@ KPIS = (
         "tier_b_count",
         "B类客户数",
         "Tier B customers",
-        "Other buyers with revenue_12m >= 20,000 or >= 4 orders in 12 months.",
+        "Other buyers with at least 20,000 of net revenue or at least 4 orders in the last 12 "
+        "months.",
         "其余近12个月消费≥2万元或订单≥4笔的客户数。",
         "up",
     ),

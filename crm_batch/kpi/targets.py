@@ -107,6 +107,14 @@ def _rule(name: str, setting: TargetSettings) -> str:
     return given[0]
 
 
+def uncapped_target(direction: str, change: float, baseline: float) -> float:
+    """A relative target before the KPI's scale limits: ``baseline`` moved by ``change``
+    of its size in the good ``direction``. :func:`target_value` caps it; a report says
+    a target is capped when the two differ."""
+    step = change * abs(baseline)
+    return baseline - step if direction == "down" else baseline + step
+
+
 def target_value(
     kpi: KpiDefinition, setting: TargetSettings, baseline: float
 ) -> tuple[str, str, float]:
@@ -117,9 +125,7 @@ def target_value(
     if rule == "min":
         return rule, "up", float(setting.min)  # type: ignore[arg-type]
     direction = "down" if kpi.direction == "down" else "up"
-    change = float(setting.change)  # type: ignore[arg-type]
-    step = change * abs(baseline)
-    target = baseline - step if direction == "down" else baseline + step
+    target = uncapped_target(direction, float(setting.change), baseline)  # type: ignore[arg-type]
     low, high = _limits(kpi)
     if not np.isnan(target):
         if high is not None:

@@ -25,6 +25,7 @@ import numpy as np
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
+from matplotlib.transforms import Bbox
 from PIL import Image
 
 from crm_batch.reports.chart_fonts import CJK_FAMILY, glyph_check, register_fonts
@@ -60,24 +61,35 @@ DPI = 200
 
 
 def _data_uri(figure: Figure, *, crop: bool = True) -> str:
-    """The figure as an opaque PNG ``data:`` URI, cropped to its contents with ``crop``
-    (which costs one more drawing of the figure, to measure it).
+    """The figure as an opaque PNG ``data:`` URI, cropped to its contents with ``crop``.
 
-    RGB without an alpha channel: WeasyPrint would split an RGBA image into a colour
-    image and a mask, encoding twice.
+    One drawing: the crop box is measured before drawing and handed to ``savefig``
+    (``bbox_inches="tight"`` draws the figure twice, once to measure), and the raw RGBA
+    pixels are encoded once, as RGB without an alpha channel (WeasyPrint would split an
+    RGBA image into a colour image and a mask, encoding twice). Compression is light:
+    WeasyPrint decodes the image and compresses it again for the PDF.
     """
-    drawn = io.BytesIO()
-    box = "tight" if crop else None
-    figure.savefig(
-        drawn, format="png", dpi=DPI, bbox_inches=box, facecolor="white",
-        pil_kwargs={"compress_level": 1},  # read back at once: no time on compressing
-    )  # fmt: skip
+    figure.set_dpi(DPI)
+    width, height = figure.get_size_inches()
+    box = Bbox.from_bounds(0, 0, width, height)
+    if crop:  # matplotlib's tight box with its default padding, measured without drawing
+        box = figure.get_tightbbox(figure.canvas.get_renderer()).padded(CROP_PAD)
+    raw = io.BytesIO()
+    figure.savefig(raw, format="rgba", dpi=DPI, bbox_inches=box, facecolor="white")
     plt.close(figure)
-    drawn.seek(0)
+    pixels = raw.getvalue()
+    columns = int(box.width * DPI)
+    rows = len(pixels) // (4 * columns)
+    if rows * columns * 4 != len(pixels):  # the canvas size rule is matplotlib's: check it
+        raise RuntimeError(f"chart of {len(pixels)} bytes is not {columns} pixels wide")
+    image = Image.frombuffer("RGBA", (columns, rows), pixels, "raw", "RGBA", 0, 1)
     opaque = io.BytesIO()
-    with Image.open(drawn) as image:
-        image.convert("RGB").save(opaque, format="PNG", compress_level=3)
+    image.convert("RGB").save(opaque, format="PNG", compress_level=1)
     return "data:image/png;base64," + base64.b64encode(opaque.getvalue()).decode("ascii")
+
+
+#: White margin around a cropped chart, in inches (matplotlib's ``pad_inches`` default).
+CROP_PAD = 0.1
 
 
 #: Most vertices of the Pareto curve (see :func:`pareto_curve`).

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from crm_batch.app.kpis import KpiRun
+from crm_batch.app.report_extras import DiagnosisExtras
 from crm_batch.config import Settings
 from crm_batch.files import file_stem, report_scope
 from crm_batch.reports.context import diagnosis_context
@@ -76,34 +77,51 @@ def report_language(settings: Settings, team: str | None, language: str | None) 
 
 
 def diagnosis_page(
-    settings: Settings, run: KpiRun, team: str | None, language: str
+    settings: Settings,
+    run: KpiRun,
+    team: str | None,
+    language: str,
+    extras: DiagnosisExtras | None = None,
 ) -> tuple[str, str]:
     """The diagnosis report of ``team`` (None = company) as standalone HTML (its scope
-    recorded for the PDF) and the digest of the data it shows."""
+    recorded for the PDF) and the digest of the data it shows. ``extras``
+    (:mod:`crm_batch.app.report_extras`): the tiles' previous values and targets and the
+    call list's follow-ups."""
     context = diagnosis_context(
         run.reports[team],
         language=language,
         currency=settings.currency,
         company_name=settings.company_name,
         generated_at=datetime.now(settings.tz),
+        extras=extras,
     )
     html = render_html(TEMPLATE, {**context, "scope_record": report_scope(team)})
     return html, content_digest(context)
 
 
-def diagnosis_html(settings: Settings, run: KpiRun, team: str | None, language: str) -> str:
+def diagnosis_html(
+    settings: Settings,
+    run: KpiRun,
+    team: str | None,
+    language: str,
+    extras: DiagnosisExtras | None = None,
+) -> str:
     """The diagnosis report of ``team`` (None = company) as standalone HTML."""
-    return diagnosis_page(settings, run, team, language)[0]
+    return diagnosis_page(settings, run, team, language, extras)[0]
 
 
 def write_diagnosis(
-    settings: Settings, run: KpiRun, team: str | None, language: str | None = None
+    settings: Settings,
+    run: KpiRun,
+    team: str | None,
+    language: str | None = None,
+    extras: DiagnosisExtras | None = None,
 ) -> RenderedReport:
     """Render the diagnosis report of ``team`` and write its PDF and HTML atomically."""
     chosen = report_language(settings, team, language)
     period = run.as_of.isoformat()
     pdf_path, html_path = output_paths(settings, team, period, chosen)
-    page, digest = diagnosis_page(settings, run, team, chosen)
+    page, digest = diagnosis_page(settings, run, team, chosen, extras)
     write_report(page, pdf_path, html_path, timeout_seconds=settings.reports.render_timeout_seconds)
     return RenderedReport(REPORT, team, period, chosen, pdf_path, html_path, digest)
 
@@ -113,6 +131,7 @@ def write_diagnoses(
     run: KpiRun,
     scopes: Sequence[str | None] | None = None,
     languages: Sequence[str] | None = None,
+    extras: DiagnosisExtras | None = None,
 ) -> list[RenderedReport]:
     """Render the diagnosis reports of ``scopes`` (default: every report of the run) in
     ``languages`` (default: each scope's configured language), side by side in the render
@@ -126,7 +145,7 @@ def write_diagnoses(
         for scope in chosen_scopes:
             for language in languages or [report_language(settings, scope, None)]:
                 pdf_path, html_path = output_paths(settings, scope, period, language)
-                page, digest = diagnosis_page(settings, run, scope, language)
+                page, digest = diagnosis_page(settings, run, scope, language, extras)
                 rendered.append(
                     RenderedReport(REPORT, scope, period, language, pdf_path, html_path, digest)
                 )

@@ -28,9 +28,15 @@ from crm_batch.i18n.messages import message, messages
 from crm_batch.kpi.definitions import registry
 from crm_batch.kpi.engine import kpi_note
 from crm_batch.kpi.migration import NONE_LABEL, TIER_ORDER
-from crm_batch.kpi.playbook import ACTIONS, action_text, label
+from crm_batch.kpi.playbook import label
 from crm_batch.reports import charts
-from crm_batch.reports.context import campaign_section, display_text, kpi_rows
+from crm_batch.reports.context import (
+    action_legend,
+    action_title,
+    campaign_section,
+    display_text,
+    kpi_rows,
+)
 from crm_batch.reports.quarterly_accounts import (
     TOP_BIG,
     big_customers,
@@ -40,6 +46,7 @@ from crm_batch.reports.quarterly_accounts import (
 )
 from crm_batch.reports.quarterly_targets import (
     action_rows,
+    attainment_text,
     change_text,
     difference,
     kpi_text,
@@ -106,7 +113,7 @@ def comparison_rows(
                 "target": fmt.DASH
                 if target is None
                 else kpi_text(kpi, target["target"], language, currency),
-                "attainment": fmt.DASH if target is None else fmt.percent(target["attainment"], 0),
+                "attainment": fmt.DASH if target is None else attainment_text(target),
             }
         )
     return rows
@@ -240,12 +247,13 @@ def migration_section(
                 "revenue_start": fmt.money(row.revenue_start, language, currency),
                 "revenue_end": fmt.money(row.revenue_12m, language, currency),
                 "last_order": fmt.day(row.last_order_date, language),
-                "action": action_text(str(row.next_action_key), language)
-                if isinstance(row.next_action_key, str) and row.next_action_key in ACTIONS
-                else fmt.DASH,
+                "action": action_title(row.next_action_key, language),
             }
             for row in slipped.head(TOP_ACCOUNTS).itertuples(index=False)
         ],
+        "slipped_actions": action_legend(
+            slipped["next_action_key"].head(TOP_ACCOUNTS).tolist(), language
+        ),
         "slipped_total": len(slipped),
         "slipped_title": message("text.slipped", language, count=TOP_ACCOUNTS),
     }
@@ -396,7 +404,7 @@ def quarterly_context(
             "period_span": f"{fmt.day(quarter.start, language)} – {fmt.day(quarter.end, language)}",
             "previous": data.previous.label,
             "year_before": data.year_before.label,
-            "generated": fmt.day(generated_at.date(), language) + generated_at.strftime(" %H:%M"),
+            "generated": fmt.moment(generated_at, language),
         },
         "glance": glance_cards(data, team, language, currency),
         "targets": {
@@ -404,7 +412,14 @@ def quarterly_context(
             "summary": message("text.targets_summary", language, met=len(met), total=len(known)),
             "chart": charts.attainment_bars(
                 [row["label"] for row in targets],
-                data.target_tables[team]["attainment"].tolist(),
+                [  # a bound (max / min) is met or missed: no attainment bar
+                    None if rule in ("max", "min") else value
+                    for rule, value in zip(
+                        data.target_tables[team]["rule"],
+                        data.target_tables[team]["attainment"],
+                        strict=True,
+                    )
+                ],
                 t["chart.attainment"],
             )
             if targets

@@ -23,6 +23,7 @@ import pandas as pd
 from crm_batch.app.quarter import QuarterData, Scope
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import channel_label, message
+from crm_batch.kpi import targets
 from crm_batch.kpi.definitions import KpiDefinition, registry
 from crm_batch.kpi.engine import PeriodReport, kpi_note
 from crm_batch.kpi.playbook import ACTIONS, GROUP_ACTIONS, PROSPECT_ACTION, label
@@ -105,16 +106,50 @@ def difference(current: float, earlier: float) -> float:
 def _rule_text(row: Any, kpi: KpiDefinition, language: str, currency: str) -> str:
     if row.rule == "change":
         key = "rule.change_down" if row.direction == "down" else "rule.change_up"
-        return message(key, language, change=fmt.percent(row.change, 0), period=row.baseline_period)
+        text = message(key, language, change=fmt.percent(row.change, 0), period=row.baseline_period)
+        if is_capped(row):
+            limit = kpi_text(kpi, row.target, language, currency)
+            text += message("rule.capped", language, value=limit)
+        return text
     return message(
         f"rule.{row.rule}", language, value=kpi_text(kpi, row.target, language, currency)
     )
+
+
+def is_capped(row: Any) -> bool:
+    """Whether a relative target row was cut to its KPI's scale limit (a satisfaction
+    target of +50 % on 4.2 is the scale's 5.00, and reads as a ceiling, not a plan)."""
+    if row.rule != "change" or not (_finite(row.target) and _finite(row.baseline)):
+        return False
+    return not math.isclose(
+        row.target, targets.uncapped_target(row.direction, row.change, row.baseline)
+    )
+
+
+def attainment_text(row: Any) -> str:
+    """Attainment as a percentage for a relative target; a dash for a bound (``max`` /
+    ``min``): a bound is met or missed, "179 % of at most 3 %" means nothing."""
+    if row.rule in ("max", "min"):
+        return fmt.DASH
+    return fmt.percent(row.attainment, 0)
 
 
 def _met_text(met: Any, language: str) -> tuple[str, str]:
     if pd.isna(met):
         return fmt.DASH, ""
     return (message("met.yes", language), "met") if met else (message("met.no", language), "missed")
+
+
+def target_note(row: Any, language: str, currency: str) -> tuple[str, str]:
+    """A KPI tile's line on its target: ``Target 27.0% (35% up on 2026Q1) · met`` or,
+    for a bound, ``Target: at most 3.00% · missed``; and ``met`` / ``missed`` / ``''``."""
+    kpi = registry()[row.kpi]
+    met, met_key = _met_text(row.met, language)
+    rule = _rule_text(row, kpi, language, currency)
+    if row.rule == "change":
+        target = kpi_text(kpi, row.target, language, currency)
+        return message("tile.target", language, target=target, rule=rule, met=met), met_key
+    return message("tile.bound", language, rule=rule, met=met), met_key
 
 
 def target_rows(
@@ -126,6 +161,7 @@ def target_rows(
     and the reason instead of its actual value: it was not measured, so it did not miss.
     """
     kpis = registry()
+    missing = report.missing if report is not None else {}
     rows = []
     for row in table.itertuples(index=False):
         kpi = kpis[row.kpi]
@@ -143,7 +179,7 @@ def target_rows(
                 "baseline": kpi_text(kpi, row.baseline, language, currency),
                 "target": kpi_text(kpi, row.target, language, currency),
                 "actual": actual,
-                "attainment": fmt.percent(row.attainment, 0),
+                "attainment": fmt.DASH if row.kpi in missing else attainment_text(row),
                 "met": met,
                 "met_key": met_key,
             }
@@ -245,7 +281,7 @@ def action_rows(
                 "actual": kpi_text(kpi, row.actual, language, currency),
                 "target": kpi_text(kpi, row.target, language, currency),
                 "gap": change_text(kpi, row.target - row.actual, language, currency),
-                "attainment": fmt.percent(row.attainment, 0),
+                "attainment": attainment_text(row),
                 "title": title,
                 "detail": detail,
                 "evidence": evidence,

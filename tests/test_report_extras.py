@@ -16,6 +16,7 @@ from datetime import date, datetime
 import pandas as pd
 import pytest
 
+from crm_batch.app.engines import Databases
 from crm_batch.app.followups import StaffInput, store_followups
 from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period, store_snapshots
 from crm_batch.app.report_extras import DiagnosisExtras, ScopeExtras, diagnosis_extras
@@ -93,7 +94,7 @@ def test_extras_read_the_stored_previous_values_targets_and_follow_ups(
     run, before, top = runs
     engine = make_engine(settings.database_url)
     try:
-        extras = diagnosis_extras(settings, engine, run)
+        extras = diagnosis_extras(settings, Databases.single(engine), run)
     finally:
         engine.dispose()
     for scope in (None, TEAM):

@@ -15,9 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
-from sqlalchemy import Engine
 
-from crm_batch.app.engines import open_engine
+from crm_batch.app.engines import Databases, open_databases
 from crm_batch.app.followups import latest_followups
 from crm_batch.app.kpis import KpiRun
 from crm_batch.app.snapshots import read_snapshots, scope_of
@@ -51,15 +50,16 @@ class DiagnosisExtras:
         return self.scopes.get(scope, ScopeExtras())
 
 
-def diagnosis_extras(settings: Settings, engine: Engine, run: KpiRun) -> DiagnosisExtras:
-    """The extras of every scope of ``run``, read on ``engine`` (the database holding the
-    snapshots and follow-ups). Only the previous period's snapshots up to its comparison
-    day are read; targets only when ``[targets]`` sets any."""
+def diagnosis_extras(settings: Settings, databases: Databases, run: KpiRun) -> DiagnosisExtras:
+    """The extras of every scope of ``run``: the snapshots and follow-ups read on the state
+    database, the targets' baselines measured on the source. Only the previous period's
+    snapshots up to its comparison day are read; targets only when ``[targets]`` sets
+    any."""
     requested = run.requested or run.period
     previous = requested.previous()
     day = targets.baseline_as_of(requested, run.as_of, previous)
-    history = read_snapshots(engine, start=previous.start, end=day)
-    goals = target_tables(settings, engine, run) if settings.targets else {}
+    history = read_snapshots(databases.state, start=previous.start, end=day)
+    goals = target_tables(settings, databases.source, run) if settings.targets else {}
     scopes = {}
     for scope, report in run.reports.items():
         stored_scope, stored_team = scope_of(scope)
@@ -73,10 +73,10 @@ def diagnosis_extras(settings: Settings, engine: Engine, run: KpiRun) -> Diagnos
     called = set()
     for report in run.reports.values():
         called.update(str(i) for i in report.churn_warnings["customer_id"])
-    return DiagnosisExtras(scopes, latest_followups(engine, sorted(called)))
+    return DiagnosisExtras(scopes, latest_followups(databases.state, sorted(called)))
 
 
 def read_diagnosis_extras(settings: Settings, run: KpiRun) -> DiagnosisExtras:
-    """:func:`diagnosis_extras` on a connection of its own (the CLI and the buttons)."""
-    with open_engine(settings) as engine:
-        return diagnosis_extras(settings, engine, run)
+    """:func:`diagnosis_extras` on connections of its own (the CLI and the buttons)."""
+    with open_databases(settings) as databases:
+        return diagnosis_extras(settings, databases, run)

@@ -113,7 +113,7 @@ def write_diagnosis_reports(context: RunContext) -> StageOutcome:
 
     run = _kpis_of(context, "reports")
     languages = context.settings.reports.languages or None
-    extras = diagnosis_extras(context.settings, context.engine, run)
+    extras = diagnosis_extras(context.settings, context.databases, run)
     rendered, problems = render_each(
         "diagnosis report",
         list(run.reports),

@@ -72,9 +72,7 @@ def runs(settings: Settings) -> tuple[KpiRun, KpiRun, str]:
         run = run_kpis(
             settings, engine, AS_OF, snapshot_period(AS_OF), teams=[TEAM], include_company=True
         )
-        warnings = run.reports[None].churn_warnings.sort_values(
-            ["revenue_at_risk", "customer_id"], ascending=[False, True], kind="stable"
-        )
+        warnings = run.reports[None].churn_warnings  # in calling order (rank_for_calls)
         top = str(warnings["customer_id"].iloc[0])
         store_followups(
             engine,

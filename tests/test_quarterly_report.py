@@ -65,6 +65,7 @@ SECTION_KEYS = (
     "section.cohorts",
     "section.winback",
     "section.campaign_results",
+    "section.calibration",
     "section.big_customers",
     "section.teams",
     "section.definitions",

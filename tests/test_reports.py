@@ -59,6 +59,7 @@ SECTION_KEYS = (
     "section.pareto",
     "section.matrix",
     "section.churn",
+    "section.alive",
     "section.repurchase",
     "section.referral",
     "section.service",

@@ -55,6 +55,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "section.referral": ("老带新转介绍计划", "Referral programme"),
     "section.service": ("客户服务", "Service"),
     "section.campaigns": ("营销活动漏斗与渠道ROI", "Campaign funnel and ROI by channel"),
+    "section.alive": ("客户还在吗:预测仍活跃概率", "Who is still with us: predicted P(alive)"),
+    "section.calibration": (
+        "预测校验:本季度预测与实际",
+        "Forecast check: the quarter, predicted against actual",
+    ),
     "section.definitions": ("指标定义", "KPI definitions"),
     # columns
     "col.kpi": ("指标", "KPI"),
@@ -110,6 +115,73 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "cost spread over its touches.",
     ),
     "col.opt_out_rate": ("退订率", "Opt-out rate"),
+    "col.expected_12m": ("预计12个月价值", "Expected value, 12 m"),
+    "col.buyers": ("成交客户", "Buyers"),
+    "col.p_alive": ("仍活跃概率", "P(alive)"),
+    "col.p_alive_mean": ("平均仍活跃概率", "Mean P(alive)"),
+    "col.alive_to_25": ("≤25%", "≤ 25 %"),
+    "col.alive_25_50": ("25–50%", "25–50 %"),
+    "col.alive_50_75": ("50–75%", "50–75 %"),
+    "col.alive_over_75": (">75%", "> 75 %"),
+    "col.likely_lost": ("可能已流失", "Likely lost"),
+    "col.likely_lost_revenue": ("其近12个月销售额", "Their revenue, 12 months"),
+    "col.sent": ("发送", "Sent"),
+    "col.control": ("对照组", "Control"),
+    "col.conversion_sent": ("发送组转化率", "Conversion, sent"),
+    "col.conversion_control": ("对照组转化率", "Conversion, control"),
+    "col.uplift": ("提升(百分点,95%区间)", "Uplift, points (95 % interval)"),
+    "col.incremental_revenue": ("增量销售额(95%区间)", "Incremental revenue (95 % interval)"),
+    "col.incremental_roi": ("增量ROI", "Incremental ROI"),
+    "col.predicted_days": ("预测购买天数", "Predicted purchase days"),
+    "col.actual_days": ("实际购买天数", "Actual purchase days"),
+    "col.actual_vs_predicted": ("实际/预测", "Actual / predicted"),
+    "tier.all": ("全部", "All"),
+    "text.calls_order": (
+        "按预计12个月价值排序:先打给仍有价值可挽回的客户;风险销售额为其过去一年的销售额。",
+        "Ordered by expected value over the next 12 months: first the customers a call can "
+        "still win back; revenue at risk is what they spent in the past year.",
+    ),
+    "text.alive_intro": (
+        "BG/NBD模型根据每位成交客户的购买频次与最近购买时间,估计其仍未流失的概率(P(alive))。"
+        "下表按价值等级列出分布;低于{threshold}视为可能已流失。",
+        "The BG/NBD model estimates from each buyer's purchase frequency and recency the "
+        "probability that they have not left for good (P(alive)). Below, its distribution "
+        "by value tier; below {threshold} counts as likely lost.",
+    ),
+    "text.alive_lost": (
+        "可能已流失的高价值客户(金钻与白银,按近12个月销售额)",
+        "High-value customers most likely lost (diamond and silver, by 12-month revenue)",
+    ),
+    "text.no_alive": (
+        "价值模型未能拟合(复购客户太少),暂无仍活跃概率。",
+        "The value models could not be fitted (too few repeat buyers): no P(alive) yet.",
+    ),
+    "text.uplift_title": (
+        "增量效果:发送组与对照组(留出未发送的随机客户)",
+        "Incremental results: sent against a control group (random customers held out)",
+    ),
+    "text.uplift_note": (
+        "对照组是同批选中、刻意不发送的随机客户。提升 = 发送组7天转化率 − 对照组转化率;"
+        "增量销售额 = 每个触达的7天销售额之差 × 发送数。区间为95%置信区间;"
+        "无对照组(或对照组少于30个)的渠道仅有归因结果,并非增量。",
+        "The control group is a random part of the same selection, deliberately not sent. "
+        "Uplift = 7-day conversion of the sent minus the control; incremental revenue = the "
+        "difference in 7-day revenue per touch × touches sent. Intervals are 95 %. A channel "
+        "without a control group (or with fewer than 30 held out) has attributed results "
+        "only, not incremental ones.",
+    ),
+    "text.not_incremental": ("仅归因,非增量", "attributed, not incremental"),
+    "text.calibration_intro": (
+        "季度初以当时的成交客户拟合BG/NBD模型,预测各客户本季度的购买天数,与实际对比"
+        "(按季度初的价值等级)。接近1说明预测值可信。",
+        "The BG/NBD model fitted on the buyers of the day before the quarter forecast each "
+        "one's purchase days in the quarter; here against what they really bought (by value "
+        "tier at the quarter's start). Near 1 means the expected figures can be trusted.",
+    ),
+    "text.no_calibration": (
+        "本季度初复购客户太少,无法拟合模型,故无预测校验。",
+        "Too few repeat buyers at the quarter's start to fit the model: no forecast check.",
+    ),
     "col.conversion_rate": ("转化率", "Conversion rate"),
     "lifecycle.high": ("高价值(金钻+白银)", "High value (diamond + silver)"),
     "lifecycle.low": ("低价值(铜)", "Low value (bronze)"),

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from crm_batch.app.report_extras import DiagnosisExtras, ScopeExtras
+from crm_batch.config import ThresholdSettings
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.characters import normalize_characters
 from crm_batch.i18n.messages import absent_reason, channel_label, message, messages
@@ -230,6 +231,9 @@ def _warnings(
                 "signals": _signals(row, language),
                 "last_order": fmt.day(row.last_order_date, language),
                 "revenue_at_risk": fmt.money(row.revenue_at_risk, language, currency),
+                "expected_12m": fmt.money(
+                    getattr(row, "expected_revenue_12m", math.nan), language, currency
+                ),
                 "action": action_title(row.warning_action_key, language),
                 "action_key": str(row.warning_action_key),
                 "contacted": fmt.DASH
@@ -427,12 +431,18 @@ def diagnosis_context(
     generated_at: datetime,
     rules: findings.FindingRules | None = None,
     extras: DiagnosisExtras | None = None,
+    likely_lost_p_alive: float | None = None,
 ) -> dict[str, Any]:
     """Everything ``diagnosis.html`` shows for one scope, as plain data.
 
     ``extras`` (read by :mod:`crm_batch.app.report_extras`) adds to the KPI tiles their
     change on the previous period and their targets, and to the call list each
-    customer's latest follow-up; without it those stay empty."""
+    customer's latest follow-up; without it those stay empty. ``likely_lost_p_alive``:
+    ``thresholds.likely_lost_p_alive`` (default: the setting's default)."""
+    from crm_batch.reports.value_sections import alive_section, uplift_rows
+
+    if likely_lost_p_alive is None:
+        likely_lost_p_alive = ThresholdSettings().likely_lost_p_alive
     t = messages(language)
     tiles = extras.of(report.team) if extras is not None else ScopeExtras()
     calls = _warnings(report, language, currency, extras.followups if extras else None)
@@ -488,7 +498,11 @@ def diagnosis_context(
             "candidates": _candidates(report, language, currency),
         },
         "service": kpi_rows(report, SERVICE_KPIS, language, currency, tiles),
-        "campaigns": campaign_section(report, CAMPAIGN_KPIS, language, currency, tiles),
+        "campaigns": {
+            **campaign_section(report, CAMPAIGN_KPIS, language, currency, tiles),
+            "uplift": uplift_rows(report.uplift_by_channel, language, currency),
+        },
+        "alive": alive_section(report, language, currency, likely_lost_p_alive),
         "definitions": kpi_rows(report, tuple(report.kpis), language, currency),
         "charts": _charts(report, tiers, value_tiers, language),
     }

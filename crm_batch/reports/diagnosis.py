@@ -94,6 +94,7 @@ def diagnosis_page(
         company_name=settings.company_name,
         generated_at=datetime.now(settings.tz),
         extras=extras,
+        likely_lost_p_alive=settings.thresholds.likely_lost_p_alive,
     )
     html = render_html(TEMPLATE, {**context, "scope_record": report_scope(team)})
     return html, content_digest(context)

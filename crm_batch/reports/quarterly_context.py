@@ -53,6 +53,7 @@ from crm_batch.reports.quarterly_targets import (
     target_rows,
     trend_class,
 )
+from crm_batch.reports.value_sections import calibration_rows, uplift_rows
 
 #: Rows of the account lists (slipped, won back, entrants and leavers).
 TOP_ACCOUNTS = 15
@@ -433,7 +434,12 @@ def quarterly_context(
         "migration": migration_section(data, team, language, currency),
         "cohort_chart": cohort_chart(data, team, language) if len(report.cohort_matrix) else "",
         "winback": winback_section(data, team, language, currency),
-        "campaigns": campaign_section(report, CAMPAIGN_KPIS, language, currency),
+        "campaigns": {
+            **campaign_section(report, CAMPAIGN_KPIS, language, currency),
+            "uplift": uplift_rows(report.uplift_by_channel, language, currency),
+        },
+        # one population model for the company: the same check in every scope's review
+        "calibration": calibration_rows(data.calibration, language),
         "big": big_customer_section(data, team, language, currency),
         "teams": {
             "rows": team_rows(data, language, currency) if team is None else [],

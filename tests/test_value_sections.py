@@ -44,6 +44,8 @@ def test_uplift_rows_show_intervals_or_say_attributed_only() -> None:
     assert call["incremental_revenue"] == "–"
     zh_call = uplift_rows(frame, "zh-CN", "CNY")[1]
     assert zh_call["uplift"] == "仅归因,非增量"
+    small = frame.assign(control=[5.0, 0.0], uplift=NAN)
+    assert uplift_rows(small, "en", "CNY")[0]["uplift"] == "control under 30: too small to tell"
 
 
 def test_calibration_rows_name_the_total() -> None:

@@ -171,6 +171,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "only, not incremental ones.",
     ),
     "text.not_incremental": ("仅归因,非增量", "attributed, not incremental"),
+    "text.control_too_small": (
+        "对照组少于{minimum}个,尚无法判断",
+        "control under {minimum}: too small to tell",
+    ),
     "text.calibration_intro": (
         "季度初以当时的成交客户拟合BG/NBD模型,预测各客户本季度的购买天数,与实际对比"
         "(按季度初的价值等级)。接近1说明预测值可信。",
@@ -191,8 +195,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "none": ("无", "none"),
     # section texts
     "text.top_calls": (
-        "优先致电名单(按风险销售额排序,前 {count} 位)",
-        "Accounts to call first (by revenue at risk, top {count})",
+        "优先致电名单(按预计12个月价值排序,前 {count} 位)",
+        "Accounts to call first (by expected value over the next 12 months, top {count})",
     ),
     "text.no_warnings": ("当前没有流失预警客户。", "No customer has a churn warning."),
     "text.no_candidates": ("当前没有符合条件的推荐大使候选人。", "No advocate candidates yet."),

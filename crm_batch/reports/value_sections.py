@@ -23,6 +23,7 @@ from crm_batch.kpi.alive import BAND_COLUMNS
 from crm_batch.kpi.calibration import TOTAL
 from crm_batch.kpi.engine import PeriodReport
 from crm_batch.kpi.playbook import label
+from crm_batch.kpi.uplift import MIN_CONTROL
 from crm_batch.reports.context import display_text
 
 #: Valuable customers listed as most likely lost.
@@ -75,7 +76,11 @@ def uplift_rows(frame: pd.DataFrame, language: str, currency: str) -> list[dict[
     rows = []
     for row in frame.itertuples(index=False):
         measured = not math.isnan(row.uplift)
-        plain = message("text.not_incremental", language)
+        plain = (
+            message("text.control_too_small", language, minimum=MIN_CONTROL)
+            if row.control
+            else message("text.not_incremental", language)
+        )
         rows.append(
             {
                 "name": channel_label(str(row.channel), language),

@@ -772,3 +772,28 @@ def test_text_typed_into_a_date_column_survives_sheet_rows(
     row = next(r for r in rows if r[0] == cid)
     assert row[keys.index("next_contact_date")] == "next tuesday"
     assert row[keys.index("save_problem")] == "not a date"
+
+
+def test_sheets_print_one_page_wide_with_the_header_row_on_every_page(
+    run: KpiRun, team: str, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "team.xlsm"
+    build_team_workbook(_data(run, team, settings, "en"), path)
+    book = _open(path)
+    dashboard = book[layout.sheet_title("dashboard", "en")]
+    assert dashboard.page_setup.orientation == "landscape"
+    assert dashboard.sheet_properties.pageSetUpPr.fitToPage
+    # 1 x 1 page (1 is the file format's default, left out of the file: read back as None)
+    assert (dashboard.page_setup.fitToWidth or 1, dashboard.page_setup.fitToHeight or 1) == (1, 1)
+    for key in ("customers", "watchlist", "followups"):
+        sheet = book[layout.sheet_title(key, "en")]
+        setup = sheet.page_setup
+        assert setup.orientation == "landscape", key
+        assert setup.paperSize == 9, key  # A4
+        assert sheet.sheet_properties.pageSetUpPr.fitToPage, key
+        assert (setup.fitToWidth or 1, setup.fitToHeight) == (1, 0), key  # pages tall: any
+        assert sheet.print_title_rows == "$1:$1", key
+        corner = f"${get_column_letter(sheet.max_column)}${sheet.max_row}"
+        assert sheet.print_area == f"'{sheet.title}'!$A$1:{corner}", key
+        # the page header holds Excel codes only: no team or customer text
+        assert sheet.oddHeader.left.text == "&F · &A", key

@@ -18,6 +18,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from crm_batch.excel import layout
 from crm_batch.excel.cells import cell_text
+from crm_batch.excel.printing import setup_dashboard_print
 from crm_batch.excel.styles import (
     CHANGE_FORMATS,
     MOOD_COLOURS,
@@ -172,6 +173,7 @@ def write_dashboard(
     """Fill the Dashboard ``sheet``: :func:`dashboard_cells`, the buttons of
     :data:`layout.BUTTON_MACROS` and the trend chart."""
     sheet.hide_gridlines(2)
+    setup_dashboard_print(sheet)
     sheet.set_column(0, 0, 2)
     # tiles and the trend table share columns B..I: one width that fits both
     sheet.set_column(1, 2 * TILE_COLUMNS, 16)

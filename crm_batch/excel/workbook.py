@@ -48,6 +48,7 @@ from crm_batch.excel.cells import (
 )
 from crm_batch.excel.dashboard import DashboardCell, dashboard_cells, write_dashboard
 from crm_batch.excel.layout import Column, OrphanedNote
+from crm_batch.excel.printing import setup_table_print
 from crm_batch.excel.sheet_values import display_width, sheet_columns, sheet_rows
 from crm_batch.excel.styles import Formats, money_format, number_format
 from crm_batch.excel.teamdata import TeamWorkbookData
@@ -380,6 +381,7 @@ def _write_table_sheet(
         },
     )
     sheet.freeze_panes(1, 2 if key in {"customers", "followups", "watchlist"} else 1)
+    setup_table_print(sheet, last_row, len(cols) - 1)
     for c, (column, header, column_values) in enumerate(zip(cols, headers, values, strict=True)):
         sheet.set_column(c, c, _width(column, header, column_values, formats))
     by_key = {column.key: i for i, column in enumerate(cols)}

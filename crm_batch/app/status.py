@@ -167,16 +167,16 @@ def _relation_counts(engine: Engine, source_dir: Path) -> str:
     with engine.connect() as conn:
         for name in SOURCE_TABLES if mapping is not None else ():
             if name in mapping.absent:
-                rows.append(f"  {name:<14}{'(not mapped)':>14}")
+                rows.append(f"  {name:<22}{'(not mapped)':>14}")
                 continue
             body = mapping.relations[name].body
             try:
                 count = conn.execute(text(f"select count(*) from (\n{body}\n) as m"))
-                rows.append(f"  {name:<14}{count.scalar_one():>14,}")
+                rows.append(f"  {name:<22}{count.scalar_one():>14,}")
             except (SQLAlchemyError, duckdb.Error) as exc:
                 conn.rollback()
                 shown = escape_text(mask_secrets(one_line(first_line(exc), 200)))
-                rows.append(f"  {name:<14}{'(error)':>14}  {name}.sql: {shown}")
+                rows.append(f"  {name:<22}{'(error)':>14}  {name}.sql: {shown}")
     return f"source relations (rows, through the mapping files in {source_dir}):\n" + "\n".join(
         rows
     )
@@ -192,9 +192,9 @@ def _table_counts(engine: Engine, names: Sequence[str], *, title: str) -> str:
         for name in names:
             if name in present:
                 count = conn.execute(select(func.count()).select_from(metadata.tables[name]))
-                rows.append(f"  {name:<14}{count.scalar_one():>14,}")
+                rows.append(f"  {name:<22}{count.scalar_one():>14,}")
             else:
-                rows.append(f"  {name:<14}{'(missing)':>14}")
+                rows.append(f"  {name:<22}{'(missing)':>14}")
     return f"{title}:\n" + "\n".join(rows)
 
 

@@ -305,6 +305,12 @@ def test_kpis_customers_out_keeps_hostile_names_as_text(demo_db: Path, tmp_path:
     assert any(name.startswith("'=") for name in names)
     assert any(len(name) >= 40_000 for name in names)
     assert all(row["next_action"] for row in rows)
+    # computed numbers with the decimals they mean, never 1591.624230769231
+    for column, decimals in (("aov", 2), ("revenue_12m", 2), ("p_alive", 4)):
+        written = [row[column] for row in rows if row[column]]
+        assert written, column
+        assert all(len(value.partition(".")[2]) <= decimals for value in written), column
+    assert any(len(row["aov"].partition(".")[2]) == 2 for row in rows if row["aov"])
 
 
 def test_kpis_unknown_team_is_named(demo_db: Path) -> None:

@@ -226,6 +226,19 @@ CUSTOMER_COLUMNS = (
 )  # fmt: skip
 
 _TEXT_COLUMNS = ("name", "team", "owner", "region")
+#: Decimals of the computed numbers of ``--customers-out``: money to the cent (a sum of
+#: amounts in binary floating point is 1591.624230769231, not what anyone booked), the
+#: predictions to what they can tell.
+CUSTOMER_DECIMALS = {
+    "revenue_total": 2,
+    "revenue_12m": 2,
+    "revenue_90d": 2,
+    "aov": 2,
+    "revenue_at_risk": 2,
+    "expected_revenue_12m": 2,
+    "expected_orders_12m": 3,
+    "p_alive": 4,
+}
 #: Columns of :data:`CUSTOMER_COLUMNS` read from tickets (empty when tickets are absent).
 TICKET_COLUMNS = ("tickets_open", "complaints_open_over_limit")
 
@@ -251,6 +264,8 @@ def customer_rows(report: PeriodReport, language: str) -> pd.DataFrame:
             out[column] = pd.Series(pd.NA, index=out.index, dtype="Int64")
     for column in _TEXT_COLUMNS:
         out[column] = out[column].astype("object").map(spreadsheet_safe, na_action="ignore")
+    for column, decimals in CUSTOMER_DECIMALS.items():
+        out[column] = out[column].astype("float64").round(decimals)
     return out
 
 

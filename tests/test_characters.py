@@ -8,7 +8,7 @@ import pytest
 
 from crm_batch.excel.cells import cell_text
 from crm_batch.excel.staff_rows import stored_text
-from crm_batch.reports.context import display_text
+from crm_batch.reports.display import display_text
 
 # a NUL, an ANSI escape sequence, and a right-to-left override that shows "gnahZ" as
 # "Zhang" reversed: what a hostile or broken import leaves in a name

@@ -36,7 +36,7 @@ from crm_batch.errors import DataError
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.messages import LANGUAGES, message, messages
 from crm_batch.reports import diagnosis, findings, render
-from crm_batch.reports.context import MAX_NAME_CHARS, diagnosis_context, display_text
+from crm_batch.reports.context import diagnosis_context
 from crm_batch.reports.diagnosis import (
     diagnosis_html,
     output_paths,
@@ -44,6 +44,7 @@ from crm_batch.reports.diagnosis import (
     scope_slug,
     write_diagnosis,
 )
+from crm_batch.reports.display import MAX_NAME_CHARS, display_text
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import HOSTILE_NAMES, generate_demo, load_demo
 

@@ -15,7 +15,7 @@ note reads back as it was written and the nightly harvest recognises its own out
   stored (a "Trojan source" trick) and right-to-left names render right without them.
 
 The PDF reports' text follows the same rules
-(:func:`crm_batch.reports.context.display_text`), so a name reads the same in a workbook
+(:func:`crm_batch.reports.display.display_text`), so a name reads the same in a workbook
 and in a report.
 
 The truncation markers a cut text ends with live here too: the writer appends one, and

@@ -18,7 +18,6 @@ import pandas as pd
 from crm_batch.app.report_extras import DiagnosisExtras, ScopeExtras
 from crm_batch.config import ThresholdSettings
 from crm_batch.i18n import numbers as fmt
-from crm_batch.i18n.characters import normalize_characters
 from crm_batch.i18n.messages import absent_reason, channel_label, message, messages
 from crm_batch.kpi.definitions import KpiDefinition, registry
 from crm_batch.kpi.engine import PeriodReport, kpi_note
@@ -32,9 +31,8 @@ from crm_batch.kpi.playbook import (
     outcome_label,
 )
 from crm_batch.reports import charts, findings
+from crm_batch.reports.display import display_text
 
-#: Longest customer/owner name shown in a table cell; longer ones end with an ellipsis.
-MAX_NAME_CHARS = 60
 #: Accounts listed in the "call first" table.
 TOP_CALLS = 15
 #: A high warning counts as contacted when its latest follow-up was saved in the last
@@ -62,23 +60,6 @@ CAMPAIGN_KPIS = ("campaign_touches", "campaign_open_rate", "campaign_click_rate"
 TIERS = ("A", "B", "C")
 VALUE_TIERS = ("diamond", "silver", "bronze", "iron")
 LIFECYCLES = ("new", "active", "dormant", "churned")
-
-
-def display_text(value: object, limit: int = MAX_NAME_CHARS) -> str:
-    """Database text for a table cell: one line, at most ``limit`` characters.
-
-    The workbook's character rules apply (:mod:`crm_batch.i18n.characters`: no NUL, ESC
-    or other control characters, no bidirectional overrides, lone surrogates as U+FFFD);
-    line breaks and tabs become spaces (a name must not break a row's layout), a missing
-    value becomes a dash, and a longer text is cut with an ellipsis. Escaping is left to
-    the template engine.
-    """
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return fmt.DASH
-    text = " ".join(normalize_characters(str(value)).split())
-    if not text:
-        return fmt.DASH
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def kpi_rows(

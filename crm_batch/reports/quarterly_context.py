@@ -34,9 +34,9 @@ from crm_batch.reports.context import (
     action_legend,
     action_title,
     campaign_section,
-    display_text,
     kpi_rows,
 )
+from crm_batch.reports.display import display_text
 from crm_batch.reports.quarterly_accounts import (
     TOP_BIG,
     big_customers,

@@ -24,7 +24,7 @@ from crm_batch.kpi.calibration import TOTAL
 from crm_batch.kpi.engine import PeriodReport
 from crm_batch.kpi.playbook import label
 from crm_batch.kpi.uplift import MIN_CONTROL
-from crm_batch.reports.context import display_text
+from crm_batch.reports.display import display_text
 
 #: Valuable customers listed as most likely lost.
 TOP_LOST = 10

@@ -393,9 +393,9 @@ def _fetch(
                     return conform_arrow(table, query, timezone=timezone or zone)
             frame = _fetch_rows(conn, query, binds)
     except DBAPIError as exc:
-        raise statement_error(exc, query, engine) from None
+        raise statement_error(exc, query.path, engine) from None
     except duckdb.Error as exc:
-        raise rejected_error(query, first_line(exc)) from None
+        raise rejected_error(query.path, first_line(exc)) from None
     return conform_frame(frame, query, timezone=timezone)
 
 

@@ -10,11 +10,12 @@ without its password.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
 from crm_batch.errors import DependencyError, SqlContractError, StageTimeoutError
-from crm_batch.source.sql_files import SqlQuery
 from crm_batch.urls import safe_url
 
 #: Connection failures that waiting cannot fix: PostgreSQL SQLSTATEs (bad password,
@@ -58,20 +59,22 @@ def timeout_error(where: str, reason: str) -> StageTimeoutError:
     )
 
 
-def statement_error(exc: DBAPIError, query: SqlQuery, engine: Engine) -> Exception:
-    """Classify a failed statement: timeout, lost/locked database, or a rejected query."""
+def statement_error(exc: DBAPIError, path: Path, engine: Engine) -> Exception:
+    """Classify a failed statement of the file ``path``: timeout, lost/locked database,
+    or a rejected query."""
     reason = first_line(exc)
-    where = f"{query.path.name} on {safe_url(engine.url)}"
+    where = f"{path.name} on {safe_url(engine.url)}"
     if _is_timeout(exc.orig):
         return timeout_error(where, reason)
     if exc.connection_invalidated or getattr(exc.orig, "sqlite_errorcode", None) in _SQLITE_BUSY:
         return DependencyError(f"{where}: {reason}")
-    return rejected_error(query, reason)
+    return rejected_error(path, reason)
 
 
-def rejected_error(query: SqlQuery, reason: str) -> SqlContractError:
-    """A statement the database rejected (unknown table or column, syntax)."""
-    return SqlContractError(f"{query.path}: the database rejected the query: {reason}")
+def rejected_error(path: Path, reason: str) -> SqlContractError:
+    """A statement of the file ``path`` the database rejected (unknown table or column,
+    syntax)."""
+    return SqlContractError(f"{path}: the database rejected the query: {reason}")
 
 
 def _is_timeout(orig: BaseException | None) -> bool:

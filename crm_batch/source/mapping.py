@@ -32,6 +32,7 @@ import weakref
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
 from sqlalchemy import BigInteger, Boolean, Date, DateTime, Integer, Numeric, text
@@ -43,7 +44,7 @@ from crm_batch.config import SOURCE_DIR_NAME
 from crm_batch.errors import SqlContractError
 from crm_batch.schema import SOURCE_TABLES, build_metadata
 from crm_batch.source.failures import first_line, rejected_error, statement_error
-from crm_batch.source.sql_files import SqlQuery, read_sql_text
+from crm_batch.source.sql_text import read_sql_text
 
 #: The relations a company must map; the others may be left out.
 REQUIRED = ("customers", "orders")
@@ -316,14 +317,22 @@ def _returned_columns(engine: Engine, relation: MappedRelation) -> list[str]:
     """The column names the mapping returns, from an empty run of it."""
     # limit 0 as well: MySQL/MariaDB may materialize a grouped derived table otherwise
     statement = f"select * from (\n{relation.body}\n) as m where 1 = 0 limit 0"
-    query = SqlQuery(relation.name, relation.path, "", (), (), "", statement)
+    keys, _ = run_statement(engine, statement, relation.path)
+    return keys
+
+
+def run_statement(engine: Engine, statement: str, path: Path) -> tuple[list[str], list[Any]]:
+    """The column names and rows of ``statement``, which the file ``path`` is behind: a
+    statement the database rejects is a :class:`SqlContractError` naming that file (a
+    mapping file, not the query it was merged into)."""
     try:
         with engine.connect() as conn:
-            return list(map(str, conn.execute(text(statement)).keys()))
+            result = conn.execute(text(statement))
+            return list(map(str, result.keys())), list(result.fetchall())
     except DBAPIError as exc:
-        raise statement_error(exc, query, engine) from None
+        raise statement_error(exc, path, engine) from None
     except duckdb.Error as exc:  # DuckDB's own errors come through duckdb_engine unwrapped
-        raise rejected_error(query, first_line(exc)) from None
+        raise rejected_error(path, first_line(exc)) from None
 
 
 def _column_problems(relation: MappedRelation, returned: list[str]) -> list[str]:

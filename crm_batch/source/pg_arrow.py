@@ -146,5 +146,5 @@ def fetch_arrow(
             raise timeout_error(where, reason) from None
         if not state or state.startswith(_PG_UNAVAILABLE_CLASSES):
             raise DependencyError(f"{where}: {reason}") from None
-        raise rejected_error(query, reason) from None
+        raise rejected_error(query.path, reason) from None
     return table, zone

@@ -20,15 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
 
 from crm_batch.source.column_types import ColumnVerdict, judge_column
 from crm_batch.source.db import dialect_name
-from crm_batch.source.failures import first_line, rejected_error, statement_error
-from crm_batch.source.mapping import ORDER, PREFIX, REQUIRED, SourceMapping, canonical_columns
-from crm_batch.source.sql_files import SqlQuery
+from crm_batch.source.mapping import (
+    ORDER,
+    PREFIX,
+    REQUIRED,
+    SourceMapping,
+    canonical_columns,
+    run_statement,
+)
 
 #: The column that dates each relation (its date range in the report).
 DATE_COLUMNS = {
@@ -114,7 +117,7 @@ def _count(
         f"select count(*) as row_count, min({column}) as first_at, max({column}) as last_at "
         f"from {PREFIX}{name}"
     )
-    row = _run(engine, mapping.apply(body, dialect), name, path)[0]
+    row = _run(engine, mapping.apply(body, dialect), path)[0]
     return int(row[0]), _day(row[1]), _day(row[2])
 
 
@@ -123,22 +126,13 @@ def _sample(
 ) -> dict[str, list[Any]]:
     names = [column.name for column in canonical_columns()[name]]
     body = f"select {', '.join(names)} from {PREFIX}{name} limit {int(rows)}"
-    fetched = _run(engine, mapping.apply(body, dialect), name, path)
+    fetched = _run(engine, mapping.apply(body, dialect), path)
     return {column: [row[i] for row in fetched] for i, column in enumerate(names)}
 
 
-def _run(engine: Engine, statement: str, name: str, path: Path) -> Sequence[Any]:
+def _run(engine: Engine, statement: str, path: Path) -> Sequence[Any]:
     """Rows of a profile query; a rejection names the mapping file behind it."""
-    query = SqlQuery(name, path, "", (), (), "", statement)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text(statement)).fetchall()
-    except DBAPIError as exc:
-        raise statement_error(exc, query, engine) from None
-    except Exception as exc:  # DuckDB raises its own errors through duckdb_engine
-        if type(exc).__module__.split(".")[0] != "duckdb":
-            raise
-        raise rejected_error(query, first_line(exc)) from None
+    return run_statement(engine, statement, path)[1]
 
 
 #: How SQLAlchemy stores dates and timestamps on SQLite (which has no date type): text

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from crm_batch.errors import SqlContractError
+from crm_batch.source.sql_text import read_sql_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -85,21 +86,6 @@ class SqlQuery:
     def used_params(self) -> frozenset[str]:
         """Bind parameters the body really uses, as SQLAlchemy's ``text()`` sees them."""
         return frozenset(text(self.body).compile().params)
-
-
-def read_sql_text(path: Path) -> str:
-    """A .sql file's text; an unreadable or non-UTF-8 file is a :class:`SqlContractError`
-    naming the file (and the line of the first bad byte)."""
-    try:
-        # utf-8-sig: editors on Windows may start the file with a byte order mark
-        return path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise SqlContractError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise SqlContractError(
-            f"{path}:{line}: not UTF-8 text; save the file as UTF-8 (it may be GBK or Latin-1)"
-        ) from None
 
 
 def parse_sql_file(path: Path) -> SqlQuery:

@@ -797,3 +797,21 @@ def test_sheets_print_one_page_wide_with_the_header_row_on_every_page(
         assert sheet.print_area == f"'{sheet.title}'!$A$1:{corner}", key
         # the page header holds Excel codes only: no team or customer text
         assert sheet.oddHeader.left.text == "&F · &A", key
+
+
+def test_the_dashboard_labels_its_grey_previous_values_on_the_sheet(
+    run: KpiRun, team: str, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "team.xlsm"
+    build_team_workbook(_data(run, team, settings, "zh-CN"), path)
+    sheet = _open(path)[layout.sheet_title("dashboard", "zh-CN")]
+    texts = [c.value for row in sheet.iter_rows() for c in row if isinstance(c.value, str)]
+    assert layout.text("dashboard.tiles_legend", "zh-CN") in texts
+
+
+def test_money_tiles_show_whole_units_like_the_pdfs() -> None:
+    from crm_batch.excel.styles import tile_formats, whole_money_format
+
+    assert whole_money_format("CNY") == '"¥"#,##0'
+    assert whole_money_format("XYZ") == '#,##0 "XYZ"'  # an unknown code stays a code
+    assert tile_formats("CNY")["money"] == whole_money_format("CNY")

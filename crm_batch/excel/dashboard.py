@@ -9,7 +9,6 @@ Refresh button rewrites the same cells in an open workbook.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import pandas as pd
@@ -26,6 +25,7 @@ from crm_batch.excel.styles import (
     Formats,
     number_format,
     tile_formats,
+    whole_money_format,
 )
 from crm_batch.excel.teamdata import TeamWorkbookData
 from crm_batch.kpi.definitions import registry
@@ -123,6 +123,12 @@ def dashboard_cells(data: TeamWorkbookData, language: str) -> list[DashboardCell
                  style=f"tile_prev:{unit}", note=f"{t('dashboard.previous')}: {when}")
         )  # fmt: skip
     header, first, _ = trend_rows(data)
+    # the grey figures are labelled on the sheet, not only in their hover notes
+    legend_row = TILE_FIRST_ROW + math.ceil(len(data.tiles) / TILE_COLUMNS) * 4
+    cells.append(
+        cell(legend_row, 1, t("dashboard.tiles_legend"), style="hint",
+             merge_to_col=2 * TILE_COLUMNS)
+    )  # fmt: skip
     c = TREND_FIRST_COLUMN
     cells += [
         cell(header - 1, c, t("dashboard.trend"), style="section"),
@@ -232,7 +238,7 @@ def write_dashboard(
     column.set_x_axis({"date_axis": False, "num_format": "yyyy-mm"})
     column.set_y_axis(
         {
-            "num_format": re.sub(r"\.0+", "", formats.money_format.split(";")[0]),
+            "num_format": whole_money_format(data.currency),
             "major_gridlines": {"visible": True, "line": {"color": "#E7E6E6"}},
         }
     )

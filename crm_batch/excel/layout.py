@@ -271,6 +271,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
     ),
     "dashboard.generated": ("生成时间", "Generated"),
     "dashboard.no_previous": ("无上期数据", "no previous period"),
+    "dashboard.tiles_legend": (
+        "每个指标下方:左为较上期同日的变化(绿色为向好),右侧灰色数字为上期同日的数值。",
+        "Under each figure: left, its change on the previous period to the same day (green: "
+        "the good way); right, in grey, the previous period's value on that day.",
+    ),
     "button.RefreshData": ("刷新数据", "Refresh data"),
     "button.SaveFollowups": ("保存跟进记录", "Save follow-ups"),
     "button.MakeMyPdf": ("生成我的PDF", "Make my PDF"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import xlsxwriter
 from xlsxwriter.format import Format
 
@@ -51,13 +53,19 @@ MOOD_COLOURS = {"good": "#007A33", "bad": "#C00000", "neutral": "#595959"}
 def tile_formats(currency: str) -> dict[str, str]:
     """Number formats of the KPI tiles by registry unit."""
     return {
-        "money": money_format(currency).split(";")[0],
+        "money": whole_money_format(currency),  # tiles show whole units, like the PDFs
         "count": "#,##0",
         "ratio": "0.0%",
         "ratio_delta": '+0.0" pp";-0.0" pp"',
         "days": '#,##0" d"',
         "score": "0.00",
     }
+
+
+def whole_money_format(currency: str) -> str:
+    """:func:`money_format` without the cents (and its negative section): for figures
+    read at a glance, the Dashboard's tiles and its chart axis."""
+    return re.sub(r"\.0+", "", money_format(currency).split(";")[0])
 
 
 def money_format(currency: str) -> str:

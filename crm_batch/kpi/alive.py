@@ -40,12 +40,12 @@ def alive_by_value_tier(table: pd.DataFrame, likely_lost_p_alive: float) -> pd.D
     with their 12-month revenue. Tiers without a scored buyer are left out."""
     alive = table["p_alive"].to_numpy(dtype="float64", na_value=np.nan)
     scored = ~np.isnan(alive)
-    tiers = table["value_tier"].astype("string").to_numpy(dtype=object, na_value=None)
+    value_tier = table["value_tier"]
     revenue = table["revenue_12m"].to_numpy(dtype="float64", na_value=0.0)
     band = np.searchsorted(np.asarray(ALIVE_BANDS), alive, side="left")  # (low, high]
     rows = []
     for tier in BUYER_TIERS:
-        members = scored & (tiers == tier)
+        members = scored & (value_tier == tier).to_numpy(dtype=bool)  # codes when categorical
         count = int(members.sum())
         if count == 0:
             continue

@@ -240,7 +240,8 @@ def sent_touches(touches: pd.DataFrame) -> pd.DataFrame:
     """The :func:`touch_table` rows that were really sent (control rows left out)."""
     if "is_control" not in touches.columns:
         return touches
-    return touches.loc[~touches["is_control"].to_numpy(dtype=bool)]
+    held = touches["is_control"].to_numpy(dtype=bool)
+    return touches.loc[~held] if held.any() else touches  # a frame of sent rows as it is
 
 
 def untouched_costs(campaigns: pd.DataFrame, period: Period) -> pd.DataFrame:

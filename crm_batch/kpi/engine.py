@@ -258,6 +258,7 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
     warnings = scope(prepared.warnings, team)
     period_orders = scope(prepared.period_orders, team)
     touches = scope(prepared.touches, team)
+    sent = campaigns.sent_touches(touches)  # once: the funnels and campaign KPIs read these
     untouched = prepared.untouched if team is None else None
     calendar = scope(prepared.care_calendar, team)
     matrix = migration.tier_migration(
@@ -284,7 +285,7 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         **service.service_kpis(
             scope(prepared.tickets, team), period, thresholds.complaint_resolution_hours
         ),
-        **campaigns.campaign_kpis(touches, untouched),
+        **campaigns.campaign_kpis(sent, untouched),
         **migration.migration_kpis(matrix),
         **care.care_kpis(calendar),
     }
@@ -296,9 +297,9 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         as_of=frames.as_of,
         team=team,
         kpis=_in_registry_order(values),
-        funnel_by_campaign=campaigns.funnel(touches, list(campaigns.CAMPAIGN_COLUMNS), untouched),
-        funnel_by_channel=campaigns.funnel(touches, ["channel"], untouched),
-        funnel_by_segment=campaigns.funnel(touches, ["segment"]),
+        funnel_by_campaign=campaigns.funnel(sent, list(campaigns.CAMPAIGN_COLUMNS), untouched),
+        funnel_by_channel=campaigns.funnel(sent, ["channel"], untouched),
+        funnel_by_segment=campaigns.funnel(sent, ["segment"]),
         cohort_matrix=cohorts.cohort_matrix(
             scope(frames.cohort_activity, team), period.end, COHORT_MONTHS
         ),

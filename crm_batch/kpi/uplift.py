@@ -33,6 +33,7 @@ without a control group get no incremental figures: reports call their figures
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,89 +105,134 @@ def incremental_results(touches: pd.DataFrame, by: Sequence[str]) -> pd.DataFram
     booked cost of a sent touch; 0 for a control) and :func:`window_outcomes`' columns
     (:func:`crm_batch.kpi.campaigns.touch_table` gives all of them). Groups with fewer
     than :data:`MIN_CONTROL` control touches get NaN incremental figures (``control``
-    says why)."""
+    says why). The groups are numbered once; every sum is one ``np.bincount`` over
+    (group, arm) slots."""
     by = list(by)
     control = touches["is_control"].fillna(False).astype(bool).to_numpy()
-    frame = touches[by].copy()
-    frame["_control"] = control
-    frame["_converted"] = touches["window_orders"].to_numpy() > 0
-    frame["_orders"] = touches["window_orders"].to_numpy(dtype="float64")
-    frame["_revenue"] = touches["window_revenue"].to_numpy(dtype="float64")
-    frame["_cost"] = np.where(control, 0.0, touches["cost"].to_numpy(dtype="float64"))
-    rows = []
-    for key, group in frame.groupby(by, sort=True, dropna=False, observed=True):
-        values = key if isinstance(key, tuple) else (key,)
-        rows.append({**dict(zip(by, values, strict=True)), **_compare(group)})
-    return pd.DataFrame(rows, columns=[*by, *UPLIFT_COLUMNS])
+    grouped = touches.groupby(by, sort=True, dropna=False, observed=True)
+    group = grouped.ngroup().to_numpy()
+    count = int(group.max()) + 1 if len(group) else 0
+    first = np.unique(group, return_index=True)[1]
+    # one slot per (group, arm): even = sent, odd = control; sums by np.bincount
+    slot = group * 2 + control
+    slots = 2 * count
+
+    def sums(values: np.ndarray) -> np.ndarray:
+        return np.bincount(slot, weights=values, minlength=slots).reshape(count, 2)
+
+    converted = (touches["window_orders"].to_numpy() > 0).astype("float64")
+    measures = {
+        "orders": touches["window_orders"].to_numpy(dtype="float64"),
+        "revenue": touches["window_revenue"].to_numpy(dtype="float64"),
+    }
+    n = np.bincount(slot, minlength=slots).reshape(count, 2).astype("float64")
+    totals = {"n": n, "converted": sums(converted)}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for name, values in measures.items():
+            total = sums(values)
+            mean = (total / n).reshape(-1)[slot]
+            totals[name] = total
+            # squared deviations from each (group, arm)'s own mean: the sample variances
+            totals[name + "_sq"] = sums((values - mean) ** 2)
+    totals["cost"] = sums(np.where(control, 0.0, touches["cost"].to_numpy(dtype="float64")))
+
+    def arm(name: str, held: bool) -> np.ndarray:
+        return totals[name][:, int(held)]
+
+    result = touches[by].iloc[first].reset_index(drop=True)
+    n_sent, n_ctrl = arm("n", False), arm("n", True)
+    result["sent"], result["control"] = n_sent, n_ctrl
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conv_sent = np.where(n_sent > 0, arm("converted", False) / n_sent, np.nan)
+        conv_ctrl = np.where(n_ctrl > 0, arm("converted", True) / n_ctrl, np.nan)
+        measured = (n_sent > 0) & (n_ctrl >= MIN_CONTROL)
+        low, high = newcombe_interval(
+            arm("converted", False), n_sent, arm("converted", True), n_ctrl
+        )
+        result["conversion_sent"], result["conversion_control"] = conv_sent, conv_ctrl
+        result["uplift"] = np.where(measured, conv_sent - conv_ctrl, np.nan)
+        result["uplift_low"] = np.where(measured, low, np.nan)
+        result["uplift_high"] = np.where(measured, high, np.nan)
+        for measure in ("orders", "revenue"):
+            mean_sent = arm(measure, False) / n_sent
+            mean_ctrl = arm(measure, True) / n_ctrl
+            margin = _welch_margin(
+                _sample_variance(arm(measure + "_sq", False), n_sent),
+                n_sent,
+                _sample_variance(arm(measure + "_sq", True), n_ctrl),
+                n_ctrl,
+            )
+            difference = mean_sent - mean_ctrl
+            result[f"incremental_{measure}"] = np.where(measured, difference * n_sent, np.nan)
+            result[f"incremental_{measure}_low"] = np.where(
+                measured, (difference - margin) * n_sent, np.nan
+            )
+            result[f"incremental_{measure}_high"] = np.where(
+                measured, (difference + margin) * n_sent, np.nan
+            )
+        cost = arm("cost", False)
+        result["cost"] = cost
+        result["incremental_roi"] = np.where(
+            measured & (cost > 0), (result["incremental_revenue"] - cost) / cost, np.nan
+        )
+    return result.loc[:, [*by, *UPLIFT_COLUMNS]]
 
 
-def _compare(group: pd.DataFrame) -> dict[str, float]:
-    """The figures of one group of touches (sent and control rows)."""
-    held = group["_control"].to_numpy()
-    sent, ctrl = group.loc[~held], group.loc[held]
-    n_sent, n_ctrl = len(sent), len(ctrl)
-    cost = float(sent["_cost"].sum())
-    nan = float("nan")
-    result = dict.fromkeys(UPLIFT_COLUMNS, nan)
-    result.update(sent=float(n_sent), control=float(n_ctrl), cost=cost)
-    if n_sent:
-        result["conversion_sent"] = float(sent["_converted"].mean())
-    if n_ctrl:
-        result["conversion_control"] = float(ctrl["_converted"].mean())
-    if n_sent == 0 or n_ctrl < MIN_CONTROL:
-        return result
-    low, high = newcombe_interval(
-        int(sent["_converted"].sum()), n_sent, int(ctrl["_converted"].sum()), n_ctrl
-    )
-    result.update(
-        uplift=result["conversion_sent"] - result["conversion_control"],
-        uplift_low=low,
-        uplift_high=high,
-    )
-    for measure, column in (("orders", "_orders"), ("revenue", "_revenue")):
-        difference, margin = mean_difference(sent[column].to_numpy(), ctrl[column].to_numpy())
-        result[f"incremental_{measure}"] = difference * n_sent
-        result[f"incremental_{measure}_low"] = (difference - margin) * n_sent
-        result[f"incremental_{measure}_high"] = (difference + margin) * n_sent
-    if cost > 0:
-        result["incremental_roi"] = (result["incremental_revenue"] - cost) / cost
-    return result
+def _sample_variance(squared_deviations: Any, n: Any) -> Any:
+    """Sample variance (ddof 1) from summed squared deviations; 0 for fewer than 2."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n > 1, squared_deviations / (n - 1), 0.0)
 
 
-def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson's score interval for a proportion."""
+def _welch_margin(
+    variance_a: Any,
+    n_a: Any,
+    variance_b: Any,
+    n_b: Any,
+    confidence: float = CONFIDENCE,
+) -> Any:
+    """Half-width of the normal interval on a difference of two means (Welch's
+    standard error: the groups' variances are not assumed equal)."""
+    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    return z * np.sqrt(variance_a / n_a + variance_b / n_b)
+
+
+def wilson_interval(successes: Any, n: Any, confidence: float = CONFIDENCE) -> tuple[Any, Any]:
+    """Wilson's score interval for a proportion (numbers, or arrays element-wise)."""
     z = float(stats.norm.ppf(0.5 + confidence / 2))
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(centre - half, 0.0), min(centre + half, 1.0)
+    return np.maximum(centre - half, 0.0), np.minimum(centre + half, 1.0)
 
 
 def newcombe_interval(
-    successes_a: int, n_a: int, successes_b: int, n_b: int, confidence: float = CONFIDENCE
-) -> tuple[float, float]:
-    """Newcombe's hybrid score interval for p_a - p_b (his method 10, 1998)."""
+    successes_a: Any, n_a: Any, successes_b: Any, n_b: Any, confidence: float = CONFIDENCE
+) -> tuple[Any, Any]:
+    """Newcombe's hybrid score interval for p_a - p_b (his method 10, 1998); numbers, or
+    arrays element-wise."""
     p_a, p_b = successes_a / n_a, successes_b / n_b
     low_a, high_a = wilson_interval(successes_a, n_a, confidence)
     low_b, high_b = wilson_interval(successes_b, n_b, confidence)
     difference = p_a - p_b
     return (
-        difference - float(np.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2)),
-        difference + float(np.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2)),
+        difference - np.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
+        difference + np.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2),
     )
 
 
 def mean_difference(
     a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE
 ) -> tuple[float, float]:
-    """mean(a) - mean(b) and the half-width of its normal interval (Welch's standard
-    error: the groups' variances are not assumed equal)."""
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
-    difference = float(a.mean() - b.mean())
-    variance = (a.var(ddof=1) if len(a) > 1 else 0.0) / len(a) + (
-        b.var(ddof=1) if len(b) > 1 else 0.0
-    ) / len(b)
-    return difference, z * float(np.sqrt(variance))
-
-
+    """mean(a) - mean(b) and the half-width of its normal interval
+    (:func:`_welch_margin`, the rule :func:`incremental_results` applies per group)."""
+    n_a, n_b = np.float64(len(a)), np.float64(len(b))
+    margin = _welch_margin(
+        _sample_variance(((a - a.mean()) ** 2).sum(), n_a),
+        n_a,
+        _sample_variance(((b - b.mean()) ** 2).sum(), n_b),
+        n_b,
+        confidence,
+    )
+    return float(a.mean() - b.mean()), float(margin)

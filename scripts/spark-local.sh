@@ -11,6 +11,10 @@
 #                            processes: local-cluster[2,1,2048] (two workers of one core and
 #                            2 GB each), or spark://HOST:7077 of a standalone master
 #   CRM_BATCH_SPARK_MEMORY   driver memory (default 2g; the machine may be shared)
+#   CRM_BATCH_SPARK_EXECUTOR_MEMORY  memory of each executor process (default 1g)
+#   CRM_BATCH_SPARK_PARTITIONS  spark.sql.shuffle.partitions (default 8: Spark's 200 are
+#                            made for clusters; on two cores each crm-batch query then
+#                            took 2-4x as long on small data)
 # Tables live in a Hive metastore (embedded Derby) under the folder, so a restarted
 # server still knows the tables loaded before. Needs Java 17 or 21 (scripts/bootstrap.sh
 # installs it on Debian).
@@ -76,6 +80,7 @@ start() {
     --conf "spark.hadoop.javax.jdo.option.ConnectionURL=jdbc:derby:;databaseName=$dir/metastore_db;create=true" \
     --conf "spark.driver.extraJavaOptions=-Dderby.system.home=$dir" \
     --conf "spark.sql.session.timeZone=UTC" \
+    --conf "spark.sql.shuffle.partitions=${CRM_BATCH_SPARK_PARTITIONS:-8}" \
     --conf "spark.local.dir=$SPARK_LOCAL_DIRS" \
     --conf "spark.ui.enabled=false" \
     --conf "spark.executor.memory=${CRM_BATCH_SPARK_EXECUTOR_MEMORY:-1g}" >/dev/null

@@ -13,9 +13,11 @@ state database (snapshots, run log, follow-ups, locks) is never Spark
 (:func:`crm_batch.app.engines.resolve_state`).
 
 URL: ``sc://HOST:PORT`` with options as query parameters (or Spark's own ``/;key=value``
-form): ``use_ssl``, ``user_id``, ``user_agent``, ``session_id`` and the ``grpc_keepalive_*``
-settings go to Spark Connect; ``catalog`` and ``schema`` pick the catalog and database the
-mapping files' unqualified table names resolve in. The bearer token is a secret: it comes
+form): ``use_ssl``, ``user_id``, ``user_agent``, ``session_id``, the ``grpc_keepalive_*``
+settings and ``x-...`` request headers go to Spark Connect; ``catalog`` and ``schema``
+pick the catalog and database the mapping files' unqualified table names resolve in;
+any other option is a :class:`ConfigError` (a misspelt option would otherwise travel
+as a header nobody reads). The bearer token is a secret: it comes
 from ``$CRM_BATCH_DATABASE_PASSWORD`` or ``database.password_file`` (the URL's password),
 from a ``token`` parameter of a URL given in the environment, or from Spark's own
 ``$SPARK_CONNECT_AUTHENTICATE_TOKEN``; with a token Spark Connect uses TLS.
@@ -30,7 +32,9 @@ import logging
 import socket
 import threading
 import uuid
+import warnings
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -92,7 +96,9 @@ def url_params(url: URL) -> dict[str, str]:
         if not sep:
             raise ConfigError(f"{safe_url(url)}: Spark Connect option {part!r} is not key=value")
         params[key] = value
-    unknown = sorted(set(params) - CONNECT_PARAMS - SESSION_PARAMS)
+    unknown = sorted(
+        key for key in set(params) - CONNECT_PARAMS - SESSION_PARAMS if not _is_header(key)
+    )
     if unknown:
         known = ", ".join(sorted(CONNECT_PARAMS | SESSION_PARAMS))
         raise ConfigError(
@@ -102,16 +108,32 @@ def url_params(url: URL) -> dict[str, str]:
     return params
 
 
+def _is_header(key: str) -> bool:
+    """``x-...`` options travel as gRPC headers (Spark Connect sends every option it does
+    not know as one), e.g. Databricks' ``x-databricks-cluster-id``."""
+    return key.lower().startswith("x-")
+
+
 def connect_string(url: URL) -> str:
     """Spark Connect's own connection string for ``url``: ``sc://host:port/;k=v...``,
     the token (the URL's password, else a ``token`` option) included."""
-    params = {k: v for k, v in url_params(url).items() if k in CONNECT_PARAMS}
+    params = {k: v for k, v in url_params(url).items() if k in CONNECT_PARAMS or _is_header(k)}
     if url.password:
         params["token"] = str(url.password)
     host = url.host or "127.0.0.1"
     port = url.port or DEFAULT_PORT
     options = "".join(f";{key}={quote(str(value), safe='')}" for key, value in params.items())
     return f"sc://{host}:{port}/{options}"
+
+
+def _spark_value(value: Any) -> Any:
+    """A bind value as Spark Connect should receive it: a naive timestamp is a wall time
+    in UTC, the session's time zone. (pyspark turns a naive datetime into an instant with
+    the *client's* local zone: on a machine in Shanghai every timestamp window moved
+    eight hours.)"""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 class SparkSource:
@@ -148,6 +170,11 @@ class SparkSource:
             return self._session
 
     def _connect(self) -> Any:
+        # pyspark 4.x warns on import that it was not tested with pandas 3: crm-batch
+        # hands it Arrow tables only, never pandas frames (users need not see it)
+        warnings.filterwarnings(
+            "ignore", "PySpark does not yet fully support pandas", FutureWarning
+        )
         try:
             from pyspark.errors import PySparkException
             from pyspark.sql import SparkSession
@@ -202,7 +229,7 @@ class SparkSource:
         from pyspark.errors import PySparkException
 
         compiled = text(statement).bindparams(**binds).compile(dialect=_NAMED)
-        args = {name: compiled.params[name] for name in compiled.params}
+        args = {name: _spark_value(compiled.params[name]) for name in compiled.params}
         session = self.session()
         tag = f"crm-batch-{uuid.uuid4().hex}"
         expired = threading.Event()

@@ -15,7 +15,9 @@
 #   CRM_BATCH_SPARK_PARTITIONS  spark.sql.shuffle.partitions (default 8: Spark's 200 are
 #                            made for clusters; on two cores each crm-batch query then
 #                            took 2-4x as long on small data)
-# Tables live in a Hive metastore (embedded Derby) under the folder, so a restarted
+# With $SPARK_CONNECT_AUTHENTICATE_TOKEN set, the server admits only clients sending that
+# bearer token (crm-batch: --db sc://localhost:15002 and the token in the same variable or
+# in $CRM_BATCH_DATABASE_PASSWORD). Tables live in a Hive metastore (embedded Derby) under the folder, so a restarted
 # server still knows the tables loaded before. Needs Java 17 or 21 (scripts/bootstrap.sh
 # installs it on Debian).
 set -euo pipefail
@@ -54,7 +56,9 @@ answers() {
   "$python" - "$port" <<'EOF' >/dev/null 2>&1
 import sys
 from pyspark.sql import SparkSession
-spark = SparkSession.builder.remote(f"sc://127.0.0.1:{sys.argv[1]}").create()
+# localhost: with $SPARK_CONNECT_AUTHENTICATE_TOKEN set (server and client read it) pyspark
+# sends the token over a local channel to localhost, over TLS to any other name
+spark = SparkSession.builder.remote(f"sc://localhost:{sys.argv[1]}").create()
 assert spark.sql("select 1 as one").collect()[0][0] == 1
 spark.stop()
 EOF

@@ -679,6 +679,8 @@ def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
     absent: their empty relations run on Spark too)."""
     from fixtures.spark import load_frames
 
+    from crm_batch.periods import period_containing
+    from crm_batch.source.extract_period import period_params
     from crm_batch.source.spark import SparkSource
 
     spark_variants = [(folder, name) for kind, folder, name in VARIANTS if kind == "spark"]
@@ -687,7 +689,7 @@ def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
     source = SparkSource(spark_url_factory(), statement_timeout=300)
     engine = db.make_engine(db_url_factory("duckdb"))
     params = {
-        **standard_params(as_of),
+        **period_params(period_containing(as_of, "quarter"), as_of, ThresholdSettings()),
         **as_of_params(as_of, ThresholdSettings()),
         **check_params(as_of, sample_rows=1000),
         "cohort_start": cohort_start(as_of),

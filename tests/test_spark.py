@@ -201,6 +201,7 @@ def test_errors_name_the_mapping_file_and_the_time_limit(
         statement = "select count(*) as n from range(100000000000) as a"
         with pytest.raises(StageTimeoutError, match=r"slow\.sql on sc://.*time limit"):
             slow.fetch_arrow(statement, {}, Path("slow.sql"))
+        slow.statement_timeout = 300  # select 1 may take a second on a busy machine
         slow.check()  # the session survives an interrupted statement
     finally:
         slow.dispose()

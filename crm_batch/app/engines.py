@@ -116,7 +116,7 @@ def source_read_only(settings: Settings, source: Engine | None = None) -> str | 
         return f"the source is the folder of exports {settings.source_folder}"
     url = source_url(settings)
     if is_spark_url(url):
-        return "the source is Spark (read through Spark Connect; the state needs a SQL database)"
+        return "Spark is only read, through Spark Connect (the state needs a SQL database)"
     reason = _file_read_only(url)
     if reason is not None or url.get_backend_name() not in _SERVERS:
         return reason

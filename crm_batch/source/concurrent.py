@@ -41,7 +41,10 @@ WORKERS_ENV = "CRM_BATCH_QUERY_WORKERS"
 #: Three: on a 2-core PostgreSQL server with the client beside it, the full KPI set
 #: took 44 s with one, 40 s with two, 37-39 s with three and 38 s with four
 #: (benchmarks/kpi_bench.py): the gain is mostly the client's Arrow conversion of one
-#: result overlapping the server's work on the next, and it stops at three.
+#: result overlapping the server's work on the next, and it stops at three. Spark: two,
+#: by the same reasoning (one Spark Connect session runs concurrent operations, and each
+#: small query spends most of its time in Spark's job scheduling, not on the cores);
+#: not measured against one yet: the environment variable overrides it.
 DEFAULT_WORKERS: Mapping[str, int] = {"postgresql": 3, "spark": 2}
 #: Upper bound for the setting: each worker holds a pooled connection (and, on
 #: PostgreSQL, an ADBC one beside it); SQLAlchemy's default pool lends at most 15.

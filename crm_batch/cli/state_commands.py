@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from crm_batch.cli.group import main
-from crm_batch.cli.options import handle_errors
+from crm_batch.cli.options import config_option, handle_errors
 from crm_batch.config import load_settings
 
 
@@ -15,14 +15,7 @@ def state() -> None:
 
 
 @state.command("copy")
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="Settings file (default: $CRM_BATCH_CONFIG, else ./crm_batch.toml, else "
-    "built-in defaults).",
-)
+@config_option
 @click.option(
     "--from",
     "origin",

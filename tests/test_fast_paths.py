@@ -49,7 +49,13 @@ from crm_batch.source.extract_period import ENDS_QUERY, ends_params, split_ends
 from crm_batch.source.ids import IdentityCache, remembered_integer_keys
 from crm_batch.source.mapping import SourceMapping, canonical_columns, load_mapping
 from crm_batch.source.params import standard_params
-from crm_batch.source.quality import check_params
+from crm_batch.source.quality import (
+    FUSED_QUERIES,
+    check_names,
+    check_params,
+    fused_tasks,
+    split_fused,
+)
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery, parse_sql_file
 
 COLUMNS = {
@@ -692,6 +698,44 @@ def test_both_ends_in_one_query_are_customer_facts_at_each_end(
                 expected = db.run_query(engine, facts, as_of_params(day, ThresholdSettings()))
                 assert len(expected) > 100, (backend, day)
                 pd.testing.assert_frame_equal(rows(got), rows(expected), obj=f"{day}")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgres", "mariadb"])
+def test_fused_order_checks_give_each_checks_own_rows(
+    db_url_factory: Callable[[str], URL], backend: str, tmp_path: Path
+) -> None:
+    """orders_row_checks.sql (its dialect's variant), split by check, gives each of its
+    seven checks exactly the rows and failing count of the check's own file, on messy
+    data that fails all seven (bad amounts, unknown and odd-case statuses too)."""
+    frames = _messy_orders()
+    orders = frames["orders"]
+    rng = np.random.default_rng(11)
+    odd = rng.choice(len(orders), 40, replace=False)
+    orders.loc[odd[:10], "amount"] = 0.0
+    orders.loc[odd[10:20], "amount"] = -5.0
+    orders.loc[odd[20:30], "status"] = "PAID"
+    orders.loc[odd[30:], "status"] = None
+    engine = db.make_engine(db_url_factory(backend))
+    try:
+        _load_messy(engine, frames)
+        dialect = db.dialect_name(engine)
+        catalog = SqlCatalog(SHIPPED_SQL_DIR / "checks", _messy_mapping(tmp_path, dialect))
+        params = check_params(date(2026, 3, 31), sample_rows=10_000)
+        fused = fused_tasks(catalog, dialect, check_names(catalog))
+        assert set(fused) == set(FUSED_QUERIES)
+        for query, given in fused.values():
+            split = split_fused(db.run_query(engine, query, params), given)
+            for name in given:
+                alone = db.run_query(engine, catalog.get(name, dialect), params)
+                assert len(alone) > 0, (backend, name)  # the data fails every check
+                keys = list(alone.columns)
+                pd.testing.assert_frame_equal(
+                    split[name].sort_values(keys, na_position="first").reset_index(drop=True),
+                    alone.sort_values(keys, na_position="first").reset_index(drop=True),
+                    obj=name,
+                )
     finally:
         engine.dispose()
 

@@ -13,19 +13,19 @@
 --   amount money: its amount
 --   status text: its status
 -- notes: The conditions are those of the seven check files, which stay the checks'
---   definitions (and the README's table): edit both together; tests/test_quality.py
+--   definitions (and the README's table): edit both together; tests/test_fast_paths.py
 --   checks that this query gives each file's rows.
-with customer_keys as (
-    select
-        c.customer_id as customer_id,
-        max(case when c.signup_date <= :as_of then 1 else 0 end) as is_registered
+with unregistered as (
+    select c.customer_id as customer_id
     from mapped_customers as c
     where c.customer_id is not null
     group by c.customer_id
+    having max(case when c.signup_date <= :as_of then 1 else 0 end) = 0
 ),
 
-flagged as (
-    -- only the rows that fail some check leave this scan
+row_failures as (
+    -- one pass for the five checks that need nothing but the row; only the rows that
+    -- fail one of them leave it
     select
         o.order_id as order_id,
         o.customer_id as customer_id,
@@ -33,11 +33,8 @@ flagged as (
         o.amount as amount,
         o.status as status,
         case when o.status in ('paid', 'refunded') then 1 else 0 end as is_money,
-        case when k.customer_id is null then 0 else 1 end as is_known,
-        k.is_registered as is_registered,
         case when (o.status is null or cast(o.status as binary) not in ('paid', 'refunded', 'cancelled')) then 1 else 0 end as is_unknown_status
     from mapped_orders as o
-    left join customer_keys as k on k.customer_id = o.customer_id
     where (o.status is null or cast(o.status as binary) not in ('paid', 'refunded', 'cancelled'))
        or o.order_date > :future_after
        or (
@@ -47,8 +44,6 @@ flagged as (
                or o.amount <= 0
                or o.order_date is null
                or o.customer_id is null
-               or k.customer_id is null
-               or (k.is_registered = 0 and o.order_date <= :as_of)
            )
        )
 ),
@@ -61,7 +56,7 @@ failing as (
         order_date,
         amount,
         status
-    from flagged
+    from row_failures
     where is_money = 1 and (amount is null or amount <= 0)
 
     union all
@@ -73,7 +68,7 @@ failing as (
         order_date,
         amount,
         status
-    from flagged
+    from row_failures
     where order_date > :future_after
 
     union all
@@ -85,7 +80,7 @@ failing as (
         order_date,
         amount,
         status
-    from flagged
+    from row_failures
     where is_money = 1 and customer_id is null
 
     union all
@@ -97,20 +92,8 @@ failing as (
         order_date,
         amount,
         status
-    from flagged
+    from row_failures
     where is_money = 1 and order_date is null
-
-    union all
-
-    select
-        'orders_unknown_customer' as check_name,
-        order_id,
-        customer_id,
-        order_date,
-        amount,
-        status
-    from flagged
-    where is_money = 1 and customer_id is not null and is_known = 0
 
     union all
 
@@ -121,20 +104,38 @@ failing as (
         order_date,
         amount,
         status
-    from flagged
+    from row_failures
     where is_unknown_status = 1
 
     union all
 
     select
+        'orders_unknown_customer' as check_name,
+        o.order_id as order_id,
+        o.customer_id as customer_id,
+        o.order_date as order_date,
+        o.amount as amount,
+        o.status as status
+    from mapped_orders as o
+    where o.status in ('paid', 'refunded')
+      and o.customer_id is not null
+      and not exists (
+          select 1 from mapped_customers as c where c.customer_id = o.customer_id
+      )
+
+    union all
+
+    select
         'orders_unregistered_customer' as check_name,
-        order_id,
-        customer_id,
-        order_date,
-        amount,
-        status
-    from flagged
-    where is_money = 1 and is_registered = 0 and order_date <= :as_of
+        o.order_id as order_id,
+        o.customer_id as customer_id,
+        o.order_date as order_date,
+        o.amount as amount,
+        o.status as status
+    from mapped_orders as o
+    inner join unregistered as u on u.customer_id = o.customer_id
+    where o.status in ('paid', 'refunded')
+      and o.order_date <= :as_of
 ),
 
 ranked as (

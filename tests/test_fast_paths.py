@@ -700,8 +700,10 @@ def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
     frames_in = _messy_orders()
     source = SparkSource(spark_url_factory(), statement_timeout=300)
     engine = db.make_engine(db_url_factory("duckdb"))
+    quarter = period_containing(as_of, "quarter")
     params = {
-        **period_params(period_containing(as_of, "quarter"), as_of, ThresholdSettings()),
+        **period_params(quarter, as_of, ThresholdSettings()),
+        **ends_params(as_of, quarter.start - timedelta(days=1), ThresholdSettings()),
         **as_of_params(as_of, ThresholdSettings()),
         **check_params(as_of, sample_rows=1000),
         "cohort_start": cohort_start(as_of),

@@ -8,6 +8,7 @@ en for one team through the CLI) to keep it fast; everything else checks the HTM
 from __future__ import annotations
 
 import dataclasses
+import gc
 import html as html_lib
 import math
 import os
@@ -28,6 +29,7 @@ from click.testing import CliRunner
 from fixtures.render import InProcessPool
 from fixtures.timeouts import hang_bound
 from pypdf import PdfReader
+from weasyprint.urls import FatalURLFetchingError
 
 from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.cli import main
@@ -330,6 +332,42 @@ def test_foreign_resources_stop_the_render_and_reach_nothing(
         with pytest.raises(DataError, match="refused"):
             render.html_to_pdf(f"<p>x</p>{markup}")
     assert hits == []
+
+
+def test_the_render_pauses_the_cycle_collector_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Off while WeasyPrint renders, back as it was after, a failed render included."""
+    seen: list[bool] = []
+
+    class Document:
+        def __init__(self, **_options: object) -> None:
+            pass
+
+        def write_pdf(self, **options: object) -> bytes:
+            seen.append(gc.isenabled())
+            assert options["pdf_variant"] == "pdf/ua-1"
+            if fail:
+                raise FatalURLFetchingError("refused")
+            return b"%PDF-1.7"
+
+    monkeypatch.setattr(render, "HTML", Document)
+    fail = False
+    assert gc.isenabled()
+    assert render.html_to_pdf("<p>x</p>") == b"%PDF-1.7"
+    assert seen == [False]
+    assert gc.isenabled()
+    fail = True
+    with pytest.raises(DataError, match="refused"):
+        render.html_to_pdf("<p>x</p>")
+    assert gc.isenabled()
+    gc.disable()  # a caller that keeps it off finds it off
+    try:
+        fail = False
+        render.html_to_pdf("<p>x</p>")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # --- PDF ------------------------------------------------------------------------------

@@ -253,8 +253,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "quarter, darker for more customers; the moves are listed beside it.",
     ),
     "alt.cohorts": (
-        "热力图:按首次购买季度分组的客户在之后各季度的留存率,颜色越深留存越高;"
-        "数值见下表。",
+        "热力图:按首次购买季度分组的客户在之后各季度的留存率,颜色越深留存越高;数值见下表。",
         "Heat map: the share of each first-purchase quarter's customers still buying in "
         "each later quarter, darker for more; the figures are in the table below.",
     ),

@@ -8,6 +8,7 @@ en for one team through the CLI) to keep it fast; everything else checks the HTM
 from __future__ import annotations
 
 import dataclasses
+import gc
 import html as html_lib
 import math
 import os
@@ -28,12 +29,14 @@ from click.testing import CliRunner
 from fixtures.render import InProcessPool
 from fixtures.timeouts import hang_bound
 from pypdf import PdfReader
+from weasyprint.urls import FatalURLFetchingError
 
 from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.cli import main
 from crm_batch.config import Settings, load_settings
 from crm_batch.errors import DataError
 from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.callsheet_texts import CALLSHEET_TEXTS
 from crm_batch.i18n.messages import LANGUAGES, message, messages
 from crm_batch.reports import diagnosis, findings, render
 from crm_batch.reports.context import diagnosis_context
@@ -132,14 +135,20 @@ def zh_pdf(settings: Settings, hostile_run: KpiRun) -> Path:
 
 
 def test_every_template_text_exists_in_both_languages() -> None:
-    used = set()
+    """The report templates' texts are in the report catalogue; the call sheet's in its
+    own (crm_batch.i18n.callsheet_texts)."""
+    used: dict[str, set[str]] = {"reports": set(), "callsheet": set()}
     for template in render.TEMPLATES_DIR.glob("*.html"):
-        used |= set(re.findall(r't\["([\w.]+)"\]', template.read_text(encoding="utf-8")))
-    assert used, "the templates should use the message catalogue"
+        keys = set(re.findall(r't\["([\w.]+)"\]', template.read_text(encoding="utf-8")))
+        used["callsheet" if template.name == "callsheet.html" else "reports"] |= keys
+    assert all(used.values()), "the templates should use the message catalogues"
     for language in LANGUAGES:
-        texts = messages(language)
-        assert used <= set(texts), used - set(texts)
-        assert all(texts[key].strip() for key in texts)
+        for name, texts in (
+            ("reports", messages(language)),
+            ("callsheet", CALLSHEET_TEXTS.all(language)),
+        ):
+            assert used[name] <= set(texts), used[name] - set(texts)
+            assert all(texts[key].strip() for key in texts)
     assert message("text.top_calls", "en", count=15).endswith("top 15)")
 
 
@@ -330,6 +339,42 @@ def test_foreign_resources_stop_the_render_and_reach_nothing(
         with pytest.raises(DataError, match="refused"):
             render.html_to_pdf(f"<p>x</p>{markup}")
     assert hits == []
+
+
+def test_the_render_pauses_the_cycle_collector_and_restores_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Off while WeasyPrint renders, back as it was after, a failed render included."""
+    seen: list[bool] = []
+
+    class Document:
+        def __init__(self, **_options: object) -> None:
+            pass
+
+        def write_pdf(self, **options: object) -> bytes:
+            seen.append(gc.isenabled())
+            assert options["pdf_variant"] == "pdf/ua-1"
+            if fail:
+                raise FatalURLFetchingError("refused")
+            return b"%PDF-1.7"
+
+    monkeypatch.setattr(render, "HTML", Document)
+    fail = False
+    assert gc.isenabled()
+    assert render.html_to_pdf("<p>x</p>") == b"%PDF-1.7"
+    assert seen == [False]
+    assert gc.isenabled()
+    fail = True
+    with pytest.raises(DataError, match="refused"):
+        render.html_to_pdf("<p>x</p>")
+    assert gc.isenabled()
+    gc.disable()  # a caller that keeps it off finds it off
+    try:
+        fail = False
+        render.html_to_pdf("<p>x</p>")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 # --- PDF ------------------------------------------------------------------------------

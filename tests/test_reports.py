@@ -34,6 +34,7 @@ from crm_batch.cli import main
 from crm_batch.config import Settings, load_settings
 from crm_batch.errors import DataError
 from crm_batch.i18n import numbers as fmt
+from crm_batch.i18n.callsheet_texts import CALLSHEET_TEXTS
 from crm_batch.i18n.messages import LANGUAGES, message, messages
 from crm_batch.reports import diagnosis, findings, render
 from crm_batch.reports.context import diagnosis_context
@@ -133,13 +134,22 @@ def zh_pdf(settings: Settings, hostile_run: KpiRun) -> Path:
 
 def test_every_template_text_exists_in_both_languages() -> None:
     used = set()
+    sheet_used = set()  # the call sheet has a catalogue of its own
     for template in render.TEMPLATES_DIR.glob("*.html"):
-        used |= set(re.findall(r't\["([\w.]+)"\]', template.read_text(encoding="utf-8")))
+        keys = set(re.findall(r't\["([\w.]+)"\]', template.read_text(encoding="utf-8")))
+        if template.name == "callsheet.html":
+            sheet_used |= keys
+        else:
+            used |= keys
     assert used, "the templates should use the message catalogue"
+    assert sheet_used, "the call sheet should use its catalogue"
     for language in LANGUAGES:
         texts = messages(language)
         assert used <= set(texts), used - set(texts)
         assert all(texts[key].strip() for key in texts)
+        sheet_texts = CALLSHEET_TEXTS.all(language)
+        assert sheet_used <= set(sheet_texts), sheet_used - set(sheet_texts)
+        assert all(text.strip() for text in sheet_texts.values())
     assert message("text.top_calls", "en", count=15).endswith("top 15)")
 
 

@@ -38,7 +38,13 @@ def compute_kpis(context: RunContext) -> StageOutcome:
     business date for the company and every team."""
     from crm_batch.app.kpis import run_kpis
 
-    run = run_kpis(context.settings, context.source, context.business_date, all_teams=True)
+    run = run_kpis(
+        context.settings,
+        context.source,
+        context.business_date,
+        all_teams=True,
+        state=context.state,
+    )
     context.kpis = run
     if context.outputs is None:
         context.outputs = decide_outputs(context.state, context.business_date)

@@ -586,3 +586,52 @@ def test_the_demo_renders_both_languages_unless_the_settings_choose(tmp_path: Pa
     (tmp_path / "crm_batch.toml").write_text('[reports]\nlanguages = ["en"]\n', encoding="utf-8")
     chosen = load_settings(environ={}, cwd=tmp_path)
     assert demo_settings(chosen).reports.languages == ["en"]
+
+
+#: The demo's prices, written out again by hand (crm_batch/source/demo/marketing.py says
+#: why): channel -> (per message or guest, setup before its random 0.6-1.6 spread).
+PRICES = {
+    "sms": (0.10, 1_500.0),
+    "email": (0.005, 3_000.0),
+    "wechat": (0.30, 4_000.0),
+    "call": (15.0, 500.0),
+    "event": (300.0, 30_000.0),
+}
+OFFERS = {"618 Mid-year Sale": 0.20, "Double 11": 0.20, "We Miss You": 0.18,
+          "Repurchase Coupon": 0.18, "Member Day": 0.15, "Spring Festival": 0.15,
+          "VIP Appreciation": 0.12, "Refer a Friend": 0.12, "New Arrivals": 0.10,
+          "Customer Survey": 0.10}  # fmt: skip
+
+
+def test_campaign_costs_are_setup_messages_and_the_offer_on_the_week_after(
+    demo: DemoData,
+) -> None:
+    """Recomputed with pandas from the frames: a campaign costs its setup, a price per
+    message (or guest) sent and its offer on every paid order its sent customers place
+    on the 7 days after their touch; a control costs nothing."""
+    sent = demo.touches[~demo.touches.is_control]
+    orders = paid(demo)[["customer_id", "order_date", "amount"]]
+    pairs = sent[["touch_id", "campaign_id", "customer_id", "sent_at"]].merge(
+        orders, on="customer_id"
+    )
+    days = (pairs.order_date - pairs.sent_at.dt.normalize()).dt.days
+    redeemed = pairs[(days >= 1) & (days <= 7)].groupby("campaign_id").amount.sum()
+    campaigns = demo.campaigns.set_index("campaign_id")
+    messages = sent.groupby("campaign_id").size().reindex(campaigns.index, fill_value=0)
+    theme = campaigns.name.str.extract(r"^\d{4} \S+ (.+) \(\w+\)$")[0]
+    offer = theme.map(OFFERS)
+    assert offer.notna().all()
+    channel = campaigns.channel.astype(str)
+    per_message = channel.map(lambda c: PRICES[c][0])
+    setup = channel.map(lambda c: PRICES[c][1])
+    rest = (
+        campaigns.cost
+        - per_message * messages
+        - offer * redeemed.reindex(campaigns.index, fill_value=0.0)
+    )
+    spread = rest / setup
+    assert spread.between(0.6 - 1e-6, 1.6 + 1e-6).all(), spread.describe()
+    # the offer is what mostly costs: over half of all campaign money
+    assert (offer * redeemed.reindex(campaigns.index, fill_value=0.0)).sum() > 0.5 * (
+        campaigns.cost.sum()
+    )

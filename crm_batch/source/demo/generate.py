@@ -146,7 +146,7 @@ def _frames(
         "leads": _lead_frame(cols["leads"], window),
         "orders": _order_frame(cols["orders"], window),
         "tickets": _ticket_frame(cols["tickets"], window),
-        "campaigns": _campaign_frame(campaigns, touches, window),
+        "campaigns": _campaign_frame(campaigns, touches, cols["orders"], window),
         "touches": _touch_frame(touches, window),
     }
 
@@ -240,14 +240,17 @@ def _ticket_frame(cols: dict[str, np.ndarray], window: Window) -> pd.DataFrame:
 
 
 def _campaign_frame(
-    cols: dict[str, np.ndarray], touches: dict[str, np.ndarray], window: Window
+    cols: dict[str, np.ndarray],
+    touches: dict[str, np.ndarray],
+    orders: dict[str, np.ndarray],
+    window: Window,
 ) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "campaign_id": _ids(len(cols["day"])),
             "name": pd.Series(cols["name"], dtype="str"),
             "channel": _labels(cols["channel"], CAMPAIGN_CHANNELS),
-            "cost": campaign_costs(cols, touches),
+            "cost": campaign_costs(cols, touches, orders),
             "started_at": window.timestamps(cols["at"]),
         }
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,17 @@ from crm_batch.kpi.keys import (
 from crm_batch.periods import cohort_start
 from crm_batch.source import conform, pg_arrow
 from crm_batch.source.extract import as_of_params, contiguous
+from crm_batch.source.extract_period import ENDS_QUERY, ends_params, split_ends
 from crm_batch.source.ids import IdentityCache, remembered_integer_keys
 from crm_batch.source.mapping import SourceMapping, canonical_columns, load_mapping
 from crm_batch.source.params import standard_params
-from crm_batch.source.quality import check_params
+from crm_batch.source.quality import (
+    FUSED_QUERIES,
+    check_names,
+    check_params,
+    fused_tasks,
+    split_fused,
+)
 from crm_batch.source.sql_files import SqlCatalog, SqlQuery, parse_sql_file
 
 COLUMNS = {
@@ -557,15 +564,19 @@ def _messy_orders() -> dict[str, pd.DataFrame]:
     return {"customers": customer_frame, "orders": orders}
 
 
-def _messy_mapping(folder: Path, text_type: str = "varchar") -> SourceMapping:
+def _messy_mapping(folder: Path, dialect: str = "") -> SourceMapping:
     """Mapping files for :func:`_load_messy`'s tables: the columns they lack are NULL
-    (text cast as ``text_type``: Spark SQL knows ``string``, not a bare ``varchar``)."""
+    (cast to the types ``dialect`` knows: MySQL and MariaDB have no varchar casts, Spark
+    SQL knows ``string``, not a bare ``varchar``)."""
     present = {
         "customers": {"customer_id", "team", "signup_date"},
         "orders": {"order_id", "customer_id", "order_date", "amount", "status"},
     }
+    text_type = "string" if dialect == "spark" else "varchar"
     cast = {"id": "bigint", "text": text_type, "date": "date", "money": "decimal(14, 2)"}
     cast |= {"bool": "boolean"}
+    if dialect in {"mysql", "mariadb"}:
+        cast |= {"id": "signed", "text": "char", "bool": "signed"}
     for table, names in present.items():
         columns = [
             column.name
@@ -630,6 +641,7 @@ def test_dialect_variants_return_the_rows_of_their_portable_query(
         **standard_params(as_of),
         **as_of_params(as_of, ThresholdSettings()),
         **check_params(as_of, sample_rows=1000),
+        **ends_params(as_of, as_of - timedelta(days=91), ThresholdSettings()),
         "cohort_start": cohort_start(as_of),
     }
     try:
@@ -686,8 +698,10 @@ def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
     frames_in = _messy_orders()
     source = SparkSource(spark_url_factory(), statement_timeout=300)
     engine = db.make_engine(db_url_factory("duckdb"))
+    quarter = period_containing(as_of, "quarter")
     params = {
-        **period_params(period_containing(as_of, "quarter"), as_of, ThresholdSettings()),
+        **period_params(quarter, as_of, ThresholdSettings()),
+        **ends_params(as_of, quarter.start - timedelta(days=1), ThresholdSettings()),
         **as_of_params(as_of, ThresholdSettings()),
         **check_params(as_of, sample_rows=1000),
         "cohort_start": cohort_start(as_of),
@@ -700,7 +714,7 @@ def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
         compared = 0
         for folder in (SHIPPED_SQL_DIR, SHIPPED_SQL_DIR / "checks"):
             portable_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "duckdb"))
-            spark_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "spark", "string"))
+            spark_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "spark", "spark"))
             for name in portable_catalog.names():
                 portable = portable_catalog.get(name)
                 on_spark = spark_catalog.get(name, "spark")
@@ -717,6 +731,84 @@ def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
         assert compared >= 30
     finally:
         source.dispose()
+
+
+#: (start day, end day) pairs: a quarter, a month, a year (its start's 12 months end
+#: before the end's begin), a first day (the start is the day before it).
+ENDS = [
+    (date(2025, 12, 31), date(2026, 3, 31)),
+    (date(2026, 4, 30), date(2026, 5, 31)),
+    (date(2024, 12, 31), date(2025, 12, 31)),
+    (date(2026, 5, 31), date(2026, 6, 1)),
+]
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgres", "mariadb"])
+def test_both_ends_in_one_query_are_customer_facts_at_each_end(
+    db_url_factory: Callable[[str], URL], backend: str, tmp_path: Path
+) -> None:
+    """customer_facts_ends.sql (the dialect's variant where there is one), cut apart by
+    split_ends, gives exactly the rows customer_facts.sql gives at the period's end and
+    at the day before it, on messy data (refunds alone, NULL and orphan ids, several
+    orders a day, rows after T)."""
+    engine = db.make_engine(db_url_factory(backend))
+    try:
+        _load_messy(engine, _messy_orders())
+        dialect = db.dialect_name(engine)
+        catalog = SqlCatalog(SHIPPED_SQL_DIR, _messy_mapping(tmp_path, dialect))
+        facts = catalog.get("customer_facts", dialect)
+        both = catalog.get(ENDS_QUERY, dialect)
+
+        def rows(frame: pd.DataFrame) -> pd.DataFrame:
+            ordered = frame.sort_values("customer_id", na_position="first")
+            return ordered.reset_index(drop=True)
+
+        for start_day, end_day in ENDS:
+            params = ends_params(end_day, start_day, ThresholdSettings())
+            end, start = split_ends(db.run_query(engine, both, params), facts.column_names)
+            for day, got in ((end_day, end), (start_day, start)):
+                expected = db.run_query(engine, facts, as_of_params(day, ThresholdSettings()))
+                assert len(expected) > 100, (backend, day)
+                pd.testing.assert_frame_equal(rows(got), rows(expected), obj=f"{day}")
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "sqlite", "postgres", "mariadb"])
+def test_fused_order_checks_give_each_checks_own_rows(
+    db_url_factory: Callable[[str], URL], backend: str, tmp_path: Path
+) -> None:
+    """orders_row_checks.sql (its dialect's variant), split by check, gives each of its
+    seven checks exactly the rows and failing count of the check's own file, on messy
+    data that fails all seven (bad amounts, unknown and odd-case statuses too)."""
+    frames = _messy_orders()
+    orders = frames["orders"]
+    rng = np.random.default_rng(11)
+    odd = rng.choice(len(orders), 40, replace=False)
+    orders.loc[odd[:10], "amount"] = 0.0
+    orders.loc[odd[10:20], "amount"] = -5.0
+    orders.loc[odd[20:30], "status"] = "PAID"
+    orders.loc[odd[30:], "status"] = None
+    engine = db.make_engine(db_url_factory(backend))
+    try:
+        _load_messy(engine, frames)
+        dialect = db.dialect_name(engine)
+        catalog = SqlCatalog(SHIPPED_SQL_DIR / "checks", _messy_mapping(tmp_path, dialect))
+        params = check_params(date(2026, 3, 31), sample_rows=10_000)
+        fused = fused_tasks(catalog, dialect, check_names(catalog))
+        assert set(fused) == set(FUSED_QUERIES)
+        for query, given in fused.values():
+            split = split_fused(db.run_query(engine, query, params), given)
+            for name in given:
+                alone = db.run_query(engine, catalog.get(name, dialect), params)
+                assert len(alone) > 0, (backend, name)  # the data fails every check
+                keys = list(alone.columns)
+                pd.testing.assert_frame_equal(
+                    split[name].sort_values(keys, na_position="first").reset_index(drop=True),
+                    alone.sort_values(keys, na_position="first").reset_index(drop=True),
+                    obj=name,
+                )
+    finally:
         engine.dispose()
 
 

@@ -8,13 +8,16 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 from test_kpi_facts import BACKEND_PARAMS
 
 from crm_batch.app.kpis import run_kpis, store_snapshots
 from crm_batch.app.value_models import read_value_models, write_value_model
 from crm_batch.config import load_settings
+from crm_batch.kpi import predict
 from crm_batch.kpi.predict import BgNbd, GammaGamma, ValueModel
 from crm_batch.schema import VALUE_MODEL_FIGURES
 from crm_batch.source.db import make_engine
@@ -92,3 +95,61 @@ def test_the_snapshot_of_a_run_stores_its_fitted_models(
         ), "one company-wide fit: the teams' predictions add up to the company's"
     finally:
         engine.dispose()
+
+
+def test_a_second_run_of_the_date_reuses_the_stored_models_only_on_the_same_buyers(
+    db_url_factory: Callable[[str], URL], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The models stored for a date are read back and used instead of a new fit when the
+    buyers are the same (same scores, same KPIs, no fit); after one paid amount changes
+    they are fitted again and differ."""
+    url = db_url_factory("duckdb")
+    engine = make_engine(url, connect_timeout=5, statement_timeout=300)
+    fits: list[int] = []
+    original = predict.fit_bgnbd
+
+    def counted(*args: object) -> object:
+        fits.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(predict, "fit_bgnbd", counted)
+    try:
+        as_of = date(2026, 6, 30)
+        load_demo(engine, generate_demo(customers=400, orders=4_000, seed=5, end_date=as_of))
+        settings = load_settings(
+            REPO / "crm_batch.toml", database_url=str(url), environ={}, cwd=tmp_path
+        )
+        first = run_kpis(settings, engine, as_of, all_teams=True, state=engine)
+        assert len(fits) == 1  # nothing stored yet: fitted
+        store_snapshots(engine, first, AT)
+        again = run_kpis(settings, engine, as_of, all_teams=True, state=engine)
+        assert len(fits) == 1, "the stored models were fitted on the same buyers: reused"
+        assert again.value_model is not None
+        assert first.value_model is not None
+        assert again.value_model.parameters() == first.value_model.parameters()
+        for team, report in first.reports.items():
+            assert pd.Series(again.reports[team].kpis).equals(pd.Series(report.kpis))
+            scores = list(predict.SCORE_COLUMNS)
+            assert again.reports[team].customers[scores].equals(report.customers[scores])
+        with engine.begin() as conn:  # one repeat buyer's later order costs a cent more
+            conn.execute(
+                text(
+                    "update orders set amount = amount + 0.01 where order_id = ("
+                    " select max(order_id) from orders where status = 'paid'"
+                    " and order_date <= '2026-06-30')"
+                )
+            )
+        changed = run_kpis(settings, engine, as_of, all_teams=True, state=engine)
+        assert len(fits) == 2, "one amount changed: fitted again"
+        assert changed.value_model is not None
+        assert changed.value_model.parameters() != first.value_model.parameters()
+    finally:
+        engine.dispose()
+
+
+def test_stored_parameters_read_back_as_the_same_model() -> None:
+    """from_parameters inverts ValueModel.parameters (NaN parts: not fitted)."""
+    for model in (FITTED, UNFITTED):
+        assert predict.from_parameters(model.parameters()).parameters() == pytest.approx(
+            model.parameters(), nan_ok=True
+        )

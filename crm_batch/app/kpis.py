@@ -37,7 +37,7 @@ from crm_batch.app.reconciliation import log_reconciliation
 from crm_batch.app.snapshots import scope_of, scope_problem, write_snapshots
 from crm_batch.app.source_check import inspect_source, raise_for_blocking
 from crm_batch.app.targets import target_tables
-from crm_batch.app.value_models import write_value_model
+from crm_batch.app.value_models import stored_value_model, write_value_model
 from crm_batch.config import Settings
 from crm_batch.errors import ConfigError
 from crm_batch.kpi.definitions import OPTIONAL_TABLES
@@ -116,6 +116,7 @@ def run_kpis(
     include_company: bool | None = None,
     verify: bool = True,
     keep_prepared: bool = False,
+    state: Engine | None = None,
 ) -> KpiRun:
     """Compute the company's reports and those of ``teams`` (or every team) in one pass.
 
@@ -126,6 +127,8 @@ def run_kpis(
     was just checked (:func:`run_data_checks`), e.g. for the other dates of a backfill or
     a target's baseline: the error checks do not depend on the date. ``keep_prepared``
     keeps the extracted, prepared period on the result (:attr:`KpiRun.prepared`).
+    ``state``: the state database, whose stored value models of the period's last day
+    are reused when they were fitted on the same buyers (else they are fitted again).
     """
     period = period or snapshot_period(as_of)
     try:
@@ -137,7 +140,15 @@ def run_kpis(
     started = time.perf_counter()
     frames = load_frames(settings, engine, period, as_of)
     extracted = time.perf_counter()
-    prepared = prepare(frames, settings.thresholds)
+    stored = stored_value_model(state, measured.end) if state is not None else None
+    prepared = prepare(frames, settings.thresholds, stored)
+    if stored is not None:
+        reused = prepared.value_model is stored
+        log.info(
+            "value models of %s: %s",
+            measured.end.isoformat(),
+            "reused (fitted on the same buyers)" if reused else "fitted again (the data changed)",
+        )
     log.info(
         "%s as of %s: extracted %s customers in %.1fs, computed in %.1fs",
         measured.label,
@@ -252,6 +263,7 @@ def compute(
             teams=list(teams),
             all_teams=all_teams or snapshot,
             verify=verify,
+            state=databases.state,
         )
         if snapshot:
             rows = store_snapshots(databases.state, run, datetime.now(settings.tz)).rows
@@ -335,7 +347,9 @@ def backfill_snapshots(
     rows = 0
     for day in track(dates, "KPI snapshots", "date"):
         started = datetime.now()
-        run = run_kpis(settings, databases.source, day, all_teams=True, verify=False)
+        run = run_kpis(
+            settings, databases.source, day, all_teams=True, verify=False, state=databases.state
+        )
         rows += store_snapshots(databases.state, run, computed_at).rows
         log.info(
             "snapshots of %s (%s to date): %d scopes in %.1fs",

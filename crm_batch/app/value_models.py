@@ -5,6 +5,12 @@ Gamma-Gamma parameters of each business date beside its KPI snapshots, so report
 show how the buying rate, dropout and spend distributions move. Like the snapshots, a
 date's row is replaced in one transaction (re-running a date never duplicates it); a
 model that could not be fitted is stored as NULLs and read back as NaN.
+
+A later run for the same date reads its row back (:func:`stored_value_model`) and uses
+it instead of fitting again when it was fitted on the same buyers
+(:func:`crm_batch.kpi.predict.fitted_on`): a workbook refresh or a report of the same
+night costs one likelihood evaluation per model instead of a fit (about 4.5 s per
+million buyers).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import pandas as pd
 from sqlalchemy import Table, delete, inspect, select
 from sqlalchemy.engine import Engine
 
-from crm_batch.kpi.predict import ValueModel
+from crm_batch.kpi.predict import ValueModel, from_parameters
 from crm_batch.schema import VALUE_MODEL_FIGURES, build_metadata
 from crm_batch.source.conform import as_date
 
@@ -74,3 +80,12 @@ def read_value_models(
             "computed_at": pd.to_datetime(frame["computed_at"]).astype("datetime64[ns]"),
         }
     )
+
+
+def stored_value_model(engine: Engine, as_of: date) -> ValueModel | None:
+    """The models stored for ``as_of`` (None: no row, or no table yet)."""
+    rows = read_value_models(engine, as_of, as_of)
+    if rows.empty:
+        return None
+    figures = rows.iloc[-1]
+    return from_parameters({name: float(figures[name]) for name in VALUE_MODEL_FIGURES})

@@ -200,15 +200,23 @@ def _segmented(
     return segment_customers(customer_table(frames_as_of, as_of), thresholds)
 
 
-def prepare(frames: PeriodFrames, thresholds: ThresholdSettings) -> PreparedPeriod:
-    """Segment both ends of the period, attribute touches, list care events, add teams."""
+def prepare(
+    frames: PeriodFrames,
+    thresholds: ThresholdSettings,
+    stored_model: predict.ValueModel | None = None,
+) -> PreparedPeriod:
+    """Segment both ends of the period, attribute touches, list care events, add teams.
+
+    ``stored_model``: the value models stored for the period's last day, used instead of
+    a new fit when they were fitted on the same buyers (:func:`crm_batch.kpi.predict.fit`).
+    """
     period = frames.period
     register = attach(frames.register, frames.first_orders, ["first_order_date"])
     start = replace(frames.start, customers=frames.start.customers.loc[:, list(START_COLUMNS)])
     start_table = _segmented(start, start.as_of, thresholds)
     end_table = _segmented(frames.end, period.end, thresholds)
     # one fit for the whole company (a population model); teams sum their customers' scores
-    value_model = predict.fit(end_table)
+    value_model = predict.fit(end_table, stored_model)
     end_table = predict.with_scores(end_table, value_model)
     warnings = rank_for_calls(
         attach(churn_warnings(end_table, period.end, thresholds), end_table, predict.SCORE_COLUMNS)

@@ -29,6 +29,8 @@ buyers (large x) never overflow, with fall-backs where scipy's 2F1 cannot give i
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -458,20 +460,97 @@ def buyer_summary(table: pd.DataFrame) -> tuple[np.ndarray, Summary]:
     return buyers, Summary(frequency, tenure - quiet, tenure, monetary)
 
 
-def fit(table: pd.DataFrame) -> ValueModel:
-    """Both models fitted on every buyer of ``table`` (the whole company: population
-    models are fitted once and score every team's customers)."""
+def _fitting_summary(table: pd.DataFrame) -> Summary:
+    """The buyers' summary in a canonical order: the sums of the likelihood, and so the
+    fitted digits, must not depend on the order the database returned the rows in."""
     _, summary = buyer_summary(table)
-    # a canonical order: the sums of the likelihood, and so the fitted digits, must not
-    # depend on the order the database returned the rows in
     order = np.lexsort((summary.monetary, summary.T, summary.recency, summary.frequency))
-    summary = Summary(*(values[order] for values in vars(summary).values()))
+    return Summary(*(values[order] for values in vars(summary).values()))
+
+
+def fit_purchases(table: pd.DataFrame) -> BgNbd | None:
+    """The BG/NBD model alone, fitted as :func:`fit` fits it (the same digits), for
+    callers that need no spend model: the Gamma-Gamma fit costs about three times the
+    BG/NBD's."""
+    summary = _fitting_summary(table)
+    return fit_bgnbd(summary.frequency, summary.recency, summary.T)
+
+
+def fit(table: pd.DataFrame, stored: ValueModel | None = None) -> ValueModel:
+    """Both models fitted on every buyer of ``table`` (the whole company: population
+    models are fitted once and score every team's customers).
+
+    ``stored``: the models already fitted for this date (read back from the state
+    database); they are returned as they are when they were fitted on this very summary
+    (:func:`fitted_on`), else the models are fitted again.
+    """
+    summary = _fitting_summary(table)
+    if stored is not None and fitted_on(stored, summary):
+        return stored
     return ValueModel(
         buyers=len(summary.T),
         repeat_buyers=int((summary.frequency > 0).sum()),
         bgnbd=fit_bgnbd(summary.frequency, summary.recency, summary.T),
         gamma_gamma=fit_gamma_gamma(summary.frequency, summary.monetary),
     )
+
+
+def fitted_on(model: ValueModel, summary: Summary) -> bool:
+    """Whether ``model`` is the fit of ``summary`` (in :func:`fit`'s canonical order): the
+    same buyer counts, and each fitted part's total log-likelihood at its own parameters
+    on this summary is exactly the total it was fitted with. One likelihood evaluation
+    per model instead of a fit's few dozen; a changed order, amount or date changes the
+    totals (the check is a fingerprint of the summary, not a proof, so equal counts
+    alone are not enough)."""
+    repeat = int((summary.frequency > 0).sum())
+    if (model.buyers, model.repeat_buyers) != (len(summary.T), repeat):
+        return False
+    if (model.bgnbd is None) != (repeat < MIN_REPEAT_BUYERS):
+        return False
+    if model.bgnbd is not None:
+        total = bgnbd_log_likelihood(model.bgnbd, summary.frequency, summary.recency, summary.T)
+        if float(total.sum()) != model.bgnbd.log_likelihood:
+            return False
+    used = (summary.frequency > 0) & (summary.monetary > 0)
+    if model.gamma_gamma is None:
+        return int(used.sum()) < MIN_REPEAT_BUYERS
+    if int(used.sum()) != model.gamma_gamma.customers:
+        return False
+    total = gamma_gamma_log_likelihood(
+        model.gamma_gamma, summary.frequency[used], summary.monetary[used]
+    )
+    return float(total.sum()) == model.gamma_gamma.log_likelihood
+
+
+def from_parameters(figures: Mapping[str, float]) -> ValueModel:
+    """A model from its stored figures (:meth:`ValueModel.parameters`); a part stored
+    as NaN (not fitted) is None. ``converged`` is not stored: a stored fit was used, so
+    it reads back as converged."""
+
+    def known(*names: str) -> bool:
+        return all(math.isfinite(figures[name]) for name in names)
+
+    bgnbd = gamma_gamma = None
+    if known("r", "alpha", "a", "b", "bgnbd_log_likelihood"):
+        bgnbd = BgNbd(
+            figures["r"],
+            figures["alpha"],
+            figures["a"],
+            figures["b"],
+            int(figures["buyers"]),
+            figures["bgnbd_log_likelihood"],
+            True,
+        )
+    if known("p", "q", "v", "gamma_gamma_customers", "gamma_gamma_log_likelihood"):
+        gamma_gamma = GammaGamma(
+            figures["p"],
+            figures["q"],
+            figures["v"],
+            int(figures["gamma_gamma_customers"]),
+            figures["gamma_gamma_log_likelihood"],
+            True,
+        )
+    return ValueModel(int(figures["buyers"]), int(figures["repeat_buyers"]), bgnbd, gamma_gamma)
 
 
 def with_scores(table: pd.DataFrame, model: ValueModel) -> pd.DataFrame:

@@ -4,7 +4,9 @@ A period (month, quarter, year) is measured up to the business date T: :func:`cl
 cuts it at T, so "this quarter" on a mid-quarter T means "quarter to date". Besides the
 period queries, :func:`extract_period` runs the as-of queries
 (:func:`crm_batch.source.extract.extract_as_of`) on the period's clipped last day ("at
-the end") and the order facts on the day before it (tiers "at the start").
+the end"), except the order facts: customer_facts_ends.sql gives those of the last day
+and of the day before the period (tiers "at the start") in one pass over the orders,
+each end exactly as customer_facts.sql gives it (:func:`split_ends`).
 
 Python computes every window boundary and passes it as a bind parameter, so the SQL
 needs no dialect-specific date arithmetic (params.py). Extra parameters here:
@@ -17,10 +19,11 @@ only): first day of the oldest cohort month the matrix shows
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -28,7 +31,13 @@ from crm_batch.config import ThresholdSettings
 from crm_batch.periods import Period, cohort_start
 from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name
-from crm_batch.source.extract import AS_OF_QUERIES, as_of_params, as_of_tasks, fetch_task
+from crm_batch.source.extract import (
+    AS_OF_QUERIES,
+    as_of_params,
+    as_of_tasks,
+    contiguous,
+    fetch_task,
+)
 from crm_batch.source.frames import PeriodFrames, SourceFrames
 from crm_batch.source.params import standard_params
 from crm_batch.source.sql_files import SqlCatalog
@@ -79,29 +88,39 @@ def period_params(period: Period, as_of: date, thresholds: ThresholdSettings) ->
     return params
 
 
-def extract_start(
-    engine: Engine,
-    catalog: SqlCatalog,
-    day: date,
-    thresholds: ThresholdSettings,
-    end: SourceFrames,
-) -> SourceFrames:
-    """What tiers and lifecycle on ``day`` (before the period) need: the order facts.
-
-    Only customer_facts.sql runs; the register is the end's cut at ``day`` (the same
-    rows customers.sql returns for ``day``), and the service, referral and churn-window
-    frames are empty (churn warnings are judged at the period's end only).
-    """
-    return start_frames(start_facts_task(engine, catalog, day, thresholds)(), day, end)
+#: The query giving the order facts of both ends of a period in one pass.
+ENDS_QUERY = "customer_facts_ends"
+#: Its columns of the facts at the start carry this prefix (the end's have none).
+START_PREFIX = "start_"
+#: Its column counting a customer's rows up to the start: 0 means no facts row there.
+START_ROWS = "start_rows"
 
 
-def start_facts_task(
-    engine: Engine, catalog: SqlCatalog, day: date, thresholds: ThresholdSettings
-) -> Callable[[], pd.DataFrame]:
-    """The fetch of customer_facts.sql as of ``day`` (see :func:`extract_start`)."""
-    catalog.check_mapping(engine)
-    query = catalog.get("customer_facts", dialect_name(engine))
-    return fetch_task(engine, query, as_of_params(day, thresholds), f"as of {day}")
+def ends_params(end: date, start_day: date, thresholds: ThresholdSettings) -> dict[str, Any]:
+    """Bind parameters of customer_facts_ends.sql: the as-of set of ``end`` and the same
+    windows of ``start_day`` under ``start_day*`` names."""
+    params = as_of_params(end, thresholds)
+    start = standard_params(start_day)
+    params.update(
+        start_day=start_day,
+        start_day_12m=start["start_12m"],
+        start_day_90d=start["start_90d"],
+        start_day_q1_end=start["q1_end"],
+        start_day_q2_end=start["q2_end"],
+        start_day_q3_end=start["q3_end"],
+    )
+    return params
+
+
+def split_ends(both: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """customer_facts_ends.sql's frame as the two frames customer_facts.sql gives at the
+    period's end and at its start (``columns``: customer_facts.sql's, in order): the
+    start's rows are the customers with a row up to the start day."""
+    end = both.loc[:, list(columns)]
+    named = {START_PREFIX + name: name for name in columns if name != "customer_id"}
+    rows = np.flatnonzero(both[START_ROWS].to_numpy(dtype="int64") > 0)
+    start = both.loc[:, ["customer_id", *named]].take(rows).rename(columns=named)
+    return contiguous(end), contiguous(start.reset_index(drop=True))
 
 
 def start_frames(facts: pd.DataFrame, day: date, end: SourceFrames) -> SourceFrames:
@@ -121,8 +140,7 @@ def start_frames(facts: pd.DataFrame, day: date, end: SourceFrames) -> SourceFra
 #: Queries that read every order row: started first, so the short ones fill the gaps
 #: and no long query starts last (keys of the tasks :func:`extract_period` builds).
 FIRST_STARTED = (
-    "end.facts",
-    "start.facts",
+    "ends.facts",
     "period.first_orders",
     "period.cohort_activity",
     "end.churn_window",
@@ -158,20 +176,25 @@ def extract_period(
             bound = {**params, "as_of": clipped.end, "cohort_start": cohort_start(clipped.end)}
         tasks.append((f"period.{field}", fetch_task(engine, query, bound, f"for {clipped.label}")))
     end_tasks = as_of_tasks(engine, catalog, clipped.end, thresholds)
-    tasks.extend((f"end.{field}", fetch) for field, fetch in end_tasks)
+    tasks.extend((f"end.{field}", fetch) for field, fetch in end_tasks if field != "facts")
     start_day = clipped.start - timedelta(days=1)
-    tasks.append(("start.facts", start_facts_task(engine, catalog, start_day, thresholds)))
+    ends = catalog.get(ENDS_QUERY, dialect)
+    bound = ends_params(clipped.end, start_day, thresholds)
+    tasks.append(("ends.facts", fetch_task(engine, ends, bound, f"for {clipped.label}")))
     if clipped.end < as_of:
         customers = catalog.get("customers", dialect)
         register = fetch_task(engine, customers, {"as_of": as_of}, f"as of {as_of}")
         tasks.append(("register", register))
     results = run_concurrently(tasks, query_workers(engine, workers), start_first=FIRST_STARTED)
+    facts_columns = catalog.get(AS_OF_QUERIES["facts"], dialect).column_names
+    end_facts, start_facts = split_ends(results["ends.facts"], facts_columns)
     end = SourceFrames(
         as_of=clipped.end,
         absent_tables=catalog.absent_tables,
-        **{field: results[f"end.{field}"] for field in AS_OF_QUERIES},
+        facts=end_facts,
+        **{field: results[f"end.{field}"] for field in AS_OF_QUERIES if field != "facts"},
     )
-    start = start_frames(results["start.facts"], start_day, end)
+    start = start_frames(start_facts, start_day, end)
     frames = {field: results[f"period.{field}"] for field in PERIOD_QUERIES}
     return PeriodFrames(
         period=clipped,

@@ -53,7 +53,7 @@ class PeriodFrames:
     ``period`` is already clipped to ``as_of``. ``end`` holds the as-of frames of the
     period's last day; ``start`` those of the day before the period, limited to the
     register and the order facts
-    (:func:`crm_batch.source.extract_period.extract_start`). ``register`` is the customer
+    (:func:`crm_batch.source.extract_period.start_frames`). ``register`` is the customer
     register at ``as_of`` (the care calendar looks ahead from T, not from the period).
     ``cohort_activity`` is counted up to the period's end; ``first_orders`` and the
     conversion and attribution windows see orders up to ``as_of``.

@@ -28,6 +28,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
@@ -36,7 +37,7 @@ from crm_batch.source.concurrent import query_workers, run_concurrently
 from crm_batch.source.db import dialect_name, run_query
 from crm_batch.source.mapping import SourceMapping
 from crm_batch.source.params import standard_params
-from crm_batch.source.sql_files import SqlCatalog
+from crm_batch.source.sql_files import SqlCatalog, SqlQuery
 from crm_batch.urls import safe_url
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,23 @@ Severity = Literal["error", "warning"]
 CHECKS_DIR_NAME = "checks"
 #: The query in sql/checks/ that is not a check but the reconciliation's source totals.
 RECONCILIATION_QUERY = "revenue_reconciliation"
+#: Queries in sql/checks/ that are not checks but give several checks' rows in one pass
+#: over a table, with the checks they give (each row names its check in ``check_name``).
+#: :func:`check_source` runs one in place of its checks when all of them are in the
+#: folder; each check is still reported on its own, exactly as its file would give it.
+FUSED_QUERIES: dict[str, tuple[str, ...]] = {
+    "orders_row_checks": (
+        "orders_bad_amount",
+        "orders_future_dated",
+        "orders_missing_customer",
+        "orders_missing_date",
+        "orders_unknown_customer",
+        "orders_unknown_status",
+        "orders_unregistered_customer",
+    ),
+}
+#: The column of a fused query naming the check of each row.
+CHECK_NAME_COLUMN = "check_name"
 #: Example rows per failing check.
 SAMPLE_ROWS = 5
 #: Longest sample value shown (escaped characters count); longer ones are cut.
@@ -296,8 +314,42 @@ def checks_dir(sql_dir: Path) -> Path:
 
 
 def check_names(catalog: SqlCatalog) -> list[str]:
-    """The checks of a sql/checks catalog: every query but the reconciliation."""
-    return [name for name in catalog.names() if name != RECONCILIATION_QUERY]
+    """The checks of a sql/checks catalog: every query but the reconciliation and the
+    fused queries (:data:`FUSED_QUERIES`)."""
+    return [
+        name
+        for name in catalog.names()
+        if name != RECONCILIATION_QUERY and name not in FUSED_QUERIES
+    ]
+
+
+def fused_tasks(
+    catalog: SqlCatalog, dialect: str, checks: list[str]
+) -> dict[str, tuple[SqlQuery, tuple[str, ...]]]:
+    """The fused queries to run in place of some of ``checks``: name -> (query, the
+    checks it gives); only those whose checks are all in ``checks``."""
+    present = set(catalog.names())
+    chosen = {}
+    for name, given in FUSED_QUERIES.items():
+        if name in present and set(given) <= set(checks):
+            query = catalog.get(name, dialect)
+            first = [column.name for column in query.columns[:2]]
+            if first != [CHECK_NAME_COLUMN, "failing_rows"]:
+                raise SqlContractError(
+                    f"{query.path}: a fused check query's first columns must be "
+                    f"'{CHECK_NAME_COLUMN} text' and 'failing_rows int'"
+                )
+            chosen[name] = (query, given)
+    return chosen
+
+
+def split_fused(frame: pd.DataFrame, checks: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """A fused query's rows as each check's own frame (without ``check_name``)."""
+    names = frame[CHECK_NAME_COLUMN].astype("string").to_numpy(dtype=object, na_value=None)
+    rest = frame.drop(columns=CHECK_NAME_COLUMN)
+    return {
+        check: rest.take(np.flatnonzero(names == check)).reset_index(drop=True) for check in checks
+    }
 
 
 def check_params(
@@ -356,8 +408,19 @@ def check_source(
                 "number of failing rows, repeated on every sample row)"
             )
     catalog.check_mapping(engine)
-    tasks = [(name, functools.partial(run_query, engine, q, params)) for name, q in queries.items()]
+    fused = fused_tasks(catalog, dialect, list(queries))
+    in_fused = {check for _, given in fused.values() for check in given}
+    tasks = [
+        (name, functools.partial(run_query, engine, q, params)) for name, (q, _) in fused.items()
+    ]
+    tasks += [
+        (name, functools.partial(run_query, engine, q, params))
+        for name, q in queries.items()
+        if name not in in_fused
+    ]
     frames = run_concurrently(tasks, query_workers(engine, workers))
+    for name, (_, given) in fused.items():
+        frames.update(split_fused(frames.pop(name), given))
     results = []
     for name, query in queries.items():
         frame = frames[name]

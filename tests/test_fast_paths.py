@@ -867,7 +867,7 @@ def test_spark_variants_fail_the_same_text_ids_as_the_portable_checks(
             raw.close()
         folder = SHIPPED_SQL_DIR / "checks"
         portable_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "duckdb"))
-        spark_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "spark", "string"))
+        spark_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "spark", "spark"))
         variants = [name for kind, where, name in VARIANTS if kind == "spark" and where == folder]
         assert variants
         for name in variants:

@@ -11,6 +11,7 @@ a statement past its limit a timeout. Spark never holds the state.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -164,6 +165,10 @@ def test_a_demo_loaded_into_spark_gives_the_same_kpi_json_as_duckdb(
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "Net revenue by team and year" in done.stdout
+    status = run_cli("status", "--db", url, cwd=tmp_path)  # counts through the mappings
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert "connection: ok (source and state)" in status.stdout
+    assert re.search(r"^  orders +6,000$", status.stdout, re.MULTILINE), status.stdout
     options = ("--as-of", "2026-06-30", "--period", "2026Q2")
     expected = kpi_json(duck, tmp_path, *options)
     assert expected.count('"scope": "team"') == 8

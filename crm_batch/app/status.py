@@ -17,9 +17,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import duckdb
 import pandas as pd
-from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select, text
+from sqlalchemy import Connection, Engine, Row, Table, func, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from crm_batch.app.engines import (
@@ -50,9 +49,8 @@ from crm_batch.config import Settings
 from crm_batch.errors import DependencyError, SqlContractError
 from crm_batch.logs import mask_secrets
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
-from crm_batch.source.db import check_connection
-from crm_batch.source.failures import first_line
-from crm_batch.source.mapping import SourceMapping, load_mapping
+from crm_batch.source.db import Source, check_connection
+from crm_batch.source.mapping import SourceMapping, load_mapping, run_statement
 from crm_batch.source.quality import escape_text
 from crm_batch.urls import safe_url
 
@@ -159,7 +157,7 @@ def running_holder(data_dir: Path, tz: ZoneInfo) -> Holder | None:
     return holder if process_alive(holder.pid, started, tz) else None
 
 
-def _relation_counts(engine: Engine, source_dir: Path) -> str:
+def _relation_counts(engine: Source, source_dir: Path) -> str:
     """Rows of each canonical relation as its mapping file returns them (an optional one
     without a file says "not mapped", a mapping the database rejects its first error
     line)."""
@@ -169,19 +167,19 @@ def _relation_counts(engine: Engine, source_dir: Path) -> str:
     except SqlContractError as exc:
         mapping = None
         rows.append(f"  mapping files: FAILED: {one_line(str(exc), 400)}")
-    with engine.connect() as conn:
-        for name in SOURCE_TABLES if mapping is not None else ():
-            if name in mapping.absent:
-                rows.append(f"  {name:<22}{'(not mapped)':>14}")
-                continue
-            body = mapping.relations[name].body
-            try:
-                count = conn.execute(text(f"select count(*) from (\n{body}\n) as m"))
-                rows.append(f"  {name:<22}{count.scalar_one():>14,}")
-            except (SQLAlchemyError, duckdb.Error) as exc:
-                conn.rollback()
-                shown = escape_text(mask_secrets(one_line(first_line(exc), 200)))
-                rows.append(f"  {name:<22}{'(error)':>14}  {name}.sql: {shown}")
+    for name in SOURCE_TABLES if mapping is not None else ():
+        if name in mapping.absent:
+            rows.append(f"  {name:<22}{'(not mapped)':>14}")
+            continue
+        relation = mapping.relations[name]
+        statement = f"select count(*) from (\n{relation.body}\n) as m"
+        try:  # run_statement: any source, a Spark Connect one included
+            count = run_statement(engine, statement, relation.path)[1][0][0]
+            rows.append(f"  {name:<22}{count:>14,}")
+        except SqlContractError as exc:  # the database rejected the mapping
+            reason = str(exc).removeprefix(f"{relation.path}: ")
+            shown = escape_text(mask_secrets(one_line(reason, 200)))
+            rows.append(f"  {name:<22}{'(error)':>14}  {name}.sql: {shown}")
     return f"source relations (rows, through the mapping files in {source_dir}):\n" + "\n".join(
         rows
     )

@@ -174,6 +174,18 @@ def test_demo_refuses_to_overwrite_a_foreign_database(workdir: Path) -> None:
     assert target.read_bytes() == before
 
 
+def test_demo_with_a_missing_sql_folder_says_so_before_building(tmp_path: Path) -> None:
+    """A settings file copied elsewhere whose paths.sql_dir is not there: one error naming
+    both settings, and no database built that the next attempt would have to replace."""
+    (tmp_path / "crm_batch.toml").write_text(
+        '[paths]\ndata_dir = "var"\nsql_dir = "sql"\n', encoding="utf-8"
+    )
+    result = run_cli("demo", "--customers", "50", "--orders", "300", cwd=tmp_path, timeout=60)
+    assert result.returncode == 4, result.stderr
+    assert f"{tmp_path / 'sql'} is missing too: check paths.sql_dir" in result.stderr
+    assert not (tmp_path / "var" / "demo.duckdb").exists()
+
+
 def test_unknown_setting_is_named_with_file_and_exit_code_3(workdir: Path) -> None:
     config = workdir / "bad.toml"
     config.write_text("[thresholds]\ntier_a_revenue = 5\n", encoding="utf-8")

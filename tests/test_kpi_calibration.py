@@ -27,22 +27,30 @@ def start_table(n: int = 400, seed: int = 7) -> pd.DataFrame:
         }
     )
     # a customer without a paid order is not a buyer: never predicted, never counted
-    prospect = {"customer_id": "p0", "has_paid_order": False, "order_days": 0,
-                "repeat_paid": 0.0, "tenure_days": np.nan, "recency_days": np.nan,
-                "value_tier": "iron"}
+    prospect = {
+        "customer_id": "p0",
+        "has_paid_order": False,
+        "order_days": 0,
+        "repeat_paid": 0.0,
+        "tenure_days": np.nan,
+        "recency_days": np.nan,
+        "value_tier": "iron",
+    }
     return pd.concat([frame, pd.DataFrame([prospect])], ignore_index=True)
 
 
 def test_sums_match_the_model_and_the_actual_days_by_tier() -> None:
     table = start_table()
-    actual = pd.DataFrame({"customer_id": ["c0", "c1", "c2", "p0", "zz"],
-                           "order_days_in_period": [2, 1, 3, 5, 9]})
+    actual = pd.DataFrame(
+        {"customer_id": ["c0", "c1", "c2", "p0", "zz"], "order_days_in_period": [2, 1, 3, 5, 9]}
+    )
     result = calibration_by_tier(table, actual, 92).set_index("value_tier")
     # independent: the model's own per-customer predictions, summed per tier
     model = predict.fit(table)
     buyers, summary = predict.buyer_summary(table)
-    each = predict.expected_purchases(model.bgnbd, 92, summary.frequency, summary.recency,
-                                      summary.T)
+    each = predict.expected_purchases(
+        model.bgnbd, 92, summary.frequency, summary.recency, summary.T
+    )
     tiers = table["value_tier"][buyers].to_numpy()
     for tier in ("diamond", "silver", "bronze"):
         assert result.loc[tier, "predicted_days"] == pytest.approx(each[tiers == tier].sum())
@@ -60,8 +68,12 @@ def test_sums_match_the_model_and_the_actual_days_by_tier() -> None:
 
 
 def test_no_orders_in_the_quarter_and_no_model() -> None:
-    empty = pd.DataFrame({"customer_id": pd.Series([], dtype=object),
-                          "order_days_in_period": pd.Series([], dtype="int64")})
+    empty = pd.DataFrame(
+        {
+            "customer_id": pd.Series([], dtype=object),
+            "order_days_in_period": pd.Series([], dtype="int64"),
+        }
+    )
     result = calibration_by_tier(start_table(), empty, 92)
     assert (result["actual_days"] == 0).all()
     one_timers = start_table().assign(order_days=1, repeat_paid=0.0)

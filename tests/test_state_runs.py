@@ -22,6 +22,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, Engine, make_url
 from test_cli import run_cli
 
+from crm_batch.app.engines import resolve_state
 from crm_batch.app.followups import StaffInput, save_followups
 from crm_batch.app.kpis import compute
 from crm_batch.app.runlog import OK, RUN_STAGE
@@ -300,11 +301,52 @@ def test_status_names_both_databases_and_which_one_failed(
 
 
 @pytest.mark.mariadb
+def test_a_mariadb_user_with_select_only_keeps_the_state_in_duckdb(
+    tmp_path: Path, db_url_factory: Callable[[str], URL]
+) -> None:
+    """A MariaDB user granted SELECT only, without database.read_only: its grants are
+    read (no CREATE, no batch_runs to write), so the state goes to state.duckdb and
+    nothing is written to the server; the same user with CREATE keeps it there."""
+    admin_url = db_url_factory("mariadb")
+    demo_folder(tmp_path, admin_url)
+    database = admin_url.database
+    user = f"{database}_r"[-32:]
+    admin = make_engine(admin_url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f"create user '{user}'@'%'"))
+            conn.execute(text(f"create user '{user}'@'localhost'"))
+            for host in ("%", "localhost"):
+                conn.execute(text(f"grant select on `{database}`.* to '{user}'@'{host}'"))
+        reader = admin_url.set(username=user, password=None)
+        settings = settings_of(tmp_path, reader)
+        choice = resolve_state(settings)
+        assert choice.separate
+        assert "may not create tables" in choice.why
+
+        result = run_nightly(settings, DEMO_DAY)
+
+        assert result.problems == ()
+        stored = state_tables(tmp_path / "var" / "state.duckdb")
+        assert stored["kpi_snapshots"] > 0
+        assert output_rows(make_engine(admin_url)) == 0, "nothing written to the source"
+        with admin.begin() as conn:
+            for host in ("%", "localhost"):
+                conn.execute(text(f"grant create on `{database}`.* to '{user}'@'{host}'"))
+        assert not resolve_state(settings).separate, "CREATE granted: the state may stay"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"drop user if exists '{user}'@'%'"))
+            conn.execute(text(f"drop user if exists '{user}'@'localhost'"))
+        admin.dispose()
+
+
+@pytest.mark.mariadb
 def test_a_mariadb_source_marked_read_only_runs_with_the_state_in_duckdb(
     tmp_path: Path, db_url_factory: Callable[[str], URL]
 ) -> None:
-    """MySQL/MariaDB grants are not read: database.read_only = true says it, the source
-    sessions run SET SESSION TRANSACTION READ ONLY and the state goes to DuckDB."""
+    """database.read_only = true says it whatever the grants: the source sessions run
+    SET SESSION TRANSACTION READ ONLY and the state goes to DuckDB."""
     url = db_url_factory("mariadb")
     demo_folder(tmp_path, url)
     with (tmp_path / "crm_batch.toml").open("a", encoding="utf-8") as config:

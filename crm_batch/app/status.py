@@ -25,6 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from crm_batch.app.engines import (
     SOURCE,
     STATE,
+    Databases,
     StateChoice,
     build_engine,
     missing_database_file,
@@ -44,6 +45,7 @@ from crm_batch.app.runlog import (
     runs_table,
     stale_runs,
 )
+from crm_batch.app.state_copy import history_left_behind
 from crm_batch.config import Settings
 from crm_batch.errors import DependencyError, SqlContractError
 from crm_batch.logs import mask_secrets
@@ -132,6 +134,9 @@ def _databases_report(
             ]
         else:
             lines += ["", _table_counts(state, OUTPUT_TABLES, title="state tables (rows)")]
+            left_behind = history_left_behind(Databases(source, state, choice))
+            if left_behind is not None:
+                lines.append(f"  WARNING: {left_behind}")
             lines += ["", _last_runs(state, settings.tz, runs, settings.data_dir)]
         return lines, True
     finally:

@@ -11,6 +11,7 @@ from crm_batch.cli import (  # noqa: F401  (register the commands)
     delivery_commands,
     run_commands,
     source_commands,
+    state_commands,
 )
 from crm_batch.cli.group import main
 

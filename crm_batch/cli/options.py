@@ -31,17 +31,21 @@ def parse_date_option(
         raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD") from None
 
 
+#: ``--config FILE``: every command that reads the settings takes it.
+config_option = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Settings file (default: $CRM_BATCH_CONFIG, else ./crm_batch.toml, else "
+    "built-in defaults).",
+)
+
+
 def common_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add --config, --db and --as-of to a command."""
     options = [
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(dir_okay=False),
-            default=None,
-            help="Settings file (default: $CRM_BATCH_CONFIG, else ./crm_batch.toml, else "
-            "built-in defaults).",
-        ),
+        config_option,
         click.option(
             "--db",
             "database_url",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from crm_batch.app.demo import build_demo_database, demo_history, demo_settings, demo_summary
+from crm_batch.app.frames import source_catalog
 from crm_batch.app.kpis import compute
 from crm_batch.config import Settings
 from crm_batch.exports.kpis import as_table
@@ -49,6 +50,7 @@ def run_demo(
     ``database_only``) store ``history_quarters`` of snapshot history, run the nightly
     job of ``as_of`` and the quarterly review of the last finished quarter, and show the
     company's KPIs, each run's stages and where the outputs are."""
+    source_catalog(settings)  # a missing sql/ or mapping folder: say so before building
     started = time.perf_counter()
     counts = build_demo_database(
         settings,

@@ -43,6 +43,7 @@ from crm_batch.app.runlog import (
     open_runs,
     record_run,
 )
+from crm_batch.app.state_copy import history_left_behind
 from crm_batch.config import RetrySettings, Settings
 from crm_batch.errors import AlreadyRunningError, CompletedWithProblemsError, OutputError
 from crm_batch.jobs.failures import RecentLines, notify_ops
@@ -272,6 +273,9 @@ def _run(
             record_run(engine, tz, kind, business_date, run_id, data_dir=settings.data_dir)
         )
         log.info("%s %s: run %s started", kind, business_date.isoformat(), run_id[:8])
+        left_behind = history_left_behind(databases)
+        if left_behind is not None:
+            log.warning("%s %s: %s", kind, day, left_behind)
         context = RunContext(
             settings,
             databases.source,

@@ -77,9 +77,7 @@ def window_outcomes(
     touch_codes = codes[: len(touches)].astype("int64")
     order_codes = codes[len(touches) :].astype("int64")
     epoch = np.datetime64("1970-01-01", "D")
-    order_days = (
-        orders["order_date"].to_numpy(dtype="datetime64[D]") - epoch
-    ).astype("int64")
+    order_days = (orders["order_date"].to_numpy(dtype="datetime64[D]") - epoch).astype("int64")
     touch_days = (
         touches["sent_at"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]") - epoch
     ).astype("int64")
@@ -94,9 +92,7 @@ def window_outcomes(
     unknown = touch_codes < 0  # a touch without a customer id matches nothing
     counts = np.where(unknown, 0, high - low)
     revenue = np.where(unknown, 0.0, cumulative[high] - cumulative[low])
-    return pd.DataFrame(
-        {"window_orders": counts, "window_revenue": revenue}, index=touches.index
-    )
+    return pd.DataFrame({"window_orders": counts, "window_revenue": revenue}, index=touches.index)
 
 
 def incremental_results(touches: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from urllib.parse import quote
 import duckdb
 import pandas as pd
 import pyarrow as pa
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import bindparam, create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -260,10 +260,10 @@ def server_read_only(engine: Engine) -> str | None:
     (``transaction_read_only``, e.g. a role with ``default_transaction_read_only``), or a
     user who may neither create tables in its current schema nor insert into an existing
     ``batch_runs`` (a user with SELECT only). MySQL/MariaDB: ``read_only``,
-    ``super_read_only`` or a read-only session (``transaction_read_only`` /
-    ``tx_read_only``); grants are not read (a SELECT-only user there sets
-    ``database.read_only``). A server that cannot be reached is a
-    :class:`DependencyError` (as :func:`check_connection`).
+    ``super_read_only``, a read-only session (``transaction_read_only`` /
+    ``tx_read_only``), or a user whose grants (its own and its enabled roles') allow
+    neither CREATE in the database nor INSERT into an existing ``batch_runs``. A server
+    that cannot be reached is a :class:`DependencyError` (as :func:`check_connection`).
     """
     name = engine.dialect.name
     if name not in {"postgresql", "mysql", "mariadb"}:
@@ -306,7 +306,74 @@ def _mysql_read_only(conn: Connection) -> str | None:
     on = sorted(str(name) for name, value in rows if str(value).upper() in {"ON", "1"})
     if on:
         return f"the MySQL/MariaDB server or session is read-only ({', '.join(on)} = ON)"
-    return None
+    return _mysql_grants_read_only(conn)
+
+
+#: The privileges of the connected user (and its enabled roles) that let crm-batch keep
+#: its state here: CREATE in the database, or INSERT into an existing batch_runs.
+_MYSQL_PRIVILEGES = """
+select 'user', privilege_type, '' from information_schema.user_privileges
+ where grantee in :grantees
+union all
+select 'schema', privilege_type, '' from information_schema.schema_privileges
+ where grantee in :grantees and database() like table_schema
+union all
+select 'table', privilege_type, table_name from information_schema.table_privileges
+ where grantee in :grantees and table_schema = database() and table_name = 'batch_runs'
+"""
+
+
+def _mysql_grants_read_only(conn: Connection) -> str | None:
+    """Why this MySQL/MariaDB user may not keep crm-batch's state in its database (it
+    may neither create tables there nor insert into an existing ``batch_runs``), or None.
+
+    Read from information_schema's privilege views, which show the connected user's own
+    grants. Only a positive reading says read-only: when the user's own row cannot be
+    found (an unusual authentication such as a proxy user) or the roles cannot be read,
+    the database counts as writable, as before (``database.read_only`` says otherwise).
+    """
+    try:
+        user = str(conn.execute(text("select current_user()")).scalar_one())
+        name, _, host = user.rpartition("@")
+        grantees = [f"'{name}'@'{host}'"]
+        grantees += _mysql_enabled_roles(conn)
+        rows = conn.execute(
+            text(_MYSQL_PRIVILEGES).bindparams(bindparam("grantees", expanding=True)),
+            {"grantees": grantees},
+        ).all()
+        has_runs = conn.execute(
+            text(
+                "select count(*) from information_schema.tables "
+                "where table_schema = database() and table_name = 'batch_runs'"
+            )
+        ).scalar_one()
+        database = conn.execute(text("select database()")).scalar_one()
+    except DBAPIError as exc:
+        log.debug("cannot read the MySQL/MariaDB privileges (%s); taken as writable", exc)
+        return None
+    if not any(level == "user" for level, _privilege, _table in rows):
+        return None  # not our own rows: no positive reading
+    privileges = {str(privilege).upper() for _level, privilege, _table in rows}
+    if "CREATE" in privileges or ("INSERT" in privileges and has_runs):
+        return None
+    return (
+        f"this MySQL/MariaDB user ({user}) may not create tables in database "
+        f"{database!r} nor write an existing batch_runs"
+    )
+
+
+def _mysql_enabled_roles(conn: Connection) -> list[str]:
+    """The grantee names of the session's enabled roles (MariaDB: ``'role'``; MySQL 8:
+    ``'role'@'host'``); raises DBAPIError when they cannot be read."""
+    try:
+        rows = conn.execute(
+            text("select role_name, role_host from information_schema.enabled_roles")
+        ).all()
+        return [f"'{role}'@'{host}'" for role, host in rows]
+    except DBAPIError:
+        conn.rollback()
+    rows = conn.execute(text("select role_name from information_schema.enabled_roles")).all()
+    return [f"'{role}'" for (role,) in rows if role is not None]
 
 
 def check_connection(engine: Engine) -> None:

@@ -158,8 +158,11 @@ class SourceMapping:
         """Read the folder; a missing required file or a file that is not one SELECT
         without bind parameters is a :class:`SqlContractError` naming the file."""
         if not folder.is_dir():
+            setting = "setting paths.source_dir"
+            if not folder.parent.is_dir():  # the default, source/ in a sql folder not there
+                setting += f"; its folder {folder.parent} is missing too: check paths.sql_dir"
             raise SqlContractError(
-                f"mapping folder not found: {folder} (setting paths.source_dir): it must hold "
+                f"mapping folder not found: {folder} ({setting}): it must hold "
                 f"{', '.join(n + '.sql' for n in REQUIRED)} and may hold "
                 f"{', '.join(n + '.sql' for n in OPTIONAL)}"
             )

@@ -21,4 +21,3 @@ def read_sql_text(path: Path) -> str:
         raise SqlContractError(
             f"{path}:{line}: not UTF-8 text; save the file as UTF-8 (it may be GBK or Latin-1)"
         ) from None
-

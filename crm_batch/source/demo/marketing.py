@@ -58,8 +58,13 @@ _CHANNELS: dict[str, _Channel] = {
 assert tuple(_CHANNELS) == CAMPAIGN_CHANNELS
 #: Share of each channel's selected customers held out as a control group (not sent):
 #: the mass channels only; a call or an event is personal and has no holdout.
-CONTROL_SHARE: dict[str, float] = {"sms": 0.10, "email": 0.10, "wechat": 0.10, "call": 0.0,
-                                   "event": 0.0}
+CONTROL_SHARE: dict[str, float] = {
+    "sms": 0.10,
+    "email": 0.10,
+    "wechat": 0.10,
+    "call": 0.0,
+    "event": 0.0,
+}
 #: Chance that a touched buyer orders in the following 7 days, by engagement.
 _BUY_CLICKED, _BUY_OPENED, _BUY_IGNORED = 0.10, 0.03, 0.008
 

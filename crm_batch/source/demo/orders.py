@@ -100,8 +100,12 @@ def draw_orders(
         "channel": np.concatenate([channel, channel[source]]),
         "category": np.concatenate([category, category[source]]),
         "touch": np.concatenate(
-            [np.full(fixed, -1), att_touch, np.full(n - fixed - len(att_touch), -1),
-             np.full(len(source), -1)]
+            [
+                np.full(fixed, -1),
+                att_touch,
+                np.full(n - fixed - len(att_touch), -1),
+                np.full(len(source), -1),
+            ]
         ).astype(np.int64),
     }
     order = np.argsort(cols["day"].astype(np.int16), kind="stable")  # a radix sort

@@ -83,6 +83,7 @@ def _spec(size: str) -> Any:
 def prepare(size: str) -> str:
     """Child-process entry: build or reuse the data and its snapshots; what was done."""
     from benchmarks.kpi_bench import ensure_data
+    from crm_batch.app.engines import Databases
     from crm_batch.app.kpis import backfill_snapshots, snapshot_dates
     from crm_batch.app.snapshots import read_snapshots
     from crm_batch.config import load_settings
@@ -97,7 +98,7 @@ def prepare(size: str) -> str:
         missing = [day for day in snapshot_dates(END_DATE, 8) if day not in stored]
         if missing:
             started = time.perf_counter()
-            backfill_snapshots(settings, engine, missing, datetime.now())
+            backfill_snapshots(settings, Databases.single(engine), missing, datetime.now())
             seconds = time.perf_counter() - started
             note += f"; stored {len(missing)} snapshot dates in {seconds:.0f} s"
     finally:
@@ -122,6 +123,17 @@ def _report(build_html: Callable[[], str]) -> dict[str, Any]:
         "pdf_seconds": pdf_timing["seconds"],
         "pages": len(PdfReader(io.BytesIO(pdf)).pages),
     }
+
+
+def _databases(engine: Any) -> Any:
+    """What ``gather_quarter`` takes in the imported version: the source and state
+    databases (one engine for both here) since the state database was split off, the
+    engine before."""
+    try:
+        from crm_batch.app.engines import Databases
+    except ImportError:  # a version before the state database
+        return engine
+    return Databases.single(engine)
 
 
 def worker(size: str, code: Path | None) -> dict[str, Any]:
@@ -160,7 +172,10 @@ def worker(size: str, code: Path | None) -> dict[str, Any]:
                 lambda scope=scope: diagnosis_html(settings, run, scope, "zh-CN")
             )
         quarter = last_complete_quarter(END_DATE)
-        result["quarterly_data"], data = _timed(lambda: gather_quarter(settings, engine, quarter))
+        databases = _databases(engine)
+        result["quarterly_data"], data = _timed(
+            lambda: gather_quarter(settings, databases, quarter)
+        )
         result["quarterly_company"] = _report(lambda: quarterly_html(settings, data, None, "zh-CN"))
     finally:
         engine.dispose()

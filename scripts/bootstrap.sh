@@ -14,8 +14,11 @@ APT_PACKAGES=(libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0
 # opens a team workbook and presses its buttons (tests/test_workbook_libreoffice.py).
 # The -nogui build needs no X/GUI libraries; a full LibreOffice Calc already installed
 # counts as well ("a|b" = either package). Demo users never need them.
+# --test also: a Java runtime (17 or newer) for the local Spark Connect server of the
+# Spark tests (tests/test_spark.py; scripts/spark-local.sh starts it from pyspark).
 if [ "${1:-}" = "--test" ]; then
   APT_PACKAGES+=("libreoffice-calc-nogui|libreoffice-calc" python3-uno)
+  APT_PACKAGES+=("openjdk-17-jre-headless|openjdk-21-jre-headless|default-jre-headless")
 fi
 
 install_debian_packages() {
@@ -30,7 +33,7 @@ install_debian_packages() {
     for alternative in ${pkg//|/ }; do
       dpkg -s "$alternative" >/dev/null 2>&1 && found=1 && break
     done
-    [ -n "$found" ] || missing+=("${pkg%%|*}")
+    [ -n "$found" ] || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   local sudo=""
@@ -40,9 +43,18 @@ install_debian_packages() {
       exit 1
     fi
   fi
-  echo "bootstrap: installing Debian packages: ${missing[*]}" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # of "a|b" alternatives, the first one this release has (Debian 13 has no Java 17)
+  local chosen=()
+  for pkg in "${missing[@]}"; do
+    found="${pkg%%|*}"
+    for alternative in ${pkg//|/ }; do
+      if apt-cache show "$alternative" >/dev/null 2>&1; then found="$alternative" && break; fi
+    done
+    chosen+=("$found")
+  done
+  echo "bootstrap: installing Debian packages: ${chosen[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${chosen[@]}" >/dev/null
 }
 
 python_bin() {
@@ -65,7 +77,8 @@ if [ ! -x .venv/bin/python ]; then
   "$(python_bin)" -m venv .venv
 fi
 extras=""
-[ "${1:-}" = "--test" ] && extras="[test]"
+# the tests also run on Spark (pyspark with Spark Connect: the [spark] extra)
+[ "${1:-}" = "--test" ] && extras="[test,spark]"
 # reinstall only when pyproject.toml changed since the last successful install
 stamp=".venv/.crm-batch-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then

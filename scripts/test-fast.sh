@@ -12,5 +12,5 @@ scripts/bootstrap.sh --test
 .venv/bin/lint-imports
 # --dist loadscope keeps each test module on one worker, so a module's shared fixture (a
 # demo company, a rendered report) is built once instead of once per worker
-exec .venv/bin/python -m pytest -m "not slow and not postgres and not mariadb" \
+exec .venv/bin/python -m pytest -m "not slow and not postgres and not mariadb and not spark" \
   -n "${CRM_BATCH_TEST_WORKERS:-auto}" --dist loadscope "$@"

@@ -7,6 +7,11 @@ Database servers (both on this machine, standard ports; override with the enviro
 * MariaDB/MySQL: ``CRM_BATCH_TEST_MARIADB_URL``, default
   ``mysql+pymysql://root@127.0.0.1:3306/test`` (empty password).
 
+Spark (``spark_url``): the first test that needs it starts a local Spark Connect server
+with scripts/spark-local.sh on a free port, its warehouse, metastore and logs in a
+session temp folder, and the session stops it at its end (also after failures). Java
+and pyspark missing skip those tests with the reason.
+
 Every test session works in its own PostgreSQL schema / MariaDB database named
 ``crm_t_<pid>_<random>_<n>`` and drops it at the end, so concurrent runs never collide.
 A server that cannot be reached skips its tests with the reason; set
@@ -14,7 +19,8 @@ A server that cannot be reached skips its tests with the reason; set
 
 Fixtures (see each docstring): ``as_of``, ``period``, ``canonical_frames``,
 ``sql_catalog``, ``postgres_url``, ``postgres_url_factory``, ``mariadb_url``,
-``mariadb_url_factory``, ``db_url_factory``, ``loaded_db_factory``, ``canonical_db``.
+``mariadb_url_factory``, ``db_url_factory``, ``loaded_db_factory``, ``canonical_db``,
+``spark_url``.
 """
 
 from __future__ import annotations
@@ -24,7 +30,10 @@ import itertools
 import logging
 import os
 import secrets
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -164,6 +173,8 @@ _FIXTURE_MARKERS = {
     "postgres_url_factory": "postgres",
     "mariadb_url": "mariadb",
     "mariadb_url_factory": "mariadb",
+    "spark_url": "spark",
+    "spark_url_factory": "spark",
 }
 
 
@@ -400,3 +411,114 @@ def canary() -> Iterator[tuple[str, list[str]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- Spark -----------------------------------------------------------------------------
+
+
+class SparkServer:
+    """A local Spark Connect server for this session (scripts/spark-local.sh), started on
+    first use on a free port; :meth:`stop` ends it."""
+
+    SCRIPT = REPO_DIR / "scripts" / "spark-local.sh"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port: int | None = None
+        self._unusable: str | None = None
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CRM_BATCH_SPARK_PORT=str(self.port),
+            CRM_BATCH_SPARK_DIR=str(self.folder),
+            CRM_BATCH_SPARK_MEMORY="2g",
+            CRM_BATCH_SPARK_PARTITIONS="2",  # tiny tables: fewer, cheaper tasks
+            PYTHON=sys.executable,
+        )
+        return env
+
+    def url(self) -> str:
+        """``sc://127.0.0.1:<port>``; skip (or fail) the test when Spark cannot run."""
+        test = _CURRENT_TEST[0] if _CURRENT_TEST else None
+        if test is not None and test.get_closest_marker("spark") is None:
+            pytest.fail(f"{test.nodeid} uses Spark without @pytest.mark.spark", pytrace=False)
+        if self.port is None and self._unusable is None:
+            self._unusable = self._start()
+        if self._unusable is not None:
+            if os.environ.get("CRM_BATCH_TEST_REQUIRE_SERVERS") == "1":
+                pytest.fail(self._unusable, pytrace=False)
+            pytest.skip(self._unusable)
+        return f"sc://127.0.0.1:{self.port}"
+
+    def _start(self) -> str | None:
+        """Start the server; why it cannot run, or None when it answers."""
+        if shutil.which("java") is None:
+            return (
+                "Spark needs Java 17+ (apt-get install openjdk-17-jre-headless, or "
+                "scripts/bootstrap.sh --test)"
+            )
+        try:
+            import pyspark  # noqa: F401
+        except ImportError:
+            return 'Spark needs pyspark with Spark Connect (pip install -e ".[spark]")'
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        done = subprocess.run(
+            [str(self.SCRIPT), "start"],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0:
+            self.stop()
+            self.port = None
+            return f"the Spark Connect server did not start: {done.stderr.strip()[-600:]}"
+        return None
+
+    def stop(self) -> None:
+        if self.port is None:
+            return
+        subprocess.run(
+            [str(self.SCRIPT), "stop"],
+            env=self._env(),
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def _spark_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkServer]:
+    server = SparkServer(tmp_path_factory.mktemp("spark"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_url(_spark_server: SparkServer) -> str:
+    """The URL of this session's local Spark Connect server (started on first use)."""
+    return _spark_server.url()
+
+
+@pytest.fixture(scope="session")
+def spark_url_factory(spark_url: str) -> Callable[[], str]:
+    """Call it for a fresh, empty Spark database (schema); returns an ``sc://`` URL whose
+    session works in it (``?schema=<name>``). The server goes with the session."""
+    from crm_batch.source.spark import SparkSource
+
+    def make() -> str:
+        name = unique_name()
+        source = SparkSource(spark_url, statement_timeout=300)
+        try:
+            source.session().sql(f"create database {name}").collect()
+        finally:
+            source.dispose()
+        return f"{spark_url}?schema={name}"
+
+    return make

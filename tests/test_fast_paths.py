@@ -566,12 +566,14 @@ def _messy_orders() -> dict[str, pd.DataFrame]:
 
 def _messy_mapping(folder: Path, dialect: str = "") -> SourceMapping:
     """Mapping files for :func:`_load_messy`'s tables: the columns they lack are NULL
-    (cast to the types ``dialect`` knows: MySQL and MariaDB have no varchar casts)."""
+    (cast to the types ``dialect`` knows: MySQL and MariaDB have no varchar casts, Spark
+    SQL knows ``string``, not a bare ``varchar``)."""
     present = {
         "customers": {"customer_id", "team", "signup_date"},
         "orders": {"order_id", "customer_id", "order_date", "amount", "status"},
     }
-    cast = {"id": "bigint", "text": "varchar", "date": "date", "money": "decimal(14, 2)"}
+    text_type = "string" if dialect == "spark" else "varchar"
+    cast = {"id": "bigint", "text": text_type, "date": "date", "money": "decimal(14, 2)"}
     cast |= {"bool": "boolean"}
     if dialect in {"mysql", "mariadb"}:
         cast |= {"id": "signed", "text": "char", "bool": "signed"}
@@ -659,6 +661,78 @@ def test_dialect_variants_return_the_rows_of_their_portable_query(
             pd.testing.assert_frame_equal(frames[0], frames[1], obj=name)
     finally:
         engine.dispose()
+
+
+#: The messy tables' column types (DuckDB names), as :func:`_load_messy` creates them.
+MESSY_TYPES = {
+    "customers": {"customer_id": "BIGINT", "team": "VARCHAR", "signup_date": "DATE"},
+    "orders": {
+        "order_id": "BIGINT",
+        "customer_id": "BIGINT",
+        "order_date": "DATE",
+        "amount": "DECIMAL(14, 2)",
+        "status": "VARCHAR",
+    },
+}
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+@pytest.mark.parametrize("as_of", [date(2025, 12, 31), date(2026, 6, 30)])
+def test_spark_returns_the_rows_of_the_portable_queries_on_duckdb(
+    spark_url_factory: Callable[[], str],
+    db_url_factory: Callable[[str], URL],
+    as_of: date,
+    tmp_path: Path,
+) -> None:
+    """Every sql/ and sql/checks/ query as Spark runs it (its ``*.spark.sql`` variant
+    where there is one, else the portable file) gives exactly the rows of the portable
+    query on DuckDB, on the messy tables through mapping files (the optional relations
+    absent: their empty relations run on Spark too)."""
+    from fixtures.spark import load_frames
+
+    from crm_batch.periods import period_containing
+    from crm_batch.source.extract_period import period_params
+    from crm_batch.source.spark import SparkSource
+
+    spark_variants = [(folder, name) for kind, folder, name in VARIANTS if kind == "spark"]
+    assert len(spark_variants) >= 2, VARIANTS
+    frames_in = _messy_orders()
+    source = SparkSource(spark_url_factory(), statement_timeout=300)
+    engine = db.make_engine(db_url_factory("duckdb"))
+    quarter = period_containing(as_of, "quarter")
+    params = {
+        **period_params(quarter, as_of, ThresholdSettings()),
+        **ends_params(as_of, quarter.start - timedelta(days=1), ThresholdSettings()),
+        **as_of_params(as_of, ThresholdSettings()),
+        **check_params(as_of, sample_rows=1000),
+        "cohort_start": cohort_start(as_of),
+    }
+    (tmp_path / "duckdb").mkdir()
+    (tmp_path / "spark").mkdir()
+    try:
+        load_frames(source, frames_in, MESSY_TYPES)
+        _load_messy(engine, frames_in)
+        compared = 0
+        for folder in (SHIPPED_SQL_DIR, SHIPPED_SQL_DIR / "checks"):
+            portable_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "duckdb"))
+            spark_catalog = SqlCatalog(folder, _messy_mapping(tmp_path / "spark", "spark"))
+            for name in portable_catalog.names():
+                portable = portable_catalog.get(name)
+                on_spark = spark_catalog.get(name, "spark")
+                if (folder, name) in spark_variants:
+                    assert on_spark.path.name == f"{name}.spark.sql"
+                frames = []
+                for where, query in ((engine, portable), (source, on_spark)):
+                    frame = db.run_query(where, query, params)
+                    keys = list(frame.columns)
+                    frame = frame.sort_values(keys, na_position="first")
+                    frames.append(frame.reset_index(drop=True))
+                pd.testing.assert_frame_equal(frames[0], frames[1], obj=name)
+                compared += 1
+        assert compared >= 30
+    finally:
+        source.dispose()
 
 
 #: (start day, end day) pairs: a quarter, a month, a year (its start's 12 months end

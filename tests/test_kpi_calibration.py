@@ -78,3 +78,14 @@ def test_no_orders_in_the_quarter_and_no_model() -> None:
     assert (result["actual_days"] == 0).all()
     one_timers = start_table().assign(order_days=1, repeat_paid=0.0)
     assert calibration_by_tier(one_timers, empty, 92).empty
+
+
+def test_the_purchase_model_alone_is_the_full_fits_to_the_digit() -> None:
+    """Calibration fits the BG/NBD alone (no Gamma-Gamma): the same model as the full
+    fit's, in any row order."""
+    table = start_table()
+    full = predict.fit(table).bgnbd
+    assert full is not None
+    assert predict.fit_purchases(table) == full
+    assert predict.fit_purchases(table.sample(frac=1.0, random_state=3)) == full
+    assert predict.fit_purchases(table.assign(order_days=1, repeat_paid=0.0)) is None

@@ -83,12 +83,13 @@ def test_nightly_stores_snapshots_logs_each_stage_and_reruns_identically(
         "harvest",
         "workbooks",
         "reports",
+        "callsheets",
         "delivery",
     ]
-    kpis, stored, _harvest, workbooks, reports, delivery = first.stages
+    kpis, stored, _harvest, workbooks, reports, sheets, delivery = first.stages
     assert workbooks.rows == 8  # one workbook per team
     assert len(list(settings.workbooks_dir.glob("*.xlsm"))) == 8
-    assert (reports.rows, delivery.rows) == (0, 0)  # both off in these settings
+    assert (reports.rows, sheets.rows, delivery.rows) == (0, 0, 0)  # off in these settings
     assert kpis.rows == 300
     assert "8 teams" in kpis.summary
     stored_first = snapshots(settings)

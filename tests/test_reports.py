@@ -372,6 +372,48 @@ def test_zh_pdf_pages_metadata_and_cjk_font(zh_pdf: Path, run: KpiRun) -> None:
     assert 'rel="stylesheet"' not in page
 
 
+def _structure(reader: PdfReader) -> list[tuple[str, dict]]:
+    """Every element of the PDF's structure tree, in reading order: (type, dictionary)."""
+    found: list[tuple[str, dict]] = []
+
+    def walk(node: object) -> None:
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict) and "/S" in node:
+            found.append((str(node["/S"]), node))
+            walk(node.get("/K", []))
+
+    walk(reader.trailer["/Root"]["/StructTreeRoot"]["/K"])
+    return found
+
+
+def test_zh_pdf_is_tagged_pdf_ua_in_its_language(zh_pdf: Path) -> None:
+    """PDF/UA-1: a structure tree, marked content, the document language and title, every
+    chart a figure with its description, table headers as header cells."""
+    reader = PdfReader(zh_pdf)
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"])
+    assert root["/Lang"] == "zh-CN"
+    assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
+    assert "pdfuaid:part" in root["/Metadata"].get_object().get_data().decode("utf-8")
+    elements = _structure(reader)
+    kinds = Counter(kind for kind, _ in elements)
+    assert kinds["/H1"] == 1
+    assert kinds["/H2"] >= 10
+    assert kinds["/Table"] >= 5
+    assert kinds["/TD"] > kinds["/TH"] >= 20
+    # each data cell names its header cells; the matrix's rows have headers too (scope)
+    headers = [len(element["/A"]["/Headers"]) for kind, element in elements if kind == "/TD"]
+    assert min(headers) >= 1
+    assert headers.count(2) == 8  # the value x lifecycle matrix: 2 value rows x 4 stages
+    figures = [element for kind, element in elements if kind == "/Figure"]
+    assert len(figures) == 3  # the tiers, Pareto and campaign funnel charts
+    for figure in figures:
+        assert len(str(figure["/Alt"])) >= 20  # a description, not a file name
+
+
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed")
 def test_zh_page_renders_to_png(zh_pdf: Path, tmp_path: Path) -> None:
     """pdftoppm draws page 2 (findings) to a PNG, for people to look at too."""

@@ -27,7 +27,7 @@ from openpyxl.utils import get_column_letter
 from crm_batch.app.followups import StaffInput
 from crm_batch.app.kpis import KpiRun, run_kpis, snapshot_period
 from crm_batch.config import Settings, load_settings
-from crm_batch.excel import layout
+from crm_batch.excel import layout, printing
 from crm_batch.excel.cells import MAX_CELL_CHARS, WorkbookError
 from crm_batch.excel.layout import OrphanedNote
 from crm_batch.excel.sheet_values import sheet_rows
@@ -774,7 +774,7 @@ def test_text_typed_into_a_date_column_survives_sheet_rows(
     assert row[keys.index("save_problem")] == "not a date"
 
 
-def test_sheets_print_one_page_wide_with_the_header_row_on_every_page(
+def test_sheets_print_readably_with_the_header_row_on_every_page(
     run: KpiRun, team: str, settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "team.xlsm"
@@ -785,18 +785,39 @@ def test_sheets_print_one_page_wide_with_the_header_row_on_every_page(
     assert dashboard.sheet_properties.pageSetUpPr.fitToPage
     # 1 x 1 page (1 is the file format's default, left out of the file: read back as None)
     assert (dashboard.page_setup.fitToWidth or 1, dashboard.page_setup.fitToHeight or 1) == (1, 1)
-    for key in ("customers", "watchlist", "followups"):
+    wide: dict[str, int] = {}
+    for key in ("customers", "watchlist", "followups", "care", "advocates"):
         sheet = book[layout.sheet_title(key, "en")]
         setup = sheet.page_setup
         assert setup.orientation == "landscape", key
         assert setup.paperSize == 9, key  # A4
         assert sheet.sheet_properties.pageSetUpPr.fitToPage, key
-        assert (setup.fitToWidth or 1, setup.fitToHeight) == (1, 0), key  # pages tall: any
+        assert setup.fitToHeight == 0, key  # pages tall: as many as it needs
         assert sheet.print_title_rows == "$1:$1", key
+        # read back: the printed scale stays readable (>= 60 %), measured independently
+        # from the stored column widths (Calibri 11: 7 px a character + 5 px, 96 px/in)
+        inches = [
+            (sheet.column_dimensions[get_column_letter(c)].width * 7 + 5) / 96
+            for c in range(1, sheet.max_column + 1)
+        ]
+        printable = 297 / 25.4 - 0.8
+        across = setup.fitToWidth or 1
+        repeated = sum(inches[:2] if key in ("customers", "watchlist", "followups") else inches[:1])
+        if across == 1:
+            assert sum(inches) * 0.6 <= printable, key
+            assert sheet.print_title_cols is None, key
+        else:  # the fewest pages across that keep 60 %, ID and name on each page
+            assert (sum(inches) + (across - 1) * repeated) * 0.6 <= across * printable, key
+            assert (sum(inches) + (across - 2) * repeated) * 0.6 > (across - 1) * printable, key
+            assert sheet.print_title_cols == "$A:$B", key
+            assert setup.pageOrder == "overThenDown", key
+        wide[key] = across
         corner = f"${get_column_letter(sheet.max_column)}${sheet.max_row}"
         assert sheet.print_area == f"'{sheet.title}'!$A$1:{corner}", key
         # the page header holds Excel codes only: no team or customer text
         assert sheet.oddHeader.left.text == "&F · &A", key
+    assert wide["customers"] >= 2  # 21 columns: at one page wide it printed at ~half size
+    assert wide["care"] == 1
 
 
 def test_the_dashboard_labels_its_grey_previous_values_on_the_sheet(
@@ -815,3 +836,12 @@ def test_money_tiles_show_whole_units_like_the_pdfs() -> None:
     assert whole_money_format("CNY") == '"¥"#,##0'
     assert whole_money_format("XYZ") == '#,##0 "XYZ"'  # an unknown code stays a code
     assert tile_formats("CNY")["money"] == whole_money_format("CNY")
+
+
+@pytest.mark.parametrize(("columns", "across"), [(20, 1), (23, 1), (24, 2), (30, 2), (60, 3)])
+def test_pages_across_keep_the_print_scale_readable(columns: int, across: int) -> None:
+    """Hand-worked: a 10-character column prints 75/96 inch wide; A4 landscape holds
+    10.89 inches between the margins, 18.16 inches at 60 %: 23 columns (17.97 in) fit
+    on one page, 24 (18.75 in) do not. Each further page adds 18.16 in less the two
+    repeated columns (1.56 in): 30 columns need 2 pages, 60 columns (46.88 in) need 3."""
+    assert printing.pages_wide([10.0] * columns, 2) == across

@@ -25,7 +25,9 @@ from crm_batch.periods import period_containing
 from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
 from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.demo.load_spark import load_demo_spark
 from crm_batch.source.params import standard_params
+from crm_batch.source.spark import SparkSource
 from crm_batch.urls import safe_url
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,10 @@ def build_demo_database(
     if target is None:
         engine = build_engine(settings, url)
         try:
+            if isinstance(engine, SparkSource):  # Parquet tables through Spark Connect
+                return load_demo_spark(
+                    engine, data, id_type=id_type, replace=replace, progress=progress
+                )
             return demo_data.load_demo(
                 engine, data, id_type=id_type, replace=replace, progress=progress
             )

@@ -7,7 +7,9 @@ dispose of them. Two databases, by purpose:
 * the **source** (:func:`source_url`): the company's data, only ever read. When the
   state lives elsewhere its engine is read-only where the driver can say so (SQLite
   ``mode=ro``, DuckDB ``read_only``, PostgreSQL ``default_transaction_read_only``,
-  MySQL/MariaDB ``SET SESSION TRANSACTION READ ONLY``);
+  MySQL/MariaDB ``SET SESSION TRANSACTION READ ONLY``). A Spark Connect URL
+  (``sc://``) makes a :class:`~crm_batch.source.spark.SparkSource` instead of an engine:
+  Spark is read-mostly and holds no state, so the state is then always elsewhere;
 * the **state** (:func:`state_url`): everything crm-batch writes (``kpi_snapshots``,
   ``batch_runs``, ``followups``, ``deliveries``, ``value_model_parameters``, the
   database lock). ``[state] url`` when set; else the source when it is writable (one
@@ -37,9 +39,10 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crm_batch.config import Settings, default_demo_url, default_state_url
 from crm_batch.errors import ConfigError, DependencyError
-from crm_batch.source.db import check_connection, make_engine, server_read_only
+from crm_batch.source.db import Source, check_connection, make_engine, server_read_only
 from crm_batch.source.failures import first_line
 from crm_batch.source.folder import prepare_folder_source
+from crm_batch.source.spark import SparkSource, is_spark_url
 from crm_batch.urls import normalize_url
 
 __all__ = [
@@ -112,6 +115,8 @@ def source_read_only(settings: Settings, source: Engine | None = None) -> str | 
     if settings.source_folder is not None:
         return f"the source is the folder of exports {settings.source_folder}"
     url = source_url(settings)
+    if is_spark_url(url):
+        return "Spark is only read, through Spark Connect (the state needs a SQL database)"
     reason = _file_read_only(url)
     if reason is not None or url.get_backend_name() not in _SERVERS:
         return reason
@@ -163,6 +168,13 @@ def resolve_state(settings: Settings, source: Engine | None = None) -> StateChoi
     :class:`ConfigError`.
     """
     src = source_url(settings)
+    if settings.state_url is not None and is_spark_url(settings.state_url):
+        raise ConfigError(
+            "state.url / $CRM_BATCH_STATE_URL names a Spark Connect server: the state (run "
+            "log, snapshots, follow-ups, locks) needs a SQL database; point it at "
+            "PostgreSQL, MySQL/MariaDB or DuckDB, or leave it unset for state.duckdb in "
+            "paths.data_dir"
+        )
     if settings.state_url is not None:
         same = _same_database(settings.state_url, src)
         if same and settings.source_read_only:
@@ -193,9 +205,10 @@ def _same_database(first: URL, second: URL) -> bool:
 
 def build_engine(
     settings: Settings, url: URL | None = None, *, create: bool = False, read_only: bool = False
-) -> Engine:
+) -> Source:
     """An engine for the source (or ``url``) with the configured timeouts; ``read_only``
-    asks the driver to refuse writes (:func:`crm_batch.source.db.make_engine`).
+    asks the driver to refuse writes (:func:`crm_batch.source.db.make_engine`). A Spark
+    Connect URL gives a :class:`~crm_batch.source.spark.SparkSource` (it only reads).
 
     With no database configured, the embedded demo database in ``paths.data_dir`` must
     exist: a missing one is a :class:`ConfigError` naming the path and the settings
@@ -205,6 +218,12 @@ def build_engine(
     disposes of the engine; prefer :func:`open_engine`, which does.
     """
     target = source_url(settings) if url is None else url
+    if is_spark_url(target):
+        return SparkSource(
+            target,
+            connect_timeout=settings.connect_timeout_seconds,
+            statement_timeout=settings.statement_timeout_seconds,
+        )
     embedded = target == default_demo_url(settings.data_dir)
     missing = None if create or not embedded else missing_database_file(target)
     if missing is not None:
@@ -223,7 +242,7 @@ def build_engine(
 
 
 @contextmanager
-def open_engine(settings: Settings, url: URL | None = None) -> Iterator[Engine]:
+def open_engine(settings: Settings, url: URL | None = None) -> Iterator[Source]:
     """:func:`build_engine` for the length of a ``with`` block, disposed of after it."""
     engine = build_engine(settings, url)
     try:
@@ -234,10 +253,11 @@ def open_engine(settings: Settings, url: URL | None = None) -> Iterator[Engine]:
 
 @dataclass(frozen=True)
 class Databases:
-    """The engines of one command: ``source`` (read) and ``state`` (written). When the
-    state is the source they are the same engine (:attr:`shared`)."""
+    """The engines of one command: ``source`` (read; a SQLAlchemy engine or a Spark
+    Connect source) and ``state`` (written, always a SQL database). When the state is
+    the source they are the same engine (:attr:`shared`)."""
 
-    source: Engine
+    source: Source
     state: Engine
     choice: StateChoice | None = None  # None: made by hand (tests, one engine for both)
 
@@ -275,6 +295,7 @@ def build_databases(settings: Settings) -> Databases:
         raise
     if not choice.separate:
         engine = probe or build_engine(settings, src)
+        assert isinstance(engine, Engine)  # a Spark source is never the state (resolve_state)
         return Databases(engine, engine, choice)
     if probe is not None:
         probe.dispose()
@@ -284,7 +305,9 @@ def build_databases(settings: Settings) -> Databases:
     except BaseException:
         source.dispose()
         raise
-    _name_failures(source, SOURCE)
+    assert isinstance(state, Engine)  # resolve_state refuses a Spark state
+    if isinstance(source, Engine):  # a Spark source's errors name its URL already
+        _name_failures(source, SOURCE)
     _name_failures(state, STATE)
     return Databases(source, state, choice)
 

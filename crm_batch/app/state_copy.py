@@ -195,8 +195,8 @@ def history_left_behind(databases: Databases) -> str | None:
     """A warning when the state database is separate from the source and holds no KPI
     history while the source still holds state tables with rows (a state moved without
     ``crm-batch state copy``); None otherwise. Cheap: two probes and two counts."""
-    if databases.shared:
-        return None
+    if databases.shared or not isinstance(databases.source, Engine):
+        return None  # shared, or a Spark source: Spark never held crm-batch's state
     if _count(databases.state, "kpi_snapshots") or _count(databases.state, "deliveries"):
         return None
     counts = {name: _count(databases.source, name) for name in OUTPUT_TABLES}

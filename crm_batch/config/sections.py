@@ -261,6 +261,12 @@ class ReportSettings(_Section):
     # languages to render every report in; empty = each report in its scope's language
     # (a team's `language`, the company's `general.language`)
     languages: list[Language] = Field(default_factory=list)
+    # the nightly run also renders a call sheet per account owner of every team (its
+    # customers to call, care calendar and follow-ups due; crm_batch.reports.callsheets),
+    # in the team's language. Off by default: it is one more PDF per sales rep per night
+    # (a render each), and each sheet lists customers' phone numbers, which a company
+    # should choose to put in its reports folder
+    per_owner: bool = False
 
 
 class WorkbookSettings(_Section):

@@ -380,10 +380,17 @@ def _write_table_sheet(
             "columns": table_columns,
         },
     )
-    sheet.freeze_panes(1, 2 if key in {"customers", "followups", "watchlist"} else 1)
-    setup_table_print(sheet, last_row, len(cols) - 1)
-    for c, (column, header, column_values) in enumerate(zip(cols, headers, values, strict=True)):
-        sheet.set_column(c, c, _width(column, header, column_values, formats))
+    # the identifying columns (ID, and the name where it is wide): frozen on screen,
+    # repeated on every printed page across
+    fixed = 2 if key in {"customers", "followups", "watchlist"} else 1
+    sheet.freeze_panes(1, fixed)
+    widths = [
+        _width(column, header, column_values, formats)
+        for column, header, column_values in zip(cols, headers, values, strict=True)
+    ]
+    for c, width in enumerate(widths):
+        sheet.set_column(c, c, width)
+    setup_table_print(sheet, last_row, widths, fixed)
     by_key = {column.key: i for i, column in enumerate(cols)}
     _conditional_formats(sheet, formats, key, by_key, rows, language, data)
     if key == "followups":

@@ -218,6 +218,45 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "另有 {count} 位预警客户未列出,详见团队工作簿的预警清单。",
         "{count} more customers with a warning are in the team workbooks' watchlist.",
     ),
+    # charts described in words: the PDF's alt text, read out by screen readers
+    "alt.distribution": (
+        "条形图:左侧为各客户等级和价值层级的客户数,右侧为其近12个月销售额占比;数值见下表。",
+        "Bar chart: customers per tier and value tier on the left, their share of 12-month "
+        "revenue on the right; the figures are in the tables below.",
+    ),
+    "alt.pareto": (
+        "曲线图:客户按近12个月销售额从高到低排列后的累计销售额占比,虚线标出头部20%客户的"
+        "销售额占比;数值见下表。",
+        "Line chart: the cumulative share of 12-month revenue over the customers ranked by "
+        "revenue, highest first; dashed lines mark the share of the top 20%; the figures "
+        "are in the table below.",
+    ),
+    "alt.funnel": (
+        "漏斗条形图:本期营销触达、打开、点击和转化的客户数及其占触达的比例;各活动数值见下表。",
+        "Funnel bar chart: customers touched, opened, clicked and converted in the period, "
+        "each with its share of those touched; each campaign's figures are in the tables "
+        "below.",
+    ),
+    "alt.targets": (
+        "条形图:每个目标指标本季度的达成率,100%处有参考线;数值见下表。",
+        "Bar chart: each target KPI's attainment this quarter, with a line at 100%; the "
+        "figures are in the table below.",
+    ),
+    "alt.trends": (
+        "一组折线小图:主要指标近8个季度的走势,每个指标一图;数值见下表。",
+        "Small line charts: the main KPIs over the last 8 quarters, one chart per KPI; the "
+        "figures are in the table below.",
+    ),
+    "alt.migration": (
+        "热力图:季度初到季度末客户在各等级之间的迁移人数,颜色越深人数越多;数值见右侧。",
+        "Heat map: customers moving between tiers from the start to the end of the "
+        "quarter, darker for more customers; the moves are listed beside it.",
+    ),
+    "alt.cohorts": (
+        "热力图:按首次购买季度分组的客户在之后各季度的留存率,颜色越深留存越高;数值见下表。",
+        "Heat map: the share of each first-purchase quarter's customers still buying in "
+        "each later quarter, darker for more; the figures are in the table below.",
+    ),
     # chart axes
     "chart.customers_ranked": ("客户累计占比", "Share of customers (ranked by revenue)"),
     "chart.revenue_cumulative": ("累计销售额占比", "Cumulative share of revenue"),

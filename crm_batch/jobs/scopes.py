@@ -54,6 +54,33 @@ def render_each(
     return done, tuple(problems)
 
 
+def render_each_owner(
+    what: str,
+    units: Sequence[tuple[str, str]],
+    render: Callable[[list[tuple[str, str]]], list[T]],
+) -> tuple[list[T], tuple[Problem, ...]]:
+    """:func:`render_each` for outputs of one (team, owner) each, such as the call sheets:
+    ``render(units)``; if it fails with a team's failure, ``render([unit])`` for each, so
+    one owner's failed output is a problem of that owner's team (naming the owner) and
+    every other owner, of that team too, gets theirs."""
+    try:
+        return render(list(units)), ()
+    except Exception as exc:
+        if not is_team_failure(exc):
+            raise
+        log.warning("%ss failed (%s); rendering each on its own", what, error_text(exc))
+    done: list[T] = []
+    problems: list[Problem] = []
+    for team, owner in units:
+        try:
+            done.extend(render([(team, owner)]))
+        except Exception as exc:
+            if not is_team_failure(exc):
+                raise
+            problems.append(_problem(f"{what} of owner {show_team(owner)}", team, exc))
+    return done, tuple(problems)
+
+
 def _problem(what: str, scope: str | None, exc: Exception) -> Problem:
     """The problem of ``scope``'s failed ``what``, logged (with the traceback of a bug)."""
     if not isinstance(exc, CrmBatchError):

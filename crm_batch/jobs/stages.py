@@ -4,7 +4,8 @@ The nightly run of business date T (:data:`NIGHTLY_STAGES`): ``kpis`` (extractio
 checks, the quarter-to-date KPIs of the company and every team), ``snapshots`` (T's rows
 replaced in one transaction), ``harvest`` (staff inputs of the folder's other
 workbooks), ``workbooks`` (each team's workbook harvested, rebuilt and replaced
-atomically), ``reports`` (diagnosis PDFs) and ``delivery`` (e-mail, when asked). The
+atomically), ``reports`` (diagnosis PDFs), ``callsheets`` (a PDF per sales rep, when
+``reports.per_owner`` is on) and ``delivery`` (e-mail, when asked). The
 quarterly run of a quarter (:data:`QUARTERLY_STAGES`, business date = its last day):
 ``reviews`` and ``delivery``. Running a date twice gives the same outputs and sends
 nothing twice; a run that dies between stages leaves every previous output as it was
@@ -134,6 +135,36 @@ def write_diagnosis_reports(context: RunContext) -> StageOutcome:
     return StageOutcome(len(rendered), f"{len(rendered)} diagnosis reports", problems)
 
 
+def write_call_sheets(context: RunContext) -> StageOutcome:
+    """Render a call sheet for every account owner of every team (their customers to
+    call, care calendar and follow-ups due, in the team's language;
+    :mod:`crm_batch.reports.callsheets`), when ``reports.per_owner`` is on. The
+    follow-ups are read after the ``workbooks`` stage stored what staff typed. A sheet
+    that fails is a problem of its team naming the owner; the others are written
+    (:func:`crm_batch.jobs.scopes.render_each_owner`). Sheets are not mailed."""
+    settings = context.settings
+    if not settings.reports.per_owner:
+        return StageOutcome(0, "off (reports.per_owner = false)")
+    from crm_batch.app.followups import latest_followups
+    from crm_batch.jobs.scopes import render_each_owner
+    from crm_batch.reports import callsheets
+
+    run = _kpis_of(context, "callsheets")
+    units = callsheets.sheet_units(run.reports)
+    language_of = {team: settings.language_of(team) for team, _owner in units}
+    paths = callsheets.sheet_paths(settings, units, run.as_of.isoformat(), language_of)
+    followups = latest_followups(context.databases.state)
+    rendered, problems = render_each_owner(
+        "call sheet",
+        units,
+        lambda some: callsheets.write_call_sheets(
+            settings, run.reports, some, followups, paths, language_of
+        ),
+    )
+    teams = len({sheet.team for sheet in rendered})
+    return StageOutcome(len(rendered), f"{len(rendered)} call sheets of {teams} teams", problems)
+
+
 def deliver_reports(context: RunContext) -> StageOutcome:
     """E-mail the reports this run rendered to the addresses in the settings (a re-run
     sends nothing twice unless the run asks to resend; a dry run lists the messages);
@@ -205,6 +236,7 @@ NIGHTLY_STAGES: tuple[Stage, ...] = (
     Stage("harvest", current_outputs(harvest_workbooks)),
     Stage("workbooks", current_outputs(refresh_workbooks)),
     Stage("reports", current_outputs(write_diagnosis_reports)),
+    Stage("callsheets", current_outputs(write_call_sheets)),
     Stage("delivery", current_outputs(deliver_reports), retry=False),
 )
 

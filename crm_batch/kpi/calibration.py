@@ -35,12 +35,12 @@ def calibration_by_tier(
     and their actual ones (``actual_days``: ``customer_id`` and ``order_days_in_period``,
     customers without a row bought nothing), and actual / predicted. Empty when the model
     cannot be fitted on the start's buyers (too few repeat buyers)."""
-    model = predict.fit(start_table)
-    if model.bgnbd is None:
+    model = predict.fit_purchases(start_table)  # purchase days: no spend model needed
+    if model is None:
         return pd.DataFrame(columns=list(CALIBRATION_COLUMNS))
     buyers, summary = predict.buyer_summary(start_table)
     predicted = predict.expected_purchases(
-        model.bgnbd, horizon_days, summary.frequency, summary.recency, summary.T
+        model, horizon_days, summary.frequency, summary.recency, summary.T
     )
     ids = start_table["customer_id"][buyers]
     where = positions(ids, actual_days["customer_id"])

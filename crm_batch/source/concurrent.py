@@ -28,9 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-from sqlalchemy.engine import Engine
-
 from crm_batch.errors import ConfigError
+from crm_batch.source.db import Source, dialect_name
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +41,17 @@ WORKERS_ENV = "CRM_BATCH_QUERY_WORKERS"
 #: Three: on a 2-core PostgreSQL server with the client beside it, the full KPI set
 #: took 44 s with one, 40 s with two, 37-39 s with three and 38 s with four
 #: (benchmarks/kpi_bench.py): the gain is mostly the client's Arrow conversion of one
-#: result overlapping the server's work on the next, and it stops at three.
-DEFAULT_WORKERS: Mapping[str, int] = {"postgresql": 3}
+#: result overlapping the server's work on the next, and it stops at three. Spark: two,
+#: by the same reasoning (one Spark Connect session runs concurrent operations, and each
+#: small query spends most of its time in Spark's job scheduling, not on the cores);
+#: not measured against one yet: the environment variable overrides it.
+DEFAULT_WORKERS: Mapping[str, int] = {"postgresql": 3, "spark": 2}
 #: Upper bound for the setting: each worker holds a pooled connection (and, on
 #: PostgreSQL, an ADBC one beside it); SQLAlchemy's default pool lends at most 15.
 MAX_WORKERS = 8
 
 
-def query_workers(engine: Engine, workers: int | None = None) -> int:
+def query_workers(engine: Source, workers: int | None = None) -> int:
     """How many queries to run at the same time on ``engine``.
 
     ``workers`` if given, else :data:`WORKERS_ENV` if set, else the dialect's default
@@ -60,7 +62,7 @@ def query_workers(engine: Engine, workers: int | None = None) -> int:
     if workers is None:
         raw = os.environ.get(WORKERS_ENV, "").strip()
         if not raw:
-            return DEFAULT_WORKERS.get(engine.dialect.name, 1)
+            return DEFAULT_WORKERS.get(dialect_name(engine), 1)
         source = f"environment variable {WORKERS_ENV}"
         try:
             workers = int(raw)

@@ -12,6 +12,8 @@ PostgreSQL the ADBC driver, :mod:`crm_batch.source.pg_arrow`) and are typed colu
 column in Arrow, without a Python object per value: pulling a million customers this
 way takes a fraction of a second where row tuples took several. Other dialects (and
 PostgreSQL without the ADBC driver) fetch row tuples through the SQLAlchemy connection.
+A Spark Connect source (:class:`~crm_batch.source.spark.SparkSource`, not a SQLAlchemy
+engine: :data:`Source` is either) runs the statement in Spark and returns Arrow too.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from crm_batch.errors import DependencyError, PermanentDependencyError, SqlContr
 from crm_batch.source import pg_arrow
 from crm_batch.source.conform import ArrowUnsupportedError, conform_arrow, conform_frame
 from crm_batch.source.failures import first_line, refused_for_good, rejected_error, statement_error
+from crm_batch.source.spark import SparkSource
 from crm_batch.source.sql_files import SqlQuery
 from crm_batch.urls import normalize_url, safe_url
 
@@ -47,8 +50,15 @@ log = logging.getLogger(__name__)
 _MYSQL_CLIENT_GRACE_SECONDS = 5.0
 
 
-def dialect_name(engine: Engine) -> str:
-    """The dialect name used to pick sql/ variants (``mariadb`` for MariaDB servers)."""
+#: What the source queries run on: a SQLAlchemy engine, or a Spark Connect server.
+Source = Engine | SparkSource
+
+
+def dialect_name(engine: Source) -> str:
+    """The dialect name used to pick sql/ variants (``mariadb`` for MariaDB servers,
+    ``spark`` for a Spark Connect source)."""
+    if isinstance(engine, SparkSource):
+        return engine.dialect_name
     name = engine.dialect.name
     if name == "mysql" and getattr(engine.dialect, "is_mariadb", False):
         return "mariadb"
@@ -376,8 +386,11 @@ def _mysql_enabled_roles(conn: Connection) -> list[str]:
     return [f"'{role}'" for (role,) in rows if role is not None]
 
 
-def check_connection(engine: Engine) -> None:
+def check_connection(engine: Source) -> None:
     """Open one connection and run ``select 1``; raise :class:`DependencyError` if we can't."""
+    if isinstance(engine, SparkSource):
+        engine.check()
+        return
     try:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
@@ -387,7 +400,7 @@ def check_connection(engine: Engine) -> None:
 
 
 def run_query(
-    engine: Engine,
+    engine: Source,
     query: SqlQuery,
     params: Mapping[str, Any],
     *,
@@ -409,6 +422,9 @@ def run_query(
         )
     binds = {spec.name: _bind_value(params[spec.name], spec.type, engine) for spec in query.params}
     started = time.perf_counter()
+    if isinstance(engine, SparkSource):  # Spark binds the typed values itself
+        table = engine.fetch_arrow(query.body, binds, query.path)
+        return conform_arrow(table, query, timezone)
     try:
         frame = _fetch(engine, query, binds, timezone, arrow=True)
     except ArrowUnsupportedError as exc:
@@ -500,7 +516,7 @@ def _fetch_duckdb_arrow(conn: Connection, query: SqlQuery, binds: Mapping[str, A
     return driver_connection.sql(str(compiled), params=arguments).to_arrow_table()
 
 
-def _bind_value(value: Any, kind: str, engine: Engine) -> Any:
+def _bind_value(value: Any, kind: str, engine: Source) -> Any:
     """Bind values as the driver expects.
 
     SQLite stores dates and timestamps as ISO text, written by SQLAlchemy as
@@ -511,10 +527,10 @@ def _bind_value(value: Any, kind: str, engine: Engine) -> Any:
         return None
     if kind == "date":
         value = pd.Timestamp(value).date()
-        return value.isoformat() if engine.dialect.name == "sqlite" else value
+        return value.isoformat() if dialect_name(engine) == "sqlite" else value
     if kind == "timestamp":
         value = pd.Timestamp(value).to_pydatetime()
-        if engine.dialect.name == "sqlite":
+        if dialect_name(engine) == "sqlite":
             return value.isoformat(sep=" ", timespec="microseconds")
         return value
     if kind == "int":

@@ -44,6 +44,7 @@ from crm_batch.config import SOURCE_DIR_NAME
 from crm_batch.errors import SqlContractError
 from crm_batch.schema import SOURCE_TABLES, build_metadata
 from crm_batch.source.failures import first_line, rejected_error, statement_error
+from crm_batch.source.spark import SparkSource
 from crm_batch.source.sql_text import read_sql_text
 
 #: The relations a company must map; the others may be left out.
@@ -250,7 +251,7 @@ class SourceMapping:
         found.setdefault("customer_id", "customers")
         return found
 
-    def check_columns(self, engine: Engine) -> None:
+    def check_columns(self, engine: Engine | SparkSource) -> None:
         """Run every mapping with ``where 1 = 0 limit 0`` and compare its columns with the
         canonical ones; one :class:`SqlContractError` lists every missing, extra or
         repeated column, each line naming its file. Done once per engine and mapping."""
@@ -270,7 +271,7 @@ class SourceMapping:
 
 
 #: Engine -> fingerprints of the mappings already checked on it.
-_CHECKED: weakref.WeakKeyDictionary[Engine, set[str]] = weakref.WeakKeyDictionary()
+_CHECKED: weakref.WeakKeyDictionary[Engine | SparkSource, set[str]] = weakref.WeakKeyDictionary()
 
 
 def load_mapping(folder: Path) -> SourceMapping:
@@ -316,7 +317,7 @@ def _has_materialized_hint(dialect: str) -> bool:
     return False
 
 
-def _returned_columns(engine: Engine, relation: MappedRelation) -> list[str]:
+def _returned_columns(engine: Engine | SparkSource, relation: MappedRelation) -> list[str]:
     """The column names the mapping returns, from an empty run of it."""
     # limit 0 as well: MySQL/MariaDB may materialize a grouped derived table otherwise
     statement = f"select * from (\n{relation.body}\n) as m where 1 = 0 limit 0"
@@ -324,10 +325,14 @@ def _returned_columns(engine: Engine, relation: MappedRelation) -> list[str]:
     return keys
 
 
-def run_statement(engine: Engine, statement: str, path: Path) -> tuple[list[str], list[Any]]:
+def run_statement(
+    engine: Engine | SparkSource, statement: str, path: Path
+) -> tuple[list[str], list[Any]]:
     """The column names and rows of ``statement``, which the file ``path`` is behind: a
     statement the database rejects is a :class:`SqlContractError` naming that file (a
     mapping file, not the query it was merged into)."""
+    if isinstance(engine, SparkSource):
+        return engine.run_statement(statement, path)
     try:
         with engine.connect() as conn:
             result = conn.execute(text(statement))

@@ -22,7 +22,7 @@ The queries read the company's data only through the canonical relations
 relations it references prepended as CTEs. A company edits those six files, not these.
 
 A file ``<name>.<dialect>.sql`` (``sqlite``, ``postgresql``, ``mysql``, ``mariadb``,
-``duckdb``) replaces ``<name>.sql`` on that dialect; it must declare the same params and
+``duckdb``, ``spark``) replaces ``<name>.sql`` on that dialect; it must declare the same params and
 columns. ``mariadb`` falls back to a ``mysql`` variant.
 """
 
@@ -43,10 +43,11 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from crm_batch.source.mapping import SourceMapping
+    from crm_batch.source.spark import SparkSource
 
 COLUMN_TYPES = frozenset({"id", "text", "date", "timestamp", "int", "float", "money", "bool"})
 PARAM_TYPES = frozenset({"date", "timestamp", "int", "float", "text"})
-KNOWN_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "duckdb")
+KNOWN_DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb", "duckdb", "spark")
 
 _SECTION = re.compile(r"^--\s?(?P<key>[a-z_][a-z0-9_]*):\s?(?P<rest>.*)$")
 _ENTRY = re.compile(r"^--\s{2,}(?P<name>[a-z_][a-z0-9_]*)\s+(?P<type>[a-z]+)\s*:\s*(?P<desc>.*)$")
@@ -216,7 +217,7 @@ class SqlCatalog:
         """Canonical relations without a mapping file (read as empty relations)."""
         return self.mapping.absent
 
-    def check_mapping(self, engine: Engine) -> None:
+    def check_mapping(self, engine: Engine | SparkSource) -> None:
         """Check the mapping files' columns on ``engine`` (once per engine and mapping),
         so that a broken mapping is reported under its own file name."""
         self.mapping.check_columns(engine)

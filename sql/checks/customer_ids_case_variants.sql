@@ -10,7 +10,8 @@
 --   customer_id id: one spelling (the lowest)
 --   other_id id: another spelling (the highest)
 --   variants int: how many spellings the group has
--- notes: Integer ids never fail. MySQL/MariaDB run the .mysql.sql variant.
+-- notes: Integer ids never fail. MySQL/MariaDB run the .mysql.sql variant, Spark the
+--   .spark.sql one.
 with ids as (
     select cast(c.customer_id as varchar) as id_text
     from mapped_customers as c

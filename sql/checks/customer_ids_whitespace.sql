@@ -13,7 +13,7 @@
 --   customer_id id: the id as stored
 --   team text: the customer's team
 -- notes: Integer ids never fail. MySQL/MariaDB run the .mysql.sql variant (their cast and
---   character count differ).
+--   character count differ), Spark the .spark.sql one (its cast).
 with ids as (
     select
         cast(c.customer_id as varchar) as id_text,

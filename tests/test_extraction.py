@@ -328,7 +328,7 @@ def test_closed_port_fails_at_once_naming_the_url_without_password(scheme: str) 
     started = time.monotonic()
     with pytest.raises(DependencyError) as caught:
         check_connection(engine)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 30  # a hang bound: refused at once, not retried
     message = str(caught.value)
     assert f"127.0.0.1:{port}" in message
     assert "crm:***@" in message
@@ -371,7 +371,7 @@ def test_silent_server_ends_within_the_connect_timeout(scheme: str, silent_serve
 
 
 def _sleep_query(folder: Path, backend: str) -> SqlQuery:
-    sleep = "pg_sleep(5)" if backend == "postgres" else "sleep(5)"
+    sleep = "pg_sleep(60)" if backend == "postgres" else "sleep(60)"
     return _write_query(
         folder, "sleepy", "-- columns:\n--   slept text: anything", f"select {sleep} as slept"
     )
@@ -382,7 +382,7 @@ def test_postgres_statement_timeout_is_a_timeout_error(postgres_url: URL, tmp_pa
     started = time.monotonic()
     with pytest.raises(StageTimeoutError, match=r"sleepy\.sql"):
         run_query(engine, _sleep_query(tmp_path, "postgres"), {})
-    assert time.monotonic() - started < 4.5
+    assert time.monotonic() - started < 40  # the 1 s limit, not the 60 s sleep (hang bound)
     engine.dispose()
 
 
@@ -391,7 +391,7 @@ def test_mariadb_statement_timeout_is_a_timeout_error(mariadb_url: URL, tmp_path
     started = time.monotonic()
     with pytest.raises(StageTimeoutError, match=r"sleepy\.sql"):
         run_query(engine, _sleep_query(tmp_path, "mariadb"), {})
-    assert time.monotonic() - started < 4.5
+    assert time.monotonic() - started < 40  # the 1 s limit, not the 60 s sleep (hang bound)
     engine.dispose()
 
 

@@ -600,13 +600,15 @@ def _stage_map(result: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
     return {s["name"]: s for s in (result or {}).get("stages", [])}
 
 
-def _facts_seconds(result: dict[str, Any], as_of: date) -> float:
-    """customer_facts.sql (as of T) plus customer_table (as of T)."""
+def _facts_seconds(result: dict[str, Any], as_of: date) -> float | None:
+    """customer_facts.sql (as of T) plus customer_table (as of T); None when the run
+    has no customer_facts query of its own (since issue 17 the period's both ends come
+    from customer_facts_ends.sql)."""
     stages = _stage_map(result)
-    return (
-        stages[f"sql customer_facts (as_of {as_of})"]["seconds"]
-        + stages[f"customer_table ({as_of})"]["seconds"]
-    )
+    facts = stages.get(f"sql customer_facts (as_of {as_of})")
+    if facts is None:
+        return None
+    return facts["seconds"] + stages[f"customer_table ({as_of})"]["seconds"]
 
 
 def print_report(
@@ -693,10 +695,11 @@ def print_report(
             )
         if "duckdb" in runs:  # with one --query-workers value
             in_run = _facts_seconds(runs["duckdb"], as_of)
-            print(
-                f"note  inside the full KPI run, where other queries share the CPUs, the "
-                f"same step took {in_run:.2f} s ({lifetimes_s / in_run:.1f}x lifetimes)"
-            )
+            if in_run is not None:
+                print(
+                    f"note  inside the full KPI run, where other queries share the CPUs, "
+                    f"the same step took {in_run:.2f} s ({lifetimes_s / in_run:.1f}x lifetimes)"
+                )
     for db in runs:
         limit = DUCKDB_SECONDS_TARGET if db.startswith("duckdb") else POSTGRES_SECONDS_TARGET
         seconds = _stage_map(runs[db])[total_name]["seconds"]

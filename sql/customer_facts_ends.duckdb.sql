@@ -45,6 +45,7 @@
 --   start_quarters_active_4q int: rolling quarters of (S-365, S] with a paid order
 --   start_order_days int: distinct days with a paid order up to S
 --   start_repeat_paid money: paid amounts after the first paid-order day, up to S
+--   revenue_in_period money: paid minus refunded amounts dated in (S, T] (period_customer_orders.sql's)
 -- notes: Reads the orders twice (paid, refunded); delete this file to use the portable
 --   query.
 with paid_days as (
@@ -162,7 +163,10 @@ final as (
         coalesce(p.start_quarters_active_4q, 0) as start_quarters_active_4q,
         coalesce(p.start_order_days, 0) as start_order_days,
         case when p.start_order_days > 0 then p.start_paid_total - p.first_day_paid else 0 end
-            as start_repeat_paid
+            as start_repeat_paid,
+        -- exact arithmetic on the sums (no further pass over the rows)
+        coalesce(p.paid_total, 0) - coalesce(p.start_paid_total, 0)
+            - (coalesce(f.refunded, 0) - coalesce(f.start_refunded, 0)) as revenue_in_period
     from paid as p
     -- rows without a customer id form one group in each (is not distinct from: NULL = NULL)
     full join refunds as f on f.customer_id is not distinct from p.customer_id

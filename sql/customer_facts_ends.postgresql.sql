@@ -44,6 +44,7 @@
 --   start_quarters_active_4q int: rolling quarters of (S-365, S] with a paid order
 --   start_order_days int: distinct days with a paid order up to S
 --   start_repeat_paid money: paid amounts after the first paid-order day, up to S
+--   revenue_in_period money: paid minus refunded amounts dated in (S, T] (period_customer_orders.sql's)
 with per_customer as (
     select
         o.customer_id as customer_id,
@@ -180,7 +181,11 @@ final as (
         ) end, 0) as start_order_days,
         coalesce(d.start_repeat_paid, case when c.customer_id is null then (
             select n.start_repeat_paid from null_key as n
-        ) end, 0) as start_repeat_paid
+        ) end, 0) as start_repeat_paid,
+        -- exact numeric arithmetic on the sums (no further pass over the rows)
+        coalesce(c.paid_total, 0) - coalesce(c.start_paid_total, 0)
+            - (coalesce(c.refunds_total, 0) - coalesce(c.start_refunds_total, 0))
+            as revenue_in_period
     from per_customer as c
     left join day_facts as d on d.customer_id = c.customer_id
 )

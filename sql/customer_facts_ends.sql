@@ -44,6 +44,7 @@
 --   start_quarters_active_4q int: rolling quarters of (S-365, S] with a paid order
 --   start_order_days int: distinct days with a paid order up to S
 --   start_repeat_paid money: paid amounts after the first paid-order day, up to S
+--   revenue_in_period money: paid minus refunded amounts dated in (S, T] (period_customer_orders.sql's)
 -- notes: The same definitions as customer_facts.sql (edit both together); the orders are
 --   summed per customer and day once, and each end's values are conditional sums over
 --   those day rows.
@@ -136,7 +137,8 @@ per_customer as (
             and at_start = 1 then 1 else 0 end) as start_active_q4,
         sum(case when at_start = 1 and day_orders > 0 then 1 else 0 end) as start_order_days,
         sum(case when at_start = 1 and order_date > first_order_date then day_paid else 0 end)
-            as start_repeat_paid
+            as start_repeat_paid,
+        sum(case when at_start = 0 then day_net else 0 end) as revenue_in_period
     from dated_days
     group by customer_id
 ),
@@ -170,7 +172,8 @@ final as (
         start_active_q1 + start_active_q2 + start_active_q3 + start_active_q4
             as start_quarters_active_4q,
         start_order_days,
-        start_repeat_paid
+        start_repeat_paid,
+        revenue_in_period
     from per_customer
 )
 

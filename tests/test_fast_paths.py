@@ -45,7 +45,13 @@ from crm_batch.kpi.keys import (
 from crm_batch.periods import cohort_start
 from crm_batch.source import conform, pg_arrow
 from crm_batch.source.extract import as_of_params, contiguous
-from crm_batch.source.extract_period import ENDS_QUERY, ends_params, split_ends
+from crm_batch.source.extract_period import (
+    ENDS_QUERY,
+    PERIOD_ORDER_COLUMNS,
+    ends_params,
+    period_orders_of,
+    split_ends,
+)
 from crm_batch.source.ids import IdentityCache, remembered_integer_keys
 from crm_batch.source.mapping import SourceMapping, canonical_columns, load_mapping
 from crm_batch.source.params import standard_params
@@ -749,8 +755,9 @@ def test_both_ends_in_one_query_are_customer_facts_at_each_end(
 ) -> None:
     """customer_facts_ends.sql (the dialect's variant where there is one), cut apart by
     split_ends, gives exactly the rows customer_facts.sql gives at the period's end and
-    at the day before it, on messy data (refunds alone, NULL and orphan ids, several
-    orders a day, rows after T)."""
+    at the day before it, and period_orders_of those period_customer_orders.sql gives for
+    the days between, on messy data (refunds alone, NULL and orphan ids, several orders a
+    day, rows after T)."""
     engine = db.make_engine(db_url_factory(backend))
     try:
         _load_messy(engine, _messy_orders())
@@ -758,6 +765,8 @@ def test_both_ends_in_one_query_are_customer_facts_at_each_end(
         catalog = SqlCatalog(SHIPPED_SQL_DIR, _messy_mapping(tmp_path, dialect))
         facts = catalog.get("customer_facts", dialect)
         both = catalog.get(ENDS_QUERY, dialect)
+        in_period = catalog.get("period_customer_orders", dialect)
+        assert tuple(in_period.column_names) == PERIOD_ORDER_COLUMNS
 
         def rows(frame: pd.DataFrame) -> pd.DataFrame:
             ordered = frame.sort_values("customer_id", na_position="first")
@@ -765,11 +774,18 @@ def test_both_ends_in_one_query_are_customer_facts_at_each_end(
 
         for start_day, end_day in ENDS:
             params = ends_params(end_day, start_day, ThresholdSettings())
-            end, start = split_ends(db.run_query(engine, both, params), facts.column_names)
+            frame = db.run_query(engine, both, params)
+            end, start = split_ends(frame, facts.column_names)
             for day, got in ((end_day, end), (start_day, start)):
                 expected = db.run_query(engine, facts, as_of_params(day, ThresholdSettings()))
                 assert len(expected) > 100, (backend, day)
                 pd.testing.assert_frame_equal(rows(got), rows(expected), obj=f"{day}")
+            bounds = {"period_start": start_day + timedelta(days=1), "period_end": end_day}
+            expected = db.run_query(engine, in_period, bounds)
+            assert expected["orders_in_period"].gt(0).any(), (backend, end_day)
+            pd.testing.assert_frame_equal(
+                rows(period_orders_of(frame)), rows(expected), obj=f"period to {end_day}"
+            )
     finally:
         engine.dispose()
 

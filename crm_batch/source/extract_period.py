@@ -6,7 +6,9 @@ period queries, :func:`extract_period` runs the as-of queries
 (:func:`crm_batch.source.extract.extract_as_of`) on the period's clipped last day ("at
 the end"), except the order facts: customer_facts_ends.sql gives those of the last day
 and of the day before the period (tiers "at the start") in one pass over the orders,
-each end exactly as customer_facts.sql gives it (:func:`split_ends`).
+each end exactly as customer_facts.sql gives it (:func:`split_ends`), and with them the
+period's per-customer orders that period_customer_orders.sql defines
+(:func:`period_orders_of`): one pass over the orders fewer.
 
 Python computes every window boundary and passes it as a bind parameter, so the SQL
 needs no dialect-specific date arithmetic (params.py). Extra parameters here:
@@ -53,6 +55,19 @@ PERIOD_QUERIES: dict[str, str] = {
     "campaign_orders": "campaign_orders",
     "cohort_activity": "cohort_activity",
 }
+
+
+#: period_customer_orders.sql's columns as shipped: while a folder's file returns exactly
+#: these, its frame is derived from the ends' facts (:func:`period_orders_of`) instead of
+#: running it; a file changed to return other columns is run as it is.
+PERIOD_ORDER_COLUMNS = (
+    "customer_id",
+    "last_order_before_date",
+    "last_order_date",
+    "orders_in_period",
+    "revenue_in_period",
+    "order_days_in_period",
+)
 
 
 def clip_period(period: Period, as_of: date) -> Period:
@@ -123,6 +138,26 @@ def split_ends(both: pd.DataFrame, columns: Sequence[str]) -> tuple[pd.DataFrame
     return contiguous(end), contiguous(start.reset_index(drop=True))
 
 
+def period_orders_of(both: pd.DataFrame) -> pd.DataFrame:
+    """period_customer_orders.sql's rows for the period (S, T] from customer_facts_ends.sql's
+    frame of the same ends: the same customers (a paid or refunded row up to T), the last
+    paid orders before and in it, and the period's orders, purchase days and revenue as
+    the differences of the two ends' counts and the ends query's ``revenue_in_period``
+    (exact: tests/test_fast_paths.py compares it with the file on four databases)."""
+    derived = pd.DataFrame(
+        {
+            "customer_id": both["customer_id"],
+            "last_order_before_date": both[START_PREFIX + "last_order_date"],
+            "last_order_date": both["last_order_date"],
+            "orders_in_period": both["orders_total"] - both[START_PREFIX + "orders_total"],
+            "revenue_in_period": both["revenue_in_period"],
+            "order_days_in_period": both["order_days"] - both[START_PREFIX + "order_days"],
+        },
+        index=both.index,
+    )
+    return contiguous(derived.reset_index(drop=True))
+
+
 def start_frames(facts: pd.DataFrame, day: date, end: SourceFrames) -> SourceFrames:
     """The start-of-period frames from its order ``facts`` and the end's frames."""
     customers = end.customers[end.customers["signup_date"] <= pd.Timestamp(day)]
@@ -144,7 +179,6 @@ FIRST_STARTED = (
     "period.first_orders",
     "period.cohort_activity",
     "end.churn_window",
-    "period.period_orders",
 )
 
 
@@ -167,8 +201,12 @@ def extract_period(
     catalog.check_mapping(engine)
     dialect = dialect_name(engine)
     params = period_params(clipped, as_of, thresholds)
+    period_orders = catalog.get(PERIOD_QUERIES["period_orders"], dialect)
+    from_ends = tuple(period_orders.column_names) == PERIOD_ORDER_COLUMNS
     tasks: list[tuple[str, Callable[[], pd.DataFrame]]] = []
     for field, query_name in PERIOD_QUERIES.items():
+        if field == "period_orders" and from_ends:
+            continue
         query = catalog.get(query_name, dialect)
         # the cohort matrix ends with the period; every other query sees T (as_of)
         bound = params
@@ -195,7 +233,13 @@ def extract_period(
         **{field: results[f"end.{field}"] for field in AS_OF_QUERIES if field != "facts"},
     )
     start = start_frames(start_facts, start_day, end)
-    frames = {field: results[f"period.{field}"] for field in PERIOD_QUERIES}
+    frames = {
+        field: results[f"period.{field}"]
+        for field in PERIOD_QUERIES
+        if f"period.{field}" in results
+    }
+    if from_ends:
+        frames["period_orders"] = period_orders_of(results["ends.facts"])
     return PeriodFrames(
         period=clipped,
         as_of=as_of,

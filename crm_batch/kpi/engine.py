@@ -29,7 +29,7 @@ registry entry ``needs`` one of them is NaN (null in outputs) and listed in
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -56,7 +56,7 @@ from crm_batch.kpi.campaigns import CAMPAIGN_COLUMNS
 from crm_batch.kpi.churn import churn_warnings, rank_for_calls
 from crm_batch.kpi.definitions import missing_kpis, partial_kpis, registry
 from crm_batch.kpi.facts import customer_table
-from crm_batch.kpi.keys import attach, positions, positions_many, take
+from crm_batch.kpi.keys import attach, positions, positions_many, take, team_codes
 from crm_batch.kpi.segments import as_of_kpis, segment_customers
 from crm_batch.periods import COHORT_MONTHS, Period
 from crm_batch.source.frames import PeriodFrames, SourceFrames
@@ -260,8 +260,120 @@ def _with_teams(register: pd.DataFrame, frames: list[pd.DataFrame]) -> list[pd.D
 
 def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodReport:
     """The KPI set and the tables of ``team`` (None = everyone) from a prepared period."""
+    return period_reports(prepared, [] if team is None else [team], team is None)[team]
+
+
+def period_reports(
+    prepared: PreparedPeriod, teams: Sequence[str], include_company: bool = True
+) -> dict[str | None, PeriodReport]:
+    """The reports of the company (key None, when ``include_company``) and of ``teams``
+    in one pass over the prepared frames; each equals :func:`period_report` of its scope.
+
+    Each frame is split by team once (:class:`_Scopes`); the funnels, the uplift tables
+    and the referral flow KPIs are computed for every team at once (grouped by team,
+    then split); the other steps run on each team's slice. A team without rows gets the
+    same empty tables as on its own.
+    """
+    teams = list(dict.fromkeys(teams))
+    scopes = _Scopes(prepared, teams)
+    grouped = _by_team(prepared, scopes) if len(teams) > 1 else None
+    reports: dict[str | None, PeriodReport] = {}
+    if include_company:
+        reports[None] = _scope_report(prepared, None, scopes, None)
+    for team in teams:
+        reports[team] = _scope_report(prepared, team, scopes, grouped)
+    return reports
+
+
+class _Scopes:
+    """Each requested team's rows of the prepared frames.
+
+    For several teams a frame is sorted by team once (one take of its rows) and each
+    team's rows are a slice of it (no copy); for one team its rows are taken directly
+    (:class:`TeamViews`). Either way the rows, their order and index are those of
+    ``frame[frame["team"] == team]``.
+    """
+
+    def __init__(self, prepared: PreparedPeriod, teams: Sequence[str]) -> None:
+        self.prepared = prepared
+        self.teams = list(teams)
+        self._sorted: dict[int, tuple[pd.DataFrame, pd.DataFrame, dict[str, slice]]] = {}
+
+    def of(self, frame: pd.DataFrame, team: str | None) -> pd.DataFrame:
+        """``frame`` limited to ``team`` (None: the whole frame)."""
+        if team is None:
+            return frame
+        if len(self.teams) < 2:
+            return self.prepared.views.of(frame, team)
+        by_team, slices = self.split(frame)
+        return by_team.iloc[slices[team]]
+
+    def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, slice]]:
+        """The requested teams' rows of ``frame`` sorted by team (stable: each team's rows
+        keep their order) and each team's slice of them; once per frame."""
+        entry = self._sorted.get(id(frame))
+        if entry is None or entry[0] is not frame:
+            codes = team_codes(frame["team"], self.teams).astype("int32")
+            order = np.argsort(codes, kind="stable")
+            order = order[np.searchsorted(codes[order], 0) :]  # other teams' rows (-1) out
+            bounds = np.searchsorted(codes[order], np.arange(len(self.teams) + 1))
+            slices = {
+                team: slice(int(bounds[i]), int(bounds[i + 1])) for i, team in enumerate(self.teams)
+            }
+            entry = (frame, frame.take(order), slices)
+            self._sorted[id(frame)] = entry
+        return entry[1], entry[2]
+
+
+@dataclass(frozen=True)
+class _TeamTables:
+    """The tables and KPIs :func:`period_reports` computes for every team at once."""
+
+    tables: dict[str, dict[str, pd.DataFrame]]  # funnel or uplift table -> team -> table
+    referral_flow: dict[str, dict[str, float]]  # team -> referral_flow KPIs
+
+
+#: The funnel tables of a report and the columns they are grouped by.
+FUNNELS = {
+    "funnel_by_campaign": list(CAMPAIGN_COLUMNS),
+    "funnel_by_channel": ["channel"],
+    "funnel_by_segment": ["segment"],
+}
+#: The uplift tables of a report and the columns they are grouped by.
+UPLIFTS = {"uplift_by_campaign": list(CAMPAIGN_COLUMNS), "uplift_by_channel": ["channel"]}
+
+
+def _by_team(prepared: PreparedPeriod, scopes: _Scopes) -> _TeamTables:
+    """Funnels and uplift tables grouped by (team, columns) in one pass each, split by
+    team, and every team's referral flow; a team's rows are those of its own
+    computation (the same sums over the same rows in the same order)."""
+    teams = scopes.teams
+    touches, _ = scopes.split(prepared.touches)
+    sent = campaigns.sent_touches(touches)
+
+    def by_team(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+        """A table grouped by (team, ...) as one table per team present in it."""
+        codes = team_codes(table["team"], teams)
+        rest = table.drop(columns="team")
+        present = np.unique(codes[codes >= 0])
+        return {teams[i]: rest.loc[codes == i].reset_index(drop=True) for i in present}
+
+    tables = {name: by_team(campaigns.funnel(sent, ["team", *by])) for name, by in FUNNELS.items()}
+    for name, by in UPLIFTS.items():
+        tables[name] = by_team(uplift.incremental_results(touches, ["team", *by]))
+    flows = referral.referral_flows(
+        prepared.people, prepared.period_orders, prepared.frames.period, prepared.thresholds, teams
+    )
+    return _TeamTables(tables, flows)
+
+
+def _scope_report(
+    prepared: PreparedPeriod, team: str | None, scopes: _Scopes, grouped: _TeamTables | None
+) -> PeriodReport:
+    """The report of one scope; ``grouped`` holds the team's grouped tables and KPIs
+    (without it, or where the team has no rows, they are computed from its rows)."""
     frames, thresholds, period = prepared.frames, prepared.thresholds, prepared.frames.period
-    scope = prepared.views.of
+    scope = scopes.of
     end_table = scope(prepared.end_table, team)
     warnings = scope(prepared.warnings, team)
     period_orders = scope(prepared.period_orders, team)
@@ -273,6 +385,13 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         prepared.views.start_tiers(prepared, team),
         end_table,
         where=prepared.views.start_in_end(prepared, team),
+    )
+    tables = _team_tables(grouped, team)
+    advocates = referral.advocate_candidates(end_table, thresholds)
+    flow = (
+        grouped.referral_flow[team]
+        if grouped is not None and team is not None
+        else referral.referral_flow(prepared.people, period_orders, period, thresholds, team)
     )
 
     values: dict[str, float] = {
@@ -286,9 +405,8 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
         **conversion.lead_conversion_kpis(
             scope(frames.leads, team), period, frames.as_of, thresholds.lead_conversion_days
         ),
-        **referral.referral_kpis(
-            prepared.people, period_orders, end_table, period, thresholds, team
-        ),
+        **flow,
+        **referral.advocate_kpis(end_table, thresholds, advocates),
         **pareto.pareto_kpis(end_table, thresholds.pareto_top_share),
         **service.service_kpis(
             scope(prepared.tickets, team), period, thresholds.complaint_resolution_hours
@@ -300,30 +418,46 @@ def period_report(prepared: PreparedPeriod, team: str | None = None) -> PeriodRe
     absent = frames.absent_tables
     missing = missing_kpis(absent)
     values.update(dict.fromkeys(missing, float("nan")))
+    for name, by in FUNNELS.items():
+        if name not in tables:  # the segments' funnel has no cost-only rows
+            tables[name] = campaigns.funnel(
+                sent, by, untouched if name != "funnel_by_segment" else None
+            )
+    for name, by in UPLIFTS.items():
+        if name not in tables:
+            tables[name] = uplift.incremental_results(touches, by)
     return PeriodReport(
         period=period,
         as_of=frames.as_of,
         team=team,
         kpis=_in_registry_order(values),
-        funnel_by_campaign=campaigns.funnel(sent, list(campaigns.CAMPAIGN_COLUMNS), untouched),
-        funnel_by_channel=campaigns.funnel(sent, ["channel"], untouched),
-        funnel_by_segment=campaigns.funnel(sent, ["segment"]),
+        funnel_by_campaign=tables["funnel_by_campaign"],
+        funnel_by_channel=tables["funnel_by_channel"],
+        funnel_by_segment=tables["funnel_by_segment"],
         cohort_matrix=cohorts.cohort_matrix(
             scope(frames.cohort_activity, team), period.end, COHORT_MONTHS
         ),
         tier_migration=matrix,
         care_calendar=calendar.reset_index(drop=True),
-        advocate_candidates=referral.advocate_candidates(end_table, thresholds),
+        advocate_candidates=advocates,
         churn_warnings=warnings.reset_index(drop=True),
         customers=end_table,
-        uplift_by_campaign=uplift.incremental_results(touches, list(CAMPAIGN_COLUMNS)),
-        uplift_by_channel=uplift.incremental_results(touches, ["channel"]),
+        uplift_by_campaign=tables["uplift_by_campaign"],
+        uplift_by_channel=tables["uplift_by_channel"],
         alive_by_tier=alive.alive_by_value_tier(end_table, thresholds.likely_lost_p_alive),
         likely_lost=alive.likely_lost_valuable(end_table, thresholds.likely_lost_p_alive),
         absent_tables=absent,
         missing=missing,
         partial=partial_kpis(absent),
     )
+
+
+def _team_tables(grouped: _TeamTables | None, team: str | None) -> dict[str, pd.DataFrame]:
+    """The grouped funnel and uplift tables of ``team``; a table where the team has no
+    rows is left out (computed on its own: an empty grouping has its own dtypes)."""
+    if grouped is None or team is None:
+        return {}
+    return {name: tables[team] for name, tables in grouped.tables.items() if team in tables}
 
 
 def kpi_note(report: PeriodReport, name: str, language: str = "en") -> str:

@@ -218,14 +218,14 @@ def advocate_candidates(table: pd.DataFrame, thresholds: ThresholdSettings) -> p
     ``table`` is the segmented customer table at the end of the period. Sorted by
     successful referrals, then 12-month revenue (both descending), then customer_id.
     """
-    chosen = table[
+    wanted = (
         advocate_mask(table, thresholds)
         & (table["orders_12m"].fillna(0) >= 2)
         & table["value_tier"].isin(HIGH_VALUE_TIERS)
-    ]
-    columns = [c for c in CANDIDATE_COLUMNS if c in chosen.columns]
+    )
+    columns = [c for c in CANDIDATE_COLUMNS if c in table.columns]
     return (
-        chosen[columns]
+        table.loc[wanted, columns]  # only the columns shown (and sorted by)
         .sort_values(
             ["referrals_successful", "revenue_12m", "customer_id"],
             ascending=[False, False, True],

@@ -99,9 +99,10 @@ class TeamViews:
 
     def start_tiers(self, prepared: PreparedPeriod, team: str | None) -> pd.DataFrame:
         """The team's rows of the start table, limited to what tier migration reads."""
-        return self.of(self._narrow_start(prepared), team)
+        return self.of(self.narrow_start(prepared), team)
 
-    def _narrow_start(self, prepared: PreparedPeriod) -> pd.DataFrame:
+    def narrow_start(self, prepared: PreparedPeriod) -> pd.DataFrame:
+        """The start table's columns tier migration reads (customer_id, team, tier)."""
         if self._start_tiers is None:
             self._start_tiers = prepared.start_table.loc[:, ["customer_id", "team", "tier"]]
         return self._start_tiers
@@ -119,7 +120,7 @@ class TeamViews:
         end_rows = self.rows(prepared.end_table, team)
         in_team = np.full(len(prepared.end_table), -1, dtype="int64")
         in_team[end_rows] = np.arange(len(end_rows))
-        where = self._start_in_end[self.rows(self._narrow_start(prepared), team)]
+        where = self._start_in_end[self.rows(self.narrow_start(prepared), team)]
         return np.where(where >= 0, in_team[np.maximum(where, 0)], -1)
 
 
@@ -269,10 +270,11 @@ def period_reports(
     """The reports of the company (key None, when ``include_company``) and of ``teams``
     in one pass over the prepared frames; each equals :func:`period_report` of its scope.
 
-    Each frame is split by team once (:class:`_Scopes`); the funnels, the uplift tables
-    and the referral flow KPIs are computed for every team at once (grouped by team,
-    then split); the other steps run on each team's slice. A team without rows gets the
-    same empty tables as on its own.
+    Each frame a step reads per team is split by team once (:class:`_Scopes`); the
+    funnels and uplift tables are grouped by (team, columns) once and split, the
+    retention, lead conversion and referral flow KPIs are counted by team in one pass
+    (:func:`_by_team`); the other steps run on each team's slice. A team without rows
+    gets the same empty tables as on its own.
     """
     teams = list(dict.fromkeys(teams))
     scopes = _Scopes(prepared, teams)
@@ -283,6 +285,17 @@ def period_reports(
     for team in teams:
         reports[team] = _scope_report(prepared, team, scopes, grouped)
     return reports
+
+
+@dataclass(frozen=True)
+class _Split:
+    """The requested teams' rows of one frame, sorted by team (stable)."""
+
+    frame: pd.DataFrame
+    by_team: pd.DataFrame  # the rows of the requested teams, team by team
+    order: np.ndarray  # by_team's rows in frame
+    codes: np.ndarray  # each row of frame: its team's position in the request (-1: none)
+    bounds: np.ndarray  # team i's rows are by_team[bounds[i]:bounds[i + 1]]
 
 
 class _Scopes:
@@ -297,7 +310,9 @@ class _Scopes:
     def __init__(self, prepared: PreparedPeriod, teams: Sequence[str]) -> None:
         self.prepared = prepared
         self.teams = list(teams)
-        self._sorted: dict[int, tuple[pd.DataFrame, pd.DataFrame, dict[str, slice]]] = {}
+        self.position = {team: i for i, team in enumerate(self.teams)}
+        self._splits: dict[int, _Split] = {}
+        self._end_positions: np.ndarray | None = None
 
     def of(self, frame: pd.DataFrame, team: str | None) -> pd.DataFrame:
         """``frame`` limited to ``team`` (None: the whole frame)."""
@@ -305,24 +320,49 @@ class _Scopes:
             return frame
         if len(self.teams) < 2:
             return self.prepared.views.of(frame, team)
-        by_team, slices = self.split(frame)
-        return by_team.iloc[slices[team]]
+        split = self.split(frame)
+        i = self.position[team]
+        return split.by_team.iloc[split.bounds[i] : split.bounds[i + 1]]
 
-    def split(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, slice]]:
-        """The requested teams' rows of ``frame`` sorted by team (stable: each team's rows
-        keep their order) and each team's slice of them; once per frame."""
-        entry = self._sorted.get(id(frame))
-        if entry is None or entry[0] is not frame:
-            codes = team_codes(frame["team"], self.teams).astype("int32")
+    def split(self, frame: pd.DataFrame) -> _Split:
+        """``frame``'s rows of the requested teams sorted by team; once per frame."""
+        split = self._splits.get(id(frame))
+        if split is None or split.frame is not frame:
+            small = "int16" if len(self.teams) < 2**15 else "int64"  # int16: a radix sort
+            codes = team_codes(frame["team"], self.teams).astype(small)
             order = np.argsort(codes, kind="stable")
             order = order[np.searchsorted(codes[order], 0) :]  # other teams' rows (-1) out
             bounds = np.searchsorted(codes[order], np.arange(len(self.teams) + 1))
-            slices = {
-                team: slice(int(bounds[i]), int(bounds[i + 1])) for i, team in enumerate(self.teams)
-            }
-            entry = (frame, frame.take(order), slices)
-            self._sorted[id(frame)] = entry
-        return entry[1], entry[2]
+            split = _Split(frame, frame.take(order), order, codes, bounds)
+            self._splits[id(frame)] = split
+        return split
+
+    def start_tiers(self, team: str | None) -> pd.DataFrame:
+        """The team's rows of the start table, limited to what tier migration reads."""
+        if team is None or len(self.teams) < 2:
+            return self.prepared.views.start_tiers(self.prepared, team)
+        return self.of(self.prepared.views.narrow_start(self.prepared), team)
+
+    def start_in_end(self, team: str | None) -> np.ndarray:
+        """:meth:`TeamViews.start_in_end` from the split frames: for each row of the
+        team's start table, its customer's row in the team's end table (-1: absent)."""
+        views, prepared = self.prepared.views, self.prepared
+        if team is None or len(self.teams) < 2:
+            return views.start_in_end(prepared, team)
+        end = self.split(prepared.end_table)
+        if self._end_positions is None:  # each end row's position within its team's rows
+            positions = np.full(len(end.codes), -1, dtype="int64")
+            kept = end.codes[end.order].astype("int64")
+            positions[end.order] = np.arange(len(end.order)) - end.bounds[kept]
+            self._end_positions = positions
+        i = self.position[team]
+        start = self.split(views.narrow_start(prepared))
+        where = views.start_in_end(prepared, None)[
+            start.order[start.bounds[i] : start.bounds[i + 1]]
+        ]
+        found = np.maximum(where, 0)
+        same = (where >= 0) & (end.codes[found] == i)
+        return np.where(same, self._end_positions[found], -1)
 
 
 @dataclass(frozen=True)
@@ -330,7 +370,7 @@ class _TeamTables:
     """The tables and KPIs :func:`period_reports` computes for every team at once."""
 
     tables: dict[str, dict[str, pd.DataFrame]]  # funnel or uplift table -> team -> table
-    referral_flow: dict[str, dict[str, float]]  # team -> referral_flow KPIs
+    kpis: dict[str, dict[str, float]]  # team -> retention, lead conversion, referral flow
 
 
 #: The funnel tables of a report and the columns they are grouped by.
@@ -345,10 +385,11 @@ UPLIFTS = {"uplift_by_campaign": list(CAMPAIGN_COLUMNS), "uplift_by_channel": ["
 
 def _by_team(prepared: PreparedPeriod, scopes: _Scopes) -> _TeamTables:
     """Funnels and uplift tables grouped by (team, columns) in one pass each, split by
-    team, and every team's referral flow; a team's rows are those of its own
-    computation (the same sums over the same rows in the same order)."""
+    team (a team's rows are those of its own computation: the same sums over the same
+    rows in the same order), and every team's retention, lead conversion and referral
+    flow KPIs (counts by team: the orders, first orders and leads are not split)."""
     teams = scopes.teams
-    touches, _ = scopes.split(prepared.touches)
+    touches = scopes.split(prepared.touches).by_team
     sent = campaigns.sent_touches(touches)
 
     def by_team(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -361,10 +402,19 @@ def _by_team(prepared: PreparedPeriod, scopes: _Scopes) -> _TeamTables:
     tables = {name: by_team(campaigns.funnel(sent, ["team", *by])) for name, by in FUNNELS.items()}
     for name, by in UPLIFTS.items():
         tables[name] = by_team(uplift.incremental_results(touches, ["team", *by]))
-    flows = referral.referral_flows(
-        prepared.people, prepared.period_orders, prepared.frames.period, prepared.thresholds, teams
+    frames, thresholds, period = prepared.frames, prepared.thresholds, prepared.frames.period
+    retention = repurchase.retention_kpis_by_team(
+        prepared.period_orders, prepared.first_orders, period, frames.as_of, thresholds, teams
     )
-    return _TeamTables(tables, flows)
+    leads = conversion.lead_conversion_kpis_by_team(
+        frames.leads, period, frames.as_of, thresholds.lead_conversion_days, teams
+    )
+    flows = referral.referral_flows(
+        prepared.people, prepared.period_orders, period, thresholds, teams
+    )
+    return _TeamTables(
+        tables, {team: retention[team] | leads[team] | flows[team] for team in teams}
+    )
 
 
 def _scope_report(
@@ -376,36 +426,35 @@ def _scope_report(
     scope = scopes.of
     end_table = scope(prepared.end_table, team)
     warnings = scope(prepared.warnings, team)
-    period_orders = scope(prepared.period_orders, team)
     touches = scope(prepared.touches, team)
     sent = campaigns.sent_touches(touches)  # once: the funnels and campaign KPIs read these
     untouched = prepared.untouched if team is None else None
     calendar = scope(prepared.care_calendar, team)
     matrix = migration.tier_migration(
-        prepared.views.start_tiers(prepared, team),
-        end_table,
-        where=prepared.views.start_in_end(prepared, team),
+        scopes.start_tiers(team), end_table, where=scopes.start_in_end(team)
     )
     tables = _team_tables(grouped, team)
     advocates = referral.advocate_candidates(end_table, thresholds)
-    flow = (
-        grouped.referral_flow[team]
-        if grouped is not None and team is not None
-        else referral.referral_flow(prepared.people, period_orders, period, thresholds, team)
-    )
+    if grouped is not None and team is not None:
+        counted = grouped.kpis[team]
+    else:
+        period_orders = scope(prepared.period_orders, team)
+        counted = {
+            **repurchase.retention_kpis(
+                period_orders, scope(prepared.first_orders, team), period, frames.as_of, thresholds
+            ),
+            **conversion.lead_conversion_kpis(
+                scope(frames.leads, team), period, frames.as_of, thresholds.lead_conversion_days
+            ),
+            **referral.referral_flow(prepared.people, period_orders, period, thresholds, team),
+        }
 
     values: dict[str, float] = {
         **as_of_kpis(end_table, warnings),
         **predict.prediction_kpis(
             end_table, warnings, thresholds.likely_lost_p_alive, prepared.value_model.fitted
         ),
-        **repurchase.retention_kpis(
-            period_orders, scope(prepared.first_orders, team), period, frames.as_of, thresholds
-        ),
-        **conversion.lead_conversion_kpis(
-            scope(frames.leads, team), period, frames.as_of, thresholds.lead_conversion_days
-        ),
-        **flow,
+        **counted,
         **referral.advocate_kpis(end_table, thresholds, advocates),
         **pareto.pareto_kpis(end_table, thresholds.pareto_top_share),
         **service.service_kpis(

@@ -35,7 +35,7 @@ import pandas as pd
 
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import positions, ratio, take, team_codes
+from crm_batch.kpi.keys import count_by_team, positions, ratio, take, team_codes
 from crm_batch.kpi.repurchase import day_before, new_customer_mask
 from crm_batch.periods import Period
 
@@ -194,8 +194,7 @@ def referral_flows(
     active = _active_at_start(period_orders, period, thresholds).to_numpy(dtype=bool)
 
     def count(team_values: pd.Series, chosen: np.ndarray) -> np.ndarray:
-        codes = team_codes(team_values, index)
-        return np.bincount(codes[chosen & (codes >= 0)], minlength=len(index))
+        return count_by_team(team_codes(team_values, index), chosen, len(index))
 
     new_in_team = count(people["team"], new)
     referred_new = count(people["team"], new & referred)

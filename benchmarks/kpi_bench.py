@@ -41,8 +41,10 @@ What it does:
 Targets (issue 17; issue 3's were 10x, 15 s, 45 s and 4 GB): the per-customer facts
 step (customer_facts.sql run and fetched, plus customer_table), measured alone like
 lifetimes' summary, at least 15x faster than that summary on DuckDB and within 1.5x of
-DuckDB's own query for lifetimes' four values (the same step inside the full run, where
-other queries share the CPUs, is printed as a note); the full KPI set at most 8 s on
+DuckDB's own query for lifetimes' four values (by purchase day, as lifetimes counts them:
+LIFETIMES_SUMMARY_SQL, checked against lifetimes itself; the query that counts orders
+instead, which skips the per-day aggregation, is printed as a note; the same step inside
+the full run, where other queries share the CPUs, too); the full KPI set at most 8 s on
 DuckDB and 30 s on PostgreSQL including transfer; peak memory at most 2 GB. Prints a
 table and one PASS/MISS line per target. Never part of the unit tests.
 """
@@ -429,6 +431,18 @@ SAME_AS_LIFETIMES_SQL = (
     "last_order_date, count(*) as orders_total, sum(amount) as revenue_total from orders "
     "where status = 'paid' and order_date <= $1 group by customer_id"
 )
+#: lifetimes' summary itself in one DuckDB query: its frequency counts purchase *days*
+#: after the first (not orders), recency and T run from the first purchase day, and its
+#: monetary value is the mean paid per repeat day. The per-day aggregation this needs is
+#: what the facts step does too, so this is the like-for-like anchor for that step.
+LIFETIMES_SUMMARY_SQL = (
+    "with days as (select customer_id, order_date, sum(amount) as paid from orders "
+    "where status = 'paid' and order_date <= $1 group by customer_id, order_date) "
+    "select customer_id, count(*) - 1 as frequency, "
+    "max(order_date) - min(order_date) as recency, $1 - min(order_date) as t, "
+    "coalesce((sum(paid) - arg_min(paid, order_date)) / nullif(count(*) - 1, 0), 0) "
+    "as monetary_value from days group by customer_id"
+)
 BASELINES = ("lifetimes", "groupby", "duckdb-sql")
 
 
@@ -465,12 +479,13 @@ def worker_baseline(kind: str, duckdb_url: str, as_of: date) -> dict[str, Any]:
         import duckdb
 
         path = duckdb_url.removeprefix("duckdb:///")
-        with (
-            duckdb.connect(path, read_only=True) as conn,
-            meter.stage("DuckDB SQL, same four per customer (to Arrow)") as entry,
-        ):
-            summary = conn.sql(SAME_AS_LIFETIMES_SQL, params=[as_of]).to_arrow_table()
-            entry.rows = summary.num_rows
+        with duckdb.connect(path, read_only=True) as conn:
+            with meter.stage("DuckDB SQL, same four per customer (to Arrow)") as entry:
+                summary = conn.sql(SAME_AS_LIFETIMES_SQL, params=[as_of]).to_arrow_table()
+                entry.rows = summary.num_rows
+            with meter.stage(LIFETIMES_IN_DUCKDB) as entry:
+                summary = conn.sql(LIFETIMES_SUMMARY_SQL, params=[as_of]).to_arrow_table()
+                entry.rows = summary.num_rows
     return {
         "stages": [vars(s) for s in meter.stages],
         "orders": len(orders),
@@ -479,6 +494,7 @@ def worker_baseline(kind: str, duckdb_url: str, as_of: date) -> dict[str, Any]:
 
 
 FACTS_STEP = "per-customer facts step alone (customer_facts.sql + customer_table)"
+LIFETIMES_IN_DUCKDB = "DuckDB SQL, lifetimes' summary by purchase day (to Arrow)"
 
 
 def worker_facts(url: str, as_of: date) -> dict[str, Any]:
@@ -694,12 +710,18 @@ def print_report(
             f"(target >= {FACTS_SPEEDUP_TARGET:.0f}x)",
         )
         if "duckdb-sql" in baselines:
-            own = baselines["duckdb-sql"]["stages"][0]["seconds"]
+            own_stages = _stage_map(baselines["duckdb-sql"])
+            own = own_stages[LIFETIMES_IN_DUCKDB]["seconds"]
             verdict(
                 alone <= FACTS_VS_DUCKDB_SQL_TARGET * own,
                 f"per-customer facts step {alone:.2f} s vs DuckDB's own query for lifetimes' "
-                f"four values {own:.2f} s: {alone / own:.2f}x "
-                f"(target <= {FACTS_VS_DUCKDB_SQL_TARGET:.1f}x)",
+                f"summary (by purchase day, as lifetimes counts) {own:.2f} s: "
+                f"{alone / own:.2f}x (target <= {FACTS_VS_DUCKDB_SQL_TARGET:.1f}x)",
+            )
+            orders_only = own_stages["DuckDB SQL, same four per customer (to Arrow)"]["seconds"]
+            print(
+                f"note  against the query that counts orders instead of purchase days "
+                f"({orders_only:.2f} s, no per-day aggregation): {alone / orders_only:.2f}x"
             )
         if "duckdb" in runs:  # with one --query-workers value
             in_run = _facts_seconds(runs["duckdb"], as_of)

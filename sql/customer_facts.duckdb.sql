@@ -29,6 +29,7 @@
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
 --   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
 --   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
+--   order_rows int: paid and refunded rows, lifetime (the revenue reconciliation's rows)
 -- notes: Reads the orders in three places (paid before T-365, paid since, refunded); delete
 --   this file to use the portable query.
 with paid_days as (
@@ -85,6 +86,7 @@ paid_last_12m as (
 refunds as (
     select
         o.customer_id as customer_id,
+        count(*) as refund_rows,
         sum(o.amount) as refunded,
         sum(o.amount) filter (where o.order_date > :start_12m) as refunded_12m,
         sum(o.amount) filter (where o.order_date > :start_90d) as refunded_90d
@@ -128,7 +130,8 @@ final as (
         coalesce(f.refunded, 0) as refunds_total,
         coalesce(p.quarters_active_4q, 0) as quarters_active_4q,
         coalesce(p.order_days, 0) as order_days,
-        coalesce(p.repeat_paid, 0) as repeat_paid
+        coalesce(p.repeat_paid, 0) as repeat_paid,
+        coalesce(p.orders_total, 0) + coalesce(f.refund_rows, 0) as order_rows
     from paid as p
     full join refunds as f on f.customer_id is not distinct from p.customer_id
 )

@@ -29,9 +29,11 @@
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
 --   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
 --   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
+--   order_rows int: paid and refunded rows, lifetime (the revenue reconciliation's rows)
 with per_customer as (
     select
         o.customer_id as customer_id,
+        count(*) as order_rows,
         min(o.order_date) filter (where o.status = 'paid') as first_order_date,
         max(o.order_date) filter (where o.status = 'paid') as last_order_date,
         count(*) filter (where o.status = 'paid') as orders_total,
@@ -99,7 +101,8 @@ final as (
         ) end, 0) as order_days,
         coalesce(d.repeat_paid, case when c.customer_id is null then (
             select z.repeat_paid from day_facts as z where z.customer_id is null
-        ) end, 0) as repeat_paid
+        ) end, 0) as repeat_paid,
+        c.order_rows
     from per_customer as c
     left join day_facts as d on d.customer_id = c.customer_id
 )

@@ -23,6 +23,7 @@
 --   quarters_active_4q int: how many of the 4 rolling quarters of the last 365 days have a paid order
 --   order_days int: distinct days with a paid order, lifetime (lifetimes' frequency + 1)
 --   repeat_paid money: paid amounts after the first paid-order day, lifetime (monetary x frequency)
+--   order_rows int: paid and refunded rows, lifetime (the revenue reconciliation's rows)
 -- notes: Statuses other than 'paid' and 'refunded' are ignored (orders.sql recodes the
 --   company's own codes).
 with order_lines as (
@@ -42,6 +43,7 @@ order_days as (
     select
         customer_id,
         order_date,
+        count(*) as day_rows,
         sum(is_order) as day_orders,
         sum(net_amount) as day_net,
         sum(case when is_order = 1 then net_amount else 0 end) as day_paid,
@@ -54,6 +56,7 @@ dated_days as (
     select
         customer_id,
         order_date,
+        day_rows,
         day_orders,
         day_net,
         day_paid,
@@ -83,7 +86,8 @@ per_customer as (
             then 1 else 0 end) as active_q3,
         max(case when day_orders > 0 and order_date > :q3_end then 1 else 0 end) as active_q4,
         sum(case when day_orders > 0 then 1 else 0 end) as order_days,
-        sum(case when order_date > first_order_date then day_paid else 0 end) as repeat_paid
+        sum(case when order_date > first_order_date then day_paid else 0 end) as repeat_paid,
+        sum(day_rows) as order_rows
     from dated_days
     group by customer_id
 ),
@@ -102,7 +106,8 @@ final as (
         refunds_total,
         active_q1 + active_q2 + active_q3 + active_q4 as quarters_active_4q,
         order_days,
-        repeat_paid
+        repeat_paid,
+        order_rows
     from per_customer
 )
 

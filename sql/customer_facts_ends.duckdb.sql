@@ -31,7 +31,8 @@
 --   quarters_active_4q int: rolling quarters of (T-365, T] with a paid order
 --   order_days int: distinct days with a paid order up to T
 --   repeat_paid money: paid amounts after the first paid-order day, up to T
---   start_rows int: paid and refunded rows up to S (0: not in the facts at the start)
+--   order_rows int: paid and refunded rows up to T (the revenue reconciliation's rows)
+--   start_order_rows int: paid and refunded rows up to S (0: not in the facts at the start)
 --   start_first_order_date date: first paid order up to S
 --   start_last_order_date date: last paid order up to S
 --   start_orders_total int: paid orders up to S
@@ -142,7 +143,9 @@ final as (
         coalesce(p.quarters_active_4q, 0) as quarters_active_4q,
         coalesce(p.order_days, 0) as order_days,
         coalesce(p.paid_total - p.first_day_paid, 0) as repeat_paid,
-        coalesce(p.start_orders_total, 0) + coalesce(f.start_refund_rows, 0) as start_rows,
+        coalesce(p.orders_total, 0) + coalesce(f.refund_rows, 0) as order_rows,
+        coalesce(p.start_orders_total, 0) + coalesce(f.start_refund_rows, 0)
+            as start_order_rows,
         case when p.first_order_date <= :start_day then p.first_order_date end
             as start_first_order_date,
         p.start_last_order_date as start_last_order_date,

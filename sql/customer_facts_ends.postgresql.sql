@@ -30,7 +30,8 @@
 --   quarters_active_4q int: rolling quarters of (T-365, T] with a paid order
 --   order_days int: distinct days with a paid order up to T
 --   repeat_paid money: paid amounts after the first paid-order day, up to T
---   start_rows int: paid and refunded rows up to S (0: not in the facts at the start)
+--   order_rows int: paid and refunded rows up to T (the revenue reconciliation's rows)
+--   start_order_rows int: paid and refunded rows up to S (0: not in the facts at the start)
 --   start_first_order_date date: first paid order up to S
 --   start_last_order_date date: last paid order up to S
 --   start_orders_total int: paid orders up to S
@@ -67,7 +68,8 @@ with per_customer as (
             when o.order_date <= :q3_end then 4
             else 8
         end) as quarter_bits,
-        count(*) filter (where o.order_date <= :start_day) as start_rows,
+        count(*) as order_rows,
+        count(*) filter (where o.order_date <= :start_day) as start_order_rows,
         max(o.order_date) filter (where o.status = 'paid' and o.order_date <= :start_day)
             as start_last_order_date,
         count(*) filter (where o.status = 'paid' and o.order_date <= :start_day)
@@ -157,7 +159,8 @@ final as (
         coalesce(d.repeat_paid, case when c.customer_id is null then (
             select n.repeat_paid from null_key as n
         ) end, 0) as repeat_paid,
-        c.start_rows,
+        c.order_rows,
+        c.start_order_rows,
         case when c.first_order_date <= :start_day then c.first_order_date end
             as start_first_order_date,
         c.start_last_order_date,

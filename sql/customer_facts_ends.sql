@@ -1,7 +1,7 @@
 -- customer_facts_ends: The order facts of customer_facts.sql at both ends of a period in
 --   one pass over the orders: as of :as_of (the period's last day) and as of :start_day
 --   (the day before the period). Each end's values are exactly those customer_facts.sql
---   gives for that date; a customer is in the facts at the start when start_rows > 0
+--   gives for that date; a customer is in the facts at the start when start_order_rows > 0
 --   (crm_batch.source.extract_period.split_ends cuts the two frames apart).
 -- params:
 --   as_of date: the period's (clipped) last day, the end T (inclusive)
@@ -30,7 +30,8 @@
 --   quarters_active_4q int: rolling quarters of (T-365, T] with a paid order
 --   order_days int: distinct days with a paid order up to T
 --   repeat_paid money: paid amounts after the first paid-order day, up to T
---   start_rows int: paid and refunded rows up to S (0: not in the facts at the start)
+--   order_rows int: paid and refunded rows up to T (the revenue reconciliation's rows)
+--   start_order_rows int: paid and refunded rows up to S (0: not in the facts at the start)
 --   start_first_order_date date: first paid order up to S
 --   start_last_order_date date: last paid order up to S
 --   start_orders_total int: paid orders up to S
@@ -108,7 +109,8 @@ per_customer as (
         max(case when day_orders > 0 and order_date > :q3_end then 1 else 0 end) as active_q4,
         sum(case when day_orders > 0 then 1 else 0 end) as order_days,
         sum(case when order_date > first_order_date then day_paid else 0 end) as repeat_paid,
-        sum(at_start * day_rows) as start_rows,
+        sum(day_rows) as order_rows,
+        sum(at_start * day_rows) as start_order_rows,
         min(case when at_start = 1 and day_orders > 0 then order_date end)
             as start_first_order_date,
         max(case when at_start = 1 and day_orders > 0 then order_date end)
@@ -154,7 +156,8 @@ final as (
         active_q1 + active_q2 + active_q3 + active_q4 as quarters_active_4q,
         order_days,
         repeat_paid,
-        start_rows,
+        order_rows,
+        start_order_rows,
         start_first_order_date,
         start_last_order_date,
         start_orders_total,

@@ -46,10 +46,13 @@ from crm_batch.periods import parse_period
 from crm_batch.schema import SOURCE_TABLES, build_metadata
 from crm_batch.source.db import make_engine
 from crm_batch.source.extract import extract_as_of
+from crm_batch.source.frames import SourceFrames
 from crm_batch.source.quality import (
     CHECK_RULES,
     MAX_VALUE_CHARS,
-    RECONCILIATION_QUERY,
+    NOT_REGISTERED_QUERY,
+    RECONCILIATION_QUERIES,
+    TOTALS_QUERY,
     CheckResult,
     QualityReport,
     check_names,
@@ -302,8 +305,16 @@ def _all_counts(expected: dict[str, int]) -> dict[str, int]:
 
 
 def _table_as_of(engine: Engine) -> pd.DataFrame:
-    frames = extract_as_of(engine, SqlCatalog(SQL_DIR), AS_OF, ThresholdSettings())
-    return customer_table(frames, AS_OF)
+    return customer_table(_frames_as_of(engine), AS_OF)
+
+
+def _frames_as_of(engine: Engine) -> SourceFrames:
+    return extract_as_of(engine, SqlCatalog(SQL_DIR), AS_OF, ThresholdSettings())
+
+
+def _reconcile(engine: Engine) -> Reconciliation:
+    frames = _frames_as_of(engine)
+    return reconcile(engine, CHECKS_DIR, AS_OF, frames.facts, customer_table(frames, AS_OF))
 
 
 def _settings(url: URL, tmp_path: Path) -> Any:
@@ -320,14 +331,15 @@ def test_every_check_file_keeps_the_check_contract() -> None:
     every shipped check has a registered rule, and every rule a file (the README table)."""
     names = check_names(CATALOG)
     assert set(names) == set(CHECK_RULES)
-    assert RECONCILIATION_QUERY not in names
+    assert not set(RECONCILIATION_QUERIES) & set(names)
     for name in names:
         for dialect in ("", *KNOWN_DIALECTS):
             query = CATALOG.get(name, dialect)
             assert (query.columns[0].name, query.columns[0].type) == ("failing_rows", "int")
             assert "sample_rows" in query.param_names, query.path
-    assert [c.name for c in CATALOG.get(RECONCILIATION_QUERY).columns] == [
-        "bucket",
+    assert [c.name for c in CATALOG.get(NOT_REGISTERED_QUERY).columns] == ["customer_id"]
+    assert [c.name for c in CATALOG.get(TOTALS_QUERY).columns] == [
+        "date_class",
         "order_rows",
         "paid_orders",
         "net_revenue",
@@ -365,7 +377,7 @@ def test_canonical_data_passes(canonical_db: LoadedDb) -> None:
     assert finding.sample["customer_id"].tolist() == [customer_key(3, canonical_db.id_type)]
     report.raise_for_errors()  # does not raise
 
-    result = reconcile(canonical_db.engine, CHECKS_DIR, AS_OF, _table_as_of(canonical_db.engine))
+    result = _reconcile(canonical_db.engine)
     assert result.ok, result.render_text()
     assert result.buckets["attributed"].net_revenue == pytest.approx(196_551.03, abs=1e-6)
     assert result.buckets["after_as_of"] == SourceBucket(1, 1, 999.00)
@@ -540,8 +552,7 @@ def test_totals_reconcile_with_the_source(
 ) -> None:
     """Source total = attributed (= the KPIs' total) + each documented exclusion."""
     db = dirty_db_factory(backend, "warnings")
-    table = _table_as_of(db.engine)
-    result = reconcile(db.engine, CHECKS_DIR, AS_OF, table)
+    result = _reconcile(db.engine)
     assert result.ok, result.render_text()
     assert set(result.buckets) == set(BUCKETS)
     for key, expected in EXPECTED_BUCKETS.items():
@@ -558,6 +569,17 @@ def test_totals_reconcile_with_the_source(
     assert result.source_revenue == pytest.approx(signed.sum(), abs=1e-6)
     assert result.source_revenue == pytest.approx(198_559.13, abs=1e-6)
     assert result.source_orders == int((counted["status"] == "paid").sum()) == 30
+    when = pd.to_datetime(counted["order_date"])
+    dated = counted[when.notna() & (when <= pd.Timestamp(AS_OF))]
+    assert result.dated.order_rows == len(dated) == result.facts.order_rows
+
+    # a facts row lost between the database and the KPIs is named, not hidden
+    frames = _frames_as_of(db.engine)
+    lost = reconcile(
+        db.engine, CHECKS_DIR, AS_OF, frames.facts.iloc[1:], customer_table(frames, AS_OF)
+    )
+    assert not lost.ok
+    assert "does NOT reconcile (the customer facts hold" in lost.render_text()
 
 
 @pytest.mark.mariadb
@@ -633,13 +655,14 @@ def test_reconciliation_text_names_a_difference() -> None:
     buckets = {key: SourceBucket(0, 0, 0.0) for key in BUCKETS}
     buckets["attributed"] = SourceBucket(3, 2, 100.0)
     buckets["no_customer"] = SourceBucket(1, 1, 5.0)
-    good = Reconciliation(AS_OF, buckets, kpi_revenue=100.0, kpi_orders=2)
+    dated = SourceBucket(4, 3, 105.0)
+    good = Reconciliation(AS_OF, buckets, kpi_revenue=100.0, kpi_orders=2, dated=dated)
     assert good.ok
     assert good.render_text().startswith(
         "revenue as of 2026-06-30 reconciles: source 105.00 = registered customers 100.00 "
         "+ no customer 5.00; KPIs 100.00"
     )
-    bad = Reconciliation(AS_OF, buckets, kpi_revenue=99.0, kpi_orders=2)
+    bad = Reconciliation(AS_OF, buckets, kpi_revenue=99.0, kpi_orders=2, dated=dated)
     assert not bad.ok
     assert "does NOT reconcile (revenue differs by 1.00, orders by 0)" in bad.render_text()
 

@@ -14,11 +14,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, Engine
 from test_kpi_facts import BACKEND_PARAMS
 
+from crm_batch.app.engines import Databases
 from crm_batch.app.kpis import run_kpis, store_snapshots
+from crm_batch.app.quarter import gather_quarter
 from crm_batch.app.value_models import read_value_models, write_value_model
 from crm_batch.config import load_settings
 from crm_batch.kpi import predict
 from crm_batch.kpi.predict import BgNbd, GammaGamma, ValueModel
+from crm_batch.periods import parse_period
 from crm_batch.schema import VALUE_MODEL_FIGURES
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo
@@ -143,6 +146,45 @@ def test_a_second_run_of_the_date_reuses_the_stored_models_only_on_the_same_buye
         assert len(fits) == 2, "one amount changed: fitted again"
         assert changed.value_model is not None
         assert changed.value_model.parameters() != first.value_model.parameters()
+    finally:
+        engine.dispose()
+
+
+def test_the_quarterly_review_reuses_the_models_the_nightly_stored_for_its_last_day(
+    db_url_factory: Callable[[str], URL], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gather_quarter computes the quarter as of its last day: the models the nightly of
+    that day stored are used (no fit), and the review's scores are those of the fit."""
+    url = db_url_factory("duckdb")
+    engine = make_engine(url, connect_timeout=5, statement_timeout=300)
+    fits: list[int] = []
+    original = predict.fit_bgnbd
+
+    def counted(*args: object) -> object:
+        fits.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(predict, "fit_bgnbd", counted)
+    try:
+        quarter_end = date(2026, 6, 30)
+        load_demo(engine, generate_demo(customers=400, orders=4_000, seed=5, end_date=quarter_end))
+        settings = load_settings(
+            REPO / "crm_batch.toml", database_url=str(url), environ={}, cwd=tmp_path
+        )
+        # earlier quarters without snapshots are recomputed (and fitted) by both reviews
+        fresh = gather_quarter(settings, Databases.single(engine), parse_period("2026Q2"))
+        fitted_fresh = len(fits)
+        nightly = run_kpis(settings, engine, quarter_end, all_teams=True, state=engine)
+        store_snapshots(engine, nightly, AT)
+        fits.clear()
+        review = gather_quarter(settings, Databases.single(engine), parse_period("2026Q2"))
+        assert len(fits) == fitted_fresh - 1, "the quarter's own models: the nightly's, reused"
+        assert review.run.value_model is not None
+        assert fresh.run.value_model is not None
+        assert review.run.value_model.parameters() == fresh.run.value_model.parameters()
+        scores = list(predict.SCORE_COLUMNS)
+        company = review.run.reports[None].customers[scores]
+        assert company.equals(fresh.run.reports[None].customers[scores])
     finally:
         engine.dispose()
 

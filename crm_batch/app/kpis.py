@@ -159,7 +159,12 @@ def run_kpis(
         time.perf_counter() - extracted,
     )
     log_reconciliation(
-        engine, settings.sql_dir, measured.end, prepared.end_table, source_mapping(settings)
+        engine,
+        settings.sql_dir,
+        measured.end,
+        frames.end.facts,
+        prepared.end_table,
+        source_mapping(settings),
     )
     register = prepared.frames.register
     data_teams = sorted(set(register["team"].dropna().unique()) - {UNASSIGNED})

@@ -107,10 +107,16 @@ def trend_quarters(quarter: Period, count: int = TREND_QUARTERS) -> list[Period]
 
 
 def compute_quarter(
-    settings: Settings, engine: Engine, quarter: Period, teams: Sequence[str] | None = None
+    settings: Settings,
+    engine: Engine,
+    quarter: Period,
+    teams: Sequence[str] | None = None,
+    state: Engine | None = None,
 ) -> KpiRun:
     """The quarter as of its last day for the company and ``teams`` (None: every team),
-    keeping the prepared period the review's account lists need."""
+    keeping the prepared period the review's account lists need. ``state``: where the
+    nightly run of the quarter's last day stored its value models; they are reused when
+    fitted on the same buyers (:func:`crm_batch.app.kpis.run_kpis`)."""
     return run_kpis(
         settings,
         engine,
@@ -120,6 +126,7 @@ def compute_quarter(
         all_teams=teams is None,
         include_company=True,
         keep_prepared=True,
+        state=state,
     )
 
 
@@ -190,7 +197,7 @@ def gather_quarter(
     """The data of the quarterly reviews of ``quarter`` for the company and ``teams``
     (None: every team; the company review's team table needs them all)."""
     started = time.perf_counter()
-    run = compute_quarter(settings, databases.source, quarter, teams)
+    run = compute_quarter(settings, databases.source, quarter, teams, databases.state)
     assert run.prepared is not None  # asked for with keep_prepared
     wanted = [*trend_quarters(quarter), quarter.previous(), quarter.year_before()]
     history = quarter_history(settings, databases, run, wanted)

@@ -49,6 +49,9 @@ _JOINED = (
     ("referrals", "customer_referrals.sql"),
     ("churn_window", "customer_churn_window.sql"),
 )
+#: Columns of the joined queries that stay out of the table: the facts' row counts
+#: serve the revenue reconciliation (crm_batch.app.reconciliation), not the KPIs.
+_NOT_IN_TABLE = frozenset({"order_rows"})
 
 KPIS = (
     KpiDefinition(
@@ -131,7 +134,8 @@ def customer_table(frames: SourceFrames, as_of: date) -> pd.DataFrame:
             raise _duplicates_error(frame, source)
         absent = alignment.rows < 0
         for column in frame.columns.drop("customer_id"):
-            jobs[column] = (frame[column], alignment.rows, absent)
+            if column not in _NOT_IN_TABLE:
+                jobs[column] = (frame[column], alignment.rows, absent)
     # NumPy's gathers release the GIL, and on a million rows the time goes into them
     # and into first touching their new arrays: two threads do it in about half the time
     with ThreadPoolExecutor(max_workers=_SPREAD_THREADS) as pool:

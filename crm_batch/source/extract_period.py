@@ -93,7 +93,7 @@ ENDS_QUERY = "customer_facts_ends"
 #: Its columns of the facts at the start carry this prefix (the end's have none).
 START_PREFIX = "start_"
 #: Its column counting a customer's rows up to the start: 0 means no facts row there.
-START_ROWS = "start_rows"
+START_ROWS = "start_order_rows"
 
 
 def ends_params(end: date, start_day: date, thresholds: ThresholdSettings) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Source data checks, run inside the database.
 
 Every file in ``sql/checks/`` (same header contract as ``sql/``, dialect variants
-included) is one check, except :data:`RECONCILIATION_QUERY` (the source totals of the
-revenue reconciliation, :mod:`crm_batch.app.reconciliation`). A check returns at most
+included) is one check, except :data:`RECONCILIATION_QUERIES` (what the revenue reconciliation,
+:mod:`crm_batch.app.reconciliation`, reads). A check returns at most
 ``:sample_rows`` example rows, each carrying ``failing_rows``, the number of rows that
 fail it; no rows means it passed. The counting and the sampling (a window function,
 portable to DuckDB, PostgreSQL, MySQL/MariaDB and SQLite) happen in the database, so
@@ -46,8 +46,12 @@ Severity = Literal["error", "warning"]
 
 #: The checks' folder inside the sql/ folder.
 CHECKS_DIR_NAME = "checks"
-#: The query in sql/checks/ that is not a check but the reconciliation's source totals.
-RECONCILIATION_QUERY = "revenue_reconciliation"
+#: The queries in sql/checks/ that are not checks but feed the revenue reconciliation
+#: (crm_batch.app.reconciliation): the source's totals by date class, and the customer
+#: ids outside the register of T.
+TOTALS_QUERY = "revenue_totals"
+NOT_REGISTERED_QUERY = "customers_not_registered"
+RECONCILIATION_QUERIES = (TOTALS_QUERY, NOT_REGISTERED_QUERY)
 #: Queries in sql/checks/ that are not checks but give several checks' rows in one pass
 #: over a table, with the checks they give (each row names its check in ``check_name``).
 #: :func:`check_source` runs one in place of its checks when all of them are in the
@@ -314,12 +318,12 @@ def checks_dir(sql_dir: Path) -> Path:
 
 
 def check_names(catalog: SqlCatalog) -> list[str]:
-    """The checks of a sql/checks catalog: every query but the reconciliation and the
+    """The checks of a sql/checks catalog: every query but the reconciliation's and the
     fused queries (:data:`FUSED_QUERIES`)."""
     return [
         name
         for name in catalog.names()
-        if name != RECONCILIATION_QUERY and name not in FUSED_QUERIES
+        if name not in RECONCILIATION_QUERIES and name not in FUSED_QUERIES
     ]
 
 

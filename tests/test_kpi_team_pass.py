@@ -121,6 +121,16 @@ def test_the_fixture_has_the_edge_cases(canonical: engine.PreparedPeriod) -> Non
     assert any(not r.funnel_by_campaign.empty for t, r in reports.items() if t is not None)
 
 
+def test_the_demo_fills_every_grouped_table(demo: engine.PreparedPeriod) -> None:
+    """The comparison above is not of empty tables: on the demo every table the one pass
+    groups by team has rows in at least two teams."""
+    reports = engine.period_reports(demo, _teams(demo))
+    grouped = [*engine.FUNNELS, *engine.UPLIFTS, "advocate_candidates", "likely_lost"]
+    for name in grouped:
+        filled = [t for t, r in reports.items() if t is not None and len(r.tables()[name])]
+        assert len(filled) >= 2, name
+
+
 def test_team_order_and_company_are_as_asked(demo: engine.PreparedPeriod) -> None:
     """Teams in the order asked (duplicates once); the company only when asked."""
     teams = _teams(demo)

@@ -369,7 +369,7 @@ class _Scopes:
 class _TeamTables:
     """The tables and KPIs :func:`period_reports` computes for every team at once."""
 
-    tables: dict[str, dict[str, pd.DataFrame]]  # funnel or uplift table -> team -> table
+    tables: dict[str, dict[str, pd.DataFrame]]  # table name -> team -> table
     kpis: dict[str, dict[str, float]]  # team -> retention, lead conversion, referral flow
 
 
@@ -386,23 +386,34 @@ UPLIFTS = {"uplift_by_campaign": list(CAMPAIGN_COLUMNS), "uplift_by_channel": ["
 def _by_team(prepared: PreparedPeriod, scopes: _Scopes) -> _TeamTables:
     """Funnels and uplift tables grouped by (team, columns) in one pass each, split by
     team (a team's rows are those of its own computation: the same sums over the same
-    rows in the same order), and every team's retention, lead conversion and referral
-    flow KPIs (counts by team: the orders, first orders and leads are not split)."""
+    rows in the same order); the advocate candidates and likely lost customers of every
+    team ranked once, split by team; and every team's retention, lead conversion and
+    referral flow KPIs (counts by team: the orders, first orders and leads are not split)."""
     teams = scopes.teams
     touches = scopes.split(prepared.touches).by_team
     sent = campaigns.sent_touches(touches)
 
-    def by_team(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
-        """A table grouped by (team, ...) as one table per team present in it."""
+    frames, thresholds, period = prepared.frames, prepared.thresholds, prepared.frames.period
+
+    def by_team(table: pd.DataFrame, keep_team: bool = False) -> dict[str, pd.DataFrame]:
+        """A table of every team as one table per team present in it (rows in order)."""
         codes = team_codes(table["team"], teams)
-        rest = table.drop(columns="team")
+        rest = table if keep_team else table.drop(columns="team")
         present = np.unique(codes[codes >= 0])
         return {teams[i]: rest.loc[codes == i].reset_index(drop=True) for i in present}
 
     tables = {name: by_team(campaigns.funnel(sent, ["team", *by])) for name, by in FUNNELS.items()}
     for name, by in UPLIFTS.items():
         tables[name] = by_team(uplift.incremental_results(touches, ["team", *by]))
-    frames, thresholds, period = prepared.frames, prepared.thresholds, prepared.frames.period
+    # ranked lists of every team's customers: their sort keys end with the customer id
+    # (unique), so a team's rows of the whole list, in order, are the team's own list
+    customers = scopes.split(prepared.end_table).by_team
+    tables["advocate_candidates"] = by_team(
+        referral.advocate_candidates(customers, thresholds), keep_team=True
+    )
+    tables["likely_lost"] = by_team(
+        alive.likely_lost_valuable(customers, thresholds.likely_lost_p_alive), keep_team=True
+    )
     retention = repurchase.retention_kpis_by_team(
         prepared.period_orders, prepared.first_orders, period, frames.as_of, thresholds, teams
     )
@@ -434,7 +445,13 @@ def _scope_report(
         scopes.start_tiers(team), end_table, where=scopes.start_in_end(team)
     )
     tables = _team_tables(grouped, team)
-    advocates = referral.advocate_candidates(end_table, thresholds)
+    if "advocate_candidates" not in tables:
+        tables["advocate_candidates"] = referral.advocate_candidates(end_table, thresholds)
+    if "likely_lost" not in tables:
+        tables["likely_lost"] = alive.likely_lost_valuable(
+            end_table, thresholds.likely_lost_p_alive
+        )
+    advocates = tables["advocate_candidates"]
     if grouped is not None and team is not None:
         counted = grouped.kpis[team]
     else:
@@ -494,7 +511,7 @@ def _scope_report(
         uplift_by_campaign=tables["uplift_by_campaign"],
         uplift_by_channel=tables["uplift_by_channel"],
         alive_by_tier=alive.alive_by_value_tier(end_table, thresholds.likely_lost_p_alive),
-        likely_lost=alive.likely_lost_valuable(end_table, thresholds.likely_lost_p_alive),
+        likely_lost=tables["likely_lost"],
         absent_tables=absent,
         missing=missing,
         partial=partial_kpis(absent),
@@ -502,8 +519,8 @@ def _scope_report(
 
 
 def _team_tables(grouped: _TeamTables | None, team: str | None) -> dict[str, pd.DataFrame]:
-    """The grouped funnel and uplift tables of ``team``; a table where the team has no
-    rows is left out (computed on its own: an empty grouping has its own dtypes)."""
+    """The tables of ``team`` computed for every team at once; a table where the team has
+    no rows is left out (computed on its own: an empty grouping has its own dtypes)."""
     if grouped is None or team is None:
         return {}
     return {name: tables[team] for name, tables in grouped.tables.items() if team in tables}

@@ -1,13 +1,15 @@
 """Every scope's report in one pass (issue 17): :func:`engine.period_reports` against
 each scope computed on its own.
 
-The one pass splits each prepared frame by team once and groups the funnels, uplift
-tables and referral flow by team; the reference is :func:`engine.period_report` per
-scope, which takes the team's rows directly and computes every table and KPI from them
-alone. Both run on the demo company (600 customers, 8 teams) and on the canonical data
-with a team whose customers have no orders ("Quiet") and a requested team without
-customers ("Nowhere"). Values must be equal (NaN equals NaN) and every table equal with
-its dtypes, row order and index.
+The one pass splits each prepared frame by team once, groups the funnels and uplift
+tables by team, counts retention, lead conversion and referral flow by team and ranks
+the advocate candidates and likely lost customers of every team at once; the reference
+is :func:`engine.period_report` per scope, which takes the team's rows directly and
+computes every table and KPI from them alone. Both run on the demo company (600
+customers, 8 teams), on the canonical data with a team whose customers have no orders
+("Quiet") and a requested team without customers ("Nowhere"), and on the canonical
+data without each optional table. Values must be equal (NaN equals NaN) and every
+table equal with its dtypes, row order and index.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 import pytest
 from conftest import SQL_DIR
 from fixtures.canonical import canonical_frames, load_canonical
+from fixtures.optional import as_absent, extract
 from pandas.testing import assert_frame_equal
 
 from crm_batch.app import kpis as app_kpis
@@ -29,6 +32,7 @@ from crm_batch.periods import parse_period
 from crm_batch.source.db import make_engine
 from crm_batch.source.demo import generate_demo, load_demo
 from crm_batch.source.extract_period import extract_period
+from crm_batch.source.frames import OPTIONAL_TABLES
 from crm_batch.source.sql_files import SqlCatalog
 
 SETTINGS = ThresholdSettings()
@@ -102,6 +106,21 @@ def test_one_pass_equals_each_scope_on_its_own(data: str, request: pytest.Fixtur
     teams = _teams(prepared, "Nowhere")
     reports = engine.period_reports(prepared, teams)
     assert list(reports) == [None, *teams]
+    for scope, report in reports.items():
+        assert_same_report(report, engine.period_report(prepared, scope))
+
+
+@pytest.mark.parametrize("table", OPTIONAL_TABLES)
+def test_one_pass_equals_each_scope_without_an_optional_table(
+    table: str, db_url_factory, sql_catalog: SqlCatalog
+) -> None:  # type: ignore[no-untyped-def]
+    """An optional table not mapped (empty, named absent): the same reports either way."""
+    prepared = engine.prepare(
+        as_absent(extract(db_url_factory, sql_catalog, table), table), SETTINGS
+    )
+    teams = _teams(prepared, "Nowhere")
+    reports = engine.period_reports(prepared, teams)
+    assert reports[None].missing  # the table's KPIs are missing, not computed
     for scope, report in reports.items():
         assert_same_report(report, engine.period_report(prepared, scope))
 

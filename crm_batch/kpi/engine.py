@@ -272,9 +272,10 @@ def period_reports(
 
     Each frame a step reads per team is split by team once (:class:`_Scopes`); the
     funnels and uplift tables are grouped by (team, columns) once and split, the
-    retention, lead conversion and referral flow KPIs are counted by team in one pass
+    advocate candidates and likely lost customers ranked once and split, the retention,
+    lead conversion and referral flow KPIs counted by team in one pass
     (:func:`_by_team`); the other steps run on each team's slice. A team without rows
-    gets the same empty tables as on its own.
+    gets the same empty tables as on its own. The company uses the whole frames.
     """
     teams = list(dict.fromkeys(teams))
     scopes = _Scopes(prepared, teams)

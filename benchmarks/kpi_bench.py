@@ -28,9 +28,10 @@ What it does:
    alternate round by round, so they see the same load.
 3. Inside the KPI run, each stage is timed by wrapping the functions the run calls (every
    sql/ query, customer_table, segment_customers, churn_warnings, the rest of prepare,
-   each period_report); peak memory is the process's peak resident set during the stage
-   (``VmHWM`` of /proc/self/status, reset before each stage through
-   /proc/self/clear_refs), so numpy and Arrow buffers count, not only Python objects.
+   each period_report, or the one pass of period_reports); peak memory is the process's
+   peak resident set during the stage (``VmHWM`` of /proc/self/status, reset before each
+   stage through /proc/self/clear_refs), so numpy and Arrow buffers count, not only
+   Python objects.
 
 4. ``--against REV``: the tree of git revision REV is exported to a temporary folder and
    its own ``benchmarks/kpi_bench.py`` runs the KPI job there, alternating with this
@@ -359,6 +360,11 @@ def _label_report(prepared: Any, team: str | None = None) -> str:
     return "period_report (company)" if team is None else f"period_report ({team})"
 
 
+def _label_reports(prepared: Any, teams: Any, include_company: bool = True) -> str:
+    scopes = ("company + " if include_company else "") + f"{len(teams)} teams"
+    return f"period_reports ({scopes}, one pass)"
+
+
 def worker_kpis(url: str, as_of: date) -> dict[str, Any]:
     """The full KPI set (``kpis --by-team``) with every stage measured."""
     meter = Meter()
@@ -382,7 +388,9 @@ def worker_kpis(url: str, as_of: date) -> dict[str, Any]:
     for attribute, label in JOB_STAGES.items():
         if hasattr(job, attribute):  # the data checks exist only in newer versions
             meter.wrap(job, attribute, lambda *a, label=label, **k: label)
-    meter.wrap(job, "period_report", _label_report)
+    meter.wrap(job, "period_report", _label_report)  # one scope at a time (older versions)
+    if hasattr(job, "period_reports"):  # every scope in one pass (issue 17)
+        meter.wrap(job, "period_reports", _label_reports)
 
     settings = load_settings(REPO / "crm_batch.toml", database_url=url, environ={}, cwd=REPO)
     with meter.stage("full KPI set (kpis --by-team)") as total:

@@ -11,7 +11,7 @@ from datetime import date
 from sqlalchemy import Engine
 
 from crm_batch.config import Settings
-from crm_batch.kpi.engine import PeriodReport, period_report, prepare
+from crm_batch.kpi.engine import PeriodReport, period_reports, prepare
 from crm_batch.periods import Period
 from crm_batch.source.extract_period import extract_period
 from crm_batch.source.frames import PeriodFrames
@@ -55,9 +55,4 @@ def team_reports(
     being rejected as unknown.
     """
     prepared = prepare(load_frames(settings, engine, period, as_of), settings.thresholds)
-    reports: dict[str | None, PeriodReport] = (
-        {None: period_report(prepared)} if include_company else {}
-    )
-    for name in teams:
-        reports[name] = period_report(prepared, name)
-    return reports
+    return period_reports(prepared, list(teams), include_company)

@@ -45,6 +45,7 @@ from crm_batch.kpi.engine import (
     PeriodReport,
     PreparedPeriod,
     period_report,
+    period_reports,
     prepare,
 )
 from crm_batch.kpi.predict import ValueModel
@@ -181,22 +182,9 @@ def run_kpis(
             f"unknown team {unknown[0]!r}: teams in the settings and the data are "
             f"{', '.join(repr(t) for t in known) or '(none)'}"
         )
-    reports: dict[str | None, PeriodReport] = {}
-    if include_company if include_company is not None else (not teams or all_teams):
-        reports[None] = period_report(prepared)
-    for name in track(wanted, "KPIs by team", "team"):
-        try:
-            reports[name] = period_report(prepared, name)
-        except Exception as exc:  # one team's failure is that team's: the others go on
-            log.exception("KPIs of team %s failed", show_team(name))
-            problems.append(
-                Problem(
-                    name,
-                    f"its KPIs could not be computed ({type(exc).__name__}: {exc}); it gets "
-                    "no snapshot, workbook or report tonight",
-                    "report the error and the log's traceback to the maintainers",
-                )
-            )
+    company = include_company if include_company is not None else (not teams or all_teams)
+    reports, failed = _reports(prepared, wanted, company)
+    problems.extend(failed)
     for problem in problems:
         log.error("%s", problem.line())
     run = KpiRun(
@@ -213,6 +201,37 @@ def run_kpis(
     for line in run.notes():
         log.warning("%s", line)
     return run
+
+
+def _reports(
+    prepared: PreparedPeriod, teams: list[str], include_company: bool
+) -> tuple[dict[str | None, PeriodReport], list[Problem]]:
+    """The company's report (when asked) and every team's, in one pass
+    (:func:`period_reports`). One team's failure is that team's: when the pass fails,
+    the company and each team are computed on their own, so the failing team is the one
+    left out (a Problem) and the others go on; the company's failure stops the run."""
+    try:
+        return period_reports(prepared, teams, include_company), []
+    except Exception:
+        log.warning("KPIs of every team in one pass failed; computing each team on its own")
+    reports: dict[str | None, PeriodReport] = {}
+    problems: list[Problem] = []
+    if include_company:
+        reports[None] = period_report(prepared)
+    for name in track(teams, "KPIs by team", "team"):
+        try:
+            reports[name] = period_report(prepared, name)
+        except Exception as exc:  # one team's failure is that team's: the others go on
+            log.exception("KPIs of team %s failed", show_team(name))
+            problems.append(
+                Problem(
+                    name,
+                    f"its KPIs could not be computed ({type(exc).__name__}: {exc}); it gets "
+                    "no snapshot, workbook or report tonight",
+                    "report the error and the log's traceback to the maintainers",
+                )
+            )
+    return reports, problems
 
 
 def _unusable(name: str, register: pd.DataFrame) -> Problem:

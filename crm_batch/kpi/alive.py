@@ -79,7 +79,8 @@ def likely_lost_valuable(
     biggest 12-month revenue first (then lowest P(alive), then id): the valuable
     customers the models think have already gone, worth a personal call."""
     alive = table["p_alive"].astype("float64")
-    chosen = table.loc[table["value_tier"].isin(VALUABLE_TIERS) & (alive < likely_lost_p_alive)]
+    wanted = table["value_tier"].isin(VALUABLE_TIERS) & (alive < likely_lost_p_alive)
+    chosen = table.loc[wanted, list(LOST_COLUMNS)]  # only the columns shown (and sorted by)
     ranked = chosen.assign(_revenue=chosen["revenue_12m"].astype("float64")).sort_values(
         ["_revenue", "p_alive", "customer_id"], ascending=[False, True, True], kind="stable"
     )

@@ -42,6 +42,19 @@ def ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / float(denominator) if denominator else float("nan")
 
 
+def team_codes(values: pd.Series, teams: Sequence[str]) -> np.ndarray:
+    """Each value's position in ``teams`` (-1: another team or none), int64; the
+    distinct values are hashed, not every row."""
+    codes, uniques = pd.factorize(values)
+    return np.append(pd.Index(list(teams)).get_indexer(uniques), -1)[codes]
+
+
+def count_by_team(codes: np.ndarray, chosen: np.ndarray, teams: int) -> np.ndarray:
+    """How many ``chosen`` rows each of ``teams`` teams has (``codes``: :func:`team_codes`
+    of the rows; -1 rows count for none)."""
+    return np.bincount(codes[chosen & (codes >= 0)], minlength=teams)
+
+
 def _arrow(values: pd.Series | pd.Index) -> object:
     array = pa.array(pd.Series(values).astype("string").array)  # type: ignore[union-attr]
     if isinstance(array, pa.ChunkedArray):  # type: ignore[union-attr]

@@ -28,12 +28,14 @@ are credited to the referrer's team (the old customer who brought the new one).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import positions, ratio, take
+from crm_batch.kpi.keys import count_by_team, positions, ratio, take, team_codes
 from crm_batch.kpi.repurchase import day_before, new_customer_mask
 from crm_batch.periods import Period
 
@@ -129,6 +131,26 @@ def _in_team(values: pd.Series, team: str) -> pd.Series:
     return (values == team).fillna(False).astype(bool)
 
 
+def _active_at_start(
+    period_orders: pd.DataFrame, period: Period, thresholds: ThresholdSettings
+) -> pd.Series:
+    """Customers of ``period_orders`` active on the day before ``period`` (K's base)."""
+    before = period_orders["last_order_before_date"]
+    return before.notna() & (
+        day_before(period) - before <= pd.Timedelta(days=thresholds.active_days)
+    )
+
+
+def _flow_values(
+    new_in_scope: float, referred_new: float, successful: float, active: float
+) -> dict[str, float]:
+    return {
+        "referral_share_new": ratio(referred_new, new_in_scope),
+        "successful_referrals": float(successful),
+        "viral_coefficient": ratio(successful, active),
+    }
+
+
 def referral_flow(
     people: pd.DataFrame,
     period_orders: pd.DataFrame,
@@ -149,15 +171,38 @@ def referral_flow(
         scope = _in_team(people["team"], team).to_numpy()
         credited = _in_team(people["referrer_team"], team).to_numpy()
     new_in_scope = new & scope
-    successful = int((new & referred & credited).sum())
-    before = period_orders["last_order_before_date"]
-    active_at_start = before.notna() & (
-        day_before(period) - before <= pd.Timedelta(days=thresholds.active_days)
+    return _flow_values(
+        new_in_scope.sum(),
+        (new_in_scope & referred).sum(),
+        int((new & referred & credited).sum()),
+        _active_at_start(period_orders, period, thresholds).sum(),
     )
+
+
+def referral_flows(
+    people: pd.DataFrame,
+    period_orders: pd.DataFrame,
+    period: Period,
+    thresholds: ThresholdSettings,
+    teams: Sequence[str],
+) -> dict[str, dict[str, float]]:
+    """:func:`referral_flow` of each of ``teams`` in one pass: every count is one
+    ``np.bincount`` over team codes. ``period_orders`` are everyone's, with ``team``."""
+    index = pd.Index(list(teams))
+    new = new_customer_mask(people, period).to_numpy(dtype=bool)
+    referred = people["is_referred"].to_numpy(dtype=bool)
+    active = _active_at_start(period_orders, period, thresholds).to_numpy(dtype=bool)
+
+    def count(team_values: pd.Series, chosen: np.ndarray) -> np.ndarray:
+        return count_by_team(team_codes(team_values, index), chosen, len(index))
+
+    new_in_team = count(people["team"], new)
+    referred_new = count(people["team"], new & referred)
+    successful = count(people["referrer_team"], new & referred)
+    active_in_team = count(period_orders["team"], active)
     return {
-        "referral_share_new": ratio((new_in_scope & referred).sum(), new_in_scope.sum()),
-        "successful_referrals": float(successful),
-        "viral_coefficient": ratio(successful, active_at_start.sum()),
+        team: _flow_values(new_in_team[i], referred_new[i], int(successful[i]), active_in_team[i])
+        for i, team in enumerate(index)
     }
 
 
@@ -172,14 +217,14 @@ def advocate_candidates(table: pd.DataFrame, thresholds: ThresholdSettings) -> p
     ``table`` is the segmented customer table at the end of the period. Sorted by
     successful referrals, then 12-month revenue (both descending), then customer_id.
     """
-    chosen = table[
+    wanted = (
         advocate_mask(table, thresholds)
         & (table["orders_12m"].fillna(0) >= 2)
         & table["value_tier"].isin(HIGH_VALUE_TIERS)
-    ]
-    columns = [c for c in CANDIDATE_COLUMNS if c in chosen.columns]
+    )
+    columns = [c for c in CANDIDATE_COLUMNS if c in table.columns]
     return (
-        chosen[columns]
+        table.loc[wanted, columns]  # only the columns shown (and sorted by)
         .sort_values(
             ["referrals_successful", "revenue_12m", "customer_id"],
             ascending=[False, False, True],
@@ -200,6 +245,20 @@ def referral_kpis(
     at the period's end) are the scope's rows, ``people`` is everyone's."""
     return {
         **referral_flow(people, period_orders, period, thresholds, team),
+        **advocate_kpis(end_table, thresholds),
+    }
+
+
+def advocate_kpis(
+    end_table: pd.DataFrame,
+    thresholds: ThresholdSettings,
+    candidates: pd.DataFrame | None = None,
+) -> dict[str, float]:
+    """advocates and advocate_candidates of the scope's end table; ``candidates`` is its
+    :func:`advocate_candidates` table when the caller has it already."""
+    if candidates is None:
+        candidates = advocate_candidates(end_table, thresholds)
+    return {
         "advocates": float(advocate_mask(end_table, thresholds).sum()),
-        "advocate_candidates": float(len(advocate_candidates(end_table, thresholds))),
+        "advocate_candidates": float(len(candidates)),
     }

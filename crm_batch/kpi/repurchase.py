@@ -33,13 +33,15 @@ Rates with an empty denominator are NaN (shown as "-"), counts are 0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 
+import numpy as np
 import pandas as pd
 
 from crm_batch.config import ThresholdSettings
 from crm_batch.kpi.definitions import KpiDefinition
-from crm_batch.kpi.keys import ratio
+from crm_batch.kpi.keys import count_by_team, ratio, team_codes
 from crm_batch.periods import Period
 
 KPIS = (
@@ -121,8 +123,14 @@ def day_before(period: Period) -> pd.Timestamp:
 
 def repurchase_rate(period_orders: pd.DataFrame) -> float:
     """Customers with >= 2 paid orders in the period / customers with >= 1."""
-    orders = period_orders["orders_in_period"].fillna(0)
-    return ratio((orders >= 2).sum(), (orders >= 1).sum())
+    buyers, repeaters = _buyer_masks(period_orders)
+    return ratio(repeaters.sum(), buyers.sum())
+
+
+def _buyer_masks(period_orders: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Customers with >= 1 paid order in the period, and with >= 2."""
+    orders = period_orders["orders_in_period"].fillna(0).to_numpy(dtype="float64")
+    return orders >= 1, orders >= 2
 
 
 def new_customer_mask(first_orders: pd.DataFrame, period: Period) -> pd.Series:
@@ -135,6 +143,14 @@ def repeat_rate_90d(
     first_orders: pd.DataFrame, period: Period, as_of: date, window_days: int = 90
 ) -> float:
     """Of the period's new customers, the share with a 2nd paid order within the window."""
+    new, repeated = _repeat_masks(first_orders, period, as_of, window_days)
+    return ratio(repeated.sum(), new.sum())
+
+
+def _repeat_masks(
+    first_orders: pd.DataFrame, period: Period, as_of: date, window_days: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The period's new customers, and those of them with a 2nd order in the window."""
     new = new_customer_mask(first_orders, period)
     first = first_orders["first_order_date"]
     second = first_orders["second_order_date"]
@@ -143,13 +159,21 @@ def repeat_rate_90d(
         & (second <= first + pd.Timedelta(days=window_days))
         & (second <= pd.Timestamp(as_of))
     )
-    return ratio((new & repeated).sum(), new.sum())
+    return new.to_numpy(dtype=bool), (new & repeated).to_numpy(dtype=bool)
 
 
 def churn_and_winback(
     period_orders: pd.DataFrame, period: Period, dormant_days: int = 180
 ) -> dict[str, float]:
     """Churn rate, won-back customers and win-back rate of ``period`` (see the module)."""
+    masks = _churn_masks(period_orders, period, dormant_days)
+    return _churn_values({name: int(mask.sum()) for name, mask in masks.items()})
+
+
+def _churn_masks(
+    period_orders: pd.DataFrame, period: Period, dormant_days: int
+) -> dict[str, np.ndarray]:
+    """The customers :func:`_churn_values` counts."""
     start_ref = day_before(period)
     end_ref = pd.Timestamp(period.end)
     before = period_orders["last_order_before_date"]
@@ -159,11 +183,19 @@ def churn_and_winback(
     churned_at_start = before.notna() & (start_ref - before > limit)
     churned_at_end = last.notna() & (end_ref - last > limit)
     ordered = period_orders["orders_in_period"].fillna(0) >= 1
-    won_back = int((churned_at_start & ordered).sum())
     return {
-        "churn_rate": ratio((live_at_start & churned_at_end).sum(), live_at_start.sum()),
-        "winback_customers": float(won_back),
-        "winback_rate": ratio(won_back, churned_at_start.sum()),
+        "live_at_start": live_at_start.to_numpy(dtype=bool),
+        "live_then_churned": (live_at_start & churned_at_end).to_numpy(dtype=bool),
+        "churned_at_start": churned_at_start.to_numpy(dtype=bool),
+        "won_back": (churned_at_start & ordered).to_numpy(dtype=bool),
+    }
+
+
+def _churn_values(counts: Mapping[str, int]) -> dict[str, float]:
+    return {
+        "churn_rate": ratio(counts["live_then_churned"], counts["live_at_start"]),
+        "winback_customers": float(counts["won_back"]),
+        "winback_rate": ratio(counts["won_back"], counts["churned_at_start"]),
     }
 
 
@@ -175,13 +207,53 @@ def retention_kpis(
     thresholds: ThresholdSettings,
 ) -> dict[str, float]:
     """Every KPI of :data:`KPIS` for ``period`` (clipped to ``as_of``)."""
-    orders = period_orders["orders_in_period"].fillna(0)
-    return {
-        "period_buyers": float((orders >= 1).sum()),
-        "new_customers": float(new_customer_mask(first_orders, period).sum()),
-        "repurchase_rate": repurchase_rate(period_orders),
-        "repeat_rate_90d": repeat_rate_90d(
-            first_orders, period, as_of, thresholds.repeat_window_days
-        ),
-        **churn_and_winback(period_orders, period, thresholds.dormant_days),
+    every = np.zeros(len(period_orders), dtype="int64"), np.zeros(len(first_orders), dtype="int64")
+    return _retention(period_orders, first_orders, period, as_of, thresholds, every, 1)[0]
+
+
+def retention_kpis_by_team(
+    period_orders: pd.DataFrame,
+    first_orders: pd.DataFrame,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    teams: Sequence[str],
+) -> dict[str, dict[str, float]]:
+    """:func:`retention_kpis` of each of ``teams`` in one pass over everyone's rows (with
+    ``team``): each count is one ``np.bincount`` over team codes."""
+    teams = list(teams)
+    codes = team_codes(period_orders["team"], teams), team_codes(first_orders["team"], teams)
+    values = _retention(period_orders, first_orders, period, as_of, thresholds, codes, len(teams))
+    return dict(zip(teams, values, strict=True))
+
+
+def _retention(
+    period_orders: pd.DataFrame,
+    first_orders: pd.DataFrame,
+    period: Period,
+    as_of: date,
+    thresholds: ThresholdSettings,
+    codes: tuple[np.ndarray, np.ndarray],
+    teams: int,
+) -> list[dict[str, float]]:
+    """The KPIs of each of ``teams`` groups; ``codes`` number the rows of both frames."""
+    order_codes, first_codes = codes
+    buyers, repeaters = (count_by_team(order_codes, m, teams) for m in _buyer_masks(period_orders))
+    new, repeated = (
+        count_by_team(first_codes, m, teams)
+        for m in _repeat_masks(first_orders, period, as_of, thresholds.repeat_window_days)
+    )
+    churn = {
+        name: count_by_team(order_codes, mask, teams)
+        for name, mask in _churn_masks(period_orders, period, thresholds.dormant_days).items()
     }
+    return [
+        {
+            "period_buyers": float(buyers[i]),
+            "new_customers": float(new[i]),
+            "repurchase_rate": ratio(repeaters[i], buyers[i]),
+            "repeat_rate_90d": ratio(repeated[i], new[i]),
+            **_churn_values({name: int(counts[i]) for name, counts in churn.items()}),
+        }
+        for i in range(teams)
+    ]

@@ -125,18 +125,20 @@ def _tile_notes(
 
 def _distribution(customers: pd.DataFrame, column: str, keys: tuple[str, ...], language: str):
     values = customers[column].astype("object")
+    revenues = customers["revenue_12m"].clip(lower=0)  # one column: no copy of the frame
     total_customers = len(customers)
-    total_revenue = float(customers["revenue_12m"].clip(lower=0).sum())
+    total_revenue = float(revenues.sum())
     rows = []
     for key in keys:
-        chosen = customers[values == key]
-        revenue = float(chosen["revenue_12m"].clip(lower=0).sum())
+        chosen = values == key
+        count = int(chosen.sum())
+        revenue = float(revenues[chosen].sum())
         rows.append(
             {
                 "key": key,
                 "label": label(key, language),
-                "customers": len(chosen),
-                "customer_share": len(chosen) / total_customers if total_customers else 0.0,
+                "customers": count,
+                "customer_share": count / total_customers if total_customers else 0.0,
                 "revenue": revenue,
                 "revenue_share": revenue / total_revenue if total_revenue > 0 else 0.0,
             }
@@ -159,18 +161,19 @@ def _format_distribution(rows: list[dict[str, Any]], language: str, currency: st
 
 def _matrix(customers: pd.DataFrame, language: str, currency: str) -> list[dict[str, Any]]:
     groups = customers["value_group"].astype("object")
+    revenues = customers["revenue_12m"]  # one column: no copy of the frame per cell
     rows = []
     for value in ("high", "low"):
         cells = []
         for lifecycle in LIFECYCLES:
             key = f"{value}_{lifecycle}"
-            chosen = customers[groups == key]
+            chosen = groups == key
             cells.append(
                 {
                     "key": key,
                     "label": label(key, language),
-                    "customers": fmt.number(len(chosen)),
-                    "revenue": fmt.money(float(chosen["revenue_12m"].sum()), language, currency),
+                    "customers": fmt.number(int(chosen.sum())),
+                    "revenue": fmt.money(float(revenues[chosen].sum()), language, currency),
                     "action": action_text(GROUP_ACTIONS[key], language),
                 }
             )

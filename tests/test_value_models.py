@@ -100,22 +100,28 @@ def test_the_snapshot_of_a_run_stores_its_fitted_models(
         engine.dispose()
 
 
+@pytest.fixture
+def fits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per BG/NBD fit made while the test runs (a fit, not a reuse)."""
+    made: list[int] = []
+    original = predict.fit_bgnbd
+
+    def counted(*args: object) -> object:
+        made.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(predict, "fit_bgnbd", counted)
+    return made
+
+
 def test_a_second_run_of_the_date_reuses_the_stored_models_only_on_the_same_buyers(
-    db_url_factory: Callable[[str], URL], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url_factory: Callable[[str], URL], tmp_path: Path, fits: list[int]
 ) -> None:
     """The models stored for a date are read back and used instead of a new fit when the
     buyers are the same (same scores, same KPIs, no fit); after one paid amount changes
     they are fitted again and differ."""
     url = db_url_factory("duckdb")
     engine = make_engine(url, connect_timeout=5, statement_timeout=300)
-    fits: list[int] = []
-    original = predict.fit_bgnbd
-
-    def counted(*args: object) -> object:
-        fits.append(1)
-        return original(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(predict, "fit_bgnbd", counted)
     try:
         as_of = date(2026, 6, 30)
         load_demo(engine, generate_demo(customers=400, orders=4_000, seed=5, end_date=as_of))
@@ -151,20 +157,12 @@ def test_a_second_run_of_the_date_reuses_the_stored_models_only_on_the_same_buye
 
 
 def test_the_quarterly_review_reuses_the_models_the_nightly_stored_for_its_last_day(
-    db_url_factory: Callable[[str], URL], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    db_url_factory: Callable[[str], URL], tmp_path: Path, fits: list[int]
 ) -> None:
     """gather_quarter computes the quarter as of its last day: the models the nightly of
     that day stored are used (no fit), and the review's scores are those of the fit."""
     url = db_url_factory("duckdb")
     engine = make_engine(url, connect_timeout=5, statement_timeout=300)
-    fits: list[int] = []
-    original = predict.fit_bgnbd
-
-    def counted(*args: object) -> object:
-        fits.append(1)
-        return original(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(predict, "fit_bgnbd", counted)
     try:
         quarter_end = date(2026, 6, 30)
         load_demo(engine, generate_demo(customers=400, orders=4_000, seed=5, end_date=quarter_end))

@@ -721,3 +721,31 @@ def test_big_amounts_stay_whole_and_never_overlap(
                     break  # sorted by left edge: nothing further right can overlap
                 if other[1] < y1 - 1 and y0 < other[3] - 1:
                     raise AssertionError(f"page {number}: {text!r} overlaps {other[4]!r}")
+
+
+def _table_boxes(box: object) -> Iterator[object]:
+    """Every table box laid out under ``box`` (WeasyPrint's box tree)."""
+    for child in getattr(box, "children", ()):
+        if type(child).__name__ == "TableBox":
+            yield child
+        yield from _table_boxes(child)
+
+
+def test_every_english_table_of_the_company_review_fits_its_page(
+    settings: Settings, data: QuarterData
+) -> None:
+    """English number headings ("Lead conversion rate") wrap between their words, so the
+    company review's ten-column team table, like every other table, stays inside its
+    page's content box (with headings on one line it ran 55 mm past a landscape page and
+    cut off the last columns)."""
+    from weasyprint import HTML
+
+    document = HTML(string=quarterly_html(settings, data, None, "en", GENERATED)).render()
+    tables = 0
+    for number, page in enumerate(document.pages, start=1):
+        body = page._page_box
+        right = body.content_box_x() + body.width
+        for table in _table_boxes(body):
+            tables += 1
+            assert table.position_x + table.margin_width() <= right + 0.5, f"page {number}"
+    assert tables >= 10

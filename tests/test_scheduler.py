@@ -328,6 +328,38 @@ def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     assert "serve: stopped" in process.stderr.read()
 
 
+SIGNAL_INSIDE_THE_WAIT = """
+import logging, os, signal, threading, time
+from crm_batch.scheduler import stop_on_signals
+
+logging.basicConfig(level=logging.INFO)
+
+stop = threading.Event()
+stop_on_signals(stop)
+with stop._cond:  # what stop.wait() holds for a moment as the serve loop enters it
+    os.kill(os.getpid(), signal.SIGTERM)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:  # the Python-level handler runs in here
+        pass
+print("stopped" if stop.wait(30) else "still running")
+"""
+
+
+def test_a_signal_arriving_as_the_loop_enters_its_wait_still_stops_it() -> None:
+    """The race that once hung ``serve`` for good: a handler calling ``stop.set()`` while
+    the main thread held the event's lock waited for itself."""
+    result = subprocess.run(
+        [sys.executable, "-c", SIGNAL_INSIDE_THE_WAIT],
+        capture_output=True,
+        text=True,
+        timeout=hang_bound(60),
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "stopped"
+    assert "SIGTERM received" in result.stderr
+
+
 def test_due_business_dates_for_one_shot_catch_up_runs(tmp_path: Path) -> None:
     settings = folder_settings(demo_folder(tmp_path))
     slot = nightly_slot(DEMO_DAY, settings.schedule.nightly_at, settings.tz)

@@ -236,17 +236,16 @@ def serve(config_file: str | None, database_url: str | None, as_of: date | None)
     loop goes on; a run in progress elsewhere is waited for. SIGTERM or Ctrl-C stops
     it after the run in progress. Business dates come from the clock: no --as-of.
     """
-    import signal
     import threading
 
     from crm_batch import progress
     from crm_batch.scheduler import serve as serve_loop
+    from crm_batch.scheduler import stop_on_signals
 
     if as_of is not None:
         raise click.UsageError("serve picks the business dates from the clock; drop --as-of")
     settings = load_settings(config_file, database_url=database_url)
     progress.set_enabled(False)  # a long-running service logs lines, never bars
     stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
+    stop_on_signals(stop)
     serve_loop(settings, stop)

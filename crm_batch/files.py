@@ -18,7 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+#: A team name longer than this many characters is not used as a file name as it is.
 _STEM_MAX = 80
+#: ... nor one whose UTF-8 form is longer than this many bytes: file systems take 255
+#: bytes a name (ext4, APFS, NTFS in UTF-16 units), and the longest name made from a
+#: stem adds about 60 (``quarterly_`` ... ``_2026-Q3_zh-CN.html`` inside
+#: :func:`atomic_output`'s temporary name), so 60 Chinese characters still fit.
+_STEM_MAX_BYTES = 180
+_DIGEST_PART = 9  # "-" and 8 hex digits
 _WINDOWS_RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9¹²³]|LPT[0-9¹²³])(\..*)?", re.IGNORECASE)
 _UNSAFE = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
 
@@ -74,6 +81,7 @@ def atomic_write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
 def _safe_stem(team: str) -> bool:
     return (
         0 < len(team) <= _STEM_MAX
+        and len(team.encode("utf-8")) <= _STEM_MAX_BYTES
         and team == team.strip()
         and not team.endswith(".")
         and not team.startswith((".", "~"))
@@ -95,8 +103,15 @@ def file_stem(team: str) -> str:
         return team
     text = unicodedata.normalize("NFKC", team).strip().lower()
     slug = re.sub(r"[^\w-]+", "-", text, flags=re.UNICODE).strip("-_")[:60]
+    slug = cut_to_bytes(slug, _STEM_MAX_BYTES - _DIGEST_PART).strip("-_")
     digest = hashlib.sha256(team.encode("utf-8")).hexdigest()[:8]
     return f"{slug}-{digest}" if slug else f"team-{digest}"
+
+
+def cut_to_bytes(text: str, limit: int) -> str:
+    """The longest start of ``text`` whose UTF-8 form has at most ``limit`` bytes (never
+    half a character)."""
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
 
 
 #: The ``<meta>`` name under which a rendered report records whom it is for; WeasyPrint

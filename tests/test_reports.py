@@ -184,6 +184,45 @@ def test_scope_slug_is_file_system_safe() -> None:
     assert scope_slug("???") != scope_slug("!!!")
 
 
+LONG_TEAM_NAMES = (
+    "华" * 60,  # the longest Chinese name kept as it is (180 bytes)
+    "华" * 80,  # 240 bytes: hashed, cut to 180
+    "𠀀" * 70,  # four bytes a character
+    "a" * 80,
+    "华东/" * 40,
+)
+
+
+@pytest.mark.parametrize(
+    "team", LONG_TEAM_NAMES, ids=["zh-60", "zh-80", "four-byte-70", "ascii-80", "zh-slashes"]
+)
+def test_every_file_a_long_team_name_gives_can_be_written(tmp_path: Path, team: str) -> None:
+    """A name stays within the 255 bytes file systems take, temporary names included: 80
+    Chinese characters once made a 270-byte report name the run could not write."""
+    from crm_batch.excel.workbook_files import backup_path, beside_path, team_workbook_paths
+    from crm_batch.files import atomic_write_text
+    from crm_batch.periods import period_containing
+    from crm_batch.reports import quarterly
+    from crm_batch.reports.callsheets import sheet_paths
+
+    settings = Settings.model_construct(reports_dir=tmp_path, workbooks_dir=tmp_path)
+    quarter = period_containing(date(2026, 9, 30), "quarter")
+    paths = [
+        *diagnosis.output_paths(settings, team, "2026-12-05", "zh-CN"),
+        *quarterly.output_paths(settings, team, quarter, "zh-CN"),
+        *sheet_paths(settings, [(team, team)], "2026-12-05", {team: "zh-CN"})[(team, team)],
+    ]
+    workbook = team_workbook_paths(settings, [team, team.upper() + "x"])[team]
+    stamp = datetime(2026, 12, 5, 23, 59, 59)
+    paths += [workbook, beside_path(workbook, stamp), backup_path(tmp_path, workbook.stem, stamp)]
+    for path in paths:
+        atomic_write_text(path, "x")  # raises OSError (File name too long) past 255 bytes
+        assert path.read_text() == "x"
+        # the workbook refresh's temporary name is the longest made from a stem
+        assert len(f".{path.stem}.0123abcd.tmp.xlsm".encode()) <= 255
+    assert len(set(paths)) == len(paths)
+
+
 def test_report_language_prefers_option_then_team_then_general(settings: Settings) -> None:
     team = settings.model_copy(
         update={"teams": (*settings.teams, type(settings.teams[0])(name="X", language="en"))}

@@ -35,7 +35,7 @@ from typing import Any
 import pandas as pd
 
 from crm_batch.config import Settings
-from crm_batch.files import file_stem, report_scope
+from crm_batch.files import cut_to_bytes, file_stem, report_scope
 from crm_batch.i18n import numbers as fmt
 from crm_batch.i18n.callsheet_texts import CALLSHEET_TEXTS, callsheet_text
 from crm_batch.i18n.messages import message
@@ -92,10 +92,7 @@ def _short(stem: str, key: str) -> str:
     hash of ``key`` (the exact name), so a long name still gives a file name of its own."""
     if len(stem.encode("utf-8")) <= _PART_BYTES:
         return stem
-    cut = stem
-    while len(cut.encode("utf-8")) > _PART_BYTES - 9:
-        cut = cut[:-1]
-    return f"{cut.rstrip('-_. ')}-{_digest(key)}"
+    return f"{cut_to_bytes(stem, _PART_BYTES - 9).rstrip('-_. ')}-{_digest(key)}"
 
 
 def _digest(text: str) -> str:

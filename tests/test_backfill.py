@@ -59,7 +59,7 @@ def test_an_older_date_keeps_the_current_workbooks_and_stores_its_snapshots(
 
     assert folder_state(settings.workbooks_dir) == current  # not one byte, no new backup
     summaries = stage_summaries(result)
-    for stage in ("harvest", "workbooks", "reports", "callsheets", "delivery"):
+    for stage in ("harvest", "workbooks", "reports", "callsheets", "prune", "delivery"):
         assert "kept the current outputs" in summaries[stage]
     assert older in snapshot_dates(settings)  # the backfill's own product is stored
 

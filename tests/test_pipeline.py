@@ -84,9 +84,10 @@ def test_nightly_stores_snapshots_logs_each_stage_and_reruns_identically(
         "workbooks",
         "reports",
         "callsheets",
+        "prune",
         "delivery",
     ]
-    kpis, stored, _harvest, workbooks, reports, sheets, delivery = first.stages
+    kpis, stored, _harvest, workbooks, reports, sheets, _prune, delivery = first.stages
     assert workbooks.rows == 8  # one workbook per team
     assert len(list(settings.workbooks_dir.glob("*.xlsm"))) == 8
     assert (reports.rows, sheets.rows, delivery.rows) == (0, 0, 0)  # off in these settings

@@ -267,6 +267,10 @@ class ReportSettings(_Section):
     # (a render each), and each sheet lists customers' phone numbers, which a company
     # should choose to put in its reports folder
     per_owner: bool = False
+    # the nightly diagnosis reports and call sheets of the last keep_days business dates
+    # are kept in paths.reports_dir, older ones removed after each nightly run (0: keep
+    # all); quarterly reviews are always kept (crm_batch.reports.retention)
+    keep_days: int = Field(90, ge=0, le=36500)
 
 
 class WorkbookSettings(_Section):

@@ -103,7 +103,12 @@ def run_nightly(
                 "workbooks and reports folders"
             )
         settings = settings.model_copy(
-            update={"workbooks_dir": folder / "workbooks", "reports_dir": folder / "reports"}
+            update={
+                "workbooks_dir": folder / "workbooks",
+                "reports_dir": folder / "reports",
+                # a folder for a look back keeps everything it is given
+                "reports": settings.reports.model_copy(update={"keep_days": 0}),
+            }
         )
         send, outputs = False, True
     return run_stages(

@@ -5,7 +5,8 @@ checks, the quarter-to-date KPIs of the company and every team), ``snapshots`` (
 replaced in one transaction), ``harvest`` (staff inputs of the folder's other
 workbooks), ``workbooks`` (each team's workbook harvested, rebuilt and replaced
 atomically), ``reports`` (diagnosis PDFs), ``callsheets`` (a PDF per sales rep, when
-``reports.per_owner`` is on) and ``delivery`` (e-mail, when asked). The
+``reports.per_owner`` is on), ``prune`` (nightly reports older than
+``reports.keep_days`` removed) and ``delivery`` (e-mail, when asked). The
 quarterly run of a quarter (:data:`QUARTERLY_STAGES`, business date = its last day):
 ``reviews`` and ``delivery``. Running a date twice gives the same outputs and sends
 nothing twice; a run that dies between stages leaves every previous output as it was
@@ -187,6 +188,25 @@ def deliver_reports(context: RunContext) -> StageOutcome:
     return StageOutcome(len(report.sent), report.summary().splitlines()[0])
 
 
+def prune_old_reports(context: RunContext) -> StageOutcome:
+    """Remove the nightly reports (diagnosis, call sheets) of business dates
+    ``reports.keep_days`` or more days before this run's from ``paths.reports_dir``,
+    after this run wrote its own, so a run that failed earlier removes nothing. A file
+    that cannot be removed is a note, not a failure (:mod:`crm_batch.reports.retention`).
+    """
+    from crm_batch.reports.retention import prune_nightly_reports
+
+    keep_days = context.settings.reports.keep_days
+    if keep_days == 0:
+        return StageOutcome(0, "off (reports.keep_days = 0)")
+    pruned = prune_nightly_reports(context.settings.reports_dir, context.business_date, keep_days)
+    notes = tuple(
+        f"cannot remove the old report {path.name}: {reason}" for path, reason in pruned.failed
+    )
+    summary = f"{len(pruned.removed)} nightly report files older than {keep_days} days removed"
+    return StageOutcome(len(pruned.removed), summary, notes=notes)
+
+
 def decide_outputs(engine: Engine, business_date: date) -> bool:
     """The backfill rule (from the run log on ``engine``, the state database): a nightly
     run of a date older than the latest successful nightly run computes KPIs and
@@ -237,6 +257,7 @@ NIGHTLY_STAGES: tuple[Stage, ...] = (
     Stage("workbooks", current_outputs(refresh_workbooks)),
     Stage("reports", current_outputs(write_diagnosis_reports)),
     Stage("callsheets", current_outputs(write_call_sheets)),
+    Stage("prune", current_outputs(prune_old_reports), retry=False),
     Stage("delivery", current_outputs(deliver_reports), retry=False),
 )
 

@@ -36,8 +36,8 @@ injected clock, so tests control time without sleeping.
 from __future__ import annotations
 
 import logging
-import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -69,32 +69,36 @@ def stop_on_signals(
     event's lock, which the interrupted main thread holds for a moment each time it enters
     ``stop.wait``, so a handler calling it can wait for itself for ever (a SIGTERM that
     landed as the loop entered its wait once hung ``serve`` until it was killed). The
-    C-level handler writes the signal's number to a wake-up pipe instead, and a watcher
+    C-level handler writes the signal's number to a wake-up socket instead, and a watcher
     thread reads it and sets the event.
     """
-    read_fd, write_fd = os.pipe()
-    os.set_blocking(write_fd, False)
-    signal.set_wakeup_fd(write_fd)
+    # a socket pair rather than a pipe: Windows takes only a socket as the wake-up fd
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    signal.set_wakeup_fd(sender.fileno())
     for signum in signums:
         signal.signal(signum, _signal_noted)
     wanted = {int(signum) for signum in signums}
 
     def watch() -> None:
-        while True:
-            received = [number for number in os.read(read_fd, 64) if number in wanted]
-            if received and not stop.is_set():
-                log.info(
-                    "serve: %s received; stopping after the run in progress",
-                    signal.Signals(received[0]).name,
-                )
-            if received:
-                stop.set()
+        # this thread holds both ends for the life of the process: a collected ``sender``
+        # would close the wake-up fd under the C-level handler
+        with receiver, sender:
+            while True:
+                received = [number for number in receiver.recv(64) if number in wanted]
+                if received and not stop.is_set():
+                    log.info(
+                        "serve: %s received; stopping after the run in progress",
+                        signal.Signals(received[0]).name,
+                    )
+                if received:
+                    stop.set()
 
     threading.Thread(target=watch, name="crm-batch-signals", daemon=True).start()
 
 
 def _signal_noted(signum: int, frame: object) -> None:
-    """The Python-level handler of :func:`stop_on_signals`: the wake-up pipe does the work."""
+    """The Python-level handler of :func:`stop_on_signals`: the wake-up socket does the work."""
 
 
 def utc_now() -> datetime:

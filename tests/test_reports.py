@@ -260,7 +260,15 @@ def test_a_tier_quiet_revenue_finding_carries_its_number() -> None:
 
 def test_findings_fire_on_thresholds_and_skip_missing_values() -> None:
     customers = _customers([("C", 100, 10, "low_active")])
-    channels = pd.DataFrame({"channel": ["email", "sms"], "touches": [10, 10], "roi": [-0.5, 2.0]})
+    channels = pd.DataFrame(
+        {
+            "channel": ["email", "sms", "event"],
+            "touches": [10, 10, 0],
+            "revenue": [500.0, 3_000.0, 0.0],
+            "cost": [1_000.0, 1_000.0, 2_000.0],
+            "roi": [-0.5, 2.0, -1.0],
+        }
+    )
     kpis = {
         "revenue_12m": 1_000_000.0,
         "revenue_at_risk": 100_000.0,
@@ -281,7 +289,20 @@ def test_findings_fire_on_thresholds_and_skip_missing_values() -> None:
     }
     assert found["revenue_at_risk"].number == "CNY 100,000"
     assert "10% of 12-month revenue" in found["revenue_at_risk"].text
-    assert "E-mail" in found["negative_roi_channel"].text
+    assert found["negative_roi_channel"].text == (
+        "Channel E-mail has a marketing ROI of -50%: it cost CNY 1,000 and brought in "
+        "CNY 500 of attributed sales."
+    )
+    # no attributed sale yet: said so, not "it cost more than it brought in"
+    channels.loc[2, "touches"] = 5
+    unpaid = {f.key: f for f in findings.find(kpis, customers, channels, "en", "CNY")}
+    assert unpaid["unpaid_channel"].number == "-100%"
+    assert unpaid["unpaid_channel"].text == (
+        "Channel Event has cost CNY 2,000 this period and no sale is attributed to it yet "
+        "(ROI -100%)."
+    )
+    zh = {f.key: f for f in findings.find(kpis, customers, channels, "zh-CN", "CNY")}
+    assert "尚无归因销售额" in zh["unpaid_channel"].text
     severities = [f.severity for f in findings.find(kpis, customers, channels, "en", "CNY")]
     assert severities == sorted(severities, key=["high", "medium", "info"].index)
 

@@ -312,8 +312,14 @@ _TEXTS: dict[str, tuple[str, str]] = {
         "The campaign opt-out rate is {rate}, above the {threshold} limit.",
     ),
     "finding.negative_roi_channel": (
-        "渠道 {channel} 的营销ROI为 {roi}:成本高于归因销售额。",
-        "Channel {channel} has a marketing ROI of {roi}: it cost more than it brought in.",
+        "渠道 {channel} 的营销ROI为 {roi}:成本 {cost},归因销售额 {revenue}。",
+        "Channel {channel} has a marketing ROI of {roi}: it cost {cost} and brought in "
+        "{revenue} of attributed sales.",
+    ),
+    "finding.unpaid_channel": (
+        "渠道 {channel} 本期已投入成本 {cost},尚无归因销售额(ROI {roi})。",
+        "Channel {channel} has cost {cost} this period and no sale is attributed to it yet "
+        "(ROI {roi}).",
     ),
     "finding.dormant_high_value": (
         "{count} 位高价值客户处于沉睡或流失状态(近12个月销售额 {amount})。",

@@ -170,12 +170,16 @@ def find(
     for row in channels.itertuples(index=False):
         if row.touches > 0 and math.isfinite(row.roi) and row.roi < 0:
             roi = pct(float(row.roi), 0)
+            # a channel with no attributed sale yet (often a campaign just started) reads
+            # as "-100 %"; say so instead of "it cost more than it brought in"
             add(
-                "negative_roi_channel",
+                "negative_roi_channel" if row.revenue > 0 else "unpaid_channel",
                 "info",
                 roi,
                 channel=channel_label(str(row.channel), language),
                 roi=roi,
+                cost=fmt.money(float(row.cost), language, currency),
+                revenue=fmt.money(float(row.revenue), language, currency),
             )
 
     order = {"high": 0, "medium": 1, "info": 2}

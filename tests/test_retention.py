@@ -26,6 +26,7 @@ REMOVED = (
     "diagnosis_team-a-b-3f2a9c1d_2025-12-31_zh-CN.pdf",
     f"callsheet_Xiamen_Kevin Lin_{REMOVED_LAST}_zh-CN.pdf",
     "callsheet_华东_2026-01-01_王_2026-02-01_zh-CN.html",  # a date inside the owner's name
+    ".diagnosis_all_2026-01-01_en.pdf.x1y2z3_9.tmp",  # left behind by a killed run
 )
 KEPT = (
     f"diagnosis_all_{KEPT_FIRST}_zh-CN.pdf",
@@ -39,7 +40,9 @@ KEPT = (
     "diagnosis_2026-01-01_en.pdf",  # no scope
     "diagnosis_all_2026-01-01_en.pdf.bak",
     "Diagnosis_all_2026-01-01_en.pdf",
-    ".diagnosis_all_2026-01-01_en.pdf.x1y2z3.tmp",
+    f".diagnosis_all_{KEPT_FIRST}_en.pdf.x1y2z3_9.tmp",  # a run writing it now
+    ".diagnosis_all_2026-01-01_fr.pdf.x1y2z3_9.tmp",
+    ".notes.txt.x1y2z3_9.tmp",
     "budget 2026-01-01.xlsx",
     "notes.txt",
 )
@@ -64,6 +67,8 @@ def test_a_nightly_report_name_gives_its_business_date() -> None:
     assert report_date("callsheet_华东_2026-01-01_王_2026-02-01_zh-CN.html") == date(2026, 2, 1)
     assert report_date("quarterly_all_2026Q3_en.pdf") is None
     assert report_date("diagnosis_all_2026-02-30_en.pdf") is None
+    assert report_date(".diagnosis_all_2026-09-06_en.pdf.k2_x9a.tmp") == date(2026, 9, 6)
+    assert report_date(".diagnosis_all_2026-09-06_en.pdf") is None
 
 
 def test_expired_reports_are_those_before_the_kept_dates(tmp_path: Path) -> None:
@@ -72,9 +77,7 @@ def test_expired_reports_are_those_before_the_kept_dates(tmp_path: Path) -> None
     assert sorted(path.name for path in expired) == sorted(REMOVED)
     # keep_days = 1 keeps the run's date and any newer one only
     one = {path.name for path in expired_reports(tmp_path, RUN_DAY, 1)}
-    assert one == set(REMOVED) | {f"diagnosis_all_{KEPT_FIRST}_zh-CN.pdf"} | {
-        f"callsheet_Xiamen_Kevin Lin_{KEPT_FIRST}_zh-CN.pdf"
-    }
+    assert one == set(REMOVED) | {name for name in KEPT if KEPT_FIRST in name}
     assert expired_reports(tmp_path, RUN_DAY, 0) == []  # 0: keep everything
     assert expired_reports(tmp_path / "missing", RUN_DAY, 90) == []
 

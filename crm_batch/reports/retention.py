@@ -9,7 +9,8 @@ year. Nothing is lost by removing them: every figure stays in the state database
 Only files whose whole name is one this package writes for a nightly report are
 candidates (``diagnosis_<scope>_<YYYY-MM-DD>_<lang>.pdf``/``.html``,
 ``callsheet_<team>_<owner>_<YYYY-MM-DD>_<lang>.pdf``/``.html``), dated by the business
-date in the name, never by the file's time. Quarterly reviews, files people put there
+date in the name, never by the file's time; so is the temporary file a killed run left
+beside one (``.<report name>.<random>.tmp``). Quarterly reviews, files people put there
 and sub-folders are never touched. A file that cannot be removed is reported and left.
 """
 
@@ -34,6 +35,9 @@ _DATED_NAME = re.compile(
     rf"_(?P<day>\d{{4}}-\d{{2}}-\d{{2}})_(?:{'|'.join(map(re.escape, LANGUAGES))})"
     r"\.(?:pdf|html)"
 )
+#: The temporary file :func:`crm_batch.files.atomic_output` writes beside a report: left
+#: behind only by a killed run, and dated by its report's name.
+_LEFT_BEHIND = re.compile(r"\.(?P<report>.+)\.[^.]+\.tmp")
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,10 @@ class Pruned:
 
 
 def report_date(name: str) -> date | None:
-    """The business date of a nightly report's file name; None for any other name."""
-    match = _DATED_NAME.fullmatch(name)
+    """The business date of a nightly report's file name, or of the temporary file a
+    killed run left beside one; None for any other name."""
+    left_behind = _LEFT_BEHIND.fullmatch(name)
+    match = _DATED_NAME.fullmatch(left_behind["report"] if left_behind else name)
     if match is None:
         return None
     try:

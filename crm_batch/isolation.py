@@ -7,6 +7,10 @@ connections, locks or threads) and reused across calls, so the start-up cost is 
 once per run. A call that runs past its limit gets the workers terminated and raises
 :class:`StageTimeoutError`; the next call starts fresh workers. Exceptions raised in a
 worker (e.g. :class:`DataError`) reach the caller unchanged.
+
+Workers ignore SIGINT: Ctrl-C at a terminal reaches the whole process group, and the
+main process decides what it means (``serve`` finishes the run in progress, so its
+reports must still render); the workers are stopped with SIGTERM by the pool itself.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.pool
+import signal
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -23,6 +28,11 @@ from crm_batch.errors import StageTimeoutError
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _ignore_interrupts() -> None:
+    """Pool worker initializer: SIGINT is the main process's to handle."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class TimeLimitedPool:
@@ -37,7 +47,7 @@ class TimeLimitedPool:
     def _ensure_pool(self) -> multiprocessing.pool.Pool:
         if self._pool is None:
             context = multiprocessing.get_context("spawn")
-            self._pool = context.Pool(processes=self.workers)
+            self._pool = context.Pool(processes=self.workers, initializer=_ignore_interrupts)
         return self._pool
 
     def call(self, function: Callable[..., T], *args: Any, seconds: float, what: str) -> T:

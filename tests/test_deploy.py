@@ -74,6 +74,8 @@ def test_the_nightly_service_treats_another_run_holding_the_lock_as_success() ->
 def test_serve_is_stopped_with_sigterm_and_restarted_after_a_crash() -> None:
     service = unit("crm-batch-serve.service")["Service"]
     assert service["KillSignal"] == "SIGTERM"
+    # to serve alone: its run in progress keeps its render workers until it ends
+    assert service["KillMode"] == "mixed"
     assert service["Restart"] == "on-failure"
 
 

@@ -297,6 +297,10 @@ def test_missing_and_extra_columns_are_reported_together_naming_the_files(
         assert f"{orders}: missing column(s): order_date, amount, status, channel, category" in (
             lines
         )
+        assert "  a column your data does not have is returned as NULL: null as team" in lines
+        assert "  a column your data does not have is returned as NULL: null as order_date" in (
+            lines
+        )
         assert "customer_facts" not in message
     finally:
         engine.dispose()

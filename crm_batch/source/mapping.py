@@ -360,6 +360,10 @@ def _column_problems(relation: MappedRelation, returned: list[str]) -> list[str]
         lines.append(f"{relation.path}: column(s) returned twice: {', '.join(repeated)}")
     if lines:
         lines.append(f"  {relation.name} must return exactly: {', '.join(expected)}")
+    if missing:
+        lines.append(
+            f"  a column your data does not have is returned as NULL: null as {missing[0]}"
+        )
     return lines
 
 

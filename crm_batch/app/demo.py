@@ -17,7 +17,7 @@ import pandas as pd
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL
 
-from crm_batch.app.engines import build_engine, open_databases
+from crm_batch.app.engines import build_engine, open_databases, open_state
 from crm_batch.app.frames import source_catalog
 from crm_batch.config import Settings
 from crm_batch.errors import DataError
@@ -25,12 +25,17 @@ from crm_batch.periods import period_containing
 from crm_batch.schema import SOURCE_TABLES
 from crm_batch.source import demo as demo_data
 from crm_batch.source.db import dialect_name, run_query
+from crm_batch.source.demo.followups import DAYS as FOLLOWUP_DAYS
 from crm_batch.source.demo.load_spark import load_demo_spark
+from crm_batch.source.demo.model import text_id_format
 from crm_batch.source.params import standard_params
 from crm_batch.source.spark import SparkSource
 from crm_batch.urls import safe_url
 
 log = logging.getLogger(__name__)
+
+#: What the demo's follow-ups name as the workbook they came from.
+DEMO_WORKBOOK = "demo"
 
 
 def build_demo_database(
@@ -69,14 +74,16 @@ def build_demo_database(
         engine = build_engine(settings, url)
         try:
             if isinstance(engine, SparkSource):  # Parquet tables through Spark Connect
-                return load_demo_spark(
+                counts = load_demo_spark(
                     engine, data, id_type=id_type, replace=replace, progress=progress
                 )
-            return demo_data.load_demo(
-                engine, data, id_type=id_type, replace=replace, progress=progress
-            )
+            else:
+                counts = demo_data.load_demo(
+                    engine, data, id_type=id_type, replace=replace, progress=progress
+                )
         finally:
             engine.dispose()
+        return {**counts, "followups": store_demo_followups(settings, data, id_type)}
 
     building = target.with_name(f"{target.name}.building-{os.getpid()}")
     _remove_database_files(building)
@@ -96,7 +103,44 @@ def build_demo_database(
         side.unlink(missing_ok=True)
     os.replace(building, target)
     log.info("demo database written to %s", target)
-    return counts
+    return {**counts, "followups": store_demo_followups(settings, data, id_type)}
+
+
+def store_demo_followups(settings: Settings, data: demo_data.DemoData, id_type: str) -> int:
+    """Store the demo reps' follow-ups (:func:`crm_batch.source.demo.draw_followups`) in
+    the state database as their workbooks' Save button would, so the call lists, call
+    sheets and tiles of a first look show them; rows stored. Storing the same demo
+    again stores nothing twice (a follow-up is known by its content)."""
+    from crm_batch.app.followups import StaffInput, store_followups
+
+    followups = demo_data.draw_followups(data)
+    if followups.empty:
+        return 0
+    largest = int(data.customers["customer_id"].max())
+    prefix, width = text_id_format("customer_id", largest)
+
+    def key(customer: int) -> str:
+        return f"{prefix}{customer:0{width}d}" if id_type == "text" else str(customer)
+
+    stored = 0
+    with open_state(settings) as engine:
+        for (team, entered_at), rows in followups.groupby(["team", "entered_at"], sort=True):
+            inputs = [
+                StaffInput(
+                    customer_id=key(int(row.customer_id)),
+                    outcome=row.outcome,
+                    note=row.note,
+                    next_contact_date=row.next_contact_date,
+                    entered_by=row.owner,
+                )
+                for row in rows.itertuples(index=False)
+            ]
+            result = store_followups(
+                engine, str(team), inputs, DEMO_WORKBOOK, entered_at.to_pydatetime()
+            )
+            stored += result.inserted
+    log.info("demo: stored %d follow-ups of the sales reps' last %d days", stored, FOLLOWUP_DAYS)
+    return stored
 
 
 def demo_summary(settings: Settings, as_of: date) -> str:

@@ -52,7 +52,7 @@ from tqdm import tqdm
 
 from crm_batch.errors import ConfigError, DataError, DependencyError
 from crm_batch.schema import OUTPUT_TABLES, SOURCE_TABLES, build_metadata
-from crm_batch.source.demo.model import TEXT_ID_FORMAT, DemoData
+from crm_batch.source.demo.model import TEXT_ID_FORMAT, DemoData, text_id_format
 from crm_batch.source.failures import first_line
 from crm_batch.urls import safe_url
 
@@ -337,9 +337,8 @@ def _select_list(table: Table, frame: pd.DataFrame, id_type: str, backend: str) 
         name = column.name
         kind = column.type
         if name in TEXT_ID_FORMAT and id_type == "text":
-            prefix, width = TEXT_ID_FORMAT[name]
-            if frame[name].notna().any():  # keep every digit of the largest id
-                width = max(width, len(str(int(frame[name].max()))))
+            largest = int(frame[name].max()) if frame[name].notna().any() else None
+            prefix, width = text_id_format(name, largest)
             expr = f"'{prefix}' || lpad(CAST({name} AS VARCHAR), {width}, '0')"
         elif isinstance(kind, Boolean):
             expr = f"CAST({name} AS INTEGER)" if backend in ("mysql", "sqlite") else name

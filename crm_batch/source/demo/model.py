@@ -88,6 +88,13 @@ TEXT_ID_FORMAT: dict[str, tuple[str, int]] = {
 }
 
 
+def text_id_format(name: str, largest: int | None) -> tuple[str, int]:
+    """Prefix and digits of key column ``name`` as text when its largest id is
+    ``largest``: :data:`TEXT_ID_FORMAT`'s width, or every digit of the largest id."""
+    prefix, width = TEXT_ID_FORMAT[name]
+    return prefix, width if largest is None else max(width, len(str(largest)))
+
+
 @dataclass(frozen=True)
 class DemoData:
     """The six source tables of one demo company, as canonical frames.

@@ -11,6 +11,7 @@ The report part receives hand-made plain data.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from datetime import date, datetime
 
 import pandas as pd
@@ -238,3 +239,63 @@ def test_owner_follow_ups_count_high_warnings_contacted_in_the_last_7_days(
     assert sum(int(row["high"].replace(",", "")) for row in rows.values()) == len(high)
     assert list(rows)[-1] == owner  # the least followed-up owners first
     assert owner_followups(report, None, "en") == []  # follow-ups not read: no table
+
+
+def _cells_of_call_lists(box: object) -> Iterator[object]:
+    """The table cells of every call list (``table.calls``) under ``box``."""
+    for child in getattr(box, "children", ()):
+        if (
+            type(child).__name__ == "TableBox"
+            and "calls" in (child.element.get("class") or "").split()
+        ):
+            for group in child.children:
+                for row in group.children:
+                    yield from row.children
+        else:
+            yield from _cells_of_call_lists(child)
+
+
+def _text_boxes(box: object) -> Iterator[object]:
+    for child in getattr(box, "children", ()):
+        if type(child).__name__ == "TextBox":
+            yield child
+        yield from _text_boxes(child)
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+@pytest.mark.parametrize("team", [None, TEAM], ids=["company", "team"])
+def test_every_call_list_cell_holds_its_text(
+    settings: Settings, runs: tuple[KpiRun, KpiRun, str], language: str, team: str | None
+) -> None:
+    """Dates with two-digit months and days in the follow-up columns ("2026年11月23日"
+    ran 3 mm into the outcome beside it) and every other cell of the call list stay
+    inside their cells, in the company's list (one column more: team) and a team's."""
+    from weasyprint import HTML
+
+    from crm_batch.reports.diagnosis import diagnosis_html
+
+    run, _before, _top = runs
+    called = run.reports[team].churn_warnings["customer_id"].astype(str).head(20)
+    followups = pd.DataFrame(
+        {
+            "customer_id": called.to_numpy(),
+            "entered_at": pd.Timestamp("2025-12-23 17:05"),
+            "outcome": "wrong_contact",  # the longest outcome label in both languages
+            "next_contact_date": date(2026, 12, 28),
+        }
+    )
+    extras = DiagnosisExtras({}, followups)
+    html = diagnosis_html(settings, run, team, language, extras)
+    assert ("2025年12月23日" if language == "zh-CN" else "23 Dec 2025") in html
+    document = HTML(string=html, base_url=str(render.TEMPLATES_DIR)).render()
+    cells, bad = 0, []
+    for page in document.pages:
+        for cell in _cells_of_call_lists(page._page_box):
+            cells += 1
+            right = cell.content_box_x() + cell.width
+            for text_box in _text_boxes(cell):
+                overflow = text_box.position_x + text_box.width - right
+                if overflow > 0.5:
+                    bad.append(f"{text_box.text!r} +{overflow:.1f}px")
+    assert sorted(set(bad)) == []
+    assert cells >= 13 * 10  # ten rows or more, headings included

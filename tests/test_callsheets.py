@@ -3,6 +3,7 @@ one owner's failure, and the nightly stage on and off."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -377,3 +378,66 @@ def test_the_setting_takes_a_boolean_only(tmp_path: Path) -> None:
     path.write_text('[reports]\nper_owner = "yes"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match="per_owner"):
         load_settings(path)
+
+
+def _text_overflows(box: object, right: float | None = None) -> Iterator[tuple[str, float]]:
+    """(text, pixels past its table cell) of every text box under ``box`` that leaves
+    its cell."""
+    for child in getattr(box, "children", ()):
+        edge = right
+        if type(child).__name__ == "TableCellBox":
+            edge = child.content_box_x() + child.width
+        if type(child).__name__ == "TextBox" and edge is not None:
+            overflow = child.position_x + child.width - edge
+            if overflow > 0.5:
+                yield child.text, round(overflow, 1)
+        yield from _text_overflows(child, edge)
+
+
+@pytest.mark.parametrize("language", ["zh-CN", "en"])
+def test_every_table_cell_of_a_sheet_holds_its_text(language: str) -> None:
+    """December dates (two-digit months: 2026年12月28日), a long international phone
+    number, a text id and a seven-figure value stay inside their cells in all three
+    lists, laid out by WeasyPrint."""
+    from weasyprint import HTML
+
+    as_of = date(2026, 12, 24)
+    customers = _customers().assign(
+        customer_id=[f"C{n:07d}" for n in range(1, 8)],
+        phone="+86 15488458132",
+        birthday=pd.to_datetime(["1980-12-28"] * 7),
+    )
+    warnings = _warnings().assign(
+        customer_id=lambda f: "C000000" + f["customer_id"].str[1:],
+        expected_revenue_12m=1_234_567.89,
+    )
+    followups = _followups().assign(
+        customer_id=pd.Series([f"C{n:07d}" for n in range(1, 8)], dtype="string"),
+        entered_at=pd.Timestamp("2026-12-23 17:05"),
+        outcome="wrong_contact",
+        next_contact_date=date(2026, 12, 28),
+    )
+    report = SimpleNamespace(
+        team="Shanghai",
+        as_of=as_of,
+        customers=customers,
+        churn_warnings=warnings,
+        care_calendar=care.care_calendar(customers, as_of, 7, 2),
+    )
+    context = callsheets.sheet_context(
+        report,
+        "王芳",
+        followups,
+        language=language,
+        currency="CNY",
+        company_name="Demo",
+        generated_at=GENERATED,
+    )
+    html = render.render_html(callsheets.TEMPLATE, {**context, "scope_record": "team:x"})
+    assert ("2026年12月28日" if language == "zh-CN" else "28 Dec 2026") in html
+    assert len(context["calls"]) == 3
+    assert context["due"]
+    assert context["care"]
+    document = HTML(string=html, base_url=str(render.TEMPLATES_DIR)).render()
+    overflows = [item for page in document.pages for item in _text_overflows(page._page_box)]
+    assert overflows == []

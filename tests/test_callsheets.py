@@ -3,7 +3,6 @@ one owner's failure, and the nightly stage on and off."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 from fixtures.batch import DEMO_DAY, demo_folder, folder_settings
+from fixtures.layout import cell_overflows
 from fixtures.render import InProcessPool
 
 from crm_batch.config import Settings, load_settings
@@ -380,20 +380,6 @@ def test_the_setting_takes_a_boolean_only(tmp_path: Path) -> None:
         load_settings(path)
 
 
-def _text_overflows(box: object, right: float | None = None) -> Iterator[tuple[str, float]]:
-    """(text, pixels past its table cell) of every text box under ``box`` that leaves
-    its cell."""
-    for child in getattr(box, "children", ()):
-        edge = right
-        if type(child).__name__ == "TableCellBox":
-            edge = child.content_box_x() + child.width
-        if type(child).__name__ == "TextBox" and edge is not None:
-            overflow = child.position_x + child.width - edge
-            if overflow > 0.5:
-                yield child.text, round(overflow, 1)
-        yield from _text_overflows(child, edge)
-
-
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 def test_every_table_cell_of_a_sheet_holds_its_text(language: str) -> None:
     """December dates (two-digit months: 2026年12月28日), a long international phone
@@ -439,5 +425,5 @@ def test_every_table_cell_of_a_sheet_holds_its_text(language: str) -> None:
     assert context["due"]
     assert context["care"]
     document = HTML(string=html, base_url=str(render.TEMPLATES_DIR)).render()
-    overflows = [item for page in document.pages for item in _text_overflows(page._page_box)]
+    overflows = [item for page in document.pages for item in cell_overflows(page._page_box)]
     assert overflows == []

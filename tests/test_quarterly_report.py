@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 from fixtures.canonical import canonical_frames, load_canonical
+from fixtures.layout import cell_overflows
 from fixtures.render import InProcessPool
 from pypdf import PdfReader
 
@@ -748,4 +749,6 @@ def test_every_english_table_of_the_company_review_fits_its_page(
         for table in _table_boxes(body):
             tables += 1
             assert table.position_x + table.margin_width() <= right + 0.5, f"page {number}"
+        # and every text stays inside its cell ("Attainment" ran 7 px into the margin)
+        assert list(cell_overflows(body)) == [], f"page {number}"
     assert tables >= 10

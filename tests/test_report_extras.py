@@ -11,11 +11,11 @@ The report part receives hand-made plain data.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import date, datetime
 
 import pandas as pd
 import pytest
+from fixtures.layout import cell_overflows, table_cells
 
 from crm_batch.app.engines import Databases
 from crm_batch.app.followups import StaffInput, store_followups
@@ -241,27 +241,6 @@ def test_owner_follow_ups_count_high_warnings_contacted_in_the_last_7_days(
     assert owner_followups(report, None, "en") == []  # follow-ups not read: no table
 
 
-def _cells_of_call_lists(box: object) -> Iterator[object]:
-    """The table cells of every call list (``table.calls``) under ``box``."""
-    for child in getattr(box, "children", ()):
-        if (
-            type(child).__name__ == "TableBox"
-            and "calls" in (child.element.get("class") or "").split()
-        ):
-            for group in child.children:
-                for row in group.children:
-                    yield from row.children
-        else:
-            yield from _cells_of_call_lists(child)
-
-
-def _text_boxes(box: object) -> Iterator[object]:
-    for child in getattr(box, "children", ()):
-        if type(child).__name__ == "TextBox":
-            yield child
-        yield from _text_boxes(child)
-
-
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
 @pytest.mark.parametrize("team", [None, TEAM], ids=["company", "team"])
 def test_every_call_list_cell_holds_its_text(
@@ -288,14 +267,9 @@ def test_every_call_list_cell_holds_its_text(
     html = diagnosis_html(settings, run, team, language, extras)
     assert ("2025年12月23日" if language == "zh-CN" else "23 Dec 2025") in html
     document = HTML(string=html, base_url=str(render.TEMPLATES_DIR)).render()
-    cells, bad = 0, []
-    for page in document.pages:
-        for cell in _cells_of_call_lists(page._page_box):
-            cells += 1
-            right = cell.content_box_x() + cell.width
-            for text_box in _text_boxes(cell):
-                overflow = text_box.position_x + text_box.width - right
-                if overflow > 0.5:
-                    bad.append(f"{text_box.text!r} +{overflow:.1f}px")
-    assert sorted(set(bad)) == []
+    cells = sum(1 for page in document.pages for _ in table_cells(page._page_box, "calls"))
+    overflows = [
+        item for page in document.pages for item in cell_overflows(page._page_box, "calls")
+    ]
+    assert overflows == []
     assert cells >= 13 * 10  # ten rows or more, headings included

@@ -147,7 +147,7 @@ def test_the_sheet_lists_the_owners_calls_care_and_due_follow_ups_worked_by_hand
     assert first["tier"] == "A"
     assert first["why"] == "High · no orders and an open complaint"
     assert first["expected_12m"] == "CNY 9,000"
-    assert first["last_followup"] == "Interested · 22 Jun 2026"
+    assert first["last_followup"] == ("Interested", "22 Jun 2026")
     assert first["next_contact"] == "7 Jul 2026"
     assert sheet["calls"][2]["expected_12m"] == "–"  # no prediction yet
     assert sheet["calls"][2]["why"] == "Low · no order for 3 months"

@@ -151,11 +151,12 @@ def _outcome(contact: Mapping[str, Any] | None, language: str) -> str:
     return outcome_label(key, language) if key in OUTCOME_LABELS else display_text(key, 40)
 
 
-def _last_followup(contact: Mapping[str, Any] | None, language: str) -> str:
-    """``<outcome> · <date saved>`` of the latest follow-up; a dash without one."""
+def _last_followup(contact: Mapping[str, Any] | None, language: str) -> tuple[str, str]:
+    """(outcome, date saved) of the latest follow-up, shown as ``<outcome> · <date>``
+    with the date on one line; (dash, "") without one."""
     if contact is None:
-        return fmt.DASH
-    return f"{_outcome(contact, language)} · {fmt.day(contact.get('entered_at'), language)}"
+        return fmt.DASH, ""
+    return _outcome(contact, language), fmt.day(contact.get("entered_at"), language)
 
 
 def _contact_date(value: object) -> date | None:

@@ -664,7 +664,8 @@ BIG_MONEY = {
 
 def _with_big_money(page: str, language: str) -> str:
     """The review with the company-sized amounts that wrapped and overlapped in the demo
-    in every number cell of "Every KPI compared" and the 8-quarter trend table."""
+    in every number cell of "Every KPI compared", the 8-quarter trend table and the KPI
+    definitions."""
     amount, change = BIG_MONEY[language]
 
     def fill(table: re.Match[str]) -> str:
@@ -673,7 +674,9 @@ def _with_big_money(page: str, language: str) -> str:
             r'(<td class="num (?:better|worse)">)[^<]*(</td>)', rf"\g<1>{change}\g<2>", cells
         )
 
-    return re.sub(r'<table class="(?:comparison|trend)">.*?</table>', fill, page, flags=re.S)
+    return re.sub(
+        r'<table class="(?:comparison|trend|glossary)">.*?</table>', fill, page, flags=re.S
+    )
 
 
 def _words(pdf: Path) -> list[tuple[int, float, float, float, float, str]]:
@@ -722,6 +725,11 @@ def test_big_amounts_stay_whole_and_never_overlap(
                     break  # sorted by left edge: nothing further right can overlap
                 if other[1] < y1 - 1 and y0 < other[3] - 1:
                     raise AssertionError(f"page {number}: {text!r} overlaps {other[4]!r}")
+    # and each stays inside its cell (the glossary's value column was 7 px short)
+    from weasyprint import HTML
+
+    document = HTML(string=page, base_url=str(render.TEMPLATES_DIR)).render()
+    assert [item for laid in document.pages for item in cell_overflows(laid._page_box)] == []
 
 
 def _table_boxes(box: object) -> Iterator[object]:

@@ -76,8 +76,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col.customer": ("客户", "Customer"),
     "col.team": ("团队", "Team"),
     "col.owner": ("负责人", "Owner"),
-    "col.level": ("风险等级", "Level"),
-    "col.signals": ("预警信号", "Signals"),
+    # the call list's warning level and signals in one cell, as the call sheets show them
+    "col.why": ("联系原因", "Why call"),
     "col.last_order": ("最近下单", "Last order"),
     "col.revenue_at_risk": ("风险销售额", "Revenue at risk"),
     "col.referrals": ("成功转介绍", "Successful referrals"),
